@@ -1,0 +1,1 @@
+"""nianbao parsers: bytes of a published report -> one block model -> sections and facts."""

@@ -1,0 +1,84 @@
+"""The block model every format reader produces.
+
+A reader turns bytes into a `Document`: headings, paragraphs and tables in document order, each
+with the page it came from (None where the format has no pages). Tables are rows of cells that
+*start* in that row, left to right, with their spans, exactly like HTML's `<tr>`/`<td>`: a cell
+covered by a span from above is not repeated. `Table.grid()` places them on a rectangle.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+BlockKind = Literal["heading", "paragraph"]
+
+
+@dataclass(frozen=True, slots=True)
+class Cell:
+    text: str
+    rowspan: int = 1
+    colspan: int = 1
+
+
+@dataclass(slots=True)
+class Paragraph:
+    text: str
+    page: int | None = None
+    # Readers that know a heading (HTML <h2>, a DOCX heading style) say so; the sections stage
+    # still recognises headings printed as plain paragraphs.
+    kind: BlockKind = "paragraph"
+
+
+@dataclass(slots=True)
+class Table:
+    rows: list[list[Cell]]
+    page: int | None = None
+    # False where the source cannot express spans (plain text): trailing empty cells there are
+    # separator noise, and column positions are only known by order.
+    spans_known: bool = True
+
+    def grid(self) -> list[list[Cell | None]]:
+        """Place every cell on a rectangle; covered positions hold the covering cell."""
+        placed: dict[tuple[int, int], Cell] = {}
+        width = 0
+        for r, row in enumerate(self.rows):
+            c = 0
+            for cell in row:
+                while (r, c) in placed:
+                    c += 1
+                for dr in range(max(cell.rowspan, 1)):
+                    for dc in range(max(cell.colspan, 1)):
+                        placed[(r + dr, c + dc)] = cell
+                c += max(cell.colspan, 1)
+                width = max(width, c)
+        height = len(self.rows)
+        return [[placed.get((r, c)) for c in range(width)] for r in range(height)]
+
+
+Block = Paragraph | Table
+
+
+@dataclass(slots=True)
+class Document:
+    format: str
+    blocks: list[Block] = field(default_factory=list)
+    pages: int | None = None
+    title: str | None = None
+    # Reader-level findings that do not stop the parse (e.g. a page with no text layer).
+    problems: list[dict[str, str]] = field(default_factory=list)
+
+    def paragraphs(self) -> list[Paragraph]:
+        return [b for b in self.blocks if isinstance(b, Paragraph)]
+
+    def tables(self) -> list[Table]:
+        return [b for b in self.blocks if isinstance(b, Table)]
+
+
+class ParseError(Exception):
+    """A document that cannot be read at all; `code` is one of the documented problem codes."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message

@@ -1,0 +1,163 @@
+"""HTML -> blocks with lxml: rowspan/colspan, <br>/<p> inside cells, &nbsp;, page chrome ignored."""
+
+from __future__ import annotations
+
+import re
+
+from lxml import etree, html
+
+from .blocks import Cell, Document, Paragraph, ParseError, Table
+from .encoding import declared_charset, decode_text
+
+_SKIP_TAGS = {
+    "script",
+    "style",
+    "nav",
+    "footer",
+    "header",
+    "aside",
+    "noscript",
+    "form",
+    "iframe",
+    "select",
+    "button",
+    "head",
+    "template",
+    "svg",
+}
+_CHROME = re.compile(
+    r"(?:^|[\s_-])(?:nav|navbar|menu|footer|breadcrumb|crumbs?|sidebar|share|copyright)(?:$|[\s_-])",
+    re.I,
+)
+_BLOCK_TAGS = {
+    "p",
+    "div",
+    "section",
+    "article",
+    "main",
+    "li",
+    "ul",
+    "ol",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "blockquote",
+    "pre",
+    "center",
+    "dl",
+    "dt",
+    "dd",
+    "body",
+    "tbody",
+}
+_HEADING_TAGS = {"h1", "h2", "h3", "h4", "h5", "h6"}
+_SPACES = re.compile(r"[ \t\r\f\v\xa0\u3000]+")
+
+
+def _is_chrome(element: etree._Element) -> bool:
+    if element.tag in _SKIP_TAGS:
+        return True
+    marker = f"{element.get('class', '')} {element.get('id', '')}"
+    return bool(marker.strip()) and bool(_CHROME.search(marker))
+
+
+def _cell_text(cell: etree._Element) -> str:
+    parts: list[str] = []
+
+    def walk(node: etree._Element) -> None:
+        if node.tag in ("br",) or node.tag in ("p", "div") and parts:
+            parts.append("\n")
+        if node.text and node.tag not in ("script", "style"):
+            parts.append(node.text)
+        for child in node:
+            if isinstance(child.tag, str) and child.tag != "table":
+                walk(child)
+            if child.tail:
+                parts.append(child.tail)
+
+    walk(cell)
+    lines = [_SPACES.sub(" ", line).strip() for line in "".join(parts).split("\n")]
+    return "\n".join(line for line in lines if line)
+
+
+def _span(cell: etree._Element, name: str) -> int:
+    try:
+        return max(1, min(int(cell.get(name, "1").strip() or 1), 1000))
+    except ValueError:
+        return 1
+
+
+def _table(element: etree._Element) -> Table:
+    rows = []
+    for tr in element.iter("tr"):
+        # Rows of a nested table belong to that table, not this one.
+        if next(tr.iterancestors("table")) is not element:
+            continue
+        cells = [
+            Cell(_cell_text(td), _span(td, "rowspan"), _span(td, "colspan"))
+            for td in tr
+            if td.tag in ("td", "th")
+        ]
+        if cells:
+            rows.append(cells)
+    return Table(rows)
+
+
+class _Collector:
+    def __init__(self) -> None:
+        self.blocks: list[Paragraph | Table] = []
+        self.buffer: list[str] = []
+        self.kind = "paragraph"
+
+    def flush(self) -> None:
+        text = _SPACES.sub(" ", "".join(self.buffer)).strip()
+        if text:
+            self.blocks.append(Paragraph(text, kind=self.kind))  # type: ignore[arg-type]
+        self.buffer.clear()
+        self.kind = "paragraph"
+
+    def walk(self, node: etree._Element) -> None:
+        if not isinstance(node.tag, str) or _is_chrome(node):
+            return
+        if node.tag == "table":
+            self.flush()
+            self.blocks.append(_table(node))
+            for inner in node.iter("table"):
+                if inner is not node and next(inner.iterancestors("table")) is node:
+                    self.blocks.append(_table(inner))
+            return
+        block = node.tag in _BLOCK_TAGS
+        if block or node.tag == "br":
+            self.flush()
+        if node.tag in _HEADING_TAGS:
+            self.kind = "heading"
+        if node.text:
+            self.buffer.append(node.text)
+        for child in node:
+            self.walk(child)
+            if child.tail:
+                self.buffer.append(child.tail)
+        if block:
+            self.flush()
+
+
+def read_html(data: bytes) -> Document:
+    text = decode_text(data, declared_charset(data))
+    if not text.strip():
+        raise ParseError("empty_file", "the HTML file has no content")
+    # The text parser never fetches anything: no DTDs, no external entities, no network.
+    parser = html.HTMLParser(no_network=True, remove_comments=True, recover=True)
+    try:
+        root = html.document_fromstring(text, parser=parser)
+    except (etree.ParserError, ValueError) as error:
+        raise ParseError("corrupt_html", f"the HTML could not be parsed: {error}") from error
+    title_element = root.find(".//title")
+    collector = _Collector()
+    body = root.find("body")
+    collector.walk(body if body is not None else root)
+    collector.flush()
+    title = title_element.text_content().strip() if title_element is not None else None
+    return Document("html", collector.blocks, title=title or None)

@@ -1,0 +1,75 @@
+"""Agency and report year, from the title and 统计期限 (never from the publish date)."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+_TITLE = re.compile(r"政府信息公开(?:工作)?(?:年度)?(?:报告|年报)")
+_YEAR_IN_TITLE = re.compile(r"((?:19|20)\d{2})\s*年")
+_PERIOD = re.compile(
+    r"统计(?:期限|时限|时间|区间|范围)[^。；]{0,12}?((?:19|20)\d{2})\s*年\s*1\s*月\s*1\s*日"
+)
+_LABEL_PREFIX = re.compile(r"^\s*(?:标题|题目|title)\s*[:：]\s*", re.I)
+_AGENCY_NOISE = re.compile(r"^[\s\d年度:：,，、（）()]+|[\s（(]*$")
+_AGENCY_IN_PREAMBLE = re.compile(
+    r"(?:本报告由|由)\s*([^\s，,。（(]{2,30}?)\s*(?:按照|根据|依据|编制|编写)"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Metadata:
+    agency: str | None
+    year: int | None
+    title: str | None
+
+
+def _fold(text: str) -> str:
+    return unicodedata.normalize("NFKC", text).strip()
+
+
+def _title_line(candidates: list[str]) -> tuple[int, str] | None:
+    for index, text in enumerate(candidates):
+        line = _LABEL_PREFIX.sub("", _fold(text))
+        if _TITLE.search(line) and len(line) <= 80:
+            return index, line
+    return None
+
+
+def _agency_from_title(title: str) -> str | None:
+    head = _TITLE.split(title, maxsplit=1)[0]
+    year = _YEAR_IN_TITLE.search(head)
+    if year:
+        before = head[: year.start()].strip()
+        after = re.sub(r"^年?度?", "", head[year.end() :]).strip()
+        name = after or before
+    else:
+        name = head
+    name = _AGENCY_NOISE.sub("", name).strip()
+    return name if len(name) >= 2 else None
+
+
+def extract_metadata(paragraphs: list[str], title: str | None = None) -> Metadata:
+    """`paragraphs` are the document's first paragraphs (its preamble), in order."""
+    lines = ([title] if title else []) + paragraphs
+    found = _title_line(lines)
+    year = agency = None
+    title_text = None
+    if found:
+        index, title_text = found
+        match = _YEAR_IN_TITLE.search(title_text)
+        year = int(match.group(1)) if match else None
+        agency = _agency_from_title(title_text)
+        if agency is None and index > 0:
+            previous = _LABEL_PREFIX.sub("", _fold(lines[index - 1]))
+            if 2 <= len(previous) <= 30 and not re.search(r"[。，,]", previous):
+                agency = previous
+    body = "\n".join(_fold(p) for p in paragraphs)
+    period = _PERIOD.search(body)
+    if year is None and period:
+        year = int(period.group(1))
+    if agency is None:
+        match = _AGENCY_IN_PREAMBLE.search(body)
+        agency = match.group(1) if match else None
+    return Metadata(agency, year, title_text)

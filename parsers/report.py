@@ -1,0 +1,157 @@
+"""One document's bytes -> the `parse --json` object of the spec.
+
+This is the parse stage's public entry point: a pure function of the bytes (and a name for
+messages), returning plain data that crosses process boundaries and feeds the loader.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+
+from nianbao.schema.checks import run_checks
+
+from .blocks import Document, ParseError
+from .detect import sniff_format
+from .metadata import extract_metadata
+from .sections import find_sections
+from .tables import detect_version, extract_facts
+from .traditional import to_simplified_document
+
+PARSER_VERSION = "0.1.0"
+TEXT_FORMATS = ("txt", "html")
+
+
+def _reader(fmt: str) -> Callable[[bytes], Document]:
+    # Imported on demand: a text parse should not pay for pdfplumber or python-docx.
+    if fmt == "pdf":
+        from .pdf import read_pdf
+
+        return read_pdf
+    if fmt == "docx":
+        from .docx import read_docx
+
+        return read_docx
+    if fmt == "html":
+        from .html import read_html
+
+        return read_html
+    if fmt == "txt":
+        from .text import read_text
+
+        return read_text
+    if fmt in ("doc", "wps"):
+        from .legacy import read_legacy_word
+
+        return read_legacy_word
+    raise ParseError(
+        "unknown_format",
+        f"not a format nianbao reads ({fmt}): expected PDF, DOCX, DOC/WPS, HTML or text",
+    )
+
+
+def empty_result(source: str, data: bytes, fmt: str) -> dict:
+    return {
+        "source": source,
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "format": fmt,
+        "bytes": len(data),
+        "pages": None,
+        "status": "failed",
+        "agency": None,
+        "region": None,
+        "year": None,
+        "template": None,
+        "parser_version": PARSER_VERSION,
+        "sections": [],
+        "facts": [],
+        "checks": [],
+        "problems": [],
+    }
+
+
+def parse_document(document: Document, result: dict) -> dict:
+    """Fill `result` from a document already read into blocks."""
+    problems = result["problems"]
+    problems.extend(document.problems)
+    converted = to_simplified_document(document)
+    if converted:
+        problems.append(
+            {
+                "code": "traditional_characters",
+                "message": "converted from traditional characters (OpenCC tw2sp); raw bytes keep the original",
+            }
+        )
+    found, block_sections = find_sections(document.blocks)
+    preamble = next(s for s in found if s.code == "preamble")
+    meta = extract_metadata(
+        preamble.paragraphs[:8] or [p.text for p in document.paragraphs()[:8]], document.title
+    )
+    tables = [b for b in document.blocks if not hasattr(b, "text")]
+    table_sections = [
+        sec
+        for b, sec in zip(document.blocks, block_sections, strict=True)
+        if not hasattr(b, "text")
+    ]
+    version = detect_version(tables, meta.year)
+    extraction = extract_facts(tables, table_sections, version) if version else None
+    facts = [f.as_dict() for f in extraction.facts] if extraction else []
+    if extraction:
+        problems.extend(extraction.problems)
+    has_sections = len(found) > 1
+    result.update(
+        pages=document.pages,
+        agency=meta.agency,
+        year=meta.year,
+        template=version if facts else ("free_form" if has_sections else None),
+        sections=[
+            {"code": s.code, "heading": s.heading, "text": s.text}
+            for s in found
+            if s.code != "preamble" or s.paragraphs
+        ],
+        facts=facts,
+    )
+    result["checks"] = run_checks(
+        facts, version if facts else None, "\n".join(s.text for s in found)
+    )
+    if facts or (has_sections and meta.year):
+        result["status"] = "parsed"
+    else:
+        result["status"] = "not_a_report"
+        problems.append(
+            {
+                "code": "not_a_report",
+                "message": "no section headings or template tables of an annual report were found",
+            }
+        )
+    return result
+
+
+def parse_bytes(data: bytes, source: str = "<bytes>") -> dict:
+    """Parse one published report. Never raises for a bad file: problems say what went wrong."""
+    fmt = sniff_format(data, source)
+    result = empty_result(source, data, fmt)
+    if not data:
+        result["problems"].append({"code": "empty_file", "message": "the file is empty (0 bytes)"})
+        return result
+    try:
+        document = _reader(fmt)(data)
+        return parse_document(document, result)
+    except ParseError as error:
+        result["problems"].append({"code": error.code, "message": error.message})
+        return result
+    except Exception as error:  # noqa: BLE001 - one bad file must never stop a batch
+        result["problems"].append(
+            {
+                "code": "parser_error",
+                "message": f"nianbao failed on this file ({type(error).__name__}: {error}); please report it with the file",
+            }
+        )
+        result["facts"], result["checks"], result["sections"] = [], [], []
+        result["status"] = "failed"
+        return result
+
+
+def parse_file(path: str) -> dict:
+    with open(path, "rb") as handle:
+        return parse_bytes(handle.read(), path)

@@ -1,0 +1,321 @@
+"""Table grids -> facts: template rows × columns, matched by normalised labels.
+
+Every table of the document is read as one stream of rows. A row is split into its label parts
+(the label cells, including group cells spanning down from above) and its value cells. Which
+template table a row belongs to comes from the section the table sits in and from the rows
+themselves (a 信息内容 header, 申请人情况, 行政复议/行政诉讼), so tables split across pages or
+printed as several small blocks still map right.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+from nianbao.schema.registry import (
+    VERSIONS,
+    Row,
+    Template,
+    normalize_label,
+    similarity,
+    template,
+)
+
+from .blocks import Cell, Table
+from .values import is_value_text, parse_value
+
+ROW_MATCH = 0.6
+GROUP_MATCH = 0.8
+TABLE_CODES = ("active_disclosure", "applications", "review_litigation")
+
+
+@dataclass(slots=True)
+class RowView:
+    parts: list[str]
+    values: list[str]
+    page: int | None = None
+
+    @property
+    def leaf(self) -> str:
+        return self.parts[-1] if self.parts else ""
+
+    def joined(self) -> str:
+        return normalize_label("".join(self.parts))
+
+
+@dataclass(slots=True)
+class Fact:
+    table: str
+    row: str
+    col: str
+    value: int | float | None
+    raw: str
+    label: str
+    unit: str | None = None
+
+    def as_dict(self) -> dict:
+        return {
+            "table": self.table,
+            "row": self.row,
+            "col": self.col,
+            "value": self.value,
+            "raw": self.raw,
+            "label": self.label,
+            "unit": self.unit,
+        }
+
+
+@dataclass(slots=True)
+class Extraction:
+    facts: list[Fact] = field(default_factory=list)
+    problems: list[dict[str, str]] = field(default_factory=list)
+
+
+def _label_like(text: str) -> bool:
+    return bool(text.strip()) and not is_value_text(text)
+
+
+def row_views(table: Table) -> list[RowView]:
+    """Each printed row as label parts and value cells, spans resolved."""
+    views = []
+    grid = table.grid()
+    for r, grid_row in enumerate(grid):
+        distinct: list[tuple[Cell, bool]] = []
+        for cell in grid_row:
+            if cell is None or any(cell is seen for seen, _ in distinct):
+                continue
+            starts_here = any(cell is c for c in table.rows[r])
+            distinct.append((cell, starts_here))
+        last_label = max(
+            (i for i, (cell, _) in enumerate(distinct) if _label_like(cell.text)), default=-1
+        )
+        parts = [
+            " ".join(cell.text.split())
+            for cell, _ in distinct[: last_label + 1]
+            if _label_like(cell.text)
+        ]
+        values = [cell.text for cell, starts in distinct[last_label + 1 :] if starts]
+        views.append(RowView(parts, values, table.page))
+    return views
+
+
+def detect_version(tables: list[Table], year: int | None) -> str | None:
+    """The template version printed, from labels only one version has; None if no table."""
+    texts = {normalize_label(cell.text) for table in tables for row in table.rows for cell in row}
+    texts.discard("")
+    if not texts:
+        return None
+    scores = {version: 0 for version in VERSIONS}
+    for version in VERSIONS:
+        other = template(next(v for v in VERSIONS if v != version))
+        own = template(version)
+        other_labels = {normalize_label(c.label) for c in other.active_disclosure.columns}
+        signals = {normalize_label(c.label) for c in own.active_disclosure.columns} - other_labels
+        signals |= {normalize_label(r.label) for r in own.applications.rows if r.only == version}
+        signals |= {
+            normalize_label(r.label)
+            for r in own.active_disclosure.rows
+            if r.code not in {x.code for x in other.active_disclosure.rows}
+        }
+        scores[version] = sum(
+            1 for signal in signals if any(signal in text for text in texts if len(signal) >= 4)
+        )
+    best = max(scores, key=lambda v: scores[v])
+    if scores[best] > 0 and list(scores.values()).count(scores[best]) == 1:
+        return best
+    return "2021" if (year or 2021) >= 2021 else "2019"
+
+
+def _best_row(label: str, rows: tuple[Row, ...]) -> tuple[float, Row | None]:
+    best: tuple[float, Row | None] = (0.0, None)
+    for row in rows:
+        score = max(similarity(label, reference) for reference in row.labels())
+        if score > best[0]:
+            best = (score, row)
+    return best
+
+
+def _group_of(part: str, groups: dict[str, str]) -> str | None:
+    norm = normalize_label(part)
+    for code, label in groups.items():
+        if similarity(norm, normalize_label(label)) >= GROUP_MATCH:
+            return code
+    return None
+
+
+def _table_signal(view: RowView) -> str | None:
+    text = view.joined()
+    if "信息内容" in text or "第二十条" in text:
+        return "active_disclosure"
+    if "申请人情况" in text or "本年新收" in text or "勾稽关系" in text:
+        return "applications"
+    if ("行政复议" in text and "行政诉讼" in text) or "结果维持" in text:
+        return "review_litigation"
+    return None
+
+
+def _trim(values: list[str], wanted: int) -> list[str]:
+    """Drop trailing blank cells beyond what the row needs (separator and layout noise)."""
+    values = list(values)
+    while len(values) > wanted and not values[-1].strip():
+        values.pop()
+    while len(values) > wanted and not values[0].strip():
+        values.pop(0)
+    return values
+
+
+class _Mapper:
+    def __init__(self, spec: Template) -> None:
+        self.spec = spec
+        self.out = Extraction()
+        self.seen: set[tuple[str, str]] = set()
+        self.group: str | None = None
+        self.header_columns: list[str] = []
+        self.application_columns = [c.code for c in spec.applications.columns]
+        # A unit printed in the column header (本年收费金额（单位：万元）) applies to its cells.
+        self.column_units = {
+            ("active_disclosure", c.code): c.unit for c in spec.active_disclosure.columns if c.unit
+        }
+
+    def problem(self, code: str, message: str) -> None:
+        self.out.problems.append({"code": code, "message": message})
+
+    def emit(self, table: str, row: str, columns: list[str], view: RowView) -> None:
+        values = _trim(view.values, len(columns))
+        if len(values) > len(columns):
+            # Extra cells come from label spans on the left: values are right-aligned.
+            values = values[-len(columns) :]
+        if len(values) < len(columns):
+            self.problem(
+                "row_cells_missing",
+                f"{table}/{row} ({view.leaf}) has {len(values)} value cells for "
+                f"{len(columns)} columns: {values}; its cells were not mapped",
+            )
+            return
+        if (table, row) in self.seen:
+            self.problem("duplicate_row", f"{table}/{row} ({view.leaf}) is printed twice")
+            return
+        self.seen.add((table, row))
+        label = view.leaf
+        for column, raw in zip(columns, values, strict=True):
+            cell = parse_value(raw)
+            if not cell.readable:
+                self.problem("unreadable_cell", f"{table}/{row}/{column}: {raw!r}")
+            unit = cell.unit or self.column_units.get((table, column))
+            self.out.facts.append(Fact(table, row, column, cell.value, cell.raw, label, unit))
+
+    def extra(self, table: str, view: RowView, columns: list[str]) -> None:
+        if not any(v.strip() for v in view.values):
+            return
+        code = f"extra.{hashlib.sha1(view.joined().encode()).hexdigest()[:8]}"
+        if len(_trim(view.values, len(columns))) != len(columns):
+            columns = [f"c{i + 1}" for i in range(len(view.values))]
+        self.emit(table, code, columns, view)
+
+    def active_disclosure(self, view: RowView) -> None:
+        spec = self.spec.active_disclosure
+        if not view.values or not any(v.strip() for v in view.values):
+            matched = []
+            for part in view.parts:
+                norm = normalize_label(part)
+                best = max(spec.columns, key=lambda c: similarity(norm, normalize_label(c.label)))
+                if similarity(norm, normalize_label(best.label)) >= ROW_MATCH:
+                    matched.append(best.code)
+            if matched:
+                self.header_columns = matched
+            return
+        score, row = _best_row(normalize_label(view.leaf), spec.rows)
+        if row is None or score < ROW_MATCH:
+            self.extra("active_disclosure", view, self.header_columns)
+            return
+        self.emit("active_disclosure", row.code, list(row.columns), view)
+
+    def applications(self, view: RowView) -> None:
+        spec = self.spec.applications
+        groups = [g for g in (_group_of(p, spec.groups) for p in view.parts) if g]
+        if "小计" in view.joined() and not view.values:
+            self._add_subtotal_column()
+        if groups:
+            self.group = groups[-1]
+        if _header_only(view, len(self.application_columns)) or self._is_applicant_header(view):
+            return
+        leaf = normalize_label(view.leaf)
+        candidates = spec.rows_for(self.spec.version)
+        leaf_is_group = _group_of(view.leaf, spec.groups)
+        if leaf_is_group:
+            candidates = tuple(r for r in candidates if r.code == leaf_is_group)
+            self.group = None
+        elif self.group and _numbered(view.leaf):
+            candidates = tuple(r for r in candidates if r.group == self.group)
+        else:
+            candidates = tuple(r for r in candidates if r.group is None) or candidates
+        score, row = _best_row(leaf, candidates)
+        if row is None or score < ROW_MATCH:
+            # A numbered sub-row may have lost its group context (a page break, a dropped cell).
+            score, row = _best_row(leaf, spec.rows_for(self.spec.version))
+        if row is None or score < ROW_MATCH:
+            self.extra("applications", view, self.application_columns)
+            return
+        if row.group is None and not leaf_is_group:
+            self.group = None
+        self.emit("applications", row.code, self.application_columns, view)
+
+    def _is_applicant_header(self, view: RowView) -> bool:
+        """A header row names applicant columns (自然人, 商业企业 …), which no data row does."""
+        names = {
+            normalize_label(c.label)
+            for c in self.spec.applications.columns
+            if c.code not in ("total", "other_org")
+        }
+        return any(normalize_label(part) in names for part in view.parts)
+
+    def _add_subtotal_column(self) -> None:
+        for column, after in self.spec.optional_application_columns:
+            if column.code not in self.application_columns:
+                self.application_columns.insert(
+                    self.application_columns.index(after) + 1, column.code
+                )
+
+    def review_litigation(self, view: RowView) -> None:
+        columns = [c.code for c in self.spec.review_litigation.columns]
+        groups = [g.code for g in self.spec.review_groups]
+        width = len(columns) * len(groups)
+        values = _trim(view.values, width)
+        if len(values) == width and not view.parts:
+            for index, group in enumerate(groups):
+                chunk = values[index * len(columns) : (index + 1) * len(columns)]
+                self.emit("review_litigation", group, columns, RowView([group], chunk, view.page))
+            return
+        if view.parts and len(_trim(view.values, len(columns))) == len(columns):
+            leaf = normalize_label(view.leaf)
+            by_label = {normalize_label(g.label): g.code for g in self.spec.review_groups}
+            best = max(by_label, key=lambda label: similarity(leaf, label))
+            if similarity(leaf, best) >= GROUP_MATCH:
+                self.emit("review_litigation", by_label[best], columns, view)
+
+
+def _header_only(view: RowView, width: int) -> bool:
+    """A row with fewer cells than the table is wide and nothing in them is a header row."""
+    return not any(v.strip() for v in view.values) and len(view.values) < width
+
+
+def _numbered(label: str) -> bool:
+    stripped = label.strip()
+    return bool(stripped) and (stripped[0].isdigit() or stripped[0] in "（(") is True
+
+
+def extract_facts(
+    tables: list[Table], table_sections: list[str | None], version: str
+) -> Extraction:
+    """Facts of the three template tables found in `tables` (with the section each sits in)."""
+    mapper = _Mapper(template(version))
+    current: str | None = None
+    for table, section in zip(tables, table_sections, strict=True):
+        if section in TABLE_CODES:
+            current = section
+        for view in row_views(table):
+            current = _table_signal(view) or current
+            if current is None:
+                continue
+            getattr(mapper, current)(view)
+    return mapper.out

@@ -1,0 +1,173 @@
+"""The template registry: rows, columns and sections of both template versions, as data.
+
+The JSON files in `templates/` are the only place that knows the template; matching and checks
+read them through this module. A local variant is a data change (an alias), not code.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from difflib import SequenceMatcher
+from functools import cache
+from importlib import resources
+
+VERSIONS = ("2019", "2021")
+
+# Numbering printed before labels: 一、 （一） (1) 1. 1、 1． 第一部分 ...
+_NUMBERING = re.compile(
+    r"^\s*(?:第[一二三四五六七八九十]+部分|[（(]?[一二三四五六七八九十]+[)）]|"
+    r"[一二三四五六七八九十]+[、.．,，]|[（(]?\d{1,2}[)）]|\d{1,2}\s*[、.．,，](?!\d))\s*"
+)
+_NOISE = re.compile(
+    r"[\s\u3000\xa0“”\"'‘’「」《》<>（）()【】\[\]、，,。.．:：;；/／\-—－_·…!！?？|]+"
+)
+
+
+def strip_numbering(text: str) -> str:
+    """Remove every leading numbering token (a label may carry two: 三、（一）)."""
+    previous = None
+    while previous != text:
+        previous = text
+        text = _NUMBERING.sub("", text, count=1)
+    return text
+
+
+def normalize_label(text: str) -> str:
+    """Label text reduced to its characters: no numbering, punctuation, quotes or spaces."""
+    return _NOISE.sub("", strip_numbering(_NOISE.sub(" ", text).strip()) if text else "")
+
+
+def similarity(label: str, reference: str) -> float:
+    """How well a normalised printed label matches a normalised registry label (0..1).
+
+    Character-level: Chinese labels carry meaning per character and typos drop or swap single
+    characters (其他法律行政止公开), so a sequence ratio is robust where word tokens are not. A
+    printed label that starts with the reference (部分公开 followed by an instruction) is a match.
+    """
+    if not label or not reference:
+        return 0.0
+    if label == reference:
+        return 1.0
+    if len(reference) >= 2 and label.startswith(reference):
+        return 0.95
+    return SequenceMatcher(None, label, reference, autojunk=False).ratio()
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    code: str
+    label: str
+    unit: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    code: str
+    label: str
+    aliases: tuple[str, ...] = ()
+    group: str | None = None
+    columns: tuple[str, ...] = ()
+    only: str | None = None
+
+    def labels(self) -> tuple[str, ...]:
+        return tuple(normalize_label(x) for x in (self.label, *self.aliases))
+
+
+@dataclass(frozen=True, slots=True)
+class TableSpec:
+    code: str
+    columns: tuple[Column, ...]
+    rows: tuple[Row, ...] = ()
+    groups: dict[str, str] = field(default_factory=dict)
+
+    def rows_for(self, version: str) -> tuple[Row, ...]:
+        return tuple(r for r in self.rows if r.only in (None, version))
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    version: str
+    active_disclosure: TableSpec
+    applications: TableSpec
+    review_litigation: TableSpec
+    review_groups: tuple[Column, ...]
+    optional_application_columns: tuple[tuple[Column, str], ...]
+    outcome_patterns: tuple[str, ...]
+
+    def table(self, code: str) -> TableSpec:
+        return getattr(self, code)
+
+    def outcome_rows(self) -> list[str]:
+        """Row codes of 三 that add up to （七）总计 (rule R2), for this version."""
+        codes = [r.code for r in self.applications.rows_for(self.version)]
+        picked = []
+        for code in codes:
+            for pattern in self.outcome_patterns:
+                if code == pattern or (pattern.endswith(".*") and code.startswith(pattern[:-1])):
+                    picked.append(code)
+                    break
+        return picked
+
+
+def _read(name: str) -> dict:
+    return json.loads(resources.files(__package__).joinpath("templates", name).read_text("utf-8"))
+
+
+def _columns(items: list[dict]) -> tuple[Column, ...]:
+    return tuple(Column(c["code"], c["label"], c.get("unit")) for c in items)
+
+
+def _rows(items: list[dict]) -> tuple[Row, ...]:
+    return tuple(
+        Row(
+            code=r["code"],
+            label=r["label"],
+            aliases=tuple(r.get("aliases", ())),
+            group=r.get("group"),
+            columns=tuple(r.get("columns", ())),
+            only=r.get("only"),
+        )
+        for r in items
+    )
+
+
+@cache
+def template(version: str) -> Template:
+    if version not in VERSIONS:
+        raise KeyError(f"unknown template version {version!r}; known: {', '.join(VERSIONS)}")
+    apps = _read("applications.json")
+    review = _read("review_litigation.json")
+    active = _read(f"active_disclosure_{version}.json")
+    return Template(
+        version=version,
+        active_disclosure=TableSpec(
+            "active_disclosure", _columns(active["columns"]), _rows(active["rows"])
+        ),
+        applications=TableSpec(
+            "applications",
+            _columns(apps["columns"]),
+            _rows(apps["rows"]),
+            {g["code"]: g["label"] for g in apps["groups"]},
+        ),
+        review_litigation=TableSpec("review_litigation", _columns(review["columns"])),
+        review_groups=_columns(review["groups_in_print_order"]),
+        optional_application_columns=tuple(
+            (Column(c["code"], c["label"]), c["after"]) for c in apps["optional_columns"]
+        ),
+        outcome_patterns=tuple(apps["outcome_rows"]),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SectionSpec:
+    code: str
+    number: str
+    labels: tuple[str, ...]
+
+
+@cache
+def sections() -> tuple[SectionSpec, ...]:
+    data = _read("sections.json")
+    return tuple(SectionSpec(s["code"], s["number"], tuple(s["labels"])) for s in data["sections"])

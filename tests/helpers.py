@@ -1,0 +1,18 @@
+"""Paths and small helpers shared by the tests."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "samples"
+REAL = Path(__file__).resolve().parent / "fixtures" / "real"
+
+
+def gold(name: str) -> dict:
+    return json.loads((SAMPLES / name).read_text("utf-8"))
+
+
+def cells(result: dict) -> dict[str, dict]:
+    return {f"{f['table']}/{f['row']}/{f['col']}": f for f in result["facts"]}

@@ -1,0 +1,65 @@
+import pytest
+
+from nianbao.parsers.report import parse_file
+from nianbao.parsers.sections import match_heading
+
+from .helpers import REAL, SAMPLES
+
+
+@pytest.mark.parametrize(
+    ("heading", "code"),
+    [
+        ("一、总 体 情 况", "overview"),
+        ("一. 总体情况", "overview"),
+        ("第五部分 政府信息公开工作存在的主要问题及改进情况", "problems"),
+        ("五、存在问题及改进情况", "problems"),
+        ("四、因政府信息公开工作被申请行政复议、提起行政诉讼的情况", "review_litigation"),
+        ("四、政府信息公开行政法复议、行政诉讼情况", "review_litigation"),
+        ("六、其他需要报告的事项", "other_matters"),
+    ],
+)
+def test_heading_variants_map_to_section_codes(heading, code):
+    assert match_heading(heading).code == code
+
+
+@pytest.mark.parametrize(
+    "line", ["（一）主动公开情况", "一、本年新收政府信息公开申请数量", "四、结转下年度继续办理"]
+)
+def test_sub_headings_and_table_labels_are_not_sections(line):
+    assert match_heading(line) is None
+
+
+def test_seed_has_all_six_sections_with_text():
+    result = parse_file(str(SAMPLES / "huzhu-employment-2023.txt"))
+    sections = {s["code"]: s for s in result["sections"]}
+    assert list(sections)[-6:] == [
+        "overview",
+        "active_disclosure",
+        "applications",
+        "review_litigation",
+        "problems",
+        "other_matters",
+    ]
+    assert "主动公开政府信息 70 条" in sections["overview"]["text"]
+
+
+def test_paragraph_broken_at_a_page_break_is_joined():
+    result = parse_file(str(SAMPLES / "huzhu-employment-2023.txt"))
+    overview = next(s for s in result["sections"] if s["code"] == "overview")
+    assert "办公室主抓，其余部门各负其责" in overview["text"]
+
+
+def test_headings_run_on_inside_flattened_page_text_are_found():
+    result = parse_file(str(REAL / "08_pingtan_2022.flat.txt"))
+    codes = [s["code"] for s in result["sections"]]
+    assert codes[-6:] == [
+        "overview",
+        "active_disclosure",
+        "applications",
+        "review_litigation",
+        "problems",
+        "other_matters",
+    ]
+    problems = next(s for s in result["sections"] if s["code"] == "problems")
+    assert problems["heading"] == "五、存在的主要问题及改进情况"
+    assert problems["text"].startswith("2022年")

@@ -1,0 +1,91 @@
+"""Row and column mapping on real quirks: one test per quirk, named after it."""
+
+import pytest
+
+from nianbao.parsers.blocks import Cell, Table
+from nianbao.parsers.report import parse_file
+from nianbao.parsers.tables import extract_facts
+
+from .helpers import REAL, SAMPLES, cells, gold
+
+
+def _applications(rows: list[list[str]], version: str = "2021") -> dict:
+    table = Table([[Cell(text) for text in row] for row in rows], spans_known=False)
+    extraction = extract_facts([table], ["applications"], version)
+    return {f"{f.row}/{f.col}": f for f in extraction.facts}
+
+
+def test_seed_text_every_cell_matches_gold():
+    result = parse_file(str(SAMPLES / "huzhu-employment-2023.txt"))
+    found = cells(result)
+    for key, value in gold("huzhu-employment-2023.canon.json")["facts"].items():
+        assert found[key]["value"] == value, key
+    assert (result["agency"], result["year"], result["template"]) == (
+        "互助县就业服务局",
+        2023,
+        "2021",
+    )
+
+
+def test_other_handling_printed_as_one_row_in_2021_template():
+    found = cells(parse_file(str(SAMPLES / "huzhu-employment-2023.txt")))
+    assert found["applications/other_handling/total"]["value"] == 0
+    assert not any(k.startswith("applications/other_handling.") for k in found)
+
+
+def test_typo_in_row_label_still_maps():
+    facts = _applications(
+        [["（三）不予公开", "2.其他法律行政止公开", "1", "0", "0", "0", "0", "0", "1"]]
+    )
+    assert facts["denied.prohibited_by_law/total"].value == 1
+
+
+@pytest.mark.parametrize("numbering", ["1、", "1.", "1．", "（1）"])
+def test_sub_row_numbering_styles(numbering):
+    facts = _applications(
+        [["（六）其他处理", f"{numbering}其他", "2", "0", "0", "0", "0", "0", "2"]]
+    )
+    assert facts["other_handling.other/natural_person"].value == 2
+
+
+def test_missing_quotes_around_san_anquan():
+    facts = _applications(
+        [["（三）不予公开", "3.危及三安全一稳定", "5", "0", "0", "0", "0", "0", "5"]]
+    )
+    assert facts["denied.security_stability/natural_person"].value == 5
+
+
+def test_local_extra_row_is_kept_with_an_extra_code():
+    result = parse_file(str(REAL / "14_xiaogan_szfbgs_2020.partial.txt"))
+    extra = [f for f in result["facts"] if f["row"].startswith("extra.")]
+    assert {f["label"] for f in extra} == {"其他主动公开文件"}
+    assert [f["value"] for f in extra][:2] == [56, 45]
+
+
+def test_letter_spaced_applicant_headers_do_not_become_rows():
+    result = parse_file(str(REAL / "16_chibi_pufang_yuanqu_2020.partial.txt"))
+    rows = {f["row"] for f in result["facts"] if f["table"] == "applications"}
+    assert rows == {"new_received", "carried_over"}
+
+
+def test_applicant_header_split_over_two_rows():
+    result = parse_file(str(REAL / "20_zhanjiang_xuwen_sfj_2023.partial.txt"))
+    found = cells(result)
+    assert found["applications/new_received/natural_person"]["value"] == 0
+    assert found["applications/new_received/commercial"]["value"] is None
+    assert found["applications/carried_over/total"]["value"] == 0
+
+
+def test_blank_cells_dropped_from_a_row_are_reported_not_guessed():
+    result = parse_file(str(REAL / "12_yueyang_nanhu_ju_2019.partial.txt"))
+    assert not any(f["table"] == "applications" for f in result["facts"])
+    assert any(
+        p["code"] == "row_cells_missing" and "new_received" in p["message"]
+        for p in result["problems"]
+    )
+
+
+def test_template_version_comes_from_the_table_not_the_year():
+    result = parse_file(str(REAL / "22_unknown_xian_ju_2023_oldtemplate.partial.txt"))
+    assert (result["year"], result["template"]) == (2023, "2019")
+    assert "active_disclosure/rules/made" in cells(result)
