@@ -1,0 +1,241 @@
+"""Idempotent load of one `parse --json` object into the warehouse.
+
+A document is known by its sha256. Loading it again with the same parser version changes no
+report data; a new parser version replaces the document's rows. Each document loads in one
+transaction, so a run killed half way leaves nothing half loaded and the next run redoes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import Engine, delete, insert, select, text, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from nianbao.schema.models import Base, Check, Document, Fact, Report, Section, utcnow
+
+
+class LoadOutcome(StrEnum):
+    LOADED = "loaded"
+    UNCHANGED = "unchanged"
+    RELOADED = "reloaded"  # known document, new parser version: its rows were replaced
+    FAILED = "failed"  # the parser's failure is recorded on the documents row
+    NOT_A_REPORT = "not_a_report"
+
+
+# parse --json status -> documents.status
+_DOCUMENT_STATUS = {"parsed": "loaded", "failed": "failed", "not_a_report": "not_a_report"}
+
+
+def known_documents(engine: Engine, sha256s: Iterable[str]) -> dict[str, str]:
+    """The parser version each already-stored document was loaded with, by sha256.
+
+    Lets a run skip parsing the files the warehouse already holds with the current parser.
+    """
+    wanted = list(sha256s)
+    known: dict[str, str] = {}
+    with engine.connect() as conn:
+        # Chunks keep the IN lists under SQLite's limit on bound parameters.
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            query = select(Document.sha256, Document.parser_version).where(
+                Document.sha256.in_(chunk)
+            )
+            known.update((sha, version) for sha, version in conn.execute(query))
+    return known
+
+
+class _DocumentRace(Exception):
+    """Another worker inserted the same document between our read and our insert."""
+
+
+def load_document(
+    engine: Engine, parsed: Mapping[str, Any], raw_path: str | None = None
+) -> LoadOutcome:
+    """Load one parsed document (the dict `nianbao parse --json` emits) in one transaction."""
+    if parsed["status"] not in _DOCUMENT_STATUS:
+        raise ValueError(f"unknown parse status {parsed['status']!r} for {parsed['source']}")
+    try:
+        return _load(engine, parsed, raw_path, first_attempt=True)
+    except _DocumentRace:
+        # The other worker has committed by now (PostgreSQL reports the unique violation only
+        # then), so a second pass sees its row and decides unchanged or reloaded.
+        return _load(engine, parsed, raw_path, first_attempt=False)
+
+
+def _load(
+    engine: Engine, parsed: Mapping[str, Any], raw_path: str | None, *, first_attempt: bool
+) -> LoadOutcome:
+    now = utcnow()
+    with Session(engine) as session, session.begin():
+        document = session.scalars(
+            select(Document).where(Document.sha256 == parsed["sha256"]).with_for_update()
+        ).one_or_none()
+        if document is not None and document.parser_version == parsed["parser_version"]:
+            document.last_seen_at = now
+            document.raw_path = document.raw_path or raw_path
+            return LoadOutcome.UNCHANGED
+
+        problem = parsed["problems"][0] if parsed["problems"] else {}
+        fields = {
+            "format": parsed["format"],
+            "bytes": parsed["bytes"],
+            "pages": parsed.get("pages"),
+            "status": _DOCUMENT_STATUS[parsed["status"]],
+            "problem_code": problem.get("code"),
+            "problem_message": problem.get("message"),
+            "parser_version": parsed["parser_version"],
+            "last_seen_at": now,
+        }
+        if document is None:
+            session.add(
+                Document(
+                    sha256=parsed["sha256"],
+                    source=parsed["source"],
+                    raw_path=raw_path,
+                    first_seen_at=now,
+                    **fields,
+                )
+            )
+            try:
+                session.flush()
+            except IntegrityError as exc:
+                if first_attempt:
+                    raise _DocumentRace from exc
+                raise
+        else:
+            for name, value in fields.items():
+                setattr(document, name, value)
+            document.raw_path = document.raw_path or raw_path
+            _drop_report(session, document.sha256)
+
+        if parsed["status"] != "parsed":
+            return LoadOutcome(parsed["status"])
+        _insert_report(session, parsed, now)
+        return LoadOutcome.LOADED if document is None else LoadOutcome.RELOADED
+
+
+def _drop_report(session: Session, sha256: str) -> None:
+    """Delete the report an older parser version made of this document, if any."""
+    old = session.execute(
+        select(Report.id, Report.agency, Report.year).where(Report.document_sha256 == sha256)
+    ).one_or_none()
+    if old is not None:
+        # ON DELETE CASCADE takes its sections, facts and checks.
+        session.execute(delete(Report).where(Report.id == old.id))
+        _settle_current(session, old.agency, old.year)
+
+
+def _insert_report(session: Session, parsed: Mapping[str, Any], now: datetime) -> None:
+    agency, year = parsed["agency"], parsed["year"]
+    report = Report(
+        document_sha256=parsed["sha256"],
+        agency=agency,
+        region=parsed.get("region"),
+        year=year,
+        template=parsed.get("template"),
+        parser_version=parsed["parser_version"],
+        loaded_at=now,
+        is_current=True,
+    )
+    session.add(report)
+    session.flush()
+    rid = report.id
+
+    # Bulk executemany: ~200 facts a report, one round trip per batch instead of per row.
+    _bulk_insert(
+        session,
+        Section,
+        [
+            {
+                "report_id": rid,
+                "position": i,
+                "code": s["code"],
+                "heading": s.get("heading"),
+                "text": s["text"],
+            }
+            for i, s in enumerate(parsed["sections"])
+        ],
+    )
+    _bulk_insert(
+        session,
+        Fact,
+        [
+            {
+                "report_id": rid,
+                "table_code": f["table"],
+                "row_code": f["row"],
+                "col_code": f["col"],
+                "value": f["value"],
+                "raw": f["raw"],
+                "label": f.get("label"),
+                "unit": f.get("unit"),
+            }
+            for f in parsed["facts"]
+        ],
+    )
+    _bulk_insert(
+        session,
+        Check,
+        [
+            {
+                "report_id": rid,
+                "rule": c["rule"],
+                "scope": c.get("scope"),
+                "ok": c["ok"],
+                "detail": c.get("detail"),
+            }
+            for c in parsed["checks"]
+        ],
+    )
+    _settle_current(session, agency, year)
+
+
+def _bulk_insert(session: Session, model: type[Base], rows: list[dict[str, Any]]) -> None:
+    if rows:  # an empty list would run one INSERT of defaults, not none
+        session.execute(insert(model), rows)
+
+
+def _settle_current(session: Session, agency: str | None, year: int | None) -> None:
+    """Flag current the report of (agency, year) whose document was first seen last.
+
+    First-seen order, not report id, because a reload re-inserts a report: re-parsing an old
+    edition must not make it supersede the re-published one.
+    """
+    if agency is None or year is None:
+        return
+    _lock_agency_year(session, agency, year)
+    same = (Report.agency == agency) & (Report.year == year)
+    newest = session.scalars(
+        select(Report.id)
+        .join(Report.document)
+        .where(same)
+        .order_by(Document.first_seen_at.desc(), Report.id.desc())
+        .limit(1)
+    ).first()
+    if newest is not None:
+        session.execute(
+            update(Report)
+            .where(same)
+            .values(is_current=Report.id == newest)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def _lock_agency_year(session: Session, agency: str, year: int) -> None:
+    """Serialise the settling of one (agency, year) so exactly one report ends up current.
+
+    Under READ COMMITTED two concurrent loaders would not see each other's new report and both
+    keep theirs current; taken before the settling query, the lock makes the second loader see
+    the first one's committed report. SQLite needs nothing: BEGIN IMMEDIATE serialises writers.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    digest = hashlib.blake2b(f"{agency}\x00{year}".encode(), digest_size=8).digest()
+    key = int.from_bytes(digest, "big", signed=True)
+    session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})

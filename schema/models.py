@@ -1,0 +1,199 @@
+"""The warehouse tables (see the warehouse contract): one schema for SQLite and PostgreSQL.
+
+Column names are a public contract read by BI tools: add freely, never rename or drop without a
+migration. Any change here needs a matching Alembic revision in `migrations/versions/`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+    TypeDecorator,
+    func,
+    true,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# Named constraints let SQLite batch migrations (which copy tables) find them again later.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class ExactNumeric(TypeDecorator[Decimal]):
+    """NUMERIC that reads back as the Decimal that was written, on both backends.
+
+    PostgreSQL keeps NUMERIC exactly. SQLite stores a double, which SQLAlchemy would pad to ten
+    decimals (96171.6 -> 96171.6000000000) with a warning; the shortest repr of that double is
+    the figure as printed, since report figures have far fewer than 15 significant digits.
+    """
+
+    impl = Numeric
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(Numeric(asdecimal=False))
+        return dialect.type_descriptor(Numeric())
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        # float -> Decimal via repr so PostgreSQL never sees binary noise.
+        return Decimal(repr(value)) if isinstance(value, float) else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        if value is None or isinstance(value, Decimal):
+            return value
+        return Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Document(Base):
+    """A distinct source file, known by the sha256 of its bytes."""
+
+    __tablename__ = "documents"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    source: Mapped[str] = mapped_column(Text)
+    format: Mapped[str] = mapped_column(Text)
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    pages: Mapped[int | None] = mapped_column(Integer)
+    # loaded | failed | not_a_report
+    status: Mapped[str] = mapped_column(Text)
+    problem_code: Mapped[str | None] = mapped_column(Text)
+    problem_message: Mapped[str | None] = mapped_column(Text)
+    # The parser version that produced the stored rows: a newer one re-parses the document.
+    parser_version: Mapped[str] = mapped_column(Text)
+    raw_path: Mapped[str | None] = mapped_column(Text)
+    first_seen_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, server_default=func.now()
+    )
+    last_seen_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, server_default=func.now()
+    )
+
+    report: Mapped[Report | None] = relationship(back_populates="document", passive_deletes=True)
+
+
+class Report(Base):
+    """A parsed report: at most one per document."""
+
+    __tablename__ = "reports"
+    __table_args__ = (Index("ix_reports_agency_year", "agency", "year"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    document_sha256: Mapped[str] = mapped_column(
+        ForeignKey("documents.sha256", ondelete="CASCADE"), unique=True
+    )
+    agency: Mapped[str | None] = mapped_column(Text)
+    region: Mapped[str | None] = mapped_column(Text)
+    year: Mapped[int | None] = mapped_column(Integer)
+    # 2019 | 2021 | free_form
+    template: Mapped[str | None] = mapped_column(Text)
+    parser_version: Mapped[str] = mapped_column(Text)
+    loaded_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, server_default=func.now()
+    )
+    # False once a later report for the same agency and year was loaded; the older one stays.
+    is_current: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+
+    document: Mapped[Document] = relationship(back_populates="report")
+    sections: Mapped[list[Section]] = relationship(
+        order_by="Section.position", passive_deletes=True
+    )
+    facts: Mapped[list[Fact]] = relationship(order_by="Fact.id", passive_deletes=True)
+    checks: Mapped[list[Check]] = relationship(order_by="Check.id", passive_deletes=True)
+
+
+class Section(Base):
+    __tablename__ = "sections"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    report_id: Mapped[int] = mapped_column(ForeignKey("reports.id", ondelete="CASCADE"), index=True)
+    # Order in the report, since codes may repeat or be missing.
+    position: Mapped[int] = mapped_column(Integer)
+    code: Mapped[str] = mapped_column(Text)
+    heading: Mapped[str | None] = mapped_column(Text)
+    text: Mapped[str] = mapped_column(Text)
+
+
+class Fact(Base):
+    """A table cell: NULL value where the report printed a blank or a dash (raw keeps it)."""
+
+    __tablename__ = "facts"
+    __table_args__ = (
+        Index(
+            "ix_facts_report_id_table_code_row_code_col_code",
+            "report_id",
+            "table_code",
+            "row_code",
+            "col_code",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    report_id: Mapped[int] = mapped_column(ForeignKey("reports.id", ondelete="CASCADE"))
+    table_code: Mapped[str] = mapped_column(Text)
+    row_code: Mapped[str] = mapped_column(Text)
+    col_code: Mapped[str] = mapped_column(Text)
+    value: Mapped[Decimal | None] = mapped_column(ExactNumeric)
+    raw: Mapped[str] = mapped_column(Text)
+    label: Mapped[str | None] = mapped_column(Text)
+    unit: Mapped[str | None] = mapped_column(Text)
+
+
+class Check(Base):
+    """A reconciliation rule (R1-R6) evaluated on a report; a failure is a finding, not an error."""
+
+    __tablename__ = "checks"
+    __table_args__ = (Index("ix_checks_report_id_rule", "report_id", "rule"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    report_id: Mapped[int] = mapped_column(ForeignKey("reports.id", ondelete="CASCADE"))
+    rule: Mapped[str] = mapped_column(Text)
+    scope: Mapped[str | None] = mapped_column(Text)
+    ok: Mapped[bool] = mapped_column(Boolean)
+    detail: Mapped[str | None] = mapped_column(Text)
+
+
+class HarvestLog(Base):
+    """One HTTP fetch, successful or not; sha256 links to `documents` once the bytes are loaded."""
+
+    __tablename__ = "harvest_log"
+    __table_args__ = (Index("ix_harvest_log_url_fetched_at", "url", "fetched_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    url: Mapped[str] = mapped_column(Text)
+    portal: Mapped[str | None] = mapped_column(Text)
+    fetched_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, server_default=func.now()
+    )
+    http_status: Mapped[int | None] = mapped_column(Integer)
+    sha256: Mapped[str | None] = mapped_column(String(64), index=True)
+    etag: Mapped[str | None] = mapped_column(Text)
+    last_modified: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
