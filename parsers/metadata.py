@@ -30,11 +30,14 @@ def _fold(text: str) -> str:
 
 
 def _title_line(candidates: list[str]) -> tuple[int, str] | None:
-    for index, text in enumerate(candidates):
-        line = _LABEL_PREFIX.sub("", _fold(text))
-        if _TITLE.search(line) and len(line) <= 80:
-            return index, line
-    return None
+    """The first title-like line, preferring one that names a year (breadcrumbs do not)."""
+    titles = [
+        (index, line)
+        for index, line in ((i, _LABEL_PREFIX.sub("", _fold(t))) for i, t in enumerate(candidates))
+        if _TITLE.search(line) and len(line) <= 80
+    ]
+    with_year = [t for t in titles if _YEAR_IN_TITLE.search(t[1])]
+    return (with_year or titles or [None])[0]
 
 
 def _agency_from_title(title: str) -> str | None:

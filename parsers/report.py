@@ -13,9 +13,10 @@ from nianbao.schema.checks import run_checks
 
 from .blocks import Document, ParseError
 from .detect import sniff_format
+from .flattened import recover_table
 from .metadata import extract_metadata
 from .sections import find_sections
-from .tables import detect_version, extract_facts
+from .tables import TABLE_CODES, detect_version, extract_facts
 from .traditional import to_simplified_document
 
 PARSER_VERSION = "0.1.0"
@@ -93,11 +94,15 @@ def parse_document(document: Document, result: dict) -> dict:
         for b, sec in zip(document.blocks, block_sections, strict=True)
         if not hasattr(b, "text")
     ]
-    version = detect_version(tables, meta.year)
-    extraction = extract_facts(tables, table_sections, version) if version else None
-    facts = [f.as_dict() for f in extraction.facts] if extraction else []
-    if extraction:
+    table_texts = [s.text for s in found if s.code in TABLE_CODES]
+    version = detect_version(tables, meta.year, table_texts)
+    if version:
+        recovered = _recover_flattened(found, tables, table_sections, version, problems)
+        extraction = extract_facts(tables + recovered[0], table_sections + recovered[1], version)
         problems.extend(extraction.problems)
+        facts = [f.as_dict() for f in extraction.facts]
+    else:
+        facts = []
     has_sections = len(found) > 1
     result.update(
         pages=document.pages,
@@ -114,7 +119,7 @@ def parse_document(document: Document, result: dict) -> dict:
     result["checks"] = run_checks(
         facts, version if facts else None, "\n".join(s.text for s in found)
     )
-    if facts or (has_sections and meta.year):
+    if facts or len(found) > 2:
         result["status"] = "parsed"
     else:
         result["status"] = "not_a_report"
@@ -125,6 +130,20 @@ def parse_document(document: Document, result: dict) -> dict:
             }
         )
     return result
+
+
+def _recover_flattened(found, tables, table_sections, version, problems) -> tuple[list, list]:
+    """Tables printed as run-together text in sections that hold no real table."""
+    recovered: tuple[list, list] = ([], [])
+    for section in found:
+        if section.code not in TABLE_CODES or section.code in table_sections:
+            continue
+        table, found_problems = recover_table(section.code, section.text, version)
+        problems.extend(found_problems)
+        if table is not None:
+            recovered[0].append(table)
+            recovered[1].append(section.code)
+    return recovered
 
 
 def parse_bytes(data: bytes, source: str = "<bytes>") -> dict:

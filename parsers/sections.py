@@ -92,7 +92,7 @@ def match_heading(text: str) -> SectionSpec | None:
     return None
 
 
-_INLINE = re.compile(r"(?<![\d（(])(?:第\s*)?[一二三四五六]\s*(?:部分|[、.．])")
+_INLINE = re.compile(r"(?<![（(第])(?:第\s*)?[一二三四五六]\s*(?:部分|[、.．])")
 
 
 def _label_end(text: str, label: str) -> int | None:

@@ -99,9 +99,16 @@ def row_views(table: Table) -> list[RowView]:
     return views
 
 
-def detect_version(tables: list[Table], year: int | None) -> str | None:
-    """The template version printed, from labels only one version has; None if no table."""
+def detect_version(
+    tables: list[Table], year: int | None, section_texts: list[str] | tuple[str, ...] = ()
+) -> str | None:
+    """The template version printed, from labels only one version has; None if no table.
+
+    Where no table was read (its text ran together), the table sections' text is searched.
+    """
     texts = {normalize_label(cell.text) for table in tables for row in table.rows for cell in row}
+    if not tables:
+        texts = {normalize_label(text) for text in section_texts}
     texts.discard("")
     if not texts:
         return None
@@ -126,7 +133,7 @@ def detect_version(tables: list[Table], year: int | None) -> str | None:
     return "2021" if (year or 2021) >= 2021 else "2019"
 
 
-def _best_row(label: str, rows: tuple[Row, ...]) -> tuple[float, Row | None]:
+def best_row(label: str, rows: tuple[Row, ...]) -> tuple[float, Row | None]:
     best: tuple[float, Row | None] = (0.0, None)
     for row in rows:
         score = max(similarity(label, reference) for reference in row.labels())
@@ -224,7 +231,7 @@ class _Mapper:
             if matched:
                 self.header_columns = matched
             return
-        score, row = _best_row(normalize_label(view.leaf), spec.rows)
+        score, row = best_row(normalize_label(view.leaf), spec.rows)
         if row is None or score < ROW_MATCH:
             self.extra("active_disclosure", view, self.header_columns)
             return
@@ -249,10 +256,10 @@ class _Mapper:
             candidates = tuple(r for r in candidates if r.group == self.group)
         else:
             candidates = tuple(r for r in candidates if r.group is None) or candidates
-        score, row = _best_row(leaf, candidates)
+        score, row = best_row(leaf, candidates)
         if row is None or score < ROW_MATCH:
             # A numbered sub-row may have lost its group context (a page break, a dropped cell).
-            score, row = _best_row(leaf, spec.rows_for(self.spec.version))
+            score, row = best_row(leaf, spec.rows_for(self.spec.version))
         if row is None or score < ROW_MATCH:
             self.extra("applications", view, self.application_columns)
             return

@@ -10,10 +10,11 @@ import re
 
 from .blocks import Cell, Document, Paragraph, Table
 from .encoding import decode_text
+from .sections import match_heading
 from .values import is_value_text
 
-_ROW_END = re.compile(r"^\|+$")
 # A paragraph that ends like this is complete; anything else ran on to the next line.
+_TABLE_START = re.compile(r"第二十条|信息内容|申请人情况|勾稽关系|行政复议")
 _SENTENCE_END = tuple("。！？；：!?;:」』”）)")
 _HEADING_START = re.compile(
     r"^\s*(?:第[一二三四五六七八九十]+部分|[一二三四五六七八九十]+[、.．]|[（(][一二三四五六七八九十]+[)）])"
@@ -35,10 +36,9 @@ def _split_cells(line: str) -> list[str]:
     return cells
 
 
-def _table_from_lines(lines: list[str]) -> Table:
-    cell_lines = [line for line in lines if not _ROW_END.match(line.strip())]
-    single = sum(1 for line in cell_lines if len([c for c in _split_cells(line) if c]) <= 1)
-    if cell_lines and single / len(cell_lines) > 0.6:
+def _table_from_lines(lines: list[str], force_cells: bool = False) -> Table:
+    single = sum(1 for line in lines if len([c for c in _split_cells(line) if c]) <= 1)
+    if force_cells or single / len(lines) > 0.6:
         rows = _cell_per_line_rows(lines)
     else:
         rows = [_split_cells(line) for line in lines]
@@ -46,30 +46,39 @@ def _table_from_lines(lines: list[str]) -> Table:
 
 
 def _cell_per_line_rows(lines: list[str]) -> list[list[str]]:
-    """Rows written one `cell |` per line.
+    """Rows written one `cell |` per line, as crawlers flatten HTML tables.
 
-    A line of bare pipes closes a row where the page printed one; otherwise a label after a
-    value starts the next row. Empty cells carry no position in this layout and are dropped.
+    A lone `|` is an empty cell; two or more pipes after the last cell close the row. Where no
+    row end is printed, a label after a value starts the next row.
     """
     rows: list[list[str]] = []
     current: list[str] = []
     has_value = False
+
+    def close() -> None:
+        nonlocal current, has_value
+        if current:
+            rows.append(current)
+        current, has_value = [], False
+
     for line in lines:
         stripped = line.strip()
-        if _ROW_END.match(stripped):
-            if current:
-                rows.append(current)
-            current, has_value = [], False
+        if stripped == "|":
+            current.append("")
+            has_value = True
             continue
-        for cell in (c for c in _split_cells(stripped) if c):
+        texts = [c.strip() for c in stripped.split("|")]
+        last = max((i for i, t in enumerate(texts) if t), default=-1)
+        for cell in (t for t in texts[: last + 1] if t):
             value = is_value_text(cell)
             if has_value and not value:
-                rows.append(current)
-                current, has_value = [], False
+                close()
             current.append(cell)
             has_value |= value
-    if current:
-        rows.append(current)
+        tail = stripped.rsplit(texts[last], 1)[1] if last >= 0 else stripped
+        if tail.count("|") >= 2:
+            close()
+    close()
     return rows
 
 
@@ -121,4 +130,44 @@ def read_text(data: bytes) -> Document:
         pending_paragraphs.append(line.strip())
     flush_table()
     flush_paragraphs()
-    return Document("txt", blocks)
+    return Document("txt", _tables_from_short_lines(blocks))
+
+
+# A run of at least this many short lines, some of them bare values, is a table printed one
+# cell per line with no separators at all.
+MIN_CELL_RUN = 6
+MAX_CELL_CHARS = 40
+
+
+def _is_cell_line(block: Paragraph | Table) -> bool:
+    return (
+        isinstance(block, Paragraph)
+        and len(block.text) <= MAX_CELL_CHARS
+        and not block.text.endswith(("。", "；", ";"))
+        and match_heading(block.text) is None
+    )
+
+
+def _tables_from_short_lines(blocks: list[Paragraph | Table]) -> list[Paragraph | Table]:
+    result: list[Paragraph | Table] = []
+    index = 0
+    while index < len(blocks):
+        end = index
+        while end < len(blocks) and _is_cell_line(blocks[end]):
+            end += 1
+        run = [b.text for b in blocks[index:end]]  # type: ignore[union-attr]
+        values = sum(1 for text in run if is_value_text(text))
+        if len(run) >= MIN_CELL_RUN and values >= 2 and values >= len(run) // 5:
+            # Leading lines up to the first table-like label stay paragraphs (headings).
+            start = next((i for i, t in enumerate(run) if _TABLE_START.search(t)), 0)
+            result.extend(blocks[index : index + start])
+            table = _table_from_lines([f"{t} |" for t in run[start:]], force_cells=True)
+            result.append(table)
+            index = end
+        elif end > index:
+            result.extend(blocks[index:end])
+            index = end
+        else:
+            result.append(blocks[index])
+            index += 1
+    return result
