@@ -130,5 +130,106 @@ def evaluate_command(
     raise typer.Exit(0 if perfect else 1)
 
 
+DbOption = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        help="SQLAlchemy URL of the warehouse (default: $NIANBAO_DB or sqlite:///nianbao.db)",
+    ),
+]
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="files or folders (searched recursively)")],
+    db: DbOption = None,
+    workers: Annotated[int, typer.Option("--workers", "-w", help="parser processes")] = 1,
+    raw_dir: Annotated[
+        Path, typer.Option("--raw-dir", help="where raw bytes are kept, content-addressed")
+    ] = Path("raw"),
+    timeout: Annotated[
+        float, typer.Option("--timeout", help="seconds one document may take")
+    ] = 120.0,
+) -> None:
+    """Parse reports and load them into the warehouse, then print a summary.
+
+    Example:
+        nianbao ingest samples/
+        nianbao ingest /data/reports --db postgresql+psycopg://etl@db/warehouse --workers 4
+    """
+    from nianbao.schema.db import resolve_db_url
+
+    url = resolve_db_url(db)
+    for path in paths:
+        if not path.exists():
+            raise typer.BadParameter(f"{path} does not exist", param_hint="PATHS")
+    from nianbao.flows.ingest import DocumentLimits, ingest_flow
+
+    summary = _run_with_progress(
+        lambda progress: ingest_flow(
+            [str(p) for p in paths],
+            url,
+            workers,
+            raw_dir=str(raw_dir),
+            limits=DocumentLimits(seconds=timeout),
+            on_progress=progress,
+        )
+    )
+    typer.echo(f"warehouse: {_safe_url(url)}")
+    for line in summary.lines():
+        typer.echo(line)
+    raise typer.Exit(1 if summary.failed else 0)
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _run_with_progress(run):
+    """A rich progress bar on a terminal; plain log lines otherwise."""
+    if not sys.stderr.isatty():
+
+        def log(done: int, total: int) -> None:
+            if total and (done == total or done % 50 == 0):
+                typer.echo(f"progress: {done}/{total} documents", err=True)
+
+        return run(log)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        transient=False,
+    ) as bar:
+        task_id = bar.add_task("ingest", total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task_id, completed=done, total=total)
+
+        return run(update)
+
+
+db_app = typer.Typer(help="Create or migrate the warehouse schema.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("upgrade")
+def db_upgrade(db: DbOption = None) -> None:
+    """Create or migrate the warehouse schema to the newest revision.
+
+    Example:
+        nianbao db upgrade --db postgresql+psycopg://etl@db/warehouse
+    """
+    from nianbao.schema.db import current_revision, resolve_db_url, upgrade
+
+    url = resolve_db_url(db)
+    upgrade(url)
+    typer.echo(f"{_safe_url(url)} at revision {current_revision(url)}")
+
+
 def main() -> None:
     app()

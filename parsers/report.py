@@ -159,6 +159,16 @@ def parse_bytes(data: bytes, source: str = "<bytes>") -> dict:
     except ParseError as error:
         result["problems"].append({"code": error.code, "message": error.message})
         return result
+    except MemoryError:
+        result["problems"].append(
+            {
+                "code": "too_large",
+                "message": "the document needs more memory than the parser may use",
+            }
+        )
+        result["facts"], result["checks"], result["sections"] = [], [], []
+        result["status"] = "failed"
+        return result
     except Exception as error:  # noqa: BLE001 - one bad file must never stop a batch
         result["problems"].append(
             {
