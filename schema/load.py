@@ -17,7 +17,7 @@ from sqlalchemy import Engine, delete, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from nianbao.schema.models import Base, Check, Document, Fact, Report, Section, utcnow
+from nianbao.schema.models import Base, Check, Document, Fact, Finding, Report, Section, utcnow
 
 
 class LoadOutcome(StrEnum):
@@ -191,6 +191,14 @@ def _insert_report(session: Session, parsed: Mapping[str, Any], now: datetime) -
                 "detail": c.get("detail"),
             }
             for c in parsed["checks"]
+        ],
+    )
+    _bulk_insert(
+        session,
+        Finding,
+        [
+            {"report_id": rid, "code": p["code"], "message": p.get("message")}
+            for p in parsed["problems"]
         ],
     )
     _settle_current(session, agency, year)

@@ -180,6 +180,18 @@ class Check(Base):
     detail: Mapped[str | None] = mapped_column(Text)
 
 
+class Finding(Base):
+    """Something the parser noticed about a report that still loaded (see parsers/problems.py)."""
+
+    __tablename__ = "findings"
+    __table_args__ = (Index("ix_findings_report_id", "report_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    report_id: Mapped[int] = mapped_column(ForeignKey("reports.id", ondelete="CASCADE"))
+    code: Mapped[str] = mapped_column(Text)
+    message: Mapped[str | None] = mapped_column(Text)
+
+
 class HarvestLog(Base):
     """One HTTP fetch, successful or not; sha256 links to `documents` once the bytes are loaded."""
 

@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from nianbao.schema.crossyear import evaluate_r5
 from nianbao.schema.db import current_revision, engine_for, upgrade
 from nianbao.schema.load import LoadOutcome, known_documents, load_document
-from nianbao.schema.models import Base, Check, Document, Fact, Report, Section
+from nianbao.schema.models import Base, Check, Document, Fact, Finding, Report, Section
 
 FIXTURES = Path(__file__).parent / "fixtures"
 HUAIAN = "01_huaian_shizhengfu_2024"
@@ -149,13 +149,13 @@ def reports(engine: Engine) -> list[Report]:
 
 def test_upgrade_creates_tables_and_views(db_url: str, engine: Engine) -> None:
     names = inspect(engine)
-    assert {"documents", "reports", "sections", "facts", "checks", "harvest_log"} <= set(
+    assert {"documents", "reports", "sections", "facts", "checks", "findings", "harvest_log"} <= set(
         names.get_table_names()
     )
     assert {"v_applications", "v_check_failures"} <= set(names.get_view_names())
-    assert current_revision(db_url) == "0001"
+    assert current_revision(db_url) == "0002"
     upgrade(db_url)  # a second upgrade is a no-op
-    assert current_revision(db_url) == "0001"
+    assert current_revision(db_url) == "0002"
 
 
 def test_models_match_migrations(engine: Engine) -> None:
@@ -442,3 +442,14 @@ def test_known_documents_reports_parser_versions(engine: Engine) -> None:
         doc["sha256"]: "1.0",
         failed()["sha256"]: "1.0",
     }
+
+
+def test_findings_of_a_loaded_report_are_stored(engine: Engine) -> None:
+    document = parsed(HUAIAN)
+    document["problems"] = [
+        {"code": "row_cells_missing", "message": "applications/granted has 2 value cells for 7 columns"}
+    ]
+    assert load_document(engine, document) is LoadOutcome.LOADED
+    with engine.connect() as conn:
+        rows = conn.execute(select(Finding.code, Finding.message)).all()
+    assert rows == [("row_cells_missing", "applications/granted has 2 value cells for 7 columns")]

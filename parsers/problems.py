@@ -1,0 +1,38 @@
+"""Every problem code nianbao reports, in one place: the README's table and the tests read it.
+
+A *failure* means the document yielded no report; a *finding* is recorded beside a report that
+still loads.
+"""
+
+from __future__ import annotations
+
+FAILURES: dict[str, str] = {
+    "empty_file": "the file has 0 bytes",
+    "unknown_format": "not PDF, DOCX, DOC/WPS, HTML or text (the bytes are sniffed; names lie)",
+    "corrupt_pdf": "a PDF that cannot be opened: truncated or damaged",
+    "encrypted_pdf": "a PDF that needs a password",
+    "no_text_layer": "a PDF of scanned images with no text to read (needs OCR)",
+    "garbled_text": "a PDF whose fonts extract as (cid:…) or U+FFFD instead of characters",
+    "corrupt_docx": "a DOCX that is not a valid Word zip, or whose XML declares a DTD or entities",
+    "docx_zip_bomb": "a DOCX whose entries or decompressed size are out of bounds",
+    "corrupt_doc": "a legacy .doc/.wps that LibreOffice could not convert",
+    "needs_libreoffice": "a legacy .doc/.wps while LibreOffice is not installed",
+    "conversion_timeout": "LibreOffice took too long converting a legacy .doc/.wps",
+    "corrupt_html": "an HTML page that cannot be parsed",
+    "not_a_report": "no section headings or template tables of an annual report",
+    "too_large": "over the size bound, or more memory than a parser process may use",
+    "parse_timeout": "parsing took longer than the per-document time limit and was stopped",
+    "worker_crashed": "the parser process died on this file (a crash in a native library)",
+    "parser_error": "a bug in nianbao: the file is kept and the batch goes on; please report it",
+}
+
+FINDINGS: dict[str, str] = {
+    "row_cells_missing": "a row printed fewer cells than it has columns (blank cells dropped); not guessed",
+    "duplicate_row": "a template row printed twice; the first is kept",
+    "unreadable_cell": "a cell whose text is not a number or a blank marker; kept raw, value null",
+    "fused_cells": "cells run together in page text that cannot be split unambiguously",
+    "fused_cells_decoded": "cells run together in page text, split where only one split fits the printed totals",
+    "traditional_characters": "converted from traditional characters (OpenCC tw2sp); raw bytes keep the original",
+}
+
+PROBLEM_CODES: frozenset[str] = frozenset(FAILURES) | frozenset(FINDINGS)

@@ -1,0 +1,157 @@
+"""`nianbao ingest` as a user runs it: the real CLI, a real Prefect flow, a real database."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from .helpers import ROOT, SAMPLES
+
+NIANBAO = str(Path(sys.executable).with_name("nianbao"))
+SAMPLE_DOCUMENTS = 6
+SAMPLE_FACTS = 200 + 198 + 4 * 186
+TABLES = ("documents", "reports", "sections", "facts", "checks", "findings")
+
+
+@pytest.fixture(scope="module")
+def prefect_home(tmp_path_factory: pytest.TempPathFactory) -> str:
+    # One Prefect home for the module: its first temporary server is the slowest to start.
+    return str(tmp_path_factory.mktemp("prefect-home"))
+
+
+def ingest(
+    args: list[str], prefect_home: str, timeout: float = 300, **popen
+) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PREFECT_HOME": prefect_home}
+    return subprocess.run(
+        [NIANBAO, "ingest", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        cwd=ROOT,
+        **popen,
+    )
+
+
+def counts(url: str) -> dict[str, int]:
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        result = {t: conn.execute(text(f"SELECT COUNT(*) FROM {t}")).scalar_one() for t in TABLES}
+    engine.dispose()
+    return result
+
+
+def test_ingest_samples_then_rerun_changes_nothing(tmp_path: Path, prefect_home: str) -> None:
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    raw = tmp_path / "raw"
+    first = ingest(["samples/", "--db", url, "--raw-dir", str(raw)], prefect_home)
+    assert first.returncode == 0, first.stderr
+    assert f"documents seen: {SAMPLE_DOCUMENTS}" in first.stdout
+    assert f"{SAMPLE_DOCUMENTS} loaded, 0 unchanged" in first.stdout
+    assert "rules failed in loaded reports: R2 1, R3 11" in first.stdout
+    loaded = counts(url)
+    assert loaded["documents"] == loaded["reports"] == SAMPLE_DOCUMENTS
+    assert loaded["facts"] == SAMPLE_FACTS
+
+    second = ingest(["samples/", "--db", url, "--raw-dir", str(raw)], prefect_home)
+    assert second.returncode == 0, second.stderr
+    assert f"0 loaded, {SAMPLE_DOCUMENTS} unchanged" in second.stdout
+    assert counts(url) == loaded
+
+
+def test_raw_bytes_are_kept_by_content(tmp_path: Path, prefect_home: str) -> None:
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    result = ingest(
+        ["samples/04_shanghai_szfbgt_2019.html", "--db", url, "--raw-dir", str(tmp_path / "raw")],
+        prefect_home,
+    )
+    assert result.returncode == 0, result.stderr
+    with sqlite3.connect(tmp_path / "w.db") as conn:
+        sha256, raw_path = conn.execute("SELECT sha256, raw_path FROM documents").fetchone()
+    assert Path(raw_path) == tmp_path / "raw" / sha256[:2] / f"{sha256}.html"
+    assert Path(raw_path).read_bytes() == (SAMPLES / "04_shanghai_szfbgt_2019.html").read_bytes()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_ingest_into_postgresql(db_url: str, tmp_path: Path, prefect_home: str) -> None:
+    result = ingest(
+        ["samples/", "--db", db_url, "--raw-dir", str(tmp_path / "raw"), "--workers", "2"],
+        prefect_home,
+    )
+    assert result.returncode == 0, result.stderr
+    found = counts(db_url)
+    assert found["documents"] == found["reports"] == SAMPLE_DOCUMENTS
+    assert found["facts"] == SAMPLE_FACTS
+    engine = create_engine(db_url)
+    with engine.connect() as conn:
+        total = conn.execute(
+            text(
+                "SELECT new_received FROM v_applications "
+                "WHERE agency LIKE '淮安%' AND applicant = 'total'"
+            )
+        ).scalar_one()
+    engine.dispose()
+    assert total == 3119
+
+
+def _pdf_variants(folder: Path, count: int) -> None:
+    """Distinct documents with the real report's content: a comment after %%EOF changes the hash."""
+    data = (SAMPLES / "01_huaian_shizhengfu_2024.pdf").read_bytes()
+    folder.mkdir()
+    for index in range(count):
+        (folder / f"report-{index:03d}.pdf").write_bytes(data + f"\n%variant {index}\n".encode())
+
+
+def _reports(db: Path) -> int:
+    try:
+        with sqlite3.connect(db, timeout=5) as conn:
+            return conn.execute("SELECT COUNT(*) FROM reports").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0  # the schema is not created yet
+
+
+def test_killed_ingest_resumes_without_duplicate_or_partial_reports(
+    tmp_path: Path, prefect_home: str
+) -> None:
+    corpus = tmp_path / "corpus"
+    _pdf_variants(corpus, 40)
+    db = tmp_path / "w.db"
+    url = f"sqlite:///{db}"
+    args = [str(corpus), "--db", url, "--raw-dir", str(tmp_path / "raw")]
+    process = subprocess.Popen(
+        [NIANBAO, "ingest", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "PREFECT_HOME": prefect_home},
+        cwd=ROOT,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 240
+    while _reports(db) < 3 and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    # The whole process group: the flow and its parser workers, as an OOM killer or ^C would.
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+    interrupted_at = _reports(db)
+    assert 3 <= interrupted_at < 40, "the kill must land half way for this test to mean anything"
+
+    rerun = ingest(args, prefect_home)
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"{interrupted_at} unchanged" in rerun.stdout
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM documents").fetchone()[0] == 40
+        assert conn.execute(
+            "SELECT COUNT(DISTINCT document_sha256), COUNT(*) FROM reports"
+        ).fetchone() == (40, 40)
+        facts_per_report = conn.execute("SELECT COUNT(*) FROM facts GROUP BY report_id").fetchall()
+    assert facts_per_report == [(200,)] * 40
