@@ -149,9 +149,15 @@ def reports(engine: Engine) -> list[Report]:
 
 def test_upgrade_creates_tables_and_views(db_url: str, engine: Engine) -> None:
     names = inspect(engine)
-    assert {"documents", "reports", "sections", "facts", "checks", "findings", "harvest_log"} <= set(
-        names.get_table_names()
-    )
+    assert {
+        "documents",
+        "reports",
+        "sections",
+        "facts",
+        "checks",
+        "findings",
+        "harvest_log",
+    } <= set(names.get_table_names())
     assert {"v_applications", "v_check_failures"} <= set(names.get_view_names())
     assert current_revision(db_url) == "0002"
     upgrade(db_url)  # a second upgrade is a no-op
@@ -447,7 +453,10 @@ def test_known_documents_reports_parser_versions(engine: Engine) -> None:
 def test_findings_of_a_loaded_report_are_stored(engine: Engine) -> None:
     document = parsed(HUAIAN)
     document["problems"] = [
-        {"code": "row_cells_missing", "message": "applications/granted has 2 value cells for 7 columns"}
+        {
+            "code": "row_cells_missing",
+            "message": "applications/granted has 2 value cells for 7 columns",
+        }
     ]
     assert load_document(engine, document) is LoadOutcome.LOADED
     with engine.connect() as conn:
