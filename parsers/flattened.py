@@ -26,7 +26,11 @@ _NUMERALS = "一二三四五六七八九"
 # Where one printed label cell ends and the next begins: （一） or 一、 numbering.
 _LABEL_BOUNDARY = re.compile(r"(?=[（(][一二三四五六七八九十]+[)）])|(?=[一二三四五六七八九十]、)")
 MAX_DIGITS = 9
-MAX_SPLITS = 2
+_HEADER_MARKERS = {
+    "active_disclosure": re.compile(r"信息内容"),
+    "applications": re.compile(r"申请人情况|自然人"),
+    "review_litigation": re.compile(r"结果维持|尚未审结"),
+}
 
 
 def _splits(run: str, parts: int) -> list[list[str]]:
@@ -94,6 +98,9 @@ def recover_table(
 ) -> tuple[Table | None, list[dict[str, str]]]:
     """Rows of one template table recovered from run-together text, and what could not be."""
     spec = template(version)
+    if not _HEADER_MARKERS[table_code].search(text):
+        # Without the table's own header, digits after a row name are prose (办理行政许可1件).
+        return None, []
     text = _GLUED_NUMBER.sub(lambda m: _NUMERALS[int(m[1]) - 1] + "、", text)
     rows: list[list[Cell]] = []
     problems: list[dict[str, str]] = []

@@ -11,11 +11,11 @@ from collections.abc import Callable
 
 from nianbao.schema.checks import run_checks
 
-from .blocks import Document, ParseError
+from .blocks import Document, ParseError, Table
 from .detect import sniff_format
 from .flattened import recover_table
 from .metadata import extract_metadata
-from .sections import find_sections
+from .sections import Section, find_sections
 from .tables import TABLE_CODES, detect_version, extract_facts
 from .traditional import to_simplified_document
 
@@ -88,17 +88,18 @@ def parse_document(document: Document, result: dict) -> dict:
     meta = extract_metadata(
         preamble.paragraphs[:8] or [p.text for p in document.paragraphs()[:8]], document.title
     )
-    tables = [b for b in document.blocks if not hasattr(b, "text")]
-    table_sections = [
-        sec
-        for b, sec in zip(document.blocks, block_sections, strict=True)
-        if not hasattr(b, "text")
+    placed = [
+        (block, section)
+        for block, section in zip(document.blocks, block_sections, strict=True)
+        if isinstance(block, Table)
     ]
+    tables = [block for block, _ in placed]
+    table_sections = [section for _, section in placed]
     table_texts = [s.text for s in found if s.code in TABLE_CODES]
     version = detect_version(tables, meta.year, table_texts)
     if version:
-        recovered = _recover_flattened(found, tables, table_sections, version, problems)
-        extraction = extract_facts(tables + recovered[0], table_sections + recovered[1], version)
+        more_tables, more_sections = _recover_flattened(found, table_sections, version, problems)
+        extraction = extract_facts(tables + more_tables, table_sections + more_sections, version)
         problems.extend(extraction.problems)
         facts = [f.as_dict() for f in extraction.facts]
     else:
@@ -132,18 +133,24 @@ def parse_document(document: Document, result: dict) -> dict:
     return result
 
 
-def _recover_flattened(found, tables, table_sections, version, problems) -> tuple[list, list]:
-    """Tables printed as run-together text in sections that hold no real table."""
-    recovered: tuple[list, list] = ([], [])
+def _recover_flattened(
+    found: list[Section],
+    table_sections: list[str | None],
+    version: str,
+    problems: list[dict[str, str]],
+) -> tuple[list[Table], list[str | None]]:
+    """Tables printed as run-together text, in the table sections that hold no real table."""
+    tables: list[Table] = []
+    sections: list[str | None] = []
     for section in found:
         if section.code not in TABLE_CODES or section.code in table_sections:
             continue
         table, found_problems = recover_table(section.code, section.text, version)
         problems.extend(found_problems)
         if table is not None:
-            recovered[0].append(table)
-            recovered[1].append(section.code)
-    return recovered
+            tables.append(table)
+            sections.append(section.code)
+    return tables, sections
 
 
 def parse_bytes(data: bytes, source: str = "<bytes>") -> dict:
