@@ -128,7 +128,8 @@ def recover_table(
             problems.append(
                 {
                     "code": "fused_cells",
-                    "message": f"{table_code}: the cells of “{leaf[-30:]}” run together as “{run}” "
+                    "message": f"{table_code}: the cells of “{labels[-1] if labels else leaf}” "
+                    f"run together as “{run}” "
                     f"and cannot be split into {parts} cells unambiguously",
                 }
             )
