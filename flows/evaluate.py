@@ -12,15 +12,9 @@ from pathlib import Path
 
 from nianbao.parsers.report import parse_file
 from nianbao.parsers.values import clean, parse_value
+from nianbao.schema.registry import sections
 
-SECTION_CODES = (
-    "overview",
-    "active_disclosure",
-    "applications",
-    "review_litigation",
-    "problems",
-    "other_matters",
-)
+SECTION_CODES = tuple(spec.code for spec in sections())
 
 
 @dataclass(slots=True)

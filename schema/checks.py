@@ -15,13 +15,9 @@ from dataclasses import dataclass
 
 from .registry import template
 
-APPLICANT_COLUMNS = (
-    "natural_person",
-    "commercial",
-    "research",
-    "public_interest",
-    "legal_service",
-    "other_org",
+# The six applicant columns that add up to 总计 (rule R3), in print order.
+APPLICANT_COLUMNS = tuple(
+    c.code for c in template("2021").applications.columns if c.code != "total"
 )
 
 

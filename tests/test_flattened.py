@@ -2,6 +2,7 @@
 
 from nianbao.parsers.flattened import decode_run, recover_table
 from nianbao.parsers.report import parse_file
+from nianbao.schema.checks import APPLICANT_COLUMNS
 
 from .helpers import REAL, cells
 
@@ -9,16 +10,7 @@ from .helpers import REAL, cells
 def test_digit_run_split_where_only_one_split_fits_the_printed_total():
     found = cells(parse_file(str(REAL / "08_pingtan_2022.flat.txt")))
     row = [
-        found[f"applications/new_received/{col}"]["value"]
-        for col in (
-            "natural_person",
-            "commercial",
-            "research",
-            "public_interest",
-            "legal_service",
-            "other_org",
-            "total",
-        )
+        found[f"applications/new_received/{col}"]["value"] for col in (*APPLICANT_COLUMNS, "total")
     ]
     assert row == [71, 3, 0, 0, 0, 0, 74]
 

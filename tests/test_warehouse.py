@@ -20,6 +20,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, func, inspect, select, text
 from sqlalchemy.exc import IntegrityError
 
+from nianbao.schema.checks import APPLICANT_COLUMNS
 from nianbao.schema.crossyear import evaluate_r5
 from nianbao.schema.db import current_revision, engine_for, upgrade
 from nianbao.schema.load import LoadOutcome, known_documents, load_document
@@ -29,15 +30,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 HUAIAN = "01_huaian_shizhengfu_2024"
 SHANGHAI = "04_shanghai_szfbgt_2019"
 HUZHU = "huzhu-employment-2023"
-APPLICANTS = [
-    "natural_person",
-    "commercial",
-    "research",
-    "public_interest",
-    "legal_service",
-    "other_org",
-    "total",
-]
+APPLICANTS = [*APPLICANT_COLUMNS, "total"]
 
 
 def canon(name: str) -> dict[str, Any]:
