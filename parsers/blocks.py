@@ -34,9 +34,6 @@ class Paragraph:
 class Table:
     rows: list[list[Cell]]
     page: int | None = None
-    # False where the source cannot express spans (plain text): trailing empty cells there are
-    # separator noise, and column positions are only known by order.
-    spans_known: bool = True
 
     def grid(self) -> list[list[Cell | None]]:
         """Place every cell on a rectangle; covered positions hold the covering cell."""

@@ -147,7 +147,7 @@ def recover_table(
                 ),
             }
         )
-    return (Table(rows, spans_known=False) if rows else None), problems
+    return (Table(rows) if rows else None), problems
 
 
 def _row_ending(text: str, rows: tuple[Row, ...]) -> Row | None:

@@ -62,8 +62,12 @@ def _number_of(text: str) -> str | None:
     return (match.group(1) or match.group(2)) if match else None
 
 
-def match_heading(text: str) -> SectionSpec | None:
-    """The section a printed heading opens, or None when the line is not a section heading."""
+def match_heading(text: str, styled: bool = False) -> SectionSpec | None:
+    """The section a printed heading opens, or None when the line is not a section heading.
+
+    `styled`: the reader knows the line is a heading (an HTML <h2>, a Word heading style), so an
+    unnumbered one needs a close match only, not an exact one.
+    """
     folded = unicodedata.normalize("NFKC", text).strip()
     squeezed = re.sub(r"\s+", "", folded)
     if not squeezed or len(squeezed) > MAX_HEADING_CHARS or squeezed.startswith(("(", "（")):
@@ -78,7 +82,7 @@ def match_heading(text: str) -> SectionSpec | None:
             score -= 0.3
         if best is None or score > best[0]:
             best = (score, spec)
-    if best and best[0] >= 0.8 and (number or best[0] >= 0.95):
+    if best and best[0] >= 0.8 and (number or styled or best[0] >= 0.95):
         return best[1]
     if not number:
         return None
@@ -164,7 +168,7 @@ def find_sections(blocks: list[Block]) -> tuple[list[Section], list[str | None]]
             block_section.append(result[-1].code)
             continue
         assert isinstance(block, Paragraph)
-        spec = match_heading(block.text)
+        spec = match_heading(block.text, styled=block.kind == "heading")
         if spec is not None:
             pieces = [(spec, block.text.strip(), "")]
         elif len(block.text) > MAX_HEADING_CHARS:

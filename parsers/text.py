@@ -1,7 +1,7 @@
 """Plain text -> blocks. Tables are tab- or `|`-separated lines, or one `cell |` per line.
 
-Text carries no spans, so tables come out with `spans_known=False`: the facts stage then aligns
-values by order. Paragraphs broken by a page or line break mid-sentence are joined.
+Text carries no spans: every cell spans one column, and the facts stage aligns values by order.
+Paragraphs broken by a page or line break mid-sentence are joined.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def _table_from_lines(lines: list[str], force_cells: bool = False) -> Table:
         rows = _cell_per_line_rows(lines)
     else:
         rows = [_split_cells(line) for line in lines]
-    return Table([[Cell(text) for text in row] for row in rows if any(row)], spans_known=False)
+    return Table([[Cell(text) for text in row] for row in rows if any(row)])
 
 
 def _cell_per_line_rows(lines: list[str]) -> list[list[str]]:

@@ -10,7 +10,7 @@ from .helpers import REAL, SAMPLES, cells, gold
 
 
 def _applications(rows: list[list[str]], version: str = "2021") -> dict:
-    table = Table([[Cell(text) for text in row] for row in rows], spans_known=False)
+    table = Table([[Cell(text) for text in row] for row in rows])
     extraction = extract_facts([table], ["applications"], version)
     return {f"{f.row}/{f.col}": f for f in extraction.facts}
 
