@@ -90,16 +90,19 @@ def read_docx(data: bytes, limits: DocxLimits = DEFAULT_LIMITS) -> Document:
     _vet_package(data, limits)
     try:
         word = docx.Document(io.BytesIO(data))
-    except (*_ZIP_ERRORS, KeyError, OpcError, etree.LxmlError) as exc:
+        root = word.element
+        headings = _heading_style_ids(word)
+        title = (word.core_properties.title or "").strip() or None
+    except (*_ZIP_ERRORS, KeyError, OpcError, etree.LxmlError, AttributeError, TypeError) as exc:
         # python-docx reports a broken package through whichever of these its internals hit;
-        # ValueError is also how it says the main part is not a Word document.
+        # ValueError is also how it says the main part is not a Word document, and a part of
+        # the wrong type (a .rels or styles part with a foreign root or content type) surfaces
+        # as an AttributeError on a plain lxml element or Part.
         raise ParseError("corrupt_docx", f"not a readable Word document: {exc}") from exc
 
-    root = word.element
     body = root.find(qn("w:body")) if root.tag == qn("w:document") else None
     if body is None:
         raise ParseError("corrupt_docx", "the main document part has no w:document/w:body")
-    headings = _heading_style_ids(word)
     blocks: list[Block] = []
     for element in _content(body):
         if element.tag == _P:
@@ -109,7 +112,6 @@ def read_docx(data: bytes, limits: DocxLimits = DEFAULT_LIMITS) -> Document:
                 blocks.append(Paragraph(text, kind=kind))
         elif element.tag == _TBL:
             blocks.extend(_tables(element))
-    title = (word.core_properties.title or "").strip() or None
     return Document(format="docx", blocks=blocks, title=title)
 
 

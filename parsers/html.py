@@ -54,6 +54,8 @@ _BLOCK_TAGS = {
     "tbody",
 }
 _HEADING_TAGS = {"h1", "h2", "h3", "h4", "h5", "h6"}
+# Grid positions one table's spans may cover; the largest template table has a few hundred.
+_MAX_TABLE_AREA = 20_000
 _SPACES = re.compile(r"[ \t\r\f\v\xa0\u3000]+")
 
 
@@ -103,6 +105,10 @@ def _table(element: etree._Element) -> Table:
         ]
         if cells:
             rows.append(cells)
+    if sum(c.rowspan * c.colspan for row in rows for c in row) > _MAX_TABLE_AREA:
+        # Spans this large are broken markup, not a layout, and Table.grid() would place every
+        # position they cover: seconds of work for a few bytes of HTML.
+        rows = [[Cell(c.text) for c in row] for row in rows]
     return Table(rows)
 
 

@@ -1,13 +1,14 @@
 """PDF reader: bytes of a report → `Document` of paragraphs and tables in reading order.
 
 Text comes from pypdfium2 (a few ms a page). pdfplumber's table finder costs ~60–100 ms a page,
-so it only runs on pages that draw vector paths: ruled tables are made of path objects, and
-counting object types through pdfium's raw API costs ~1 ms a page. Pages of running prose (most
-of a report) never reach pdfplumber.
+so it only runs on pages whose vector paths could rule a table of two or more columns: walking
+the path segments through pdfium's raw API costs ~1–2 ms a page. Pages of running prose (most of
+a report), even under a header rule or inside a framed text box, never reach pdfplumber.
 """
 
 from __future__ import annotations
 
+import ctypes
 import io
 import re
 from collections import Counter
@@ -36,6 +37,13 @@ _INDENT_EM = 0.8
 _SHORT_EM = 1.5
 # pdfplumber snaps a table's cell edges to shared coordinates; this only absorbs float noise.
 _EDGE_EPS = 0.5
+# Two columns need three vertical rules: a page with fewer distinct rule positions holds no table
+# that `_to_table` keeps, so pdfplumber is not asked.
+_MIN_RULE_XS = 3
+# pdfplumber calls an edge horizontal only when its ends share one y; every other segment,
+# slanted ones included, counts as vertical (at its smaller x), as it does there.
+_FLAT = 0.01
+_IDENTITY = (1.0, 0.0, 0.0, 1.0, 0.0, 0.0)
 
 # ASCII and Latin: words in these scripts keep a space between them; CJK text never does.
 _NARROW = "\x21-\u024f"
@@ -92,7 +100,7 @@ class _Page:
     number: int
     height: float
     chars: list[_Char]
-    has_paths: bool
+    ruled: bool  # its paths have vertical segments at _MIN_RULE_XS or more distinct x
     has_images: bool
     tables: list[_PageTable] = field(default_factory=list)
 
@@ -134,7 +142,7 @@ def read_pdf(data: bytes) -> Document:
         for page in pages
         if page.has_images and not page.has_text
     ]
-    if any(page.has_paths for page in pages):
+    if any(page.ruled for page in pages):
         _find_tables(data, pages)
     doc.blocks = _assemble(pages)
     _check_garbled(doc.blocks)
@@ -207,7 +215,7 @@ def _unreadable(ch: str) -> bool:
     return ch == "\ufffd" or 0xE000 <= code <= 0xF8FF or (code < 0x20 and not ch.isspace())
 
 
-# --- pdfium: characters and object kinds ---------------------------------------------------------
+# --- pdfium: characters, object kinds, rules ------------------------------------------------------
 
 
 def _scan_page(page: pypdfium2.PdfPage, number: int) -> _Page:
@@ -221,13 +229,18 @@ def _scan_page(page: pypdfium2.PdfPage, number: int) -> _Page:
         code = pdfium_c.FPDFText_GetUnicode(raw, i)
         if code == 0x0D:  # pdfium ends lines with \r\n; \n alone marks the break
             continue
+        if pdfium_c.FPDFText_HasUnicodeMapError(raw, i) == 1:
+            # A font with no ToUnicode map: pdfium passes the glyph number through as if it
+            # were a code point, which reads as random scripts, not as unreadable text.
+            code = 0xFFFD
         pdfium_c.FPDFText_GetLooseCharBox(raw, i, box)
         # pdfplumber measures from the top-left of the media box; use its frame throughout.
         chars.append(
             _Char(chr(code), box.left - left, box.right - left, top - box.top, top - box.bottom)
         )
     textpage.close()
-    kinds = _object_kinds(
+    objects = _Objects(rotated=page.get_rotation() in (90, 270))
+    objects.scan(
         pdfium_c.FPDFPage_CountObjects(page.raw), partial(pdfium_c.FPDFPage_GetObject, page.raw)
     )
     page.close()
@@ -235,25 +248,86 @@ def _scan_page(page: pypdfium2.PdfPage, number: int) -> _Page:
         number=number,
         height=top - bottom,
         chars=chars,
-        has_paths=pdfium_c.FPDF_PAGEOBJ_PATH in kinds,
-        has_images=pdfium_c.FPDF_PAGEOBJ_IMAGE in kinds,
+        ruled=len(objects.rule_xs) >= _MIN_RULE_XS,
+        has_images=pdfium_c.FPDF_PAGEOBJ_IMAGE in objects.kinds,
     )
 
 
-def _object_kinds(count: int, get: Callable[[int], object], depth: int = 0) -> set[int]:
-    # Raw calls: PdfPage.get_objects() wraps every object in a helper, which costs ~3x more.
-    kinds: set[int] = set()
-    for i in range(count):
-        obj = get(i)
-        kind = pdfium_c.FPDFPageObj_GetType(obj)
-        kinds.add(kind)
-        if kind == pdfium_c.FPDF_PAGEOBJ_FORM and depth < _MAX_FORM_DEPTH:
-            kinds |= _object_kinds(
-                pdfium_c.FPDFFormObj_CountObjects(obj),
-                partial(pdfium_c.FPDFFormObj_GetObject, obj),
-                depth + 1,
-            )
-    return kinds
+Matrix = tuple[float, float, float, float, float, float]  # a b c d e f, as in PDF
+
+
+@dataclass(slots=True)
+class _Objects:
+    """The object kinds on a page, and the x positions of its vertical path segments in
+    pdfplumber's frame (which turns with the page's /Rotate)."""
+
+    rotated: bool
+    kinds: set[int] = field(default_factory=set)
+    rule_xs: set[int] = field(default_factory=set)
+    _x: ctypes.c_float = field(default_factory=ctypes.c_float)
+    _y: ctypes.c_float = field(default_factory=ctypes.c_float)
+
+    def scan(
+        self, count: int, get: Callable[[int], object], outer: Matrix = _IDENTITY, depth: int = 0
+    ) -> None:
+        # Raw calls: PdfPage.get_objects() wraps every object in a helper, which costs ~3x more.
+        for i in range(count):
+            obj = get(i)
+            kind = pdfium_c.FPDFPageObj_GetType(obj)
+            self.kinds.add(kind)
+            if kind == pdfium_c.FPDF_PAGEOBJ_PATH:
+                self._path(obj, _compose(outer, _matrix(obj)))
+            elif kind == pdfium_c.FPDF_PAGEOBJ_FORM and depth < _MAX_FORM_DEPTH:
+                # Objects inside a form are in the form's space; its matrix maps that to the page.
+                self.scan(
+                    pdfium_c.FPDFFormObj_CountObjects(obj),
+                    partial(pdfium_c.FPDFFormObj_GetObject, obj),
+                    _compose(outer, _matrix(obj)),
+                    depth + 1,
+                )
+
+    def _path(self, obj: object, matrix: Matrix) -> None:
+        a, b, c, d, e, f = matrix
+        start = prev = None
+        for i in range(pdfium_c.FPDFPath_CountSegments(obj)):
+            segment = pdfium_c.FPDFPath_GetPathSegment(obj, i)
+            pdfium_c.FPDFPathSegment_GetPoint(segment, self._x, self._y)
+            x, y = self._x.value, self._y.value
+            point = (a * x + c * y + e, b * x + d * y + f)
+            if self.rotated:
+                point = (point[1], point[0])
+            if pdfium_c.FPDFPathSegment_GetType(segment) == pdfium_c.FPDF_SEGMENT_MOVETO:
+                start = point
+            elif prev is not None:  # a line, or a Bézier leg between control points
+                self._edge(prev, point)
+            if start is not None and pdfium_c.FPDFPathSegment_GetClose(segment):
+                self._edge(point, start)
+            prev = point
+
+    def _edge(self, p: tuple[float, float], q: tuple[float, float]) -> None:
+        if abs(p[1] - q[1]) >= _FLAT:
+            self.rule_xs.add(round(min(p[0], q[0])))
+
+
+def _matrix(obj: object) -> Matrix:
+    m = pdfium_c.FS_MATRIX()
+    if not pdfium_c.FPDFPageObj_GetMatrix(obj, m):
+        return _IDENTITY
+    return (m.a, m.b, m.c, m.d, m.e, m.f)
+
+
+def _compose(outer: Matrix, inner: Matrix) -> Matrix:
+    """The matrix that applies `inner`, then `outer`."""
+    a, b, c, d, e, f = outer
+    p, q, r, s, t, u = inner
+    return (
+        p * a + q * c,
+        p * b + q * d,
+        r * a + s * c,
+        r * b + s * d,
+        t * a + u * c + e,
+        t * b + u * d + f,
+    )
 
 
 # --- pdfplumber: ruled tables --------------------------------------------------------------------
@@ -262,7 +336,7 @@ def _object_kinds(count: int, get: Callable[[int], object], depth: int = 0) -> s
 def _find_tables(data: bytes, pages: list[_Page]) -> None:
     with _library_errors("pdfplumber"), pdfplumber.open(io.BytesIO(data)) as pdf:
         for page in pages:
-            if not page.has_paths:
+            if not page.ruled:
                 continue
             plumber_page = pdf.pages[page.number - 1]
             for found in plumber_page.find_tables():

@@ -50,6 +50,25 @@ def known_documents(engine: Engine, sha256s: Iterable[str]) -> dict[str, str]:
     return known
 
 
+def stored_failures(engine: Engine, sha256s: Iterable[str]) -> dict[str, tuple[str, str]]:
+    """Problem code and message of those of the documents that are stored as failed, by sha256.
+
+    A rerun skips them (same bytes, same parser), yet they are still failures to report.
+    """
+    wanted = list(sha256s)
+    found: dict[str, tuple[str, str]] = {}
+    with engine.connect() as conn:
+        for start in range(0, len(wanted), 500):
+            query = select(Document.sha256, Document.problem_code, Document.problem_message).where(
+                Document.sha256.in_(wanted[start : start + 500]), Document.status == "failed"
+            )
+            found.update(
+                (sha, (code or "unknown", message or ""))
+                for sha, code, message in conn.execute(query)
+            )
+    return found
+
+
 class _DocumentRace(Exception):
     """Another worker inserted the same document between our read and our insert."""
 
