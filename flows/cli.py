@@ -6,9 +6,12 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from nianbao.flows.portals import Portal
 
 app = typer.Typer(
     help="nianbao: parse China's government information-disclosure annual reports into a warehouse.",
@@ -211,6 +214,118 @@ def _run_with_progress(run):
             bar.update(task_id, completed=done, total=total)
 
         return run(update)
+
+
+PortalsOption = Annotated[
+    Path,
+    typer.Option("--portals", help="portals.toml: the annual-report columns to harvest"),
+]
+RawDirOption = Annotated[
+    Path, typer.Option("--raw-dir", help="where raw bytes are kept, content-addressed")
+]
+DelayOption = Annotated[
+    float, typer.Option("--delay", help="seconds between two requests to one host")
+]
+
+
+def _load_portals_or_exit(path: Path) -> list[Portal]:
+    from nianbao.flows.portals import PortalsError, load_portals
+
+    try:
+        return load_portals(path)
+    except PortalsError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--portals") from None
+
+
+@app.command()
+def harvest(
+    portals: PortalsOption,
+    years: Annotated[
+        str | None,
+        typer.Option("--years", help="only reports of these years: 2019-2023, or 2023"),
+    ] = None,
+    db: DbOption = None,
+    workers: Annotated[int, typer.Option("--workers", "-w", help="parser processes")] = 1,
+    raw_dir: RawDirOption = Path("raw"),
+    delay: DelayOption = 1.0,
+) -> None:
+    """Crawl the portals' annual-report columns, download what is new and ingest it.
+
+    A run stopped half way continues where it stopped when started again.
+
+    Example:
+        nianbao harvest --portals portals.toml
+        nianbao harvest --portals portals.toml --years 2019-2023
+    """
+    from nianbao.schema.db import resolve_db_url
+
+    portal_list = _load_portals_or_exit(portals)
+    from nianbao.flows.client import ClientSettings
+    from nianbao.flows.harvest import harvest_flow, parse_years
+
+    try:
+        year_range = parse_years(years) if years else None
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--years") from None
+    url = resolve_db_url(db)
+    summary = harvest_flow(
+        portal_list,
+        url,
+        years=year_range,
+        raw_dir=str(raw_dir),
+        workers=workers,
+        client_settings=ClientSettings(min_interval=delay),
+    )
+    typer.echo(f"warehouse: {_safe_url(url)}")
+    for line in summary.lines():
+        typer.echo(line)
+    raise typer.Exit(1 if summary.failed else 0)
+
+
+@app.command()
+def serve(
+    portals: PortalsOption,
+    cron: Annotated[
+        str, typer.Option("--cron", help="when to harvest, a cron expression")
+    ] = "0 2 * * *",
+    timezone: Annotated[
+        str, typer.Option("--timezone", help="time zone of the cron expression")
+    ] = "Asia/Shanghai",
+    name: Annotated[str, typer.Option("--name", help="name of the Prefect deployment")] = "nightly",
+    db: DbOption = None,
+    workers: Annotated[int, typer.Option("--workers", "-w", help="parser processes")] = 1,
+    raw_dir: RawDirOption = Path("raw"),
+    delay: DelayOption = 1.0,
+) -> None:
+    """Harvest on a schedule: register a Prefect deployment and run its runs until stopped.
+
+    Needs a Prefect server (`prefect server start`, then PREFECT_API_URL); portals.toml is
+    read again by every run.
+
+    Example:
+        nianbao serve --portals portals.toml --cron "0 2 * * *"
+    """
+    _load_portals_or_exit(portals)
+    from nianbao.flows.client import ClientSettings
+    from nianbao.flows.harvest import NoPrefectServer, cron_schedule, serve_harvest
+
+    try:
+        schedule = cron_schedule(cron, timezone)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--cron/--timezone") from None
+    try:
+        serve_harvest(
+            portals,
+            schedule,
+            name=name,
+            db_url=db,
+            raw_dir=str(raw_dir),
+            workers=workers,
+            client_settings=ClientSettings(min_interval=delay),
+        )
+    except NoPrefectServer as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 db_app = typer.Typer(help="Create or migrate the warehouse schema.", no_args_is_help=True)

@@ -1,0 +1,482 @@
+"""The harvest flow: portals → listing pages → annual-report entries → new files → ingest.
+
+For each portal: follow the listing's pages, pick the entries that are annual reports (in the
+year range, when one is given), open each and take the report (the page itself when it is inline
+HTML, else its attachments), keep every body fetched in the raw store and every request in
+harvest_log, and hand the documents the warehouse does not hold to `ingest_flow`.
+
+Resumable by construction: a body is stored before its harvest_log row is written, so a logged
+URL is always held; the next run asks for it with its ETag/Last-Modified (304: not downloaded
+again) and still ingests it if the run that fetched it was stopped before ingesting.
+A portal's failure (site down, layout changed, nothing found) is caught, reported in the summary
+and the Prefect artifacts, and never stops the other portals.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from nianbao.flows.settings import configure_prefect
+
+configure_prefect()
+
+from prefect import flow, get_run_logger, task  # noqa: E402
+from prefect.artifacts import create_table_artifact  # noqa: E402
+from prefect.cache_policies import NO_CACHE  # noqa: E402
+from prefect.schedules import Cron, Schedule  # noqa: E402
+from prefect.settings import PREFECT_API_URL  # noqa: E402
+from prefect.types.entrypoint import EntrypointType  # noqa: E402
+from sqlalchemy import Engine, insert, select  # noqa: E402
+
+from nianbao.flows.client import (  # noqa: E402
+    ClientSettings,
+    PoliteClient,
+    Response,
+    Validators,
+    decode_body,
+)
+from nianbao.flows.crawl import Entry, parse_attachments, parse_listing  # noqa: E402
+from nianbao.flows.ingest import ingest_flow  # noqa: E402
+from nianbao.flows.portals import Portal, load_portals  # noqa: E402
+from nianbao.flows.rawstore import DEFAULT_RAW_DIR, RawStore  # noqa: E402
+from nianbao.parsers.detect import sniff_format  # noqa: E402
+from nianbao.parsers.report import PARSER_VERSION  # noqa: E402
+from nianbao.schema.db import engine_for, resolve_db_url, upgrade  # noqa: E402
+from nianbao.schema.load import LoadOutcome, known_documents  # noqa: E402
+from nianbao.schema.models import HarvestLog  # noqa: E402
+
+DEFAULT_TIMEZONE = "Asia/Shanghai"
+_YEARS = re.compile(r"^\s*((?:19|20)\d{2})\s*(?:-\s*((?:19|20)\d{2})\s*)?$")
+
+
+def parse_years(text: str) -> tuple[int, int]:
+    """`2019-2023` → (2019, 2023); `2023` → (2023, 2023)."""
+    match = _YEARS.match(text)
+    if not match:
+        raise ValueError(f"expected a year or a range like 2019-2023, got {text!r}")
+    first, last = int(match.group(1)), int(match.group(2) or match.group(1))
+    if first > last:
+        raise ValueError(f"the range {text!r} ends before it starts")
+    return first, last
+
+
+@dataclass(slots=True)
+class PortalResult:
+    portal: str
+    region: str | None = None
+    error: str | None = None  # why the portal failed; None when it did not
+    pages: int = 0  # listing pages read
+    reports: int = 0  # annual-report entries in the year range
+    out_of_range: int = 0  # annual-report entries outside it, not opened
+    downloaded: int = 0  # bodies received (200)
+    not_modified: int = 0  # answered 304 from the copy we hold
+    new: int = 0  # documents handed to the ingest flow
+    loaded: int = 0  # of those, loaded as reports
+    problems: list[tuple[str, str]] = field(default_factory=list)  # (url, what went wrong)
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None
+
+
+@dataclass(slots=True)
+class HarvestSummary:
+    portals: list[PortalResult] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[PortalResult]:
+        return [p for p in self.portals if p.failed]
+
+    def lines(self) -> list[str]:
+        out = []
+        for p in self.portals:
+            counts = (
+                f"{p.pages} listing pages, {p.reports} reports ({p.out_of_range} outside the"
+                f" years), {p.downloaded} downloaded, {p.not_modified} unchanged, {p.new} new,"
+                f" {p.loaded} loaded"
+            )
+            out += (
+                [f"{p.portal}: FAILED: {p.error}", f"  {counts}"]
+                if p.failed
+                else [f"{p.portal}: {counts}"]
+            )
+            out += [f"  {url}: {problem}" for url, problem in p.problems]
+        out.append(f"portals: {len(self.portals)}, failed: {len(self.failed)}")
+        return out
+
+
+class NoPrefectServer(RuntimeError):
+    """Serving a schedule was asked for with no Prefect server to hold it."""
+
+
+class PortalFailed(Exception):
+    """The portal as a whole could not be harvested (site down, nothing found)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Held:
+    """The last copy of a URL we stored: its bytes' sha256 and the validators to re-ask with."""
+
+    sha256: str
+    path: Path
+    etag: str | None
+    last_modified: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Fetched:
+    url: str  # after redirects
+    sha256: str
+    path: Path
+    content_type: str | None  # None when answered 304 from our copy
+
+    def text(self) -> str:
+        return decode_body(self.path.read_bytes(), self.content_type)
+
+    def is_html(self) -> bool:
+        # By the bytes: a link named .pdf may lead to an article page, and the other way round.
+        return sniff_format(self.path.read_bytes(), urlsplit(self.url).path) == "html"
+
+
+class _Harvest:
+    """One portal's crawl: everything it fetches is stored, logged and fetched once."""
+
+    def __init__(
+        self,
+        portal: Portal,
+        client: PoliteClient,
+        history: _History,
+        years: tuple[int, int] | None,
+    ) -> None:
+        self.portal = portal
+        self.client = client
+        self.history = history
+        self.years = years
+        self.result = PortalResult(portal.name, portal.region)
+        self.fetched: dict[str, _Fetched | None] = {}
+        self.documents: dict[str, tuple[Path, str]] = {}  # sha256 → (raw file, source URL)
+
+    def run(self) -> dict[str, tuple[Path, str]]:
+        entries = self._entries()
+        for entry in entries:
+            if self.years and not self.years[0] <= entry.year <= self.years[1]:
+                self.result.out_of_range += 1
+                continue
+            self.result.reports += 1
+            self._take(entry)
+        return self.documents
+
+    def _entries(self) -> list[Entry]:
+        queue, seen = deque([self.portal.url]), {self.portal.url}
+        entries: dict[str, Entry] = {}
+        bodies: set[str] = set()
+        links_seen = 0
+        while queue and self.result.pages < self.portal.max_pages:
+            url = queue.popleft()
+            page = self.fetch(url)
+            if page is None:
+                if url == self.portal.url:
+                    raise PortalFailed(f"listing page not fetched: {self.result.problems[-1][1]}")
+                continue
+            # Pagers link the first page under another name (`./` and `index.html`): read it once.
+            if page.sha256 in bodies:
+                continue
+            bodies.add(page.sha256)
+            listing = parse_listing(
+                page.text(), page.url, self.portal.entry_selector, self.portal.next_selector
+            )
+            self.result.pages += 1
+            links_seen += listing.links_seen
+            for entry in listing.entries:
+                entries.setdefault(entry.url, entry)
+            for next_url in listing.next_pages:
+                if next_url not in seen:
+                    seen.add(next_url)
+                    queue.append(next_url)
+        if queue:
+            self.result.problems.append(
+                (
+                    self.portal.url,
+                    f"stopped at max_pages ({self.portal.max_pages}): "
+                    f"{len(queue)} more listing pages linked, not read",
+                )
+            )
+        if not entries:
+            raise PortalFailed(
+                f"nothing found: no annual-report entry among {links_seen} links on "
+                f"{self.result.pages} listing page(s) (layout changed? set entry_selector)"
+            )
+        return list(entries.values())
+
+    def _take(self, entry: Entry) -> None:
+        """The report of an entry: the file it links, its page's attachments, or its page."""
+        fetched = self.fetch(entry.url)
+        if fetched is None:
+            return
+        if not fetched.is_html():
+            # The listing linked the report file itself.
+            self._keep(fetched)
+            return
+        attachments = parse_attachments(fetched.text(), fetched.url)
+        if not attachments:
+            self._keep(fetched)
+        for link in attachments:
+            attachment = self.fetch(link.url)
+            if attachment is not None:
+                self._keep(attachment)
+
+    def _keep(self, fetched: _Fetched) -> None:
+        # Identical bytes at two URLs are one document, known by the first URL.
+        self.documents.setdefault(fetched.sha256, (fetched.path, fetched.url))
+
+    def fetch(self, url: str) -> _Fetched | None:
+        """GET once per run; the body stored and every request logged; None (and a problem) if not got."""
+        if url in self.fetched:
+            return self.fetched[url]
+        response = self.client.get(url, self.portal.allowed_hosts)
+        fetched: _Fetched | None = None
+        if response.ok:
+            assert response.content is not None
+            fmt = sniff_format(response.content, urlsplit(response.url).path)
+            name = f"file.{fmt}" if fmt != "unknown" else ""
+            sha256, path = self.history.store.put(response.content, name)
+            fetched = _Fetched(response.url, sha256, path, response.content_type)
+            self.result.downloaded += 1
+        elif response.not_modified and (held := self.history.held(response.url)):
+            fetched = _Fetched(response.url, held.sha256, held.path, None)
+            self.result.not_modified += 1
+        else:
+            self.result.problems.append((url, response.error or f"HTTP {response.status}"))
+        # Logged after the bytes are stored: a logged sha256 is always in the raw store.
+        self.history.log(self.portal.name, response, fetched)
+        self.fetched[url] = fetched
+        return fetched
+
+
+class _History:
+    """What was fetched before, from harvest_log and the raw store; and the log of this run."""
+
+    def __init__(self, engine: Engine, store: RawStore) -> None:
+        self.engine = engine
+        self.store = store
+        self._held: dict[str, _Held | None] = {}
+
+    def held(self, url: str) -> _Held | None:
+        if url not in self._held:
+            self._held[url] = self._lookup(url)
+        return self._held[url]
+
+    def validators(self, url: str) -> Validators | None:
+        held = self.held(url)
+        return (held.etag, held.last_modified) if held else None
+
+    def _lookup(self, url: str) -> _Held | None:
+        query = (
+            select(HarvestLog.sha256, HarvestLog.etag, HarvestLog.last_modified)
+            .where(HarvestLog.url == url, HarvestLog.sha256.is_not(None))
+            .order_by(HarvestLog.fetched_at.desc(), HarvestLog.id.desc())
+            .limit(1)
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(query).one_or_none()
+        if row is None or not (row.etag or row.last_modified):
+            return None
+        # Only a copy still in the raw store may be re-asked conditionally: a 304 gives no bytes.
+        path = next(self.store.path_for(row.sha256).parent.glob(f"{row.sha256}*"), None)
+        return _Held(row.sha256, path, row.etag, row.last_modified) if path else None
+
+    def log(self, portal: str, response: Response, fetched: _Fetched | None) -> None:
+        """One harvest_log row per request; the final one names the bytes it stands for."""
+        held = self.held(response.url) if response.not_modified else None
+        rows = []
+        for i, exchange in enumerate(response.exchanges):
+            final = fetched is not None and i == len(response.exchanges) - 1
+            rows.append(
+                {
+                    "url": exchange.url,
+                    "portal": portal,
+                    "http_status": exchange.status,
+                    "sha256": fetched.sha256 if final else None,
+                    # A 304 may omit its validators: keep the ones the copy was fetched with.
+                    "etag": exchange.etag or (held.etag if final and held else None),
+                    "last_modified": exchange.last_modified
+                    or (held.last_modified if final and held else None),
+                    "error": exchange.error,
+                }
+            )
+        if rows:
+            with self.engine.begin() as conn:
+                conn.execute(insert(HarvestLog), rows)
+        if fetched is not None and response.ok:
+            # Another link redirecting here later in this run may now be answered with a 304.
+            self._held[response.url] = _Held(
+                fetched.sha256, fetched.path, response.etag, response.last_modified
+            )
+
+
+@task(name="crawl-portal", task_run_name="crawl {portal.name}", cache_policy=NO_CACHE)
+def crawl_portal(
+    portal: Portal,
+    client: PoliteClient,
+    history: _History,
+    years: tuple[int, int] | None,
+) -> tuple[PortalResult, dict[str, tuple[Path, str]]]:
+    """Crawl one portal and download what is new: its counts, and its documents by sha256."""
+    harvest = _Harvest(portal, client, history, years)
+    try:
+        return harvest.result, harvest.run()
+    except PortalFailed as exc:
+        # An outcome to report, not a bug: no traceback, and the counts so far are kept.
+        harvest.result.error = str(exc)
+        return harvest.result, {}
+
+
+def _new_documents(
+    engine: Engine, documents: dict[str, tuple[Path, str]]
+) -> dict[str, tuple[Path, str]]:
+    known = known_documents(engine, documents)
+    return {sha: doc for sha, doc in documents.items() if known.get(sha) != PARSER_VERSION}
+
+
+@flow(name="nianbao-harvest", log_prints=False)
+def harvest_flow(
+    portals: list[Portal] | str,
+    db_url: str | None = None,
+    years: tuple[int, int] | None = None,
+    raw_dir: str = DEFAULT_RAW_DIR,
+    workers: int = 1,
+    client_settings: ClientSettings | None = None,
+) -> HarvestSummary:
+    """Harvest the portals (a list, or the path of a portals.toml) and ingest what is new."""
+    logger = get_run_logger()
+    if isinstance(portals, str):
+        portals = load_portals(portals)
+    db_url = resolve_db_url(db_url)
+    upgrade(db_url)
+    engine = engine_for(db_url)
+    history = _History(engine, RawStore(raw_dir))
+    summary = HarvestSummary()
+    with PoliteClient(client_settings, history.validators) as client:
+        for portal in portals:
+            result = PortalResult(portal.name, portal.region)
+            try:
+                result, documents = crawl_portal(portal, client, history, years)
+                new = _new_documents(engine, documents)
+                result.new = len(new)
+                if new:
+                    ingested = ingest_flow(
+                        [str(path) for path, _ in new.values()],
+                        db_url,
+                        workers,
+                        raw_dir=raw_dir,
+                        sources={str(path): url for path, url in new.values()},
+                    )
+                    result.loaded = (
+                        ingested.outcomes[LoadOutcome.LOADED.value]
+                        + ingested.outcomes[LoadOutcome.RELOADED.value]
+                    )
+                    result.problems += [
+                        (source, f"not loaded: {code}: {message}")
+                        for source, code, message in ingested.failed_files
+                    ]
+            except Exception as exc:  # a bug or a database error: still never stop the others
+                result.error = repr(exc)
+            if result.failed:
+                logger.error("portal %s failed: %s", portal.name, result.error)
+            else:
+                logger.info("portal %s: %d new, %d loaded", portal.name, result.new, result.loaded)
+            summary.portals.append(result)
+    _publish(summary)
+    engine.dispose()
+    return summary
+
+
+def _publish(summary: HarvestSummary) -> None:
+    create_table_artifact(
+        key="harvest-portals",
+        table=[
+            {
+                "portal": p.portal,
+                "region": p.region or "",
+                "status": "failed" if p.failed else "ok",
+                "error": p.error or "",
+                "listing pages": p.pages,
+                "reports": p.reports,
+                "outside the years": p.out_of_range,
+                "downloaded": p.downloaded,
+                "unchanged": p.not_modified,
+                "new": p.new,
+                "loaded": p.loaded,
+                "problems": len(p.problems),
+            }
+            for p in summary.portals
+        ],
+        description="What each portal gave in this harvest",
+    )
+    create_table_artifact(
+        key="harvest-problems",
+        table=[
+            {"portal": p.portal, "url": url, "problem": problem}
+            for p in summary.portals
+            for url, problem in p.problems
+        ]
+        or [{"portal": "", "url": "", "problem": "none"}],
+        description="URLs that were not fetched or not loaded, and why",
+    )
+
+
+def cron_schedule(cron: str, timezone: str = DEFAULT_TIMEZONE) -> Schedule:
+    """A Prefect cron schedule; ValueError for a bad expression or an unknown time zone."""
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"unknown time zone {timezone!r} (an IANA name like Asia/Shanghai)"
+        ) from None
+    return Cron(cron, timezone=timezone)
+
+
+def serve_harvest(
+    portals_file: str | Path,
+    schedule: Schedule,
+    *,
+    name: str = "nightly",
+    db_url: str | None = None,
+    raw_dir: str = DEFAULT_RAW_DIR,
+    workers: int = 1,
+    client_settings: ClientSettings | None = None,
+) -> None:
+    """Register the harvest as a deployment on `schedule` and run its runs (Prefect serve).
+
+    The portals file is re-read by every run, so edits take effect without a restart; it is
+    validated here too, so a broken file fails now rather than at the first scheduled run.
+    """
+    if not PREFECT_API_URL.value():
+        raise NoPrefectServer(
+            "a schedule needs a Prefect server (the temporary one Prefect starts on its own runs "
+            "no scheduler): start one with `prefect server start` and set "
+            "PREFECT_API_URL=http://127.0.0.1:4200/api"
+        )
+    path = Path(portals_file).resolve()
+    load_portals(path)
+    parameters = {
+        "portals": str(path),
+        "db_url": resolve_db_url(db_url),
+        "raw_dir": str(Path(raw_dir).resolve()),
+        "workers": workers,
+    }
+    if client_settings:
+        parameters["client_settings"] = asdict(client_settings)
+    harvest_flow.serve(
+        name=name,
+        schedules=[schedule],
+        parameters=parameters,
+        description="Harvest the annual-report columns of portals.toml and ingest what is new",
+        # The package is installed: a module path works from any working directory.
+        entrypoint_type=EntrypointType.MODULE_PATH,
+    )
