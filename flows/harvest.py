@@ -375,6 +375,9 @@ def harvest_flow(
                         workers,
                         raw_dir=raw_dir,
                         sources={str(path): url for path, url in new.values()},
+                        regions={str(path): portal.region for path, _ in new.values()}
+                        if portal.region
+                        else None,
                     )
                     result.loaded = (
                         ingested.outcomes[LoadOutcome.LOADED.value]

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import resource
 import signal
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from functools import cache
@@ -25,14 +26,23 @@ configure_prefect()
 
 from prefect import flow, get_run_logger, task  # noqa: E402
 from prefect.artifacts import create_table_artifact  # noqa: E402
+from prefect.cache_policies import NO_CACHE  # noqa: E402
+from prefect.utilities.annotations import quote  # noqa: E402
 from sqlalchemy import Engine  # noqa: E402
 
 from nianbao.flows.rawstore import DEFAULT_RAW_DIR, RawStore  # noqa: E402
 from nianbao.parsers.report import PARSER_VERSION, empty_result, parse_bytes  # noqa: E402
 from nianbao.schema.crossyear import evaluate_r5  # noqa: E402
 from nianbao.schema.db import engine_for, upgrade  # noqa: E402
-from nianbao.schema.load import LoadOutcome, known_documents, load_document  # noqa: E402
+from nianbao.schema.load import (  # noqa: E402
+    LoadOutcome,
+    known_documents,
+    load_document,
+    stored_failures,
+)
 
+# Most documents a worker task parses. Each batch is one load task: ~3 ms in the flow and ~25 ms
+# of the Prefect server's CPU, so batches are large while work remains (see `_batches`).
 BATCH_SIZE = 16
 SKIP_SUFFIXES = (".json", ".py", ".md", ".db", ".db-journal", ".db-wal", ".db-shm", ".part")
 
@@ -52,6 +62,7 @@ class WorkItem:
     sha256: str
     raw_path: str
     source: str
+    region: str | None = None
 
 
 @dataclass(slots=True)
@@ -64,7 +75,8 @@ class IngestSummary:
 
     @property
     def failed(self) -> int:
-        return self.outcomes[LoadOutcome.FAILED.value]
+        # This run's failures and the unchanged files that failed in an earlier run.
+        return len(self.failed_files)
 
     def lines(self) -> list[str]:
         counts = ", ".join(
@@ -123,28 +135,34 @@ def parse_item(item: WorkItem, limits: DocumentLimits) -> dict:
     """Parse one stored file within the limits; every outcome is a result, never an exception."""
     data = Path(item.raw_path).read_bytes()
     if len(data) > limits.max_bytes:
-        result = empty_result(item.source, data, "unknown")
-        result["problems"].append(
-            {
-                "code": "too_large",
-                "message": f"{len(data)} bytes is over the {limits.max_bytes}-byte limit",
-            }
+        return _failed(
+            item, data, "too_large", f"{len(data)} bytes is over the {limits.max_bytes}-byte limit"
         )
-        return result
+    started = time.monotonic()
     signal.setitimer(signal.ITIMER_REAL, limits.seconds)
     try:
-        return parse_bytes(data, item.source)
+        result = parse_bytes(data, item.source)
     except DocumentTimeout:
-        result = empty_result(item.source, data, "unknown")
-        result["problems"].append(
-            {
-                "code": "parse_timeout",
-                "message": f"parsing took longer than {limits.seconds:g} s and was stopped",
-            }
-        )
-        return result
+        result = None
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
+    # The alarm can fire inside a finalizer, where Python swallows it: the clock decides.
+    if result is None or time.monotonic() - started > limits.seconds:
+        return _failed(
+            item,
+            data,
+            "parse_timeout",
+            f"parsing took longer than {limits.seconds:g} s and was stopped",
+        )
+    if item.region and not result.get("region"):
+        result["region"] = item.region
+    return result
+
+
+def _failed(item: WorkItem, data: bytes, code: str, message: str) -> dict:
+    result = empty_result(item.source, data, "unknown")
+    result["problems"].append({"code": code, "message": message})
+    return result
 
 
 def parse_batch(items: list[WorkItem], limits: DocumentLimits) -> list[dict]:
@@ -153,15 +171,12 @@ def parse_batch(items: list[WorkItem], limits: DocumentLimits) -> list[dict]:
 
 
 def _crashed(item: WorkItem) -> dict:
-    data = Path(item.raw_path).read_bytes()
-    result = empty_result(item.source, data, "unknown")
-    result["problems"].append(
-        {
-            "code": "worker_crashed",
-            "message": "the parser process died on this file (out of memory or a crash in a native library)",
-        }
+    return _failed(
+        item,
+        Path(item.raw_path).read_bytes(),
+        "worker_crashed",
+        "the parser process died on this file (out of memory or a crash in a native library)",
     )
-    return result
 
 
 @cache
@@ -171,21 +186,32 @@ def _engine(db_url: str) -> Engine:
 
 @task(name="plan", retries=2, retry_delay_seconds=2)
 def plan(
-    files: list[Path], db_url: str, raw_dir: str, sources: dict[str, str]
-) -> tuple[list[WorkItem], int]:
-    """Keep every file's bytes, and drop the files the warehouse holds with this parser version."""
+    files: list[Path], db_url: str, raw_dir: str, sources: dict[str, str], regions: dict[str, str]
+) -> tuple[list[WorkItem], int, list[tuple[str, str, str]]]:
+    """Keep every file's bytes, and drop the files the warehouse holds with this parser version.
+
+    Returns the work, the number of files skipped, and (source, code, message) of the skipped
+    documents that are stored as failed: a rerun must still report them.
+    """
     store = RawStore(raw_dir)
     stored = {path: store.put_file(path) for path in files}
-    known = known_documents(_engine(db_url), {sha for sha, _ in stored.values()})
+    engine = _engine(db_url)
+    known = known_documents(engine, {sha for sha, _ in stored.values()})
+    failures = stored_failures(engine, [s for s, v in known.items() if v == PARSER_VERSION])
     todo: dict[str, WorkItem] = {}
+    still_failed: dict[str, tuple[str, str, str]] = {}
     for path, (sha, raw_path) in stored.items():
+        source = sources.get(str(path), str(path))
         if known.get(sha) != PARSER_VERSION:
             # Two copies of one file are one document: parse the first only.
-            todo.setdefault(sha, WorkItem(sha, str(raw_path), sources.get(str(path), str(path))))
-    return list(todo.values()), len(files) - len(todo)
+            todo.setdefault(sha, WorkItem(sha, str(raw_path), source, regions.get(str(path))))
+        elif sha in failures:
+            still_failed.setdefault(sha, (source, *failures[sha]))
+    return list(todo.values()), len(files) - len(todo), list(still_failed.values())
 
 
-@task(name="load-batch", retries=3, retry_delay_seconds=[1, 5, 15])
+# No cache policy: a load is a side effect, and the default policy would hash every result.
+@task(name="load-batch", retries=3, retry_delay_seconds=[1, 5, 15], cache_policy=NO_CACHE)
 def load_batch(
     results: list[dict], db_url: str, raw_paths: dict[str, str]
 ) -> list[tuple[dict, str]]:
@@ -201,8 +227,17 @@ def cross_year(db_url: str) -> int:
     return evaluate_r5(_engine(db_url))
 
 
-def _batches(items: list[WorkItem], size: int) -> list[list[WorkItem]]:
-    return [items[i : i + size] for i in range(0, len(items), size)]
+def _batches(items: list[WorkItem], workers: int) -> list[list[WorkItem]]:
+    """Batches that shrink as the work runs out (guided scheduling): few Prefect tasks while
+    much remains, and single documents at the end, so no worker idles while another finishes a
+    long batch."""
+    batches: list[list[WorkItem]] = []
+    start = 0
+    while start < len(items):
+        size = max(1, min(BATCH_SIZE, (len(items) - start) // (workers * 2)))
+        batches.append(items[start : start + size])
+        start += size
+    return batches
 
 
 def _parse_all(
@@ -212,8 +247,7 @@ def _parse_all(
     on_batch: Callable[[list[dict]], None],
 ) -> None:
     """Parse every item, calling `on_batch` as batches finish; survive a worker that dies."""
-    size = max(1, min(BATCH_SIZE, len(todo) // (workers * 4) or 1))
-    queue = _batches(todo, size)
+    queue = _batches(todo, workers)
     while queue:
         retry: list[list[WorkItem]] = []
         with ProcessPoolExecutor(
@@ -222,20 +256,18 @@ def _parse_all(
             pending: dict[Future, list[WorkItem]] = {
                 pool.submit(parse_batch, b, limits): b for b in queue
             }
-            while pending:
-                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    batch = pending.pop(future)
-                    try:
-                        results = future.result()
-                    except BrokenProcessPool:
-                        if len(batch) == 1:
-                            results = [_crashed(batch[0])]
-                        else:
-                            # Find the file that kills the process: retry one document a task.
-                            retry += [[item] for item in batch]
-                            continue
-                    on_batch(results)
+            for future in as_completed(pending):
+                batch = pending[future]
+                try:
+                    results = future.result()
+                except BrokenProcessPool:
+                    if len(batch) == 1:
+                        results = [_crashed(batch[0])]
+                    else:
+                        # Find the file that kills the process: retry one document a task.
+                        retry += [[item] for item in batch]
+                        continue
+                on_batch(results)
         queue = retry
 
 
@@ -248,22 +280,32 @@ def ingest_flow(
     sources: dict[str, str] | None = None,
     limits: DocumentLimits | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    regions: dict[str, str] | None = None,
 ) -> IngestSummary:
-    """Ingest files or folders. `sources` maps a file path to where it came from (a URL)."""
+    """Ingest files or folders.
+
+    `sources` maps a file path to where it came from (a URL), `regions` to the region of the
+    body that published it (from the harvest's portal settings).
+    """
     logger = get_run_logger()
     limits = limits or DocumentLimits()
     upgrade(db_url)
     files = discover_files(paths)
     summary = IngestSummary(seen=len(files))
-    todo, unchanged = plan(files, db_url, raw_dir, sources or {})
+    todo, unchanged, still_failed = plan(files, db_url, raw_dir, sources or {}, regions or {})
     summary.outcomes[LoadOutcome.UNCHANGED.value] += unchanged
+    for source, code, message in still_failed:
+        summary.failures[code] += 1
+        summary.failed_files.append((source, code, message))
     progress = [unchanged]
     if on_progress:
         on_progress(unchanged, len(files))
     raw_paths = {item.sha256: item.raw_path for item in todo}
 
     def on_batch(results: list[dict]) -> None:
-        for result, outcome in load_batch(results, db_url, raw_paths):
+        # quote(): Prefect would otherwise walk every fact of every result looking for futures,
+        # twice a call (~35 ms a document, five times the load itself).
+        for result, outcome in load_batch(quote(results), db_url, quote(raw_paths)):
             _record(summary, result, outcome)
         progress[0] += len(results)
         if on_progress:

@@ -297,7 +297,7 @@ class Run:
 
 
 def _portal(site: PortalSite) -> Portal:
-    return Portal("互助县就业服务局", site.url(LISTING))
+    return Portal("互助县就业服务局", site.url(LISTING), region="青海省")
 
 
 def _harvest(site: PortalSite, db_url: str, raw: Path, **options) -> Run:
@@ -372,6 +372,14 @@ def test_exactly_the_reports_are_harvested_and_loaded(first_run: Run):
         (path, "loaded", year) for path, year in REPORTS.items()
     )
     assert (first_run.portal.new, first_run.portal.loaded) == (5, 5)
+
+
+def test_reports_carry_the_region_of_their_portal(first_run: Run):
+    engine = create_engine(first_run.db_url)
+    with engine.connect() as conn:
+        regions = conn.execute(text("SELECT DISTINCT region FROM reports")).scalars().all()
+    engine.dispose()
+    assert regions == ["青海省"]
 
 
 def test_every_request_is_in_harvest_log(first_run: Run, site: PortalSite):

@@ -427,3 +427,12 @@ def test_table_with_its_own_header_on_the_next_page_stays_separate() -> None:
         [(0, 0, 1, 2, "Outcome"), (0, 2, 1, 1, "Count"), (1, 0, 1, 2, "Other"), (1, 2, 1, 1, "2")]
     )
     assert len(read_pdf(pages_pdf([FIRST_PAGE, second])).tables()) == 2
+
+
+def test_only_pages_with_ruled_tables_go_to_the_table_finder():
+    # Page 1 holds a framed text box and page 6 only prose: neither pays for pdfplumber.
+    from nianbao.parsers.pdf import _scan_page
+
+    document = pypdfium2.PdfDocument(str(SAMPLES / "01_huaian_shizhengfu_2024.pdf"))
+    ruled = [_scan_page(document[i], i + 1).ruled for i in range(len(document))]
+    assert ruled == [False, False, True, True, True, False]
