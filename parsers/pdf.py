@@ -1,25 +1,33 @@
 """PDF reader: bytes of a report → `Document` of paragraphs and tables in reading order.
 
-Text comes from pypdfium2 (a few ms a page). pdfplumber's table finder costs ~60–100 ms a page,
-so it only runs on pages whose vector paths could rule a table of two or more columns: walking
-the path segments through pdfium's raw API costs ~1–2 ms a page. Pages of running prose (most of
-a report), even under a header rule or inside a framed text box, never reach pdfplumber.
+Text comes from pypdfium2 (a few ms a page). Ruled tables come from the same pass: the path
+segments walked through pdfium's raw API (~1–2 ms a page) become edges as pdfplumber would see
+them, and pdfplumber's own table functions (snap, join, intersections, cells) turn them into cell
+boxes (a few ms a page) that the page's pdfium characters fill. pdfminer never parses the file.
+Only pages whose paths could rule a table of two or more columns are searched for tables.
 """
 
 from __future__ import annotations
 
 import ctypes
-import io
 import re
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
+from itertools import pairwise
 
-import pdfplumber
 import pypdfium2
 import pypdfium2.raw as pdfium_c
+from pdfplumber.table import (
+    TableSettings,
+    cells_to_tables,
+    edges_to_intersections,
+    intersections_to_cells,
+    merge_edges,
+)
+from pdfplumber.utils import filter_edges
 
 from .blocks import Block, Cell, Document, Paragraph, ParseError, Table
 
@@ -38,8 +46,15 @@ _SHORT_EM = 1.5
 # pdfplumber snaps a table's cell edges to shared coordinates; this only absorbs float noise.
 _EDGE_EPS = 0.5
 # Two columns need three vertical rules: a page with fewer distinct rule positions holds no table
-# that `_to_table` keeps, so pdfplumber is not asked.
+# that `_to_table` keeps, so it is not searched for tables.
 _MIN_RULE_XS = 3
+# pdfplumber's default table settings (find_tables() with no arguments): the tolerances that
+# snap, join and intersect edges, and the shortest edges kept.
+_SETTINGS = TableSettings()
+# extract_text()'s defaults for cell text: a gap wider than this starts a new word, and a char
+# whose top lies within this of the line's previous one stays on that line.
+_TEXT_X_TOLERANCE = 3
+_TEXT_Y_TOLERANCE = 3
 # pdfplumber calls an edge horizontal only when its ends share one y; every other segment,
 # slanted ones included, counts as vertical (at its smaller x), as it does there.
 _FLAT = 0.01
@@ -89,10 +104,15 @@ class _Line:
         return self.bottom - self.top
 
 
+Box = tuple[float, float, float, float]  # x0, top, x1, bottom, in pdfplumber's frame
+Point = tuple[float, float]
+Subpath = tuple[str, list[Point]]  # pdfminer's shape ('m', 'l', 'c', 'h' operators) and points
+
+
 @dataclass(slots=True)
 class _PageTable:
     table: Table
-    bbox: tuple[float, float, float, float]  # x0, top, x1, bottom, in pdfplumber's frame
+    bbox: Box
 
 
 @dataclass(slots=True)
@@ -102,6 +122,7 @@ class _Page:
     chars: list[_Char]
     ruled: bool  # its paths have vertical segments at _MIN_RULE_XS or more distinct x
     has_images: bool
+    subpaths: list[Subpath]
     tables: list[_PageTable] = field(default_factory=list)
 
     @property
@@ -142,8 +163,9 @@ def read_pdf(data: bytes) -> Document:
         for page in pages
         if page.has_images and not page.has_text
     ]
-    if any(page.ruled for page in pages):
-        _find_tables(data, pages)
+    for page in pages:
+        if page.ruled:
+            _find_tables(page)
     doc.blocks = _assemble(pages)
     _check_garbled(doc.blocks)
     return doc
@@ -182,8 +204,8 @@ def _corrupt(library: str, exc: BaseException) -> ParseError:
 
 @contextmanager
 def _library_errors(library: str) -> Iterator[None]:
-    # pdfminer raises anything from PSSyntaxError to KeyError on a broken file; callers must only
-    # ever see ParseError for a bad input.
+    # pdfium's wrappers raise PdfiumError or worse on a broken file; callers must only ever see
+    # ParseError for a bad input.
     try:
         yield
     except Exception as exc:
@@ -239,7 +261,7 @@ def _scan_page(page: pypdfium2.PdfPage, number: int) -> _Page:
             _Char(chr(code), box.left - left, box.right - left, top - box.top, top - box.bottom)
         )
     textpage.close()
-    objects = _Objects(rotated=page.get_rotation() in (90, 270))
+    objects = _Objects(rotated=page.get_rotation() in (90, 270), left=left, top=top)
     objects.scan(
         pdfium_c.FPDFPage_CountObjects(page.raw), partial(pdfium_c.FPDFPage_GetObject, page.raw)
     )
@@ -250,6 +272,7 @@ def _scan_page(page: pypdfium2.PdfPage, number: int) -> _Page:
         chars=chars,
         ruled=len(objects.rule_xs) >= _MIN_RULE_XS,
         has_images=pdfium_c.FPDF_PAGEOBJ_IMAGE in objects.kinds,
+        subpaths=objects.subpaths,
     )
 
 
@@ -258,12 +281,16 @@ Matrix = tuple[float, float, float, float, float, float]  # a b c d e f, as in P
 
 @dataclass(slots=True)
 class _Objects:
-    """The object kinds on a page, and the x positions of its vertical path segments in
-    pdfplumber's frame (which turns with the page's /Rotate)."""
+    """The object kinds on a page, the x positions of its vertical path segments in pdfplumber's
+    frame (which turns with the page's /Rotate), and its subpaths as pdfminer would paint them,
+    in the characters' frame (top-left of the media box)."""
 
     rotated: bool
+    left: float
+    top: float
     kinds: set[int] = field(default_factory=set)
     rule_xs: set[int] = field(default_factory=set)
+    subpaths: list[Subpath] = field(default_factory=list)
     _x: ctypes.c_float = field(default_factory=ctypes.c_float)
     _y: ctypes.c_float = field(default_factory=ctypes.c_float)
 
@@ -289,20 +316,43 @@ class _Objects:
     def _path(self, obj: object, matrix: Matrix) -> None:
         a, b, c, d, e, f = matrix
         start = prev = None
+        shape: list[str] = []
+        points: list[Point] = []
+        bezier = 0  # pdfium gives a Bézier curve as three points; pdfminer keeps only the last
         for i in range(pdfium_c.FPDFPath_CountSegments(obj)):
             segment = pdfium_c.FPDFPath_GetPathSegment(obj, i)
             pdfium_c.FPDFPathSegment_GetPoint(segment, self._x, self._y)
             x, y = self._x.value, self._y.value
-            point = (a * x + c * y + e, b * x + d * y + f)
-            if self.rotated:
-                point = (point[1], point[0])
-            if pdfium_c.FPDFPathSegment_GetType(segment) == pdfium_c.FPDF_SEGMENT_MOVETO:
+            page_x, page_y = a * x + c * y + e, b * x + d * y + f
+            at = (page_x - self.left, self.top - page_y)
+            point = (page_y, page_x) if self.rotated else (page_x, page_y)
+            kind = pdfium_c.FPDFPathSegment_GetType(segment)
+            if kind == pdfium_c.FPDF_SEGMENT_MOVETO:
+                self._subpath(shape, points)
+                shape, points = ["m"], [at]
                 start = point
-            elif prev is not None:  # a line, or a Bézier leg between control points
-                self._edge(prev, point)
+            else:
+                if prev is not None:  # a line, or a Bézier leg between control points
+                    self._edge(prev, point)
+                if kind == pdfium_c.FPDF_SEGMENT_BEZIERTO:
+                    bezier = (bezier + 1) % 3
+                    if bezier == 0:
+                        shape.append("c")
+                        points.append(at)
+                else:
+                    shape.append("l")
+                    points.append(at)
             if start is not None and pdfium_c.FPDFPathSegment_GetClose(segment):
                 self._edge(point, start)
+                if points:
+                    shape.append("h")
+                    points.append(points[0])
             prev = point
+        self._subpath(shape, points)
+
+    def _subpath(self, shape: list[str], points: list[Point]) -> None:
+        if len(points) > 1:  # a lone moveto paints nothing
+            self.subpaths.append(("".join(shape), points))
 
     def _edge(self, p: tuple[float, float], q: tuple[float, float]) -> None:
         if abs(p[1] - q[1]) >= _FLAT:
@@ -330,41 +380,141 @@ def _compose(outer: Matrix, inner: Matrix) -> Matrix:
     )
 
 
-# --- pdfplumber: ruled tables --------------------------------------------------------------------
+# --- ruled tables: pdfium's paths through pdfplumber's table functions ---------------------------
 
 
-def _find_tables(data: bytes, pages: list[_Page]) -> None:
-    with _library_errors("pdfplumber"), pdfplumber.open(io.BytesIO(data)) as pdf:
-        for page in pages:
-            if not page.ruled:
-                continue
-            plumber_page = pdf.pages[page.number - 1]
-            for found in plumber_page.find_tables():
-                table = _to_table(found, page.number)
-                if table is not None:
-                    page.tables.append(_PageTable(table, found.bbox))
-            # pdfplumber caches every char and edge of a page; drop them once the page is done.
-            plumber_page.close()
+def _find_tables(page: _Page) -> None:
+    """What pdfplumber's `page.find_tables()` finds, from the paths and characters pdfium gave."""
+    edges = merge_edges(
+        _edges(page.subpaths),
+        snap_x_tolerance=_SETTINGS.snap_x_tolerance,
+        snap_y_tolerance=_SETTINGS.snap_y_tolerance,
+        join_x_tolerance=_SETTINGS.join_x_tolerance,
+        join_y_tolerance=_SETTINGS.join_y_tolerance,
+    )
+    intersections = edges_to_intersections(
+        filter_edges(edges, min_length=_SETTINGS.edge_min_length),
+        _SETTINGS.intersection_x_tolerance,
+        _SETTINGS.intersection_y_tolerance,
+    )
+    for cells in cells_to_tables(intersections_to_cells(intersections)):
+        table = _to_table(cells, page)
+        if table is not None:
+            bbox = (
+                min(c[0] for c in cells),
+                min(c[1] for c in cells),
+                max(c[2] for c in cells),
+                max(c[3] for c in cells),
+            )
+            page.tables.append(_PageTable(table, bbox))
 
 
-def _to_table(found: pdfplumber.table.Table, page: int) -> Table | None:
+def _edges(subpaths: list[Subpath]) -> list[dict[str, float | str]]:
+    """The page's edges as pdfplumber's `page.edges` gives them (lines, then rectangles, then
+    curves), kept as its table finder keeps them: vertical or horizontal, at least
+    `edge_min_length_prefilter` long."""
+    lines, rects, curves = [], [], []
+    for shape, points in subpaths:
+        # pdfminer drops a closing lineto that returns to the start before an 'h'.
+        if len(shape) > 3 and shape.endswith("lh") and points[-2] == points[0]:
+            shape, points = shape[:-2] + "h", points[:-1]
+        if shape in ("ml", "mlh"):
+            (x0, y0), (x1, y1) = points[:2]
+            edge = _edge(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
+            edge["orientation"] = "h" if y0 == y1 else "v"
+            lines.append(edge)
+        elif shape in ("mlllh", "mllll") and _is_rect(points):
+            x0, x1 = sorted((points[0][0], points[2][0]))
+            top, bottom = sorted((points[0][1], points[2][1]))
+            rects += [
+                _edge(x0, top, x1, top, "h"),
+                _edge(x0, bottom, x1, bottom, "h"),
+                _edge(x0, top, x0, bottom, "v"),
+                _edge(x1, top, x1, bottom, "v"),
+            ]
+        else:
+            for (x0, y0), (x1, y1) in pairwise(points):
+                orientation = "v" if x0 == x1 else "h" if y0 == y1 else None
+                if orientation:
+                    curves.append(
+                        _edge(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1), orientation)
+                    )
+    minimum = _SETTINGS.edge_min_length_prefilter
+    return [
+        e
+        for e in lines + rects + curves
+        if e["height" if e["orientation"] == "v" else "width"] >= minimum
+    ]
+
+
+def _edge(
+    x0: float, top: float, x1: float, bottom: float, orientation: str = ""
+) -> dict[str, float | str]:
+    return {
+        "x0": x0,
+        "x1": x1,
+        "top": top,
+        "bottom": bottom,
+        "width": x1 - x0,
+        "height": bottom - top,
+        "orientation": orientation,
+    }
+
+
+def _is_rect(points: list[Point]) -> bool:
+    (x0, y0), (x1, y1), (x2, y2), (x3, y3), end = points
+    return end == points[0] and (
+        (x0 == x1 and y1 == y2 and x2 == x3 and y3 == y0)
+        or (y0 == y1 and x1 == x2 and y2 == y3 and x3 == x0)
+    )
+
+
+def _to_table(cells: list[Box], page: _Page) -> Table | None:
     """Rebuild spans from cell boxes; None for a framed text box posing as a one-column table."""
-    xs = sorted({box[0] for box in found.cells})
-    tops = sorted({box[1] for box in found.cells})
+    xs = sorted({box[0] for box in cells})
+    tops = sorted({box[1] for box in cells})
     if len(xs) < 2:
         return None
     rows = []
-    for row, texts in zip(found.rows, found.extract(), strict=True):
-        cells = []
-        for box, text in zip(row.cells, texts, strict=True):
-            if box is None:  # covered by a span from above or the left
-                continue
+    for row_top in tops:  # pdfplumber's rows: the cells that share a top, left to right
+        row = sorted(box for box in cells if box[1] == row_top)
+        row_box = (row[0][0], row_top, max(b[2] for b in row), max(b[3] for b in row))
+        chars = [ch for ch in page.chars if ch.text != "\n" and _centre_in(ch, row_box)]
+        rowcells = []
+        for box in row:
             x0, top, x1, bottom = box
             colspan = sum(1 for x in xs if x0 - _EDGE_EPS <= x < x1 - _EDGE_EPS)
             rowspan = sum(1 for y in tops if top - _EDGE_EPS <= y < bottom - _EDGE_EPS)
-            cells.append(Cell(_join_lines((text or "").split("\n")), rowspan, colspan))
-        rows.append(cells)
-    return Table(rows=rows, page=page)
+            text = _join_lines(_text_lines([ch for ch in chars if _centre_in(ch, box)]))
+            rowcells.append(Cell(text, rowspan, colspan))
+        rows.append(rowcells)
+    return Table(rows=rows, page=page.number)
+
+
+def _centre_in(ch: _Char, box: Box) -> bool:
+    # pdfplumber's test for a cell's characters: the centre, on the top-left sides only.
+    x, y = (ch.x0 + ch.x1) / 2, (ch.top + ch.bottom) / 2
+    return box[0] <= x < box[2] and box[1] <= y < box[3]
+
+
+def _text_lines(chars: list[_Char]) -> list[str]:
+    """A cell's characters as lines of text, top to bottom, the way extract_text() reads them:
+    lines by top, characters left to right, a space where a space character or a gap parts two
+    words."""
+    lines: list[list[_Char]] = []
+    for ch in sorted(chars, key=lambda c: c.top):
+        if lines and ch.top <= lines[-1][-1].top + _TEXT_Y_TOLERANCE:
+            lines[-1].append(ch)
+        else:
+            lines.append([ch])
+    texts = []
+    for line in lines:
+        line.sort(key=lambda c: c.x0)
+        text = line[0].text
+        for prev, ch in pairwise(line):
+            text += (" " if ch.x0 > prev.x1 + _TEXT_X_TOLERANCE else "") + ch.text
+        texts.append(text)
+    return texts
 
 
 # --- text normalisation --------------------------------------------------------------------------

@@ -6,6 +6,8 @@ import hashlib
 import io
 import json
 import re
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -430,9 +432,38 @@ def test_table_with_its_own_header_on_the_next_page_stays_separate() -> None:
 
 
 def test_only_pages_with_ruled_tables_go_to_the_table_finder():
-    # Page 1 holds a framed text box and page 6 only prose: neither pays for pdfplumber.
+    # Page 1 holds a framed text box and page 6 only prose: neither is searched for tables.
     from nianbao.parsers.pdf import _scan_page
 
     document = pypdfium2.PdfDocument(str(SAMPLES / "01_huaian_shizhengfu_2024.pdf"))
     ruled = [_scan_page(document[i], i + 1).ruled for i in range(len(document))]
     assert ruled == [False, False, True, True, True, False]
+
+
+def test_table_pages_are_not_parsed_by_pdfminer():
+    # The ruled pages' tables come from pdfium's paths and characters: pdfminer, which cost
+    # ~100 ms a page under pdfplumber.open(), must not run at all. A profiler in a fresh process
+    # records every Python function called during read_pdf.
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from nianbao.parsers.pdf import read_pdf\n"
+        "data = Path(sys.argv[1]).read_bytes()\n"
+        "called = set()\n"
+        "def profile(frame, event, arg):\n"
+        "    if event == 'call':\n"
+        "        called.add(frame.f_code.co_filename)\n"
+        "sys.setprofile(profile)\n"
+        "document = read_pdf(data)\n"
+        "sys.setprofile(None)\n"
+        "print(len(document.tables()))\n"
+        "print(sorted({f for f in called if 'pdfminer' in f or f.endswith(('pdfplumber/pdf.py',"
+        " 'pdfplumber/page.py'))}))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(HUAIAN)], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    tables, modules = result.stdout.splitlines()
+    assert int(tables) >= 2
+    assert modules == "[]"
