@@ -44,6 +44,8 @@ from nianbao.schema.load import (  # noqa: E402
 # Most documents a worker task parses. Each batch is one load task: ~3 ms in the flow and ~25 ms
 # of the Prefect server's CPU, so batches are large while work remains (see `_batches`).
 BATCH_SIZE = 16
+# A run loading more reports than this prints counts only.
+MAX_LISTED_REPORTS = 20
 SKIP_SUFFIXES = (".json", ".py", ".md", ".db", ".db-journal", ".db-wal", ".db-shm", ".part")
 
 
@@ -72,6 +74,8 @@ class IngestSummary:
     failures: Counter = field(default_factory=Counter)
     failed_files: list[tuple[str, str, str]] = field(default_factory=list)
     rules_failed: Counter = field(default_factory=Counter)
+    # (agency, year, template, facts, failed rules) of each report this run loaded.
+    reports: list[tuple[str | None, int | None, str | None, int, int]] = field(default_factory=list)
 
     @property
     def failed(self) -> int:
@@ -92,6 +96,13 @@ class IngestSummary:
         if self.rules_failed:
             rules = ", ".join(f"{rule} {n}" for rule, n in sorted(self.rules_failed.items()))
             out.append(f"rules failed in loaded reports: {rules}")
+        if 0 < len(self.reports) <= MAX_LISTED_REPORTS:
+            out.append("reports loaded:")
+            out += [
+                f"  {agency or '?'} {year or '?'} (template {template}): {facts} cells, "
+                f"{failed} failed rules"
+                for agency, year, template, facts, failed in sorted(self.reports, key=str)
+            ]
         return out
 
 
@@ -328,9 +339,17 @@ def _record(summary: IngestSummary, result: dict, outcome: str) -> None:
         summary.failures[problem["code"]] += 1
         summary.failed_files.append((result["source"], problem["code"], problem["message"]))
     if outcome in (LoadOutcome.LOADED.value, LoadOutcome.RELOADED.value):
-        for check in result["checks"]:
-            if not check["ok"]:
-                summary.rules_failed[check["rule"]] += 1
+        failed_rules = [check["rule"] for check in result["checks"] if not check["ok"]]
+        summary.rules_failed.update(failed_rules)
+        summary.reports.append(
+            (
+                result["agency"],
+                result["year"],
+                result["template"],
+                len(result["facts"]),
+                len(failed_rules),
+            )
+        )
 
 
 def _publish(summary: IngestSummary) -> None:
