@@ -634,3 +634,18 @@ def test_harvest_command_names_the_broken_field_of_portals_toml(tmp_path: Path):
     result = CliRunner().invoke(app, ["harvest", "--portals", str(portals)])
     assert result.exit_code == 2
     assert "`url` must be an http(s) URL" in result.output
+
+
+def test_the_ingest_subflow_publishes_its_counts_as_artifacts(first_run: Run):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["ingest-counts"]))
+        )
+    loaded = [
+        {row["what"]: row["count"] for row in json.loads(artifact.data)}.get("loaded")
+        for artifact in artifacts
+    ]
+    assert len(REPORTS) in loaded  # the first run's ingest loaded every report
