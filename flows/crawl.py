@@ -17,15 +17,14 @@ from urllib.parse import urldefrag, urljoin, urlsplit
 from lxml import etree
 from lxml import html as lxml_html
 
+from nianbao.parsers.metadata import REPORT_TITLE, YEAR_IN_TITLE
+
 ATTACHMENT_SUFFIXES = (".pdf", ".doc", ".docx", ".wps", ".xls", ".xlsx")
 
-# 政府信息公开工作年度报告, 政府信息公开年报, 政府信息公开工作年报 …
-_REPORT_TITLE = re.compile(r"政府信息公开.{0,8}?(?:年度报告|年报)")
 # Pages about a report that are not the report: a reading guide, an infographic, a notice asking
 # agencies to write theirs, an evaluation of them.
 _NOT_A_REPORT = re.compile(r"解读|图解|读懂|一图|通知|公告|考核|评估|测评|评议|培训|征集|目录")
-# A year written as a year (2023年, 2023年度) beats a bare number; dates (2024-01-15) are not years.
-_YEAR_WORD = re.compile(r"(?<!\d)((?:19|20)\d{2})\s*年")
+# A year written as a year (2023年) beats a bare number; dates (2024-01-15) are not years.
 _YEAR_BARE = re.compile(r"(?<![\d\-/.])((?:19|20)\d{2})(?![\d\-/.])")
 _SPACES = re.compile(r"\s+")
 _NEXT_TEXT = {"下一页", "下页", "后一页", "下一頁", "next", "next>", "next»", ">", "›", "»", ">>"}
@@ -98,9 +97,9 @@ def normalise(text: str) -> str:
 def report_year(title: str) -> int | None:
     """The year of an annual-report title; None when the title is not an annual report's."""
     title = normalise(title)
-    if not _REPORT_TITLE.search(title) or _NOT_A_REPORT.search(title):
+    if not REPORT_TITLE.search(title) or _NOT_A_REPORT.search(title):
         return None
-    match = _YEAR_WORD.search(title) or _YEAR_BARE.search(title)
+    match = YEAR_IN_TITLE.search(title) or _YEAR_BARE.search(title)
     return int(match.group(1)) if match else None
 
 

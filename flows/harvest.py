@@ -135,12 +135,15 @@ class _Fetched:
     path: Path
     content_type: str | None  # None when answered 304 from our copy
 
-    def text(self) -> str:
-        return decode_body(self.path.read_bytes(), self.content_type)
+    def text(self) -> str | None:
+        """The page's text, or None when the bytes are not a page.
 
-    def is_html(self) -> bool:
-        # By the bytes: a link named .pdf may lead to an article page, and the other way round.
-        return sniff_format(self.path.read_bytes(), urlsplit(self.url).path) == "html"
+        By the bytes: a link named .pdf may lead to an article page, and the other way round.
+        """
+        data = self.path.read_bytes()
+        if sniff_format(data, urlsplit(self.url).path) != "html":
+            return None
+        return decode_body(data, self.content_type)
 
 
 class _Harvest:
@@ -188,7 +191,7 @@ class _Harvest:
                 continue
             bodies.add(page.sha256)
             listing = parse_listing(
-                page.text(), page.url, self.portal.entry_selector, self.portal.next_selector
+                page.text() or "", page.url, self.portal.entry_selector, self.portal.next_selector
             )
             self.result.pages += 1
             links_seen += listing.links_seen
@@ -218,11 +221,12 @@ class _Harvest:
         fetched = self.fetch(entry.url)
         if fetched is None:
             return
-        if not fetched.is_html():
+        page = fetched.text()
+        if page is None:
             # The listing linked the report file itself.
             self._keep(fetched)
             return
-        attachments = parse_attachments(fetched.text(), fetched.url)
+        attachments = parse_attachments(page, fetched.url)
         if not attachments:
             self._keep(fetched)
         for link in attachments:
@@ -340,7 +344,11 @@ def _new_documents(
     engine: Engine, documents: dict[str, tuple[Path, str]]
 ) -> dict[str, tuple[Path, str]]:
     known = known_documents(engine, documents)
-    return {sha: doc for sha, doc in documents.items() if known.get(sha) != PARSER_VERSION}
+    return {
+        sha: doc
+        for sha, doc in documents.items()
+        if sha not in known or known[sha].parser_version != PARSER_VERSION
+    }
 
 
 @flow(name="nianbao-harvest", log_prints=False)

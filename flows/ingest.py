@@ -34,12 +34,7 @@ from nianbao.flows.rawstore import DEFAULT_RAW_DIR, RawStore  # noqa: E402
 from nianbao.parsers.report import PARSER_VERSION, empty_result, parse_bytes  # noqa: E402
 from nianbao.schema.crossyear import evaluate_r5  # noqa: E402
 from nianbao.schema.db import engine_for, upgrade  # noqa: E402
-from nianbao.schema.load import (  # noqa: E402
-    LoadOutcome,
-    known_documents,
-    load_document,
-    stored_failures,
-)
+from nianbao.schema.load import LoadOutcome, known_documents, load_document  # noqa: E402
 
 # Most documents a worker task parses. Each batch is one load task: ~3 ms in the flow and ~25 ms
 # of the Prefect server's CPU, so batches are large while work remains (see `_batches`).
@@ -206,18 +201,18 @@ def plan(
     """
     store = RawStore(raw_dir)
     stored = {path: store.put_file(path) for path in files}
-    engine = _engine(db_url)
-    known = known_documents(engine, {sha for sha, _ in stored.values()})
-    failures = stored_failures(engine, [s for s, v in known.items() if v == PARSER_VERSION])
+    known = known_documents(_engine(db_url), {sha for sha, _ in stored.values()})
     todo: dict[str, WorkItem] = {}
     still_failed: dict[str, tuple[str, str, str]] = {}
     for path, (sha, raw_path) in stored.items():
         source = sources.get(str(path), str(path))
-        if known.get(sha) != PARSER_VERSION:
+        held = known.get(sha)
+        if held is None or held.parser_version != PARSER_VERSION:
             # Two copies of one file are one document: parse the first only.
             todo.setdefault(sha, WorkItem(sha, str(raw_path), source, regions.get(str(path))))
-        elif sha in failures:
-            still_failed.setdefault(sha, (source, *failures[sha]))
+        elif held.status == "failed":
+            code, message = held.problem_code or "unknown", held.problem_message or ""
+            still_failed.setdefault(sha, (source, code, message))
     return list(todo.values()), len(files) - len(todo), list(still_failed.values())
 
 

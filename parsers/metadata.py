@@ -6,8 +6,11 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-_TITLE = re.compile(r"政府信息公开(?:工作)?(?:年度)?(?:报告|年报)")
-_YEAR_IN_TITLE = re.compile(r"((?:19|20)\d{2})\s*年")
+# 政府信息公开工作年度报告, 政府信息公开年报, 政府信息公开工作报告 …: the crawler picks listing
+# entries with the same pattern that names a document's title here.
+REPORT_TITLE = re.compile(r"政府信息公开.{0,8}?(?:年度报告|年报|工作报告)")
+# A year written as a year (2023年, 2023年度), not a number inside a longer one.
+YEAR_IN_TITLE = re.compile(r"(?<!\d)((?:19|20)\d{2})\s*年")
 _PERIOD = re.compile(
     r"统计(?:期限|时限|时间|区间|范围)[^。；]{0,12}?((?:19|20)\d{2})\s*年\s*1\s*月\s*1\s*日"
 )
@@ -34,15 +37,15 @@ def _title_line(candidates: list[str]) -> tuple[int, str] | None:
     titles = [
         (index, line)
         for index, line in ((i, _LABEL_PREFIX.sub("", _fold(t))) for i, t in enumerate(candidates))
-        if _TITLE.search(line) and len(line) <= 80
+        if REPORT_TITLE.search(line) and len(line) <= 80
     ]
-    with_year = [t for t in titles if _YEAR_IN_TITLE.search(t[1])]
+    with_year = [t for t in titles if YEAR_IN_TITLE.search(t[1])]
     return (with_year or titles or [None])[0]
 
 
 def _agency_from_title(title: str) -> str | None:
-    head = _TITLE.split(title, maxsplit=1)[0]
-    year = _YEAR_IN_TITLE.search(head)
+    head = REPORT_TITLE.split(title, maxsplit=1)[0]
+    year = YEAR_IN_TITLE.search(head)
     if year:
         before = head[: year.start()].strip()
         after = re.sub(r"^年?度?", "", head[year.end() :]).strip()
@@ -61,7 +64,7 @@ def extract_metadata(paragraphs: list[str], title: str | None = None) -> Metadat
     title_text = None
     if found:
         index, title_text = found
-        match = _YEAR_IN_TITLE.search(title_text)
+        match = YEAR_IN_TITLE.search(title_text)
         year = int(match.group(1)) if match else None
         agency = _agency_from_title(title_text)
         if agency is None and index > 0:

@@ -11,7 +11,7 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Engine, delete, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
@@ -32,41 +32,36 @@ class LoadOutcome(StrEnum):
 _DOCUMENT_STATUS = {"parsed": "loaded", "failed": "failed", "not_a_report": "not_a_report"}
 
 
-def known_documents(engine: Engine, sha256s: Iterable[str]) -> dict[str, str]:
-    """The parser version each already-stored document was loaded with, by sha256.
+class KnownDocument(NamedTuple):
+    """What the warehouse holds of a document: enough for a rerun to skip it or report it."""
 
-    Lets a run skip parsing the files the warehouse already holds with the current parser.
+    parser_version: str | None
+    status: str
+    problem_code: str | None
+    problem_message: str | None
+
+
+def known_documents(engine: Engine, sha256s: Iterable[str]) -> dict[str, KnownDocument]:
+    """The stored documents among `sha256s`, by sha256.
+
+    Lets a run skip parsing the files the warehouse already holds with the current parser, and
+    still report those of them that failed.
     """
     wanted = list(sha256s)
-    known: dict[str, str] = {}
+    known: dict[str, KnownDocument] = {}
+    columns = (
+        Document.sha256,
+        Document.parser_version,
+        Document.status,
+        Document.problem_code,
+        Document.problem_message,
+    )
     with engine.connect() as conn:
         # Chunks keep the IN lists under SQLite's limit on bound parameters.
         for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
-            query = select(Document.sha256, Document.parser_version).where(
-                Document.sha256.in_(chunk)
-            )
-            known.update((sha, version) for sha, version in conn.execute(query))
+            query = select(*columns).where(Document.sha256.in_(wanted[start : start + 500]))
+            known.update((row[0], KnownDocument(*row[1:])) for row in conn.execute(query))
     return known
-
-
-def stored_failures(engine: Engine, sha256s: Iterable[str]) -> dict[str, tuple[str, str]]:
-    """Problem code and message of those of the documents that are stored as failed, by sha256.
-
-    A rerun skips them (same bytes, same parser), yet they are still failures to report.
-    """
-    wanted = list(sha256s)
-    found: dict[str, tuple[str, str]] = {}
-    with engine.connect() as conn:
-        for start in range(0, len(wanted), 500):
-            query = select(Document.sha256, Document.problem_code, Document.problem_message).where(
-                Document.sha256.in_(wanted[start : start + 500]), Document.status == "failed"
-            )
-            found.update(
-                (sha, (code or "unknown", message or ""))
-                for sha, code, message in conn.execute(query)
-            )
-    return found
 
 
 class _DocumentRace(Exception):

@@ -20,6 +20,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, func, inspect, select, text
 from sqlalchemy.exc import IntegrityError
 
+from nianbao.parsers.report import empty_result
 from nianbao.schema.checks import APPLICANT_COLUMNS
 from nianbao.schema.crossyear import evaluate_r5
 from nianbao.schema.db import current_revision, engine_for, upgrade
@@ -93,23 +94,14 @@ def parsed(
 
 
 def failed(sha_seed: str = "broken") -> dict[str, Any]:
-    return {
-        "source": "broken.pdf",
-        "sha256": hashlib.sha256(sha_seed.encode()).hexdigest(),
-        "format": "pdf",
-        "bytes": 999,
-        "pages": None,
-        "status": "failed",
-        "agency": None,
-        "region": None,
-        "year": None,
-        "template": None,
-        "parser_version": "1.0",
-        "sections": [],
-        "facts": [],
-        "checks": [],
-        "problems": [{"code": "encrypted_pdf", "message": "the PDF asks for a password"}],
-    }
+    """A failed parse of a distinct (fake) file, shaped by the parser's own constructor."""
+    result = empty_result("broken.pdf", sha_seed.encode(), "pdf")
+    result.update(
+        sha256=hashlib.sha256(sha_seed.encode()).hexdigest(),
+        parser_version="1.0",
+        problems=[{"code": "encrypted_pdf", "message": "the PDF asks for a password"}],
+    )
+    return result
 
 
 @pytest.fixture
@@ -438,8 +430,8 @@ def test_known_documents_reports_parser_versions(engine: Engine) -> None:
     load_document(engine, failed())
     unknown = "0" * 64
     assert known_documents(engine, {doc["sha256"], failed()["sha256"], unknown}) == {
-        doc["sha256"]: "1.0",
-        failed()["sha256"]: "1.0",
+        doc["sha256"]: ("1.0", "loaded", None, None),
+        failed()["sha256"]: ("1.0", "failed", "encrypted_pdf", "the PDF asks for a password"),
     }
 
 
