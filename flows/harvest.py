@@ -45,6 +45,7 @@ from nianbao.flows.ingest import ingest_flow  # noqa: E402
 from nianbao.flows.portals import Portal, load_portals  # noqa: E402
 from nianbao.flows.rawstore import DEFAULT_RAW_DIR, RawStore  # noqa: E402
 from nianbao.parsers.detect import sniff_format  # noqa: E402
+from nianbao.parsers.metadata import SourceHints  # noqa: E402
 from nianbao.parsers.report import PARSER_VERSION  # noqa: E402
 from nianbao.schema.db import engine_for, resolve_db_url, upgrade  # noqa: E402
 from nianbao.schema.load import LoadOutcome, known_documents  # noqa: E402
@@ -383,7 +384,9 @@ def harvest_flow(
                         workers,
                         raw_dir=raw_dir,
                         sources={str(path): url for path, url in new.values()},
-                        regions={str(path): portal.region for path, _ in new.values()}
+                        hints={
+                            str(path): SourceHints(region=portal.region) for path, _ in new.values()
+                        }
                         if portal.region
                         else None,
                     )

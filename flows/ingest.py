@@ -31,6 +31,7 @@ from prefect.utilities.annotations import quote  # noqa: E402
 from sqlalchemy import Engine  # noqa: E402
 
 from nianbao.flows.rawstore import DEFAULT_RAW_DIR, RawStore  # noqa: E402
+from nianbao.parsers.metadata import SourceHints  # noqa: E402
 from nianbao.parsers.report import PARSER_VERSION, empty_result, parse_bytes  # noqa: E402
 from nianbao.schema.crossyear import evaluate_r5  # noqa: E402
 from nianbao.schema.db import engine_for, upgrade  # noqa: E402
@@ -59,7 +60,7 @@ class WorkItem:
     sha256: str
     raw_path: str
     source: str
-    region: str | None = None
+    hints: SourceHints | None = None
 
 
 @dataclass(slots=True)
@@ -147,7 +148,7 @@ def parse_item(item: WorkItem, limits: DocumentLimits) -> dict:
     started = time.monotonic()
     signal.setitimer(signal.ITIMER_REAL, limits.seconds)
     try:
-        result = parse_bytes(data, item.source)
+        result = parse_bytes(data, item.source, item.hints)
     except DocumentTimeout:
         result = None
     finally:
@@ -160,8 +161,6 @@ def parse_item(item: WorkItem, limits: DocumentLimits) -> dict:
             "parse_timeout",
             f"parsing took longer than {limits.seconds:g} s and was stopped",
         )
-    if item.region and not result.get("region"):
-        result["region"] = item.region
     return result
 
 
@@ -192,7 +191,11 @@ def _engine(db_url: str) -> Engine:
 
 @task(name="plan", retries=2, retry_delay_seconds=2)
 def plan(
-    files: list[Path], db_url: str, raw_dir: str, sources: dict[str, str], regions: dict[str, str]
+    files: list[Path],
+    db_url: str,
+    raw_dir: str,
+    sources: dict[str, str],
+    hints: dict[str, SourceHints],
 ) -> tuple[list[WorkItem], int, list[tuple[str, str, str]]]:
     """Keep every file's bytes, and drop the files the warehouse holds with this parser version.
 
@@ -209,7 +212,7 @@ def plan(
         held = known.get(sha)
         if held is None or held.parser_version != PARSER_VERSION:
             # Two copies of one file are one document: parse the first only.
-            todo.setdefault(sha, WorkItem(sha, str(raw_path), source, regions.get(str(path))))
+            todo.setdefault(sha, WorkItem(sha, str(raw_path), source, hints.get(str(path))))
         elif held.status == "failed":
             code, message = held.problem_code or "unknown", held.problem_message or ""
             still_failed.setdefault(sha, (source, code, message))
@@ -286,19 +289,19 @@ def ingest_flow(
     sources: dict[str, str] | None = None,
     limits: DocumentLimits | None = None,
     on_progress: Callable[[int, int], None] | None = None,
-    regions: dict[str, str] | None = None,
+    hints: dict[str, SourceHints] | None = None,
 ) -> IngestSummary:
     """Ingest files or folders.
 
-    `sources` maps a file path to where it came from (a URL), `regions` to the region of the
-    body that published it (from the harvest's portal settings).
+    `sources` maps a file path to where it came from (a URL), `hints` to what the harvest
+    knows of it (the listing entry's title and publisher, the portal's region).
     """
     logger = get_run_logger()
     limits = limits or DocumentLimits()
     upgrade(db_url)
     files = discover_files(paths)
     summary = IngestSummary(seen=len(files))
-    todo, unchanged, still_failed = plan(files, db_url, raw_dir, sources or {}, regions or {})
+    todo, unchanged, still_failed = plan(files, db_url, raw_dir, sources or {}, hints or {})
     summary.outcomes[LoadOutcome.UNCHANGED.value] += unchanged
     for source, code, message in still_failed:
         summary.failures[code] += 1

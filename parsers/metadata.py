@@ -22,6 +22,20 @@ _AGENCY_IN_PREAMBLE = re.compile(
 
 
 @dataclass(frozen=True, slots=True)
+class SourceHints:
+    """What is known of a document from where it was found, not from its bytes.
+
+    A harvest fills these from the listing entry and the portal; a plain file has none. The
+    parser prefers what the report itself prints and falls back on these.
+    """
+
+    title: str | None = None  # the listing entry's title
+    publisher: str | None = None  # the body the listing names as publisher
+    published: str | None = None  # the entry's date, ISO 8601 (YYYY-MM-DD)
+    region: str | None = None  # the portal's region (portals.toml)
+
+
+@dataclass(frozen=True, slots=True)
 class Metadata:
     agency: str | None
     year: int | None
@@ -56,8 +70,11 @@ def _agency_from_title(title: str) -> str | None:
     return name if len(name) >= 2 else None
 
 
-def extract_metadata(paragraphs: list[str], title: str | None = None) -> Metadata:
-    """`paragraphs` are the document's first paragraphs (its preamble), in order."""
+def extract_metadata(
+    paragraphs: list[str], title: str | None = None, hints: SourceHints | None = None
+) -> Metadata:
+    """`paragraphs` are the document's first paragraphs (its preamble), in order; `hints` are
+    read only where the document itself says nothing."""
     lines = ([title] if title else []) + paragraphs
     found = _title_line(lines)
     year = agency = None
@@ -78,4 +95,10 @@ def extract_metadata(paragraphs: list[str], title: str | None = None) -> Metadat
     if agency is None:
         match = _AGENCY_IN_PREAMBLE.search(body)
         agency = match.group(1) if match else None
+    if hints and (agency is None or year is None) and hints.title:
+        hinted = extract_metadata([hints.title])
+        agency = agency or hinted.agency
+        year = year or hinted.year
+    if hints and agency is None and hints.publisher:
+        agency = _fold(hints.publisher) or None
     return Metadata(agency, year, title_text)

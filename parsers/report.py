@@ -14,13 +14,12 @@ from nianbao.schema.checks import run_checks
 from .blocks import Document, ParseError, Table
 from .detect import sniff_format
 from .flattened import recover_table
-from .metadata import extract_metadata
+from .metadata import SourceHints, extract_metadata
 from .sections import Section, find_sections
 from .tables import TABLE_CODES, detect_version, extract_facts
 from .traditional import to_simplified_document
 
 PARSER_VERSION = "0.1.0"
-TEXT_FORMATS = ("txt", "html")
 
 
 def _reader(fmt: str) -> Callable[[bytes], Document]:
@@ -71,7 +70,7 @@ def empty_result(source: str, data: bytes, fmt: str) -> dict:
     }
 
 
-def parse_document(document: Document, result: dict) -> dict:
+def parse_document(document: Document, result: dict, hints: SourceHints | None = None) -> dict:
     """Fill `result` from a document already read into blocks."""
     problems = result["problems"]
     problems.extend(document.problems)
@@ -86,7 +85,9 @@ def parse_document(document: Document, result: dict) -> dict:
     found, block_sections = find_sections(document.blocks)
     preamble = next(s for s in found if s.code == "preamble")
     meta = extract_metadata(
-        preamble.paragraphs[:8] or [p.text for p in document.paragraphs()[:8]], document.title
+        preamble.paragraphs[:8] or [p.text for p in document.paragraphs()[:8]],
+        document.title,
+        hints,
     )
     placed = [
         (block, section)
@@ -108,6 +109,7 @@ def parse_document(document: Document, result: dict) -> dict:
     result.update(
         pages=document.pages,
         agency=meta.agency,
+        region=result["region"] or (hints.region if hints else None),
         year=meta.year,
         template=version if facts else ("free_form" if has_sections else None),
         sections=[
@@ -153,8 +155,11 @@ def _recover_flattened(
     return tables, sections
 
 
-def parse_bytes(data: bytes, source: str = "<bytes>") -> dict:
-    """Parse one published report. Never raises for a bad file: problems say what went wrong."""
+def parse_bytes(data: bytes, source: str = "<bytes>", hints: SourceHints | None = None) -> dict:
+    """Parse one published report. Never raises for a bad file: problems say what went wrong.
+
+    `hints` say what is known of the file from where it was found (a harvest's listing entry).
+    """
     fmt = sniff_format(data, source)
     result = empty_result(source, data, fmt)
     if not data:
@@ -162,7 +167,7 @@ def parse_bytes(data: bytes, source: str = "<bytes>") -> dict:
         return result
     try:
         document = _reader(fmt)(data)
-        return parse_document(document, result)
+        return parse_document(document, result, hints)
     except ParseError as error:
         result["problems"].append({"code": error.code, "message": error.message})
         return result
