@@ -58,9 +58,9 @@ RUN_TIMEOUT = 600  # seconds; one run of 300 documents takes ~30–60 s here
 
 def _start_parser() -> None:
     # What the ingest's worker initializer does: load jieba's dictionary once a process.
-    from nianbao.parsers.sections import _tokenizer
+    from nianbao.parsers.sections import load_tokenizer
 
-    _tokenizer().initialize()
+    load_tokenizer()
 
 
 def _parse_path(path: str) -> dict:

@@ -1,17 +1,34 @@
 """The `nianbao` command: a thin layer over the library. Prefect is imported only by commands
-that orchestrate (ingest, harvest, serve), never by `parse`."""
+that orchestrate (ingest, harvest, serve), never by `parse`.
+
+Exit statuses: 0 done; 1 a document or portal failed (the run's Prefect state is Failed too);
+2 a usage error (bad option, bad URL, bad portals.toml); 3 the database could not be used;
+4 the raw store could not be written (disk full, not writable); 5 the Prefect server could not
+be reached or started. Errors are one line; `--debug` shows the traceback.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
+import os
 import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 if TYPE_CHECKING:
     from nianbao.flows.portals import Portal
+
+EXIT_FAILED_DOCUMENTS = 1
+EXIT_USAGE = 2
+EXIT_DATABASE = 3
+EXIT_STORAGE = 4
+EXIT_PREFECT = 5
 
 app = typer.Typer(
     help="nianbao: parse China's government information-disclosure annual reports into a warehouse.",
@@ -20,6 +37,54 @@ app = typer.Typer(
     rich_markup_mode=None,
     pretty_exceptions_enable=False,
 )
+_debug = False
+
+
+@app.callback()
+def _options(
+    debug: Annotated[
+        bool, typer.Option("--debug", help="show tracebacks and Prefect's own log lines")
+    ] = False,
+) -> None:
+    global _debug
+    _debug = debug
+
+
+def _die(status: int, message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(status)
+
+
+@contextmanager
+def _errors_as_exit_statuses() -> Iterator[None]:
+    """Library errors become one line and the exit status of their kind (traceback: --debug)."""
+    from nianbao.flows.rawstore import StorageError
+    from nianbao.schema.db import DatabaseUnavailable, DatabaseUrlError, mask_secrets
+
+    try:
+        yield
+    except (typer.Exit, typer.BadParameter, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        if _debug:
+            raise
+        from sqlalchemy.exc import DBAPIError
+
+        from nianbao.flows.orchestrator import NoPrefectServer, OrchestratorUnavailable
+        from nianbao.schema.db import describe_db_error
+
+        if isinstance(exc, DatabaseUrlError | NoPrefectServer):
+            raise _die(EXIT_USAGE, str(exc)) from None
+        if isinstance(exc, DatabaseUnavailable):
+            raise _die(EXIT_DATABASE, str(exc)) from None
+        if isinstance(exc, DBAPIError):
+            raise _die(EXIT_DATABASE, f"database error: {describe_db_error(exc)}") from None
+        if isinstance(exc, StorageError):
+            raise _die(EXIT_STORAGE, str(exc)) from None
+        if isinstance(exc, OrchestratorUnavailable):
+            raise _die(EXIT_PREFECT, str(exc)) from None
+        message = mask_secrets(f"{type(exc).__name__}: {exc}".splitlines()[0])
+        raise _die(1, f"{message} (a bug in nianbao? run with --debug and report it)") from None
 
 
 def _print_summary(result: dict) -> None:
@@ -142,46 +207,140 @@ DbOption = Annotated[
 ]
 
 
+def _workers(value: int) -> int:
+    if value < 1:
+        raise typer.BadParameter("must be at least 1")
+    return value
+
+
+def _seconds(value: float) -> float:
+    if not value > 0:
+        raise typer.BadParameter("must be a number of seconds above 0")
+    return value
+
+
+WorkersOption = Annotated[
+    int, typer.Option("--workers", "-w", help="parser processes", callback=_workers)
+]
+
+
+def _database(db: str | None) -> str:
+    """The warehouse URL to use, checked; its password stays in this process's environment."""
+    from sqlalchemy.engine import make_url
+
+    from nianbao.schema.db import DB_URL_ENV, DatabaseUrlError, check_db_url, resolve_db_url
+
+    url = resolve_db_url(db)
+    try:
+        check_db_url(url)
+    except DatabaseUrlError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--db") from None
+    if make_url(url).password:
+        # Flow parameters carry the URL without its password (Prefect shows and stores them);
+        # the flow, in this process or a run's subprocess, completes it from here.
+        os.environ[DB_URL_ENV] = url
+    return url
+
+
+def _quiet_prefect() -> None:
+    """Prefect's own console lines only with --debug; nianbao's warnings always."""
+    # The CLI owns its terminal: Prefect's lines (tracebacks of failed tasks included) go to
+    # the Prefect API, and here only with --debug.
+    os.environ["PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"] = "INFO" if _debug else "CRITICAL"
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("nianbao: %(message)s"))
+    logger = logging.getLogger("nianbao")
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING)
+
+
+def _orchestrated(run: Callable[[], Any]) -> Any:
+    """Start (or reach) the Prefect server, mark runs that died as Crashed, then `run()`.
+
+    Says what it is doing at once: a temporary server takes seconds to start.
+    """
+    started = time.monotonic()
+    configured = os.environ.get("PREFECT_API_URL")
+    typer.echo(
+        f"nianbao: using the Prefect server at {configured}"
+        if configured
+        else "nianbao: starting a temporary Prefect server (set PREFECT_API_URL to use yours)…",
+        err=True,
+    )
+    _quiet_prefect()
+    from nianbao.flows.orchestrator import configure_prefect
+
+    configure_prefect()
+    from nianbao.flows.orchestrator import mark_crashed_runs, prefect_api
+
+    with prefect_api():
+        typer.echo(f"nianbao: Prefect ready in {time.monotonic() - started:.1f} s", err=True)
+        crashed = mark_crashed_runs()
+        if crashed:
+            typer.echo(
+                f"nianbao: marked {len(crashed)} run(s) of killed processes as Crashed", err=True
+            )
+        state = run()
+    result = state.result(raise_on_failure=False)
+    if isinstance(result, BaseException):
+        raise result
+    return result
+
+
 @app.command()
 def ingest(
     paths: Annotated[list[Path], typer.Argument(help="files or folders (searched recursively)")],
     db: DbOption = None,
-    workers: Annotated[int, typer.Option("--workers", "-w", help="parser processes")] = 1,
+    workers: WorkersOption = 1,
     raw_dir: Annotated[
         Path, typer.Option("--raw-dir", help="where raw bytes are kept, content-addressed")
     ] = Path("raw"),
     timeout: Annotated[
-        float, typer.Option("--timeout", help="seconds one document may take")
+        float, typer.Option("--timeout", help="seconds one document may take", callback=_seconds)
     ] = 120.0,
 ) -> None:
     """Parse reports and load them into the warehouse, then print a summary.
+
+    Exit status: 0 done, 1 a document failed, 2 usage, 3 database, 4 raw store, 5 Prefect.
 
     Example:
         nianbao ingest samples/
         nianbao ingest /data/reports --db postgresql+psycopg://etl@db/warehouse --workers 4
     """
-    from nianbao.schema.db import resolve_db_url
-
-    url = resolve_db_url(db)
     for path in paths:
         if not path.exists():
             raise typer.BadParameter(f"{path} does not exist", param_hint="PATHS")
-    from nianbao.flows.ingest import DocumentLimits, ingest_flow
+    url = _database(db)
+    with _errors_as_exit_statuses():
+        from nianbao.flows.rawstore import RawStore
+        from nianbao.schema.db import connect_or_explain, public_db_url
 
-    summary = _run_with_progress(
-        lambda progress: ingest_flow(
-            [str(p) for p in paths],
-            url,
-            workers,
-            raw_dir=str(raw_dir),
-            limits=DocumentLimits(seconds=timeout),
-            on_progress=progress,
-        )
-    )
+        connect_or_explain(url)
+        RawStore(raw_dir).check_writable()
+        from nianbao.parsers.pool import DocumentLimits
+
+        def run() -> Any:
+            from nianbao.flows.ingest import ingest_flow
+
+            return _run_with_progress(
+                lambda progress: ingest_flow(
+                    [str(p) for p in paths],
+                    public_db_url(url),
+                    workers,
+                    raw_dir=str(raw_dir),
+                    limits=DocumentLimits(seconds=timeout),
+                    on_progress=progress,
+                    return_state=True,
+                )
+            )
+
+        summary = _orchestrated(run)
     typer.echo(f"warehouse: {_safe_url(url)}")
     for line in summary.lines():
         typer.echo(line)
-    raise typer.Exit(1 if summary.failed else 0)
+    if summary.stopped:
+        raise typer.Exit(EXIT_DATABASE)
+    raise typer.Exit(EXIT_FAILED_DOCUMENTS if summary.failed else 0)
 
 
 def _safe_url(url: str) -> str:
@@ -245,41 +404,55 @@ def harvest(
         typer.Option("--years", help="only reports of these years: 2019-2023, or 2023"),
     ] = None,
     db: DbOption = None,
-    workers: Annotated[int, typer.Option("--workers", "-w", help="parser processes")] = 1,
+    workers: WorkersOption = 1,
     raw_dir: RawDirOption = Path("raw"),
     delay: DelayOption = 1.0,
 ) -> None:
     """Crawl the portals' annual-report columns, download what is new and ingest it.
 
-    A run stopped half way continues where it stopped when started again.
+    A run stopped half way continues where it stopped when started again. Exit status: 0 done,
+    1 a portal or a harvested document failed, 2 usage, 3 database, 4 raw store, 5 Prefect.
 
     Example:
         nianbao harvest --portals portals.toml
         nianbao harvest --portals portals.toml --years 2019-2023
     """
-    from nianbao.schema.db import resolve_db_url
-
     portal_list = _load_portals_or_exit(portals)
     from nianbao.flows.client import ClientSettings
-    from nianbao.flows.harvest import harvest_flow, parse_years
+    from nianbao.flows.harvest import parse_years
 
     try:
         year_range = parse_years(years) if years else None
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--years") from None
-    url = resolve_db_url(db)
-    summary = harvest_flow(
-        portal_list,
-        url,
-        years=year_range,
-        raw_dir=str(raw_dir),
-        workers=workers,
-        client_settings=ClientSettings(min_interval=delay),
-    )
+    if delay < 0:
+        raise typer.BadParameter("must not be negative", param_hint="--delay")
+    url = _database(db)
+    with _errors_as_exit_statuses():
+        from nianbao.flows.rawstore import RawStore
+        from nianbao.schema.db import connect_or_explain, public_db_url
+
+        connect_or_explain(url)
+        RawStore(raw_dir).check_writable()
+
+        def run() -> Any:
+            from nianbao.flows.harvest import harvest_flow
+
+            return harvest_flow(
+                portal_list,
+                public_db_url(url),
+                years=year_range,
+                raw_dir=str(raw_dir),
+                workers=workers,
+                client_settings=ClientSettings(min_interval=delay),
+                return_state=True,
+            )
+
+        summary = _orchestrated(run)
     typer.echo(f"warehouse: {_safe_url(url)}")
     for line in summary.lines():
         typer.echo(line)
-    raise typer.Exit(1 if summary.failed else 0)
+    raise typer.Exit(EXIT_FAILED_DOCUMENTS if summary.failure_message() else 0)
 
 
 @app.command()
@@ -291,41 +464,47 @@ def serve(
     timezone: Annotated[
         str, typer.Option("--timezone", help="time zone of the cron expression")
     ] = "Asia/Shanghai",
-    name: Annotated[str, typer.Option("--name", help="name of the Prefect deployment")] = "nightly",
+    name: Annotated[
+        str, typer.Option("--name", help="name of the Prefect deployment")
+    ] = "nightly-serve",
     db: DbOption = None,
-    workers: Annotated[int, typer.Option("--workers", "-w", help="parser processes")] = 1,
+    workers: WorkersOption = 1,
     raw_dir: RawDirOption = Path("raw"),
     delay: DelayOption = 1.0,
 ) -> None:
     """Harvest on a schedule: register a Prefect deployment and run its runs until stopped.
 
     Needs a Prefect server (`prefect server start`, then PREFECT_API_URL); portals.toml is
-    read again by every run.
+    read again by every run. The deployment is `nianbao-harvest/nightly-serve` (prefect.yaml's
+    is `nightly`); its parameters hold the database URL without its password, which runs take
+    from this process's environment.
 
     Example:
         nianbao serve --portals portals.toml --cron "0 2 * * *"
     """
     _load_portals_or_exit(portals)
+    url = _database(db)
+    _quiet_prefect()
     from nianbao.flows.client import ClientSettings
-    from nianbao.flows.harvest import NoPrefectServer, cron_schedule, serve_harvest
+    from nianbao.flows.harvest import cron_schedule, serve_harvest
 
     try:
         schedule = cron_schedule(cron, timezone)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--cron/--timezone") from None
-    try:
+    with _errors_as_exit_statuses():
+        from nianbao.schema.db import connect_or_explain
+
+        connect_or_explain(url)
         serve_harvest(
             portals,
             schedule,
             name=name,
-            db_url=db,
+            db_url=url,
             raw_dir=str(raw_dir),
             workers=workers,
             client_settings=ClientSettings(min_interval=delay),
         )
-    except NoPrefectServer as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
 
 
 db_app = typer.Typer(help="Create or migrate the warehouse schema.", no_args_is_help=True)
@@ -339,11 +518,13 @@ def db_upgrade(db: DbOption = None) -> None:
     Example:
         nianbao db upgrade --db postgresql+psycopg://etl@db/warehouse
     """
-    from nianbao.schema.db import current_revision, resolve_db_url, upgrade
+    url = _database(db)
+    with _errors_as_exit_statuses():
+        from nianbao.schema.db import connect_or_explain, current_revision, upgrade
 
-    url = resolve_db_url(db)
-    upgrade(url)
-    typer.echo(f"{_safe_url(url)} at revision {current_revision(url)}")
+        connect_or_explain(url)
+        upgrade(url)
+        typer.echo(f"{_safe_url(url)} at revision {current_revision(url)}")
 
 
 def main() -> None:

@@ -10,10 +10,12 @@ URL is always held; the next run asks for it with its ETag/Last-Modified (304: n
 again) and still ingests it if the run that fetched it was stopped before ingesting.
 A portal's failure (site down, layout changed, nothing found) is caught, reported in the summary
 and the Prefect artifacts, and never stops the other portals.
+
+No `from __future__ import annotations` here: a deployment's run validates the flow's parameters
+against its annotations, and string annotations of classes (Portal) do not resolve there.
 """
 
-from __future__ import annotations
-
+import os
 import re
 from collections import deque
 from dataclasses import asdict, dataclass, field
@@ -21,7 +23,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from nianbao.flows.settings import configure_prefect
+from nianbao.flows.orchestrator import configure_prefect
 
 configure_prefect()
 
@@ -30,8 +32,10 @@ from prefect.artifacts import create_table_artifact  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
 from prefect.schedules import Cron, Schedule  # noqa: E402
 from prefect.settings import PREFECT_API_URL  # noqa: E402
+from prefect.states import Failed, State  # noqa: E402
 from prefect.types.entrypoint import EntrypointType  # noqa: E402
 from sqlalchemy import Engine, insert, select  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
 
 from nianbao.flows.client import (  # noqa: E402
     ClientSettings,
@@ -41,17 +45,28 @@ from nianbao.flows.client import (  # noqa: E402
     decode_body,
 )
 from nianbao.flows.crawl import Entry, parse_attachments, parse_listing  # noqa: E402
-from nianbao.flows.ingest import ingest_flow  # noqa: E402
+from nianbao.flows.ingest import IngestSummary, ingest_flow  # noqa: E402
+from nianbao.flows.orchestrator import NoPrefectServer, recorded_run  # noqa: E402
 from nianbao.flows.portals import Portal, load_portals  # noqa: E402
 from nianbao.flows.rawstore import DEFAULT_RAW_DIR, RawStore  # noqa: E402
 from nianbao.parsers.detect import sniff_format  # noqa: E402
 from nianbao.parsers.metadata import SourceHints  # noqa: E402
 from nianbao.parsers.report import PARSER_VERSION  # noqa: E402
-from nianbao.schema.db import engine_for, resolve_db_url, upgrade  # noqa: E402
+from nianbao.schema.db import (  # noqa: E402
+    DB_URL_ENV,
+    complete_db_url,
+    engine_for,
+    public_db_url,
+    resolve_db_url,
+    upgrade,
+)
 from nianbao.schema.load import LoadOutcome, known_documents  # noqa: E402
 from nianbao.schema.models import HarvestLog  # noqa: E402
 
 DEFAULT_TIMEZONE = "Asia/Shanghai"
+# `nianbao serve` registers this deployment; prefect.yaml declares `nightly` for workers. Two
+# names, so that deploying one never overwrites the other's parameters and schedule.
+SERVE_DEPLOYMENT = "nightly-serve"
 _YEARS = re.compile(r"^\s*((?:19|20)\d{2})\s*(?:-\s*((?:19|20)\d{2})\s*)?$")
 
 
@@ -78,6 +93,7 @@ class PortalResult:
     not_modified: int = 0  # answered 304 from the copy we hold
     new: int = 0  # documents handed to the ingest flow
     loaded: int = 0  # of those, loaded as reports
+    not_loaded: int = 0  # of those, failed or left for the next run
     problems: list[tuple[str, str]] = field(default_factory=list)  # (url, what went wrong)
 
     @property
@@ -92,6 +108,17 @@ class HarvestSummary:
     @property
     def failed(self) -> list[PortalResult]:
         return [p for p in self.portals if p.failed]
+
+    def failure_message(self) -> str | None:
+        """What made the harvest fail, in one line; None when nothing did."""
+        reasons = []
+        if self.failed:
+            names = ", ".join(p.portal for p in self.failed)
+            reasons.append(f"{len(self.failed)} of {len(self.portals)} portals failed ({names})")
+        not_loaded = sum(p.not_loaded for p in self.portals)
+        if not_loaded:
+            reasons.append(f"{not_loaded} harvested documents did not load")
+        return "; ".join(reasons) or None
 
     def lines(self) -> list[str]:
         out = []
@@ -109,10 +136,6 @@ class HarvestSummary:
             out += [f"  {url}: {problem}" for url, problem in p.problems]
         out.append(f"portals: {len(self.portals)}, failed: {len(self.failed)}")
         return out
-
-
-class NoPrefectServer(RuntimeError):
-    """Serving a schedule was asked for with no Prefect server to hold it."""
 
 
 class PortalFailed(Exception):
@@ -154,7 +177,7 @@ class _Harvest:
         self,
         portal: Portal,
         client: PoliteClient,
-        history: _History,
+        history: "_History",
         years: tuple[int, int] | None,
     ) -> None:
         self.portal = portal
@@ -360,14 +383,31 @@ def harvest_flow(
     raw_dir: str = DEFAULT_RAW_DIR,
     workers: int = 1,
     client_settings: ClientSettings | None = None,
-) -> HarvestSummary:
-    """Harvest the portals (a list, or the path of a portals.toml) and ingest what is new."""
+) -> HarvestSummary | State:
+    """Harvest the portals (a list, or the path of a portals.toml) and ingest what is new.
+
+    `db_url` is the warehouse without its password (a flow parameter is shown by Prefect): the
+    password comes from $NIANBAO_DB, PGPASSWORD or ~/.pgpass where the run executes. The run
+    ends Failed when a portal failed or a harvested document did not load.
+    """
+    with recorded_run():
+        return _harvest(portals, db_url, years, raw_dir, workers, client_settings)
+
+
+def _harvest(
+    portals: list[Portal] | str,
+    db_url: str | None,
+    years: tuple[int, int] | None,
+    raw_dir: str,
+    workers: int,
+    client_settings: ClientSettings | None,
+) -> HarvestSummary | State:
     logger = get_run_logger()
     if isinstance(portals, str):
         portals = load_portals(portals)
-    db_url = resolve_db_url(db_url)
-    upgrade(db_url)
-    engine = engine_for(db_url)
+    url = complete_db_url(resolve_db_url(db_url))
+    upgrade(url)
+    engine = engine_for(url)
     history = _History(engine, RawStore(raw_dir))
     summary = HarvestSummary()
     with PoliteClient(client_settings, history.validators) as client:
@@ -378,36 +418,61 @@ def harvest_flow(
                 new = _new_documents(engine, documents)
                 result.new = len(new)
                 if new:
-                    ingested = ingest_flow(
-                        [str(path) for path, _ in new.values()],
-                        db_url,
-                        workers,
-                        raw_dir=raw_dir,
-                        sources={str(path): url for path, url in new.values()},
-                        hints={
-                            str(path): SourceHints(region=portal.region) for path, _ in new.values()
-                        }
-                        if portal.region
-                        else None,
-                    )
-                    result.loaded = (
-                        ingested.outcomes[LoadOutcome.LOADED.value]
-                        + ingested.outcomes[LoadOutcome.RELOADED.value]
-                    )
-                    result.problems += [
-                        (source, f"not loaded: {code}: {message}")
-                        for source, code, message in ingested.failed_files
-                    ]
+                    _ingest_new(portal, new, url, raw_dir, workers, result)
             except Exception as exc:  # a bug or a database error: still never stop the others
                 result.error = repr(exc)
             if result.failed:
                 logger.error("portal %s failed: %s", portal.name, result.error)
             else:
-                logger.info("portal %s: %d new, %d loaded", portal.name, result.new, result.loaded)
+                logger.info(
+                    "portal %s: %d listing pages, %d reports, %d downloaded, %d new, %d loaded",
+                    portal.name,
+                    result.pages,
+                    result.reports,
+                    result.downloaded,
+                    result.new,
+                    result.loaded,
+                )
             summary.portals.append(result)
     _publish(summary)
     engine.dispose()
-    return summary
+    message = summary.failure_message()
+    return Failed(message=message, data=summary) if message else summary
+
+
+def _ingest_new(
+    portal: Portal,
+    new: dict[str, tuple[Path, str]],
+    url: str,
+    raw_dir: str,
+    workers: int,
+    result: PortalResult,
+) -> None:
+    """Ingest a portal's new documents (a subflow); its counts and problems go to `result`."""
+    state = ingest_flow(
+        [str(path) for path, _ in new.values()],
+        public_db_url(url),
+        workers,
+        raw_dir=raw_dir,
+        sources={str(path): source for path, source in new.values()},
+        hints={str(path): SourceHints(region=portal.region) for path, _ in new.values()}
+        if portal.region
+        else None,
+        return_state=True,
+    )
+    ingested = state.result(raise_on_failure=False)
+    if not isinstance(ingested, IngestSummary):
+        raise ingested if isinstance(ingested, BaseException) else RuntimeError(state.message)
+    result.loaded = (
+        ingested.outcomes[LoadOutcome.LOADED.value] + ingested.outcomes[LoadOutcome.RELOADED.value]
+    )
+    result.not_loaded = ingested.failed + ingested.not_loaded
+    result.problems += [
+        (source, f"not loaded: {code}: {message}")
+        for source, code, message in ingested.failed_files
+    ]
+    if ingested.stopped:
+        result.error = f"ingest stopped: {ingested.stopped}"
 
 
 def _publish(summary: HarvestSummary) -> None:
@@ -459,7 +524,7 @@ def serve_harvest(
     portals_file: str | Path,
     schedule: Schedule,
     *,
-    name: str = "nightly",
+    name: str = SERVE_DEPLOYMENT,
     db_url: str | None = None,
     raw_dir: str = DEFAULT_RAW_DIR,
     workers: int = 1,
@@ -478,9 +543,14 @@ def serve_harvest(
         )
     path = Path(portals_file).resolve()
     load_portals(path)
+    url = resolve_db_url(db_url)
+    if make_url(url).password:
+        # Runs start as subprocesses of this one and inherit its environment: they complete
+        # the password-free URL of their parameters from it, so Prefect never stores it.
+        os.environ[DB_URL_ENV] = url
     parameters = {
         "portals": str(path),
-        "db_url": resolve_db_url(db_url),
+        "db_url": public_db_url(url),
         "raw_dir": str(Path(raw_dir).resolve()),
         "workers": workers,
     }

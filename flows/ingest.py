@@ -1,66 +1,57 @@
-"""The ingest flow: discover files → keep raw bytes → parse in a process pool → load → R5 → summary.
+"""The ingest flow: discover files → keep raw bytes → parse in worker processes → load → R5.
 
 The unit of Prefect work is a batch of documents, not a document: a ProcessPoolTaskRunner task
-costs about a second here, so documents are parsed by a plain process pool whose workers load
-jieba once, and Prefect orchestrates batches. Loading runs in the flow's process as batches
-finish, one transaction per document, with retries for the database only (never for parsing:
-a parse is deterministic, and a failed parse is a recorded outcome, not an error).
+costs about a second here, so documents are parsed by the worker pool of `parsers.pool`, whose
+workers load jieba once, and Prefect orchestrates batches. Loading runs in the flow's process as
+batches finish, one transaction per document. While the database is away a load is retried with
+backoff for a bounded time (DatabaseSettings.retry_seconds), then the run stops with its summary;
+documents not loaded are parsed again by the next run. Parsing is never retried: a parse is
+deterministic, and a failed parse is a recorded outcome, not an error.
+
+The run's state tells the truth: it ends Failed when a document failed (in this run, or in an
+earlier one and unchanged since) or the run stopped early, with a message that says so, and
+Completed otherwise; the CLI's exit status follows the same rule.
 """
 
 from __future__ import annotations
 
-import resource
-import signal
-import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
-from nianbao.flows.settings import configure_prefect
+from nianbao.flows.orchestrator import configure_prefect
 
 configure_prefect()
 
 from prefect import flow, get_run_logger, task  # noqa: E402
 from prefect.artifacts import create_table_artifact  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
+from prefect.states import Failed, State  # noqa: E402
 from prefect.utilities.annotations import quote  # noqa: E402
 from sqlalchemy import Engine  # noqa: E402
 
+from nianbao.flows.orchestrator import recorded_run  # noqa: E402
 from nianbao.flows.rawstore import DEFAULT_RAW_DIR, RawStore  # noqa: E402
 from nianbao.parsers.metadata import SourceHints  # noqa: E402
-from nianbao.parsers.report import PARSER_VERSION, empty_result, parse_bytes  # noqa: E402
+from nianbao.parsers.pool import DocumentLimits, WorkItem, parse_all  # noqa: E402
+from nianbao.parsers.report import PARSER_VERSION  # noqa: E402
 from nianbao.schema.crossyear import evaluate_r5  # noqa: E402
-from nianbao.schema.db import engine_for, upgrade  # noqa: E402
+from nianbao.schema.db import (  # noqa: E402
+    DatabaseSettings,
+    DatabaseUnavailable,
+    complete_db_url,
+    engine_for,
+    resolve_db_url,
+    retry_while_unavailable,
+    upgrade,
+)
 from nianbao.schema.load import LoadOutcome, known_documents, load_document  # noqa: E402
 
-# Most documents a worker task parses. Each batch is one load task: ~3 ms in the flow and ~25 ms
-# of the Prefect server's CPU, so batches are large while work remains (see `_batches`).
-BATCH_SIZE = 16
 # A run loading more reports than this prints counts only.
 MAX_LISTED_REPORTS = 20
 SKIP_SUFFIXES = (".json", ".py", ".md", ".db", ".db-journal", ".db-wal", ".db-shm", ".part")
-
-
-@dataclass(frozen=True, slots=True)
-class DocumentLimits:
-    """Bounds on one document, so a pathological file is stopped and recorded, not the run."""
-
-    seconds: float = 120.0
-    max_bytes: int = 200 * 1024 * 1024
-    # Address-space cap of a parser process; None leaves it unbounded.
-    memory_bytes: int | None = 4 * 1024 * 1024 * 1024
-
-
-@dataclass(frozen=True, slots=True)
-class WorkItem:
-    sha256: str
-    raw_path: str
-    source: str
-    hints: SourceHints | None = None
 
 
 @dataclass(slots=True)
@@ -72,11 +63,25 @@ class IngestSummary:
     rules_failed: Counter = field(default_factory=Counter)
     # (agency, year, template, facts, failed rules) of each report this run loaded.
     reports: list[tuple[str | None, int | None, str | None, int, int]] = field(default_factory=list)
+    # Why the run stopped before its end (the database stayed away); None when it did not.
+    stopped: str | None = None
+    # Documents that were to be parsed and loaded but were not, because the run stopped.
+    not_loaded: int = 0
 
     @property
     def failed(self) -> int:
         # This run's failures and the unchanged files that failed in an earlier run.
         return len(self.failed_files)
+
+    def failure_message(self) -> str | None:
+        """What made the run fail, in one line; None when nothing did."""
+        reasons = []
+        if self.stopped:
+            reasons.append(f"stopped early, {self.not_loaded} documents not loaded: {self.stopped}")
+        if self.failed:
+            by_code = ", ".join(f"{code} {n}" for code, n in self.failures.most_common())
+            reasons.append(f"{self.failed} of {self.seen} documents failed ({by_code})")
+        return "; ".join(reasons) or None
 
     def lines(self) -> list[str]:
         counts = ", ".join(
@@ -85,6 +90,11 @@ class IngestSummary:
             if self.outcomes[o.value] or o in (LoadOutcome.LOADED, LoadOutcome.UNCHANGED)
         )
         out = [f"documents seen: {self.seen}", f"  {counts}"]
+        if self.stopped:
+            out.append(
+                f"STOPPED before the end, {self.not_loaded} documents not loaded: {self.stopped}"
+            )
+            out.append("  the next run loads them")
         if self.failures:
             by_code = ", ".join(f"{code} {n}" for code, n in self.failures.most_common())
             out.append(f"failed by reason: {by_code}")
@@ -115,81 +125,12 @@ def discover_files(paths: Iterable[str | Path]) -> list[Path]:
     return found
 
 
-class DocumentTimeout(BaseException):
-    """Raised inside a worker when one document exceeds its time limit.
-
-    A BaseException, so that the parser's own last-resort handler does not mistake it for a bug.
-    """
-
-
-def _on_alarm(_signum, _frame) -> None:
-    raise DocumentTimeout
-
-
-def _start_worker(memory_bytes: int | None) -> None:
-    # Paid once per worker process rather than once per document.
-    from nianbao.parsers.sections import _tokenizer
-
-    _tokenizer().initialize()
-    signal.signal(signal.SIGALRM, _on_alarm)
-    if memory_bytes:
-        _, hard = resource.getrlimit(resource.RLIMIT_AS)
-        limit = memory_bytes if hard == resource.RLIM_INFINITY else min(memory_bytes, hard)
-        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
-
-
-def parse_item(item: WorkItem, limits: DocumentLimits) -> dict:
-    """Parse one stored file within the limits; every outcome is a result, never an exception."""
-    data = Path(item.raw_path).read_bytes()
-    if len(data) > limits.max_bytes:
-        return _failed(
-            item, data, "too_large", f"{len(data)} bytes is over the {limits.max_bytes}-byte limit"
-        )
-    started = time.monotonic()
-    signal.setitimer(signal.ITIMER_REAL, limits.seconds)
-    try:
-        result = parse_bytes(data, item.source, item.hints)
-    except DocumentTimeout:
-        result = None
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-    # The alarm can fire inside a finalizer, where Python swallows it: the clock decides.
-    if result is None or time.monotonic() - started > limits.seconds:
-        return _failed(
-            item,
-            data,
-            "parse_timeout",
-            f"parsing took longer than {limits.seconds:g} s and was stopped",
-        )
-    return result
-
-
-def _failed(item: WorkItem, data: bytes, code: str, message: str) -> dict:
-    result = empty_result(item.source, data, "unknown")
-    result["problems"].append({"code": code, "message": message})
-    return result
-
-
-def parse_batch(items: list[WorkItem], limits: DocumentLimits) -> list[dict]:
-    """Runs in a worker process: plain data in, plain data out."""
-    return [parse_item(item, limits) for item in items]
-
-
-def _crashed(item: WorkItem) -> dict:
-    return _failed(
-        item,
-        Path(item.raw_path).read_bytes(),
-        "worker_crashed",
-        "the parser process died on this file (out of memory or a crash in a native library)",
-    )
-
-
 @cache
 def _engine(db_url: str) -> Engine:
     return engine_for(db_url)
 
 
-@task(name="plan", retries=2, retry_delay_seconds=2)
+@task(name="plan", cache_policy=NO_CACHE)
 def plan(
     files: list[Path],
     db_url: str,
@@ -204,7 +145,10 @@ def plan(
     """
     store = RawStore(raw_dir)
     stored = {path: store.put_file(path) for path in files}
-    known = known_documents(_engine(db_url), {sha for sha, _ in stored.values()})
+    known = retry_while_unavailable(
+        lambda: known_documents(_engine(db_url), {sha for sha, _ in stored.values()}),
+        DatabaseSettings.from_env().retry_seconds,
+    )
     todo: dict[str, WorkItem] = {}
     still_failed: dict[str, tuple[str, str, str]] = {}
     for path, (sha, raw_path) in stored.items():
@@ -220,88 +164,75 @@ def plan(
 
 
 # No cache policy: a load is a side effect, and the default policy would hash every result.
-@task(name="load-batch", retries=3, retry_delay_seconds=[1, 5, 15], cache_policy=NO_CACHE)
+# No Prefect retries: `retry_while_unavailable` retries for a bounded time, then stops the run.
+@task(name="load-batch", cache_policy=NO_CACHE)
 def load_batch(
-    results: list[dict], db_url: str, raw_paths: dict[str, str]
+    results: list[dict], db_url: str, raw_paths: dict[str, str], retry_seconds: float
 ) -> list[tuple[dict, str]]:
     engine = _engine(db_url)
-    return [
-        (result, load_document(engine, result, raw_paths.get(result["sha256"])).value)
-        for result in results
-    ]
+    logger = get_run_logger()
+
+    def on_retry(reason: str, wait: float) -> None:
+        logger.warning("database unavailable, retrying in %.0f s: %s", wait, reason)
+
+    loaded = []
+    for result in results:
+        # Retried one document at a time: each loads in its own transaction.
+        outcome = retry_while_unavailable(
+            lambda result=result: load_document(engine, result, raw_paths.get(result["sha256"])),
+            retry_seconds,
+            on_retry,
+        )
+        loaded.append((result, outcome.value))
+    return loaded
 
 
-@task(name="cross-year-rules", retries=2, retry_delay_seconds=2)
-def cross_year(db_url: str) -> int:
-    return evaluate_r5(_engine(db_url))
-
-
-def _batches(items: list[WorkItem], workers: int) -> list[list[WorkItem]]:
-    """Batches that shrink as the work runs out (guided scheduling): few Prefect tasks while
-    much remains, and single documents at the end, so no worker idles while another finishes a
-    long batch."""
-    batches: list[list[WorkItem]] = []
-    start = 0
-    while start < len(items):
-        size = max(1, min(BATCH_SIZE, (len(items) - start) // (workers * 2)))
-        batches.append(items[start : start + size])
-        start += size
-    return batches
-
-
-def _parse_all(
-    todo: list[WorkItem],
-    workers: int,
-    limits: DocumentLimits,
-    on_batch: Callable[[list[dict]], None],
-) -> None:
-    """Parse every item, calling `on_batch` as batches finish; survive a worker that dies."""
-    queue = _batches(todo, workers)
-    while queue:
-        retry: list[list[WorkItem]] = []
-        with ProcessPoolExecutor(
-            workers, initializer=_start_worker, initargs=(limits.memory_bytes,)
-        ) as pool:
-            pending: dict[Future, list[WorkItem]] = {
-                pool.submit(parse_batch, b, limits): b for b in queue
-            }
-            for future in as_completed(pending):
-                batch = pending[future]
-                try:
-                    results = future.result()
-                except BrokenProcessPool:
-                    if len(batch) == 1:
-                        results = [_crashed(batch[0])]
-                    else:
-                        # Find the file that kills the process: retry one document a task.
-                        retry += [[item] for item in batch]
-                        continue
-                on_batch(results)
-        queue = retry
+@task(name="cross-year-rules", cache_policy=NO_CACHE)
+def cross_year(db_url: str, retry_seconds: float) -> int:
+    return retry_while_unavailable(lambda: evaluate_r5(_engine(db_url)), retry_seconds)
 
 
 @flow(name="nianbao-ingest", log_prints=False)
 def ingest_flow(
     paths: list[str],
-    db_url: str,
+    db_url: str | None = None,
     workers: int = 1,
     raw_dir: str = DEFAULT_RAW_DIR,
     sources: dict[str, str] | None = None,
     limits: DocumentLimits | None = None,
     on_progress: Callable[[int, int], None] | None = None,
     hints: dict[str, SourceHints] | None = None,
-) -> IngestSummary:
+) -> IngestSummary | State:
     """Ingest files or folders.
 
-    `sources` maps a file path to where it came from (a URL), `hints` to what the harvest
-    knows of it (the listing entry's title and publisher, the portal's region).
+    `db_url` is the warehouse without its password (it is a flow parameter, shown by Prefect):
+    the password comes from $NIANBAO_DB, PGPASSWORD or ~/.pgpass where the run executes; None
+    means $NIANBAO_DB or the SQLite default. `sources` maps a file path to where it came from
+    (a URL), `hints` to what the harvest knows of it (listing entry, portal region).
     """
+    with recorded_run():
+        return _ingest(paths, db_url, workers, raw_dir, sources, limits, on_progress, hints)
+
+
+def _ingest(
+    paths: list[str],
+    db_url: str | None,
+    workers: int,
+    raw_dir: str,
+    sources: dict[str, str] | None,
+    limits: DocumentLimits | None,
+    on_progress: Callable[[int, int], None] | None,
+    hints: dict[str, SourceHints] | None,
+) -> IngestSummary | State:
     logger = get_run_logger()
     limits = limits or DocumentLimits()
-    upgrade(db_url)
+    retry_seconds = DatabaseSettings.from_env().retry_seconds
+    url = complete_db_url(resolve_db_url(db_url))
+    upgrade(url)
     files = discover_files(paths)
     summary = IngestSummary(seen=len(files))
-    todo, unchanged, still_failed = plan(files, db_url, raw_dir, sources or {}, hints or {})
+    todo, unchanged, still_failed = plan(files, url, raw_dir, sources or {}, hints or {})
+    logger.info("%d files: %d to parse, %d unchanged", len(files), len(todo), unchanged)
     summary.outcomes[LoadOutcome.UNCHANGED.value] += unchanged
     for source, code, message in still_failed:
         summary.failures[code] += 1
@@ -314,18 +245,37 @@ def ingest_flow(
     def on_batch(results: list[dict]) -> None:
         # quote(): Prefect would otherwise walk every fact of every result looking for futures,
         # twice a call (~35 ms a document, five times the load itself).
-        for result, outcome in load_batch(quote(results), db_url, quote(raw_paths)):
+        loaded = load_batch(quote(results), url, quote(raw_paths), retry_seconds)
+        for result, outcome in loaded:
             _record(summary, result, outcome)
         progress[0] += len(results)
+        logger.info(
+            "batch of %d loaded (%s); %d/%d documents done",
+            len(results),
+            ", ".join(f"{n} {o}" for o, n in Counter(o for _, o in loaded).items()),
+            progress[0],
+            len(files),
+        )
         if on_progress:
             on_progress(progress[0], len(files))
 
-    if todo:
-        _parse_all(todo, workers, limits, on_batch)
-    logger.info("R5 evaluated: %d rows", cross_year(db_url))
+    try:
+        if todo:
+            parse_all(todo, workers, limits, on_batch)
+        logger.info("R5 evaluated: %d rows", cross_year(url, retry_seconds))
+    except DatabaseUnavailable as exc:
+        summary.stopped = str(exc)
+        summary.not_loaded = len(files) - progress[0]
+        logger.error("run stopped: %s", exc)
     _publish(summary)
-    _engine(db_url).dispose()
-    return summary
+    _engine(url).dispose()
+    return final_state(summary)
+
+
+def final_state(summary: IngestSummary) -> IngestSummary | State:
+    """The summary, as a Failed state when a document failed or the run stopped early."""
+    message = summary.failure_message()
+    return Failed(message=message, data=summary) if message else summary
 
 
 def _record(summary: IngestSummary, result: dict, outcome: str) -> None:

@@ -13,6 +13,12 @@ import tempfile
 from pathlib import Path
 
 DEFAULT_RAW_DIR = "raw"
+
+
+class StorageError(RuntimeError):
+    """The raw store cannot be written: the disk is full, or the folder is not writable."""
+
+
 _SAFE_SUFFIX = re.compile(r"^\.[a-z0-9]{1,8}$")
 
 
@@ -34,14 +40,34 @@ class RawStore:
         """Store `data` (if new) and return its sha256 and path."""
         sha256 = hashlib.sha256(data).hexdigest()
         target = self.path_for(sha256, name)
-        if not target.exists():
+        if target.exists():
+            return sha256, target
+        temporary = None
+        try:
             target.parent.mkdir(parents=True, exist_ok=True)
             # Write then rename: a crash never leaves a half-written file under the final name.
             handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=".part-")
             with os.fdopen(handle, "wb") as out:
                 out.write(data)
             os.replace(temporary, target)
+        except OSError as exc:
+            if temporary is not None:
+                Path(temporary).unlink(missing_ok=True)
+            raise StorageError(
+                f"cannot keep raw bytes in {self.root}: {exc.strerror or exc}"
+            ) from exc
         return sha256, target
+
+    def check_writable(self) -> None:
+        """StorageError now, rather than after the first parse, when ROOT cannot be written."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=self.root, prefix=".part-"):
+                pass
+        except OSError as exc:
+            raise StorageError(
+                f"cannot keep raw bytes in {self.root}: {exc.strerror or exc}"
+            ) from exc
 
     def put_file(self, path: Path) -> tuple[str, Path]:
         return self.put(path.read_bytes(), path.name)

@@ -53,6 +53,11 @@ def _tokenizer():
     return jieba.Tokenizer(dictionary=str(path))
 
 
+def load_tokenizer() -> None:
+    """Load jieba's dictionary now (about a second) rather than at the first heading matched."""
+    _tokenizer().initialize()
+
+
 def _tokens(text: str) -> set[str]:
     return {t for t in _tokenizer().lcut(text) if t.strip() and t not in _STOPWORDS}
 

@@ -16,17 +16,16 @@ import tempfile
 import time
 import zipfile
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
 from functools import cache
 from pathlib import Path
 
 import pdfplumber
 import pytest
 
-from nianbao.flows.ingest import DocumentLimits, WorkItem, _start_worker, parse_item
 from nianbao.parsers.blocks import ParseError
 from nianbao.parsers.docx import DEFAULT_LIMITS
 from nianbao.parsers.legacy import read_legacy_word
+from nianbao.parsers.pool import DocumentLimits, WorkItem, parse_all
 from nianbao.parsers.problems import PROBLEM_CODES
 from nianbao.parsers.report import parse_bytes
 from nianbao.parsers.traditional import is_traditional
@@ -253,10 +252,12 @@ def test_docx_external_entity_is_not_resolved(part: str, encoding: str, secret: 
 
 
 def _parse_in_worker(path: Path, limits: DocumentLimits) -> dict:
-    """parse_item in a worker process set up the way the ingest flow sets up its pool."""
+    """One document through the worker pool the ingest flow uses."""
     item = WorkItem(hashlib.sha256(path.read_bytes()).hexdigest(), str(path), path.name)
-    with ProcessPoolExecutor(1, initializer=_start_worker, initargs=(None,)) as pool:
-        return pool.submit(parse_item, item, limits).result(timeout=120)
+    results: list[dict] = []
+    parse_all([item], 1, limits, results.extend)
+    (result,) = results
+    return result
 
 
 def test_document_over_its_time_limit_is_stopped_and_recorded() -> None:

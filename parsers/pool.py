@@ -1,0 +1,205 @@
+"""Parse many stored files in worker processes, each document within time and memory bounds.
+
+No orchestration here: the ingest flow hands over work items and gets results back in batches.
+
+Workers are new interpreters (spawned), not forks of the caller: they inherit none of its
+database connections, threads or signal handlers (a forked worker held a copy of the loader's
+socket and kept its transaction open after the loader was killed), and they see the caller's
+environment as it is when the pool starts. Each worker also watches the process that started it
+and exits when that one is gone, so a SIGKILL of the main process alone leaves no parser behind.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import resource
+import signal
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from pathlib import Path
+
+from .metadata import SourceHints
+from .report import empty_result, parse_bytes
+
+# Most documents one worker call parses; batches shrink as the work runs out (see `batches`).
+BATCH_SIZE = 16
+# How often a worker checks that the process that started it is still alive.
+_WATCH_INTERVAL = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentLimits:
+    """Bounds on one document, so a pathological file is stopped and recorded, not the run."""
+
+    seconds: float = 120.0
+    max_bytes: int = 200 * 1024 * 1024
+    # Address-space cap of a parser process; None leaves it unbounded.
+    memory_bytes: int | None = 4 * 1024 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class WorkItem:
+    sha256: str
+    raw_path: str
+    source: str
+    hints: SourceHints | None = None
+
+
+class DocumentTimeout(BaseException):
+    """Raised inside a worker when one document exceeds its time limit.
+
+    A BaseException, so that the parser's own last-resort handler does not mistake it for a bug.
+    """
+
+
+def _on_alarm(_signum, _frame) -> None:
+    raise DocumentTimeout
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            # The state follows the parenthesised command name; Z is a zombie: dead, not reaped.
+            return stat.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except FileNotFoundError:
+        return False
+    except OSError:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+
+def _watch_owner(owner: int) -> None:
+    while _alive(owner):
+        time.sleep(_WATCH_INTERVAL)
+    os._exit(1)
+
+
+def _start_worker(owner: int, memory_bytes: int | None) -> None:
+    # A terminal's Ctrl-C reaches the whole process group: the owner decides, not the worker.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGALRM, _on_alarm)
+    threading.Thread(target=_watch_owner, args=(owner,), daemon=True, name="owner-watch").start()
+    # Paid once per worker process rather than once per document.
+    from .sections import load_tokenizer
+
+    load_tokenizer()
+    if memory_bytes:
+        _, hard = resource.getrlimit(resource.RLIMIT_AS)
+        limit = memory_bytes if hard == resource.RLIM_INFINITY else min(memory_bytes, hard)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+
+
+def failed_result(item: WorkItem, data: bytes, code: str, message: str) -> dict:
+    """The result of a document the parser could not be run on, with its problem."""
+    result = empty_result(item.source, data, "unknown")
+    result["problems"].append({"code": code, "message": message})
+    return result
+
+
+def parse_item(item: WorkItem, limits: DocumentLimits) -> dict:
+    """Parse one stored file within the limits; every outcome is a result, never an exception."""
+    data = Path(item.raw_path).read_bytes()
+    if len(data) > limits.max_bytes:
+        return failed_result(
+            item, data, "too_large", f"{len(data)} bytes is over the {limits.max_bytes}-byte limit"
+        )
+    started = time.monotonic()
+    signal.setitimer(signal.ITIMER_REAL, limits.seconds)
+    try:
+        result = parse_bytes(data, item.source, item.hints)
+    except DocumentTimeout:
+        result = None
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+    # The alarm can fire inside a finalizer, where Python swallows it: the clock decides.
+    if result is None or time.monotonic() - started > limits.seconds:
+        return failed_result(
+            item,
+            data,
+            "parse_timeout",
+            f"parsing took longer than {limits.seconds:g} s and was stopped",
+        )
+    return result
+
+
+def parse_batch(items: list[WorkItem], limits: DocumentLimits) -> list[dict]:
+    """Runs in a worker process: plain data in, plain data out."""
+    return [parse_item(item, limits) for item in items]
+
+
+def _crashed(item: WorkItem) -> dict:
+    return failed_result(
+        item,
+        Path(item.raw_path).read_bytes(),
+        "worker_crashed",
+        "the parser process died on this file (out of memory or a crash in a native library)",
+    )
+
+
+def batches(items: list[WorkItem], workers: int) -> list[list[WorkItem]]:
+    """Batches that shrink as the work runs out (guided scheduling): few calls while much
+    remains, and single documents at the end, so no worker idles while another finishes a
+    long batch."""
+    out: list[list[WorkItem]] = []
+    start = 0
+    while start < len(items):
+        size = max(1, min(BATCH_SIZE, (len(items) - start) // (workers * 2)))
+        out.append(items[start : start + size])
+        start += size
+    return out
+
+
+def parse_all(
+    todo: list[WorkItem],
+    workers: int,
+    limits: DocumentLimits,
+    on_batch: Callable[[list[dict]], None],
+) -> None:
+    """Parse every item, calling `on_batch` as batches finish; survive a worker that dies.
+
+    An exception from `on_batch` stops the parsing: queued batches are cancelled and the
+    exception propagates, without waiting for the batches in progress.
+    """
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
+    queue = batches(todo, workers)
+    while queue:
+        retry: list[list[WorkItem]] = []
+        pool = ProcessPoolExecutor(
+            workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_start_worker,
+            initargs=(os.getpid(), limits.memory_bytes),
+        )
+        try:
+            pending: dict[Future, list[WorkItem]] = {
+                pool.submit(parse_batch, b, limits): b for b in queue
+            }
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    batch = pending.pop(future)
+                    try:
+                        results = future.result()
+                    except BrokenProcessPool:
+                        if len(batch) == 1:
+                            results = [_crashed(batch[0])]
+                        else:
+                            # Find the file that kills the process: retry one document a call.
+                            retry += [[item] for item in batch]
+                            continue
+                    on_batch(results)
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
+        queue = retry
