@@ -44,23 +44,31 @@ def _address_space() -> int:
 
 
 @pytest.fixture(scope="module")
-def junk(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[bytes, dict]]:
+def pages() -> list[bytes]:
+    return [junk_page(seed, size) for seed, size in JUNK]
+
+
+@pytest.fixture(scope="module")
+def junk(pages: list[bytes], tmp_path_factory: pytest.TempPathFactory) -> list[tuple[bytes, dict]]:
     """Each junk page and what the ingest flow's parser worker made of it, under its limits."""
     folder = tmp_path_factory.mktemp("junk")
     memory = _address_space() + MEMORY_HEADROOM
     limits = DocumentLimits(seconds=SECONDS, memory_bytes=memory)
-    pages = []
+    submitted = []
     with ProcessPoolExecutor(1, initializer=_start_worker, initargs=(memory,)) as pool:
-        for seed, size in JUNK:
-            path = folder / f"junk-{seed}.html"
-            data = junk_page(seed, size)
+        for index, data in enumerate(pages):
+            path = folder / f"junk-{index}.html"
             path.write_bytes(data)
             item = WorkItem(hashlib.sha256(data).hexdigest(), str(path), path.name)
-            pages.append((data, pool.submit(parse_item, item, limits)))
-        return [(data, future.result(timeout=4 * SECONDS)) for data, future in pages]
+            submitted.append((data, pool.submit(parse_item, item, limits)))
+        return [(data, future.result(timeout=4 * SECONDS)) for data, future in submitted]
 
 
-def test_junk_pages_hold_what_report_tables_hold() -> None:
+def test_junk_pages_are_deterministic() -> None:
+    assert junk_page(1, 50_000) == junk_page(1, 50_000) != junk_page(2, 50_000)
+
+
+def test_junk_pages_hold_what_report_tables_hold(pages: list[bytes]) -> None:
     # The pages must be a real trial: the reader finds many rows that name a template row and
     # carry numbers, which is what an earlier parser loaded as a report with ~100 facts.
     spec = template("2021")
@@ -69,9 +77,7 @@ def test_junk_pages_hold_what_report_tables_hold() -> None:
         for row in spec.active_disclosure.rows + spec.applications.rows
         for label in row.labels()
     }
-    for seed, size in JUNK[:3]:
-        page = junk_page(seed, size)
-        assert page == junk_page(seed, size)
+    for page in pages[:3]:
         assert b'colspan="1000"' in page and b'rowspan="65534"' in page
         assert page.endswith(b"</td></tr></table>" * 300 + b"</body></html>")
         assert not re.search(rb"<title|<h[1-6]", page)
@@ -247,3 +253,24 @@ def test_sections_count_only_in_the_template_order() -> None:
         ["preamble", "overview", "review_litigation", "active_disclosure", "applications"]
     ) == ("overview", "active_disclosure", "applications")
     assert ordered_sections(["preamble"]) == ()
+
+
+@pytest.mark.parametrize(
+    ("cells", "table"),
+    [
+        (["信息内容", "本年制发件数", "本年废止件数", "现行有效件数"], "active_disclosure"),
+        (["信息内容", "上一年项目数量(指2019年事项数)", "本年增/减"], "active_disclosure"),
+        (["第二十条第(一)项", "信息内容", "本年新制作数量", "规章", "0"], "active_disclosure"),
+        (["自 然 人", "法人或其他组织", "总 计"], "applications"),
+        (["商业", "科研", "社会公益组织", "法律服务机构", "其他"], "applications"),
+        (["结果 维持", "结果 纠正", "其他 结果", "尚未 审结", "总计"], "review_litigation"),
+        # Words data rows print too, one header word alone, and data rows are no header.
+        (["其他", "总计"], None),
+        (["行政复议", "行政诉讼"], None),
+        (["本年处理决定数量", "5"], None),
+        (["本年新收政府信息公开申请数量", "3", "0"], None),
+        (["（三）不予公开", "1.属于国家秘密", "0"], None),
+    ],
+)
+def test_header_rows_are_known_by_two_header_words(cells: list[str], table: str | None) -> None:
+    assert header_of(cells) == table
