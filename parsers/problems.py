@@ -19,7 +19,7 @@ FAILURES: dict[str, str] = {
     "needs_libreoffice": "a legacy .doc/.wps while LibreOffice is not installed",
     "conversion_timeout": "LibreOffice took too long converting a legacy .doc/.wps",
     "corrupt_html": "an HTML page that cannot be parsed",
-    "not_a_report": "no section headings or template tables of an annual report",
+    "not_a_report": "under two points of a report's evidence (a title naming 政府信息公开 and 年度报告/年报, each section heading in the template's order, each template table header); its cells are not facts",
     "too_large": "over the size bound, or more memory than a parser process may use",
     "parse_timeout": "parsing took longer than the per-document time limit and was stopped",
     "worker_crashed": "the parser process died on this file (a crash in a native library)",

@@ -13,6 +13,7 @@ from nianbao.schema.checks import run_checks
 
 from .blocks import Document, ParseError, Table
 from .detect import sniff_format
+from .evidence import weigh
 from .flattened import recover_table
 from .metadata import SourceHints, extract_metadata
 from .sections import Section, find_sections
@@ -84,11 +85,8 @@ def parse_document(document: Document, result: dict, hints: SourceHints | None =
         )
     found, block_sections = find_sections(document.blocks)
     preamble = next(s for s in found if s.code == "preamble")
-    meta = extract_metadata(
-        preamble.paragraphs[:8] or [p.text for p in document.paragraphs()[:8]],
-        document.title,
-        hints,
-    )
+    opening = preamble.paragraphs[:8] or [p.text for p in document.paragraphs()[:8]]
+    meta = extract_metadata(opening, document.title, hints)
     placed = [
         (block, section)
         for block, section in zip(document.blocks, block_sections, strict=True)
@@ -98,20 +96,44 @@ def parse_document(document: Document, result: dict, hints: SourceHints | None =
     table_sections = [section for _, section in placed]
     table_texts = [s.text for s in found if s.code in TABLE_CODES]
     version = detect_version(tables, meta.year, table_texts)
+    findings: list[dict[str, str]] = []
+    facts: list[dict] = []
+    headers: list[str] = []
     if version:
-        more_tables, more_sections = _recover_flattened(found, table_sections, version, problems)
-        extraction = extract_facts(tables + more_tables, table_sections + more_sections, version)
-        problems.extend(extraction.problems)
+        more_tables, more_sections = _recover_flattened(found, table_sections, version, findings)
+        extraction = extract_facts(
+            tables + more_tables,
+            table_sections + more_sections,
+            version,
+            headed=[False] * len(tables) + [True] * len(more_tables),
+        )
+        findings.extend(extraction.problems)
         facts = [f.as_dict() for f in extraction.facts]
+        headers = extraction.headers
+    evidence = weigh(
+        ([document.title] if document.title else []) + opening,
+        hints,
+        [s.code for s in found],
+        headers,
+    )
+    if evidence.is_report:
+        problems.extend(findings)
     else:
+        # Cells of a page that is not a report are not facts, and nothing about them is a finding.
         facts = []
-    has_sections = len(found) > 1
+        problems.insert(0, {"code": "not_a_report", "message": evidence.shortfall()})
+    if facts:
+        template = version
+    elif evidence.is_report and len(found) > 1:
+        template = "free_form"  # section headings and no template table
+    else:
+        template = None
     result.update(
         pages=document.pages,
         agency=meta.agency,
         region=result["region"] or (hints.region if hints else None),
         year=meta.year,
-        template=version if facts else ("free_form" if has_sections else None),
+        template=template,
         sections=[
             {"code": s.code, "heading": s.heading, "text": s.text}
             for s in found
@@ -122,16 +144,7 @@ def parse_document(document: Document, result: dict, hints: SourceHints | None =
     result["checks"] = run_checks(
         facts, version if facts else None, "\n".join(s.text for s in found)
     )
-    if facts or len(found) > 2:
-        result["status"] = "parsed"
-    else:
-        result["status"] = "not_a_report"
-        problems.append(
-            {
-                "code": "not_a_report",
-                "message": "no section headings or template tables of an annual report were found",
-            }
-        )
+    result["status"] = "parsed" if evidence.is_report else "not_a_report"
     return result
 
 

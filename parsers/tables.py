@@ -2,9 +2,13 @@
 
 Every table of the document is read as one stream of rows. A row is split into its label parts
 (the label cells, including group cells spanning down from above) and its value cells. Which
-template table a row belongs to comes from the section the table sits in and from the rows
-themselves (a 信息内容 header, 申请人情况, 行政复议/行政诉讼), so tables split across pages or
-printed as several small blocks still map right.
+template table a row belongs to comes from the section the table sits in and from the template
+header rows themselves (信息内容 | 本年制发件数, the applicant columns, 结果维持 | 结果纠正), so
+tables split across pages or printed as several small blocks still map right.
+
+Only template tables give facts. A table is one when it prints a template header, or when it sits
+in a template table's section (or continues one) and the template rows it prints come in the
+template's order: a table of other statistics that happens to hold a template row label does not.
 """
 
 from __future__ import annotations
@@ -13,9 +17,11 @@ import hashlib
 from dataclasses import dataclass, field
 
 from nianbao.schema.registry import (
+    TABLE_CODES,
     VERSIONS,
     Row,
     Template,
+    header_markers,
     normalize_label,
     similarity,
     template,
@@ -26,7 +32,9 @@ from .values import is_value_text, parse_value
 
 ROW_MATCH = 0.6
 GROUP_MATCH = 0.8
-TABLE_CODES = ("active_disclosure", "applications", "review_litigation")
+# Header words of one template table a row must print to be that table's header: one could be a
+# stray word; two in one row are a header.
+HEADER_WORDS_NEEDED = 2
 
 
 @dataclass(slots=True)
@@ -69,6 +77,8 @@ class Fact:
 class Extraction:
     facts: list[Fact] = field(default_factory=list)
     problems: list[dict[str, str]] = field(default_factory=list)
+    # Template tables recognised by a printed header, in the order first seen.
+    headers: list[str] = field(default_factory=list)
 
 
 def _label_like(text: str) -> bool:
@@ -150,15 +160,23 @@ def _group_of(part: str, groups: dict[str, str]) -> str | None:
     return None
 
 
-def _table_signal(view: RowView) -> str | None:
-    text = view.joined()
-    if "信息内容" in text or "第二十条" in text:
-        return "active_disclosure"
-    if "申请人情况" in text or "本年新收" in text or "勾稽关系" in text:
-        return "applications"
-    if ("行政复议" in text and "行政诉讼" in text) or "结果维持" in text:
-        return "review_litigation"
-    return None
+def header_of(texts: list[str]) -> str | None:
+    """The template table whose header a printed row (its cells' `texts`) is, or None.
+
+    A header row holds header words of one table in at least two of its cells. Substring tests
+    only: every row of every table of a page goes through here, however large the page.
+    """
+    cells = [normalize_label(text) for text in texts]
+    best: tuple[int, str] | None = None
+    for code in TABLE_CODES:
+        markers = header_markers(code)
+        # Each cell counts once, by the longest word it holds (本年处理决定数量, not also 处理决定数量).
+        found = {max((m for m in markers if m in cell), key=len, default="") for cell in cells} - {
+            ""
+        }
+        if len(found) >= HEADER_WORDS_NEEDED and (best is None or len(found) > best[0]):
+            best = (len(found), code)
+    return best[1] if best else None
 
 
 def _trim(values: list[str], wanted: int) -> list[str]:
@@ -176,6 +194,19 @@ class _Mapper:
         self.spec = spec
         self.out = Extraction()
         self.seen: set[tuple[str, str]] = set()
+        # Per template table, each row code's place in print, and the last place read so far.
+        self.positions = {
+            code: {
+                row: index
+                for index, row in enumerate(
+                    [group.code for group in spec.review_groups]
+                    if code == "review_litigation"
+                    else [row.code for row in spec.table(code).rows_for(spec.version)]
+                )
+            }
+            for code in TABLE_CODES
+        }
+        self.read_up_to: dict[str, int] = {}
         self.group: str | None = None
         self.header_columns: list[str] = []
         self.application_columns = [c.code for c in spec.applications.columns]
@@ -203,6 +234,9 @@ class _Mapper:
             self.problem("duplicate_row", f"{table}/{row} ({view.leaf}) is printed twice")
             return
         self.seen.add((table, row))
+        position = self.positions[table].get(row)
+        if position is not None:
+            self.read_up_to[table] = max(self.read_up_to.get(table, -1), position)
         label = view.leaf
         for column, raw in zip(columns, values, strict=True):
             cell = parse_value(raw)
@@ -210,6 +244,45 @@ class _Mapper:
                 self.problem("unreadable_cell", f"{table}/{row}/{column}: {raw!r}")
             unit = cell.unit or self.column_units.get((table, column))
             self.out.facts.append(Fact(table, row, column, cell.value, cell.raw, label, unit))
+
+    def saw_header(self, table: str) -> None:
+        if table not in self.out.headers:
+            self.out.headers.append(table)
+
+    def _position(self, table: str, view: RowView) -> int | None:
+        """Where the template prints the row this row's label names, or None for no template row."""
+        leaf = normalize_label(view.leaf)
+        if table == "review_litigation":
+            scores = [
+                (similarity(leaf, normalize_label(group.label)), index)
+                for index, group in enumerate(self.spec.review_groups)
+            ]
+            score, index = max(scores)
+            return index if score >= GROUP_MATCH else None
+        score, row = best_row(leaf, self.spec.table(table).rows_for(self.spec.version))
+        return self.positions[table][row.code] if row and score >= ROW_MATCH else None
+
+    def follows_template(self, table: str, views: list[RowView], continuing: bool) -> bool:
+        """Whether a table that prints no header reads as (the rest of) template table `table`.
+
+        The template rows among its labelled rows come in the template's order, after the rows
+        already read, and make at least half of them; a table with no labelled row (a value row
+        alone) only continues a table just read.
+        """
+        labelled = [view for view in views if view.parts and view.values]
+        if not labelled:
+            return continuing and any(view.values for view in views)
+        last = self.read_up_to.get(table, -1)
+        matched = 0
+        for view in labelled:
+            position = self._position(table, view)
+            if position is None:
+                continue
+            if position <= last:
+                return False
+            last = position
+            matched += 1
+        return matched > 0 and 2 * matched >= len(labelled)
 
     def extra(self, table: str, view: RowView, columns: list[str]) -> None:
         if not any(v.strip() for v in view.values):
@@ -312,17 +385,45 @@ def _numbered(label: str) -> bool:
 
 
 def extract_facts(
-    tables: list[Table], table_sections: list[str | None], version: str
+    tables: list[Table],
+    table_sections: list[str | None],
+    version: str,
+    headed: list[bool] | None = None,
 ) -> Extraction:
-    """Facts of the three template tables found in `tables` (with the section each sits in)."""
+    """Facts of the three template tables found in `tables` (with the section each sits in).
+
+    `headed` marks tables whose template header was found where they were found, outside their
+    grid (a table recovered from run-together text): they are read as their section's table.
+    """
     mapper = _Mapper(template(version))
-    current: str | None = None
-    for table, section in zip(tables, table_sections, strict=True):
-        if section in TABLE_CODES:
-            current = section
-        for view in row_views(table):
-            current = _table_signal(view) or current
-            if current is None:
-                continue
-            getattr(mapper, current)(view)
+    reading: str | None = None
+    previous_section: str | None = None
+    previous_read = False
+    for index, (table, section) in enumerate(zip(tables, table_sections, strict=True)):
+        # Headers from the printed cells, before the grid: a table that is no template table is
+        # dropped without resolving its spans (a junk page holds thousands).
+        heads = [header_of([cell.text for cell in row]) for row in table.rows]
+        if index == 0 or section != previous_section:
+            # The first table after a heading: it is the section's template table, if any.
+            reading = section if section in TABLE_CODES else None
+            previous_read = False
+        previous_section = section
+        if reading is None and not any(heads):
+            previous_read = False
+            continue
+        views = row_views(table)
+        if headed is not None and headed[index] and reading is not None:
+            mapper.saw_header(reading)
+        elif not any(heads) and not (
+            reading is not None and mapper.follows_template(reading, views, previous_read)
+        ):
+            previous_read = False
+            continue
+        previous_read = True
+        for view, head in zip(views, heads, strict=True):
+            if head is not None:
+                reading = head
+                mapper.saw_header(head)
+            if reading is not None:
+                getattr(mapper, reading)(view)
     return mapper.out

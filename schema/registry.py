@@ -81,6 +81,8 @@ class TableSpec:
     columns: tuple[Column, ...]
     rows: tuple[Row, ...] = ()
     groups: dict[str, str] = field(default_factory=dict)
+    # Words a header row prints besides the column labels (信息内容, 申请人情况).
+    header_words: tuple[str, ...] = ()
 
     def rows_for(self, version: str) -> tuple[Row, ...]:
         return tuple(r for r in self.rows if r.only in (None, version))
@@ -143,21 +145,61 @@ def template(version: str) -> Template:
     return Template(
         version=version,
         active_disclosure=TableSpec(
-            "active_disclosure", _columns(active["columns"]), _rows(active["rows"])
+            "active_disclosure",
+            _columns(active["columns"]),
+            _rows(active["rows"]),
+            header_words=tuple(active.get("header_words", ())),
         ),
         applications=TableSpec(
             "applications",
             _columns(apps["columns"]),
             _rows(apps["rows"]),
             {g["code"]: g["label"] for g in apps["groups"]},
+            tuple(apps.get("header_words", ())),
         ),
-        review_litigation=TableSpec("review_litigation", _columns(review["columns"])),
+        review_litigation=TableSpec(
+            "review_litigation",
+            _columns(review["columns"]),
+            header_words=tuple(review.get("header_words", ())),
+        ),
         review_groups=_columns(review["groups_in_print_order"]),
         optional_application_columns=tuple(
             (Column(c["code"], c["label"]), c["after"]) for c in apps["optional_columns"]
         ),
         outcome_patterns=tuple(apps["outcome_rows"]),
     )
+
+
+TABLE_CODES = ("active_disclosure", "applications", "review_litigation")
+
+
+@cache
+def header_markers(code: str) -> frozenset[str]:
+    """Normalised words that only a header row of template table `code` prints, in either version.
+
+    Its column labels and header words, less every word a data row prints too (其他 and 总计 are
+    columns of 三 and also its rows; 行政复议 heads 四 and is a row where 四 is printed as rows):
+    a page that scatters row labels about holds none of these.
+    """
+    specs = [template(version) for version in VERSIONS]
+    printed_in_rows = {
+        normalize_label(label)
+        for spec in specs
+        for table in TABLE_CODES
+        for label in (
+            *(text for row in spec.table(table).rows for text in (row.label, *row.aliases)),
+            *spec.table(table).groups.values(),
+        )
+    } | {normalize_label(group.label) for spec in specs for group in spec.review_groups}
+    words = {
+        normalize_label(word)
+        for spec in specs
+        for word in (
+            *(column.label for column in spec.table(code).columns),
+            *spec.table(code).header_words,
+        )
+    }
+    return frozenset(words - printed_in_rows - {""})
 
 
 @dataclass(frozen=True, slots=True)
