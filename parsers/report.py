@@ -10,10 +10,12 @@ import hashlib
 from collections.abc import Callable
 
 from nianbao.schema.checks import run_checks
+from nianbao.schema.registry import FREEFORM_VERSION
 
 from .blocks import Document, ParseError, Table
 from .detect import sniff_format
 from .flattened import recover_table
+from .freeform import extract_freeform
 from .metadata import SourceHints, extract_metadata
 from .sections import Section, find_sections
 from .tables import TABLE_CODES, detect_version, extract_facts
@@ -106,6 +108,12 @@ def parse_document(document: Document, result: dict, hints: SourceHints | None =
     else:
         facts = []
     has_sections = len(found) > 1
+    if not facts and has_sections:
+        # A free-form report (before the 2019 tables): figures from its prose and 统计表.
+        freeform = extract_freeform(document)
+        problems.extend(freeform.problems)
+        facts = [f.as_dict() for f in freeform.facts]
+        version = FREEFORM_VERSION if facts else version
     result.update(
         pages=document.pages,
         agency=meta.agency,
