@@ -10,7 +10,7 @@ Two gold formats:
   in and `where` (a prose section or the 统计表). A gold fact is found when a parsed fact of the
   same source (prose | table) has its value and evidence that overlaps the sentence; where the
   gold fact names its `code` (`table/row/col`), that code must match too. Each parsed fact
-  answers one gold fact only.
+  answers one gold fact only. `not_facts` (code, value) are figures that must not be bound.
 """
 
 from __future__ import annotations
@@ -126,6 +126,20 @@ def score_facts_document(path: Path, gold: dict) -> DocumentScore:
         else:
             wanted = expected.get("code") or source
             score.wrong.append(f"{key}: expected {expected['value']!r} ({wanted}), not found")
+    # A figure the gold says is not one (窗口 applications, tax relief): binding it is an error.
+    for wrong in gold.get("not_facts", []):
+        score.cells += 1
+        bound = [
+            f
+            for f in parsed["facts"]
+            if f"{f['table']}/{f['row']}/{f['col']}" == wrong["code"]
+            and f["value"] is not None
+            and float(f["value"]) == float(wrong["value"])
+        ]
+        if bound:
+            score.wrong.append(f"{wrong['code']}: {wrong['value']!r} bound, but {wrong['why']}")
+        else:
+            score.right += 1
     if "year" in gold and str(gold["year"]) != str(parsed.get("year")):
         score.metadata_errors.append(f"year: expected {gold['year']!r}, got {parsed.get('year')!r}")
     if parsed.get("template") != FREEFORM_VERSION:

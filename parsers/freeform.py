@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field
+from functools import cache
 
 from nianbao.schema.registry import (
     FreeformTemplate,
@@ -55,6 +56,8 @@ _ROW_NUMBER = re.compile(r"^\s*(?:其\s*中\s*[:：]?)?\s*(?:\d{1,2}\s*[、.．]
 _CHILD_MARK = re.compile(r"^\s*(?:其\s*中|\d{1,2}\s*[、.．]|[（(]\d{1,2}[)）])")
 MAX_TABLE_LABEL = 40
 LABEL_MATCH = 0.8
+# What may stand between two things counted together: 和 / 及 / 、 / 或, 提起, 被申请.
+_COORDINATION = re.compile(r"\s*(?:和|及|与|、|或|以及)\s*(?:被|提起|申请)*\s*")
 _CELL = re.compile(r"0|[1-9]\d*(?:\.\d{1,2})?|0\.\d{1,2}")
 
 
@@ -232,6 +235,8 @@ def _bind_clause(
                 matched[row.code] = cue
         narrowed = {vocabulary.row(code).narrows for code in matched}
         codes = [code for code in matched if code not in narrowed]
+        if len(codes) == 1:
+            codes += _coordinated(context, matched[codes[0]], codes[0], unit, vocabulary)
         if len(codes) > 1:
             extraction.problems.append(
                 {
@@ -287,6 +292,26 @@ def _bind_clause(
                 )
             )
     return found
+
+
+def _coordinated(
+    context: str, cue: re.Match[str], code: str, unit: str, vocabulary: FreeformTemplate
+) -> list[str]:
+    """Codes named together with `code` before one number: `行政复议和提起行政诉讼共3件`."""
+    others = []
+    for row in vocabulary.rows:
+        if row.code == code or unit not in row.units or row.code == vocabulary.row(code).narrows:
+            continue
+        for pattern in _unanchored(row):
+            for match in pattern.finditer(context, 0, cue.start() + 1):
+                if _COORDINATION.fullmatch(context[match.end() : cue.start()]):
+                    others.append(row.code)
+    return list(dict.fromkeys(others))
+
+
+@cache
+def _unanchored(row: VocabularyRow) -> tuple[re.Pattern[str], ...]:
+    return tuple(re.compile(p.pattern.removesuffix("$")) for p in row.prose)
 
 
 def _choose_heads(
