@@ -56,6 +56,8 @@ _ROW_NUMBER = re.compile(r"^\s*(?:其\s*中\s*[:：]?)?\s*(?:\d{1,2}\s*[、.．]
 _CHILD_MARK = re.compile(r"^\s*(?:其\s*中|\d{1,2}\s*[、.．]|[（(]\d{1,2}[)）])")
 MAX_TABLE_LABEL = 40
 LABEL_MATCH = 0.8
+# Words 统计表 labels add or drop freely: 主动公开信息数 = 主动公开文件数 = 主动公开政府信息数.
+_LABEL_FILLER = re.compile(r"政府信息|信息|政府|文件|的|总数|数量|件数|数")
 # What may stand between two things counted together: 和 / 及 / 、 / 或, 提起, 被申请.
 _COORDINATION = re.compile(r"\s*(?:和|及|与|、|或|以及)\s*(?:被|提起|申请)*\s*")
 _CELL = re.compile(r"0|[1-9]\d*(?:\.\d{1,2})?|0\.\d{1,2}")
@@ -94,6 +96,7 @@ class _Mention:
     """A figure the prose states for a code."""
 
     code: str
+    col: str
     value: int | float
     raw: str
     unit: str | None
@@ -257,6 +260,7 @@ def _bind_clause(
         found.append(
             _Mention(
                 code=code,
+                col="cumulative" if vocabulary.cumulative_subject.search(subject) else "year",
                 value=value,
                 raw=count.group(),
                 unit=unit,
@@ -279,6 +283,7 @@ def _bind_clause(
             found.append(
                 _Mention(
                     code=row.code,
+                    col="year",
                     value=0,
                     raw=negation.group(),
                     unit=row.unit,
@@ -323,10 +328,10 @@ def _choose_heads(
     the head's figure are dropped.
     """
     heads: dict[str, int | float] = {}
-    by_code: dict[str, list[_Mention]] = {}
+    by_code: dict[tuple[str, str], list[_Mention]] = {}
     for mention in mentions:
-        by_code.setdefault(mention.code, []).append(mention)
-    for code, group in by_code.items():
+        by_code.setdefault((mention.code, mention.col), []).append(mention)
+    for (code, col), group in by_code.items():
         row = vocabulary.row(code)
         ranked = sorted(
             group,
@@ -339,7 +344,8 @@ def _choose_heads(
             ),
         )
         head = ranked[0]
-        heads[code] = head.value
+        if col == "year":
+            heads[code] = head.value
         extraction.facts.append(_prose_fact(head, code, row.label))
         seen = {head.value}
         for other in sorted(ranked[1:], key=lambda m: m.position):
@@ -347,7 +353,7 @@ def _choose_heads(
                 continue
             seen.add(other.value)
             extraction.facts.append(
-                _prose_fact(other, _extra_code(code + other.label), other.label)
+                _prose_fact(other, _extra_code(code + col + other.label), other.label)
             )
     return heads
 
@@ -356,7 +362,7 @@ def _prose_fact(mention: _Mention, row: str, label: str) -> FreeformFact:
     return FreeformFact(
         table="prose",
         row=row,
-        col="year",
+        col=mention.col,
         value=mention.value,
         raw=mention.raw,
         label=label,
@@ -465,21 +471,33 @@ def _block_rows(table: Table, vocabulary: FreeformTemplate) -> tuple[list[_Table
 
 
 def match_row(label: str, vocabulary: FreeformTemplate) -> VocabularyRow | None:
-    """The vocabulary row a printed 统计表 label names; None for a local row."""
-    text = normalize_label(label)
+    """The vocabulary row a printed 统计表 label names; None for a local row.
+
+    Labels are compared without the words every row carries (政府信息, 数, 总数 …), so
+    `受理政府信息依申请公开总数` meets `受理依申请公开信息总数`: first exactly, then by a
+    similarity that one row must clearly win.
+    """
+    text = _label_key(_ROW_NUMBER.sub("", label))
     if not text:
         return None
-    exact = [row for row in vocabulary.rows if text in row.labels()]
+    keys = [
+        (row, {_label_key(ref) for ref in (row.label, *row.aliases)}) for row in vocabulary.rows
+    ]
+    exact = [row for row, refs in keys if text in refs]
     if exact:
         return exact[0]
     scored = sorted(
-        ((max(similarity(text, ref) for ref in row.labels()), row) for row in vocabulary.rows),
+        ((max(similarity(text, ref) for ref in refs), row) for row, refs in keys),
         key=lambda pair: -pair[0],
     )
     best, runner_up = scored[0], scored[1]
     if best[0] >= LABEL_MATCH and best[0] > runner_up[0]:
         return best[1]
     return None
+
+
+def _label_key(label: str) -> str:
+    return _LABEL_FILLER.sub("", normalize_label(label))
 
 
 def _splits(run: str, parts: int) -> list[list[str]]:
@@ -579,16 +597,17 @@ def _table_facts(
 
 def _report_disagreements(extraction: FreeformExtraction) -> None:
     """Prose and 统计表 stating different figures for one code: both stay, this says so."""
-    table = {f.row: f for f in extraction.facts if f.source == "table" and f.col == "year"}
+    table = {(f.row, f.col): f for f in extraction.facts if f.source == "table"}
     for fact in extraction.facts:
-        other = table.get(fact.row)
+        other = table.get((fact.row, fact.col))
         if fact.source != "prose" or other is None or other.value is None:
             continue
         if float(other.value) != float(fact.value or 0):
             extraction.problems.append(
                 {
                     "code": "prose_table_disagree",
-                    "message": f"{fact.row}: the prose says {fact.raw} (“{fact.evidence}”), "
-                    f"the 统计表 says {other.raw}{other.unit or ''} (“{other.evidence}”)",
+                    "message": f"{fact.row} ({fact.col}): the prose says {fact.raw} "
+                    f"(“{fact.evidence}”), the 统计表 says {other.raw}{other.unit or ''} "
+                    f"(“{other.evidence}”)",
                 }
             )

@@ -205,6 +205,8 @@ class FreeformTemplate:
     # (section code, heading words), most specific first
     sections: tuple[tuple[str, tuple[str, ...]], ...]
     generic_subject: re.Pattern[str]
+    # Words before a prose figure that make it a running total (到年底累计, 历年)
+    cumulative_subject: re.Pattern[str]
 
     def row(self, code: str) -> VocabularyRow:
         return next(r for r in self.rows if r.code == code)
@@ -235,4 +237,5 @@ def freeform_template() -> FreeformTemplate:
         columns=tuple((c["code"], re.compile(c["header"])) for c in data["columns"]),
         sections=tuple((s["code"], tuple(s["words"])) for s in data["sections"]),
         generic_subject=re.compile(data["generic_subjects"]),
+        cumulative_subject=re.compile(data["cumulative_subject"]),
     )

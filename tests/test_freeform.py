@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import select, text
 
 from nianbao.flows.evaluate import evaluate
+from nianbao.parsers.freeform import match_row
 from nianbao.parsers.report import parse_bytes, parse_file
 from nianbao.schema.checks import run_checks
 from nianbao.schema.db import engine_for
@@ -119,6 +120,23 @@ def test_ambiguous_run_is_reported_not_guessed() -> None:
     assert not [f for f in result["facts"] if f["row"] == "active.items"]
 
 
+def test_label_variants_match_their_row() -> None:
+    vocabulary = freeform_template()
+    assert match_row("受理政府信息依申请公开总数", vocabulary).code == "applications.received"
+    assert match_row("其中：1、政府网站公开数", vocabulary).code == "active.via_portal"
+    assert match_row("接受行政诉讼、举报数", vocabulary) is None  # two rows' words: local
+
+
+def test_running_total_in_prose_is_cumulative() -> None:
+    text = (
+        "一、概述 本年度工作稳步推进。 二、主动公开政府信息情况 "
+        "本区到年底累计主动公开政府信息5928条，其中，本年度新增主动公开政府信息2110条。"
+    )
+    result = parse_bytes(text.encode(), "cumulative.txt")
+    items = {f["col"]: f["value"] for f in result["facts"] if f["row"] == "active.items"}
+    assert items == {"cumulative": 5928, "year": 2110}
+
+
 def test_local_table_row_keeps_its_label() -> None:
     local = [f for f in parsed(PINGTAN_2015)["facts"] if f["label"] == "接受行政诉讼、举报数"]
     assert {f["col"] for f in local} == {"year", "cumulative"}
@@ -161,6 +179,10 @@ def test_vocabulary_rows_are_unique_and_narrow_known_codes() -> None:
     vocabulary = freeform_template()
     codes = [row.code for row in vocabulary.rows]
     assert len(codes) == len(set(codes))
+    # Each printed label names one row, also once the filler words are dropped.
+    for row in vocabulary.rows:
+        for label in (row.label, *row.aliases):
+            assert match_row(label, vocabulary) == row, label
     assert {row.narrows for row in vocabulary.rows if row.narrows} <= set(codes)
     assert run_checks([], FREEFORM_VERSION) == []
 
