@@ -21,6 +21,7 @@ from difflib import SequenceMatcher
 from pathlib import Path
 
 from nianbao.parsers.report import parse_file
+from nianbao.parsers.traditional import to_simplified
 from nianbao.parsers.values import clean, parse_value
 from nianbao.schema.registry import FREEFORM_VERSION, normalize_label, sections
 
@@ -99,10 +100,15 @@ def score_facts_document(path: Path, gold: dict) -> DocumentScore:
     parsed = parse_file(str(path))
     score = DocumentScore(str(path))
     used: set[int] = set()
+    # Evidence of a report in traditional characters is shown converted, as the parser read it.
+    converted = any(p["code"] == "traditional_characters" for p in parsed["problems"])
     for expected in gold["facts"]:
         score.cells += 1
         source = _gold_source(expected.get("where", ""))
         key = expected["key"]
+        sentence = expected.get("sentence", "")
+        if converted:
+            sentence = to_simplified(sentence)
         candidates = []
         for index, fact in enumerate(parsed["facts"]):
             if index in used or fact.get("source") != source or fact["value"] is None:
@@ -115,7 +121,7 @@ def score_facts_document(path: Path, gold: dict) -> DocumentScore:
                     continue
             elif source == "table" and fact["col"] != ("cumulative" if "累计" in key else "year"):
                 continue
-            if not _overlaps(expected.get("sentence", ""), fact.get("evidence", "")):
+            if not _overlaps(sentence, fact.get("evidence", "")):
                 continue
             label = normalize_label(fact.get("label") or "")
             closeness = SequenceMatcher(None, normalize_label(key), label).ratio()

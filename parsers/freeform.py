@@ -276,7 +276,7 @@ def _bind_clause(
     if counts:
         return found
     for row in vocabulary.rows:
-        if row.section != section and not re.search(r"信息公开|依申请", clause):
+        if row.section != section and not re.search(r"信息公开|依申请", sentence):
             continue
         negation = next((m for m in (p.search(clause) for p in row.negations) if m), None)
         if negation:

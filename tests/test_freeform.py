@@ -31,6 +31,7 @@ COUNTY_2013 = REAL / "29_pingtan_county_2013_freeform.txt"
 PINGTAN_2015 = REAL / "30_pingtan_2015_freeform.txt"
 ZHONGYUAN_2015 = REAL / "31_zhongyuan_shenjiju_2015_freeform.txt"
 DISHUI_2013 = REAL / "32_pingtan_dishui_2013_freeform.txt"
+SHANGHAI_2010 = REAL / "33_shanghai_szfbm_2010_traditional.txt"
 
 
 @cache
@@ -69,6 +70,10 @@ def test_negations_read_as_zero() -> None:
     assert (fees["value"], fees["raw"]) == (0, "暂不收费")
     for row in ("review.total", "litigation.total", "complaints.total"):
         assert facts(ZHONGYUAN_2015, "prose", row)["year"]["value"] == 0
+    # A heading (依申请公开政府信息减免收费情况) states nothing; the sentence under it does.
+    fee = facts(SHANGHAI_2010, "prose", "fees.collected")["year"]
+    assert (fee["value"], fee["raw"]) == (0, "未收取费用")
+    assert facts(SHANGHAI_2010, "prose", "fees.waived")["year"]["value"] == 0
 
 
 def test_qualified_prose_figures_are_local_rows() -> None:
