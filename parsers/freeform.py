@@ -42,10 +42,10 @@ _UNITS = ("万元", "人次", "元", "条", "件", "次", "项", "篇", "个", "
 _UNIT = "|".join(_UNITS)
 _COUNT = re.compile(r"(?<![\d.,])(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?)\s*(" + _UNIT + ")")
 _SENTENCE_END = re.compile(r"[。！？!?]")
-_CLAUSE_END = re.compile(r"[，,；;：:]")
 # A top-level heading of a free-form report: 一、 概述 / 三、主动公开政府信息情况
 _HEADING = re.compile(r"(?:^|(?<=[\s。；：:！？）)]))([一二三四五六七八九十]{1,3})\s*[、．.]\s*")
-_HEADING_END = re.compile(r"[\s（(。，,：:\d]|情况|概述|措施")
+# A heading ends before a space, bracket, punctuation or digit, or after 情况/概述/措施.
+_HEADING_END = re.compile(r"(?=[\s（(。，,：:\d])|(?<=情况)|(?<=概述)|(?<=措施)")
 MAX_HEADING_CHARS = 40
 # Read right after a number: `…主动公开的1853条政府信息中` refers back to a figure.
 _BACK_REFERENCE = re.compile(r"^(?:的)?(?:政府)?(?:信息|文件)?中")
@@ -154,13 +154,9 @@ def _headings(text: str, vocabulary: FreeformTemplate) -> list[tuple[int, int, s
     found = []
     for match in _HEADING.finditer(text):
         rest = text[match.end() : match.end() + MAX_HEADING_CHARS]
-        end = _HEADING_END.search(rest)
-        heading = rest[
-            : end.end()
-            if end and end.group() in ("情况", "概述", "措施")
-            else (end.start() if end else len(rest))
-        ]
-        if not heading:
+        end = _HEADING_END.search(rest, 1)
+        heading = rest[: end.start() if end else len(rest)]
+        if not heading.strip():
             continue
         code = next(
             (code for code, words in vocabulary.sections if any(w in heading for w in words)),
@@ -206,20 +202,19 @@ def _prose_facts(
             position = offset + clause_start
             clause_start += len(clause)
             section = _section_at(headings, position)
-            bound = _bind_clause(clause, sentence, section, shown, position, vocabulary, extraction)
-            mentions.extend(bound)
+            mentions += _bind_clause(clause, section, shown, position, vocabulary, extraction)
     return _choose_heads(mentions, vocabulary, extraction)
 
 
 def _bind_clause(
     clause: str,
-    sentence: str,
     section: str,
-    shown: str,
+    sentence: str,
     position: int,
     vocabulary: FreeformTemplate,
     extraction: FreeformExtraction,
 ) -> list[_Mention]:
+    """The figures one clause states: each number by the words right before it, else a negation."""
     found: list[_Mention] = []
     previous_end = 0
     counts = list(_COUNT.finditer(clause))
@@ -244,7 +239,7 @@ def _bind_clause(
             extraction.problems.append(
                 {
                     "code": "ambiguous_binding",
-                    "message": f"prose “{shown}”: {count.group()} could be "
+                    "message": f"prose “{sentence}”: {count.group()} could be "
                     + " or ".join(codes)
                     + "; not bound",
                 }
@@ -265,7 +260,7 @@ def _bind_clause(
                 raw=count.group(),
                 unit=unit,
                 label=context.strip(" ，,；;：:") or vocabulary.row(code).label,
-                sentence=shown,
+                sentence=sentence,
                 section=section,
                 plain=bool(vocabulary.generic_subject.fullmatch(subject)),
                 back_reference=bool(_BACK_REFERENCE.match(clause[count.end() :])),
@@ -288,7 +283,7 @@ def _bind_clause(
                     raw=negation.group(),
                     unit=row.unit,
                     label=row.label,
-                    sentence=shown,
+                    sentence=sentence,
                     section=section,
                     plain=True,
                     back_reference=False,
