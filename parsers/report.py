@@ -22,6 +22,8 @@ from .tables import TABLE_CODES, detect_version, extract_facts
 from .traditional import to_simplified_document
 
 PARSER_VERSION = "0.1.0"
+# The national tables began with the 2019 reports; earlier ones are read as template 2008.
+FIRST_TABLE_YEAR = 2019
 
 
 def _reader(fmt: str) -> Callable[[bytes], Document]:
@@ -108,12 +110,15 @@ def parse_document(document: Document, result: dict, hints: SourceHints | None =
     else:
         facts = []
     has_sections = len(found) > 1
-    if not facts and has_sections:
-        # A free-form report (before the 2019 tables): figures from its prose and 统计表.
+    pre_2019 = meta.year is None or meta.year < FIRST_TABLE_YEAR
+    if pre_2019 and has_sections and all(f["row"].startswith("extra.") for f in facts):
+        # No row of the national tables: a free-form report (before 2019), whose figures are
+        # in its prose and, often, a local 统计表 that the table reader only saw as extra rows.
         freeform = extract_freeform(document)
         problems.extend(freeform.problems)
-        facts = [f.as_dict() for f in freeform.facts]
-        version = FREEFORM_VERSION if facts else version
+        if freeform.facts:
+            facts = [f.as_dict() for f in freeform.facts]
+            version = FREEFORM_VERSION
     result.update(
         pages=document.pages,
         agency=meta.agency,

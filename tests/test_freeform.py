@@ -247,3 +247,30 @@ def test_docs_list_every_vocabulary_code() -> None:
     page = (Path(__file__).parent.parent / "docs" / "template-2008.md").read_text("utf-8")
     documented = set(re.findall(r"^\| `([a-z_]+\.[a-z_]+)` \|", page, re.MULTILINE))
     assert documented == {row.code for row in freeform_template().rows}
+
+
+def test_statistics_table_printed_as_a_real_table() -> None:
+    """An HTML 统计表 (the 2012 平潭 rows, with a blank cell) is not a 2019 table of extras."""
+    rows = [
+        ("指标名称", "计量单位", "2012年度", "历年累计"),
+        ("主动公开信息数", "条", "739", "4359"),
+        ("其中：1、网站公开", "条", "739", "4359"),
+        ("受理依申请公开信息总数", "条", "0", "0"),
+        ("行政复议数", "件", "", "0"),
+    ]
+    table = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+    page = (
+        "<html><head><title>平潭综合实验区2012年政府信息公开工作年度报告</title></head><body>"
+        "<p>一、概述</p><p>2012年全区政府信息公开工作稳步开展。</p>"
+        "<p>二、主动公开政府信息情况</p><p>2012年主动公开政府信息1913条。</p>"
+        f"<p>三、政府信息公开情况统计表</p><table>{table}</table></body></html>"
+    )
+    result = parse_bytes(page.encode(), "table.html")
+    assert result["template"] == FREEFORM_VERSION
+    cells = {
+        (f["row"], f["col"]): f["value"] for f in result["facts"] if f["table"] == "statistics"
+    }
+    assert cells[("active.items", "year")] == 739
+    assert cells[("active.via_portal", "cumulative")] == 4359
+    assert cells[("review.total", "year")] is None  # printed blank: null, not 0
+    assert cells[("review.total", "cumulative")] == 0
