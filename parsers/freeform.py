@@ -47,7 +47,12 @@ _HEADING = re.compile(r"(?:^|(?<=[\s。；：:！？）)]))([一二三四五六�
 # A heading ends before a space, bracket, punctuation or digit, or after 情况/概述/措施.
 _HEADING_END = re.compile(r"(?=[\s（(。，,：:\d])|(?<=情况)|(?<=概述)|(?<=措施)")
 MAX_HEADING_CHARS = 40
-# Read right after a number: `…主动公开的1853条政府信息中` refers back to a figure.
+# Read right after a number: `…主动公开的1853条政府信息中` refers back to a figure, and
+# `…1397条，占73%` states the figure as a share of a total.
+_SHARE = re.compile(r"^\s*[，,]?\s*占(?:总数|全部|总量)?的?(\d+(?:\.\d+)?)\s*[%％]")
+# Shares that add up to this (73% + 27%) are the parts of one whole.
+WHOLE_PERCENT = 100.0
+SHARE_TOLERANCE = 1.5
 _BACK_REFERENCE = re.compile(r"^(?:的)?(?:政府)?(?:信息|文件)?中")
 # The 统计表: its header, and each row as label, 计量单位 and the digits of its cells.
 _TABLE_HEADER = re.compile(r"指\s*标\s*名\s*称\s*计\s*量\s*单\s*位")
@@ -105,6 +110,7 @@ class _Mention:
     section: str
     plain: bool  # no subject but the report's own (2012年, 我区, 共…)
     back_reference: bool
+    share: float | None  # 占N% after the figure
     negated: bool
     position: int
 
@@ -264,6 +270,7 @@ def _bind_clause(
                 section=section,
                 plain=bool(vocabulary.generic_subject.fullmatch(subject)),
                 back_reference=bool(_BACK_REFERENCE.match(clause[count.end() :])),
+                share=_share(sentence, clause, count.end()),
                 negated=False,
                 position=position + count.start(),
             )
@@ -287,6 +294,7 @@ def _bind_clause(
                     section=section,
                     plain=True,
                     back_reference=False,
+                    share=None,
                     negated=True,
                     position=position + negation.start(),
                 )
@@ -342,6 +350,7 @@ def _choose_heads(
         if col == "year":
             heads[code] = head.value
         extraction.facts.append(_prose_fact(head, code, row.label))
+        _check_parts(head, group, extraction)
         seen = {head.value}
         for other in sorted(ranked[1:], key=lambda m: m.position):
             if other.value in seen:
@@ -351,6 +360,38 @@ def _choose_heads(
                 _prose_fact(other, _extra_code(code + col + other.label), other.label)
             )
     return heads
+
+
+def _share(sentence: str, clause: str, end: int) -> float | None:
+    """The 占N% right after a figure (it may sit in the next clause: `534条，占27%`)."""
+    start = sentence.find(clause)
+    after = sentence[start + end :] if start >= 0 else clause[end:]
+    match = _SHARE.match(after)
+    return float(match[1]) if match else None
+
+
+def _check_parts(head: _Mention, group: list[_Mention], extraction: FreeformExtraction) -> None:
+    """Figures after the head, each a share of it (`占73%`, `占27%`), must add up to it."""
+    parts: list[_Mention] = []
+    for mention in sorted(group, key=lambda m: m.position):
+        if mention.position <= head.position or mention.back_reference:
+            continue
+        if mention.share is None:
+            break
+        parts.append(mention)
+    shares = sum(m.share or 0 for m in parts)
+    if len(parts) < 2 or abs(shares - WHOLE_PERCENT) > SHARE_TOLERANCE:
+        return
+    total = sum(float(m.value) for m in parts)
+    if total != float(head.value):
+        shown = " + ".join(m.raw for m in parts)
+        extraction.problems.append(
+            {
+                "code": "prose_parts_disagree",
+                "message": f"{head.code}: the prose gives {head.raw} (“{head.sentence}”) and "
+                f"its parts {shown} (shares adding up to {shares:g}%), which make {total:g}",
+            }
+        )
 
 
 def _prose_fact(mention: _Mention, row: str, label: str) -> FreeformFact:

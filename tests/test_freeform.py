@@ -87,6 +87,14 @@ def test_qualified_prose_figures_are_local_rows() -> None:
     assert extras[534] == "各乡镇主动公开政府信息"
 
 
+def test_parts_that_do_not_add_up_are_a_finding() -> None:
+    """1397 (占73%) + 534 (占27%) = 1931, not the 1913 of the same paragraph."""
+    (message,) = problems(PINGTAN_2012, "prose_parts_disagree")
+    assert "1913条" in message and "1931" in message
+    # 1251 (占67.5%) + 602 (占32.5%) = 1853: no finding.
+    assert problems(COUNTY_2013, "prose_parts_disagree") == []
+
+
 def test_prose_and_table_disagreement_keeps_both() -> None:
     (message,) = [m for m in problems(PINGTAN_2012, "prose_table_disagree") if "active.items" in m]
     assert "1913条" in message and "739条" in message
