@@ -46,9 +46,11 @@ _SENTENCE_END = re.compile(r"[。！？!?]")
 _HEADING = re.compile(r"(?:^|(?<=[\s。；：:！？）)]))([一二三四五六七八九十]{1,3})\s*[、．.]\s*")
 # A heading ends before a space, bracket, punctuation or digit, or after 情况/概述/措施.
 _HEADING_END = re.compile(r"(?=[\s（(。，,：:\d])|(?<=情况)|(?<=概述)|(?<=措施)")
+_SUBHEADING = re.compile(r"[（(][一二三四五六七八九十]{1,2}[)）]\s*")
 MAX_HEADING_CHARS = 40
 # Read right after a number: `…主动公开的1853条政府信息中` refers back to a figure, and
 # `…1397条，占73%` states the figure as a share of a total.
+_QUOTES = re.compile(r"[“”\"'‘’「」『』]")
 _SHARE = re.compile(r"^\s*[，,]?\s*占(?:总数|全部|总量)?的?(\d+(?:\.\d+)?)\s*[%％]")
 # Shares that add up to this (73% + 27%) are the parts of one whole.
 WHOLE_PERCENT = 100.0
@@ -156,9 +158,19 @@ def extract_freeform(document: Document) -> FreeformExtraction:
 
 
 def _headings(text: str, vocabulary: FreeformTemplate) -> list[tuple[int, int, str]]:
-    """(start, end, section code) of each top-level heading, in order."""
+    """(start, end, section code) of each heading, in order.
+
+    Top-level headings (三、…) set the section; a sub-heading (（三）依申请公开政府信息收费情况)
+    sets it only where its words name a section, and otherwise keeps its parent's.
+    """
     found = []
-    for match in _HEADING.finditer(text):
+    parent = "preamble"
+    marks = sorted(
+        [(m, True) for m in _HEADING.finditer(text)]
+        + [(m, False) for m in _SUBHEADING.finditer(text)],
+        key=lambda pair: pair[0].start(),
+    )
+    for match, top in marks:
         rest = text[match.end() : match.end() + MAX_HEADING_CHARS]
         end = _HEADING_END.search(rest, 1)
         heading = rest[: end.start() if end else len(rest)]
@@ -166,8 +178,10 @@ def _headings(text: str, vocabulary: FreeformTemplate) -> list[tuple[int, int, s
             continue
         code = next(
             (code for code, words in vocabulary.sections if any(w in heading for w in words)),
-            "other",
+            "other" if top else parent,
         )
+        if top:
+            parent = code
         found.append((match.start(), match.end() + len(heading), code))
     return found
 
@@ -225,7 +239,8 @@ def _bind_clause(
     previous_end = 0
     counts = list(_COUNT.finditer(clause))
     for count in counts:
-        context = clause[previous_end : count.start()]
+        # Quotes around a category name (其中“同意公开”的25件) are not part of its words.
+        context = _QUOTES.sub("", clause[previous_end : count.start()])
         previous_end = count.end()
         unit = count[2]
         matched: dict[str, re.Match[str]] = {}

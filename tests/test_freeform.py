@@ -282,3 +282,26 @@ def test_statistics_table_printed_as_a_real_table() -> None:
     assert cells[("active.via_portal", "cumulative")] == 4359
     assert cells[("review.total", "year")] is None  # printed blank: null, not 0
     assert cells[("review.total", "cumulative")] == 0
+
+
+def test_quoted_reply_outcomes_and_fee_subsection() -> None:
+    """The 上海 style of the 2010s: outcomes in quotes, fees under a （三） sub-heading."""
+    text = (
+        "一、概述\n2011年，本局继续推进政府信息公开工作。\n"
+        "三、依申请公开政府信息情况\n（二）申请处理情况\n"
+        "在已答复的26件申请中，“同意公开”的18件，“同意部分公开”的3件，“信息不存在”的2件，"
+        "“非本机关职责权限范围”的2件，“申请内容不明确”的1件。\n"
+        "（三）依申请公开政府信息收费情况\n本局未收取任何费用。\n"
+    )
+    result = parse_bytes(text.encode(), "quoted.txt")
+    replies = {f["row"]: f["value"] for f in result["facts"] if f["row"].startswith("replies.")}
+    assert replies == {
+        "replies.total": 26,
+        "replies.granted": 18,
+        "replies.partially_granted": 3,
+        "replies.not_held": 2,
+        "replies.not_this_body": 2,
+        "replies.unclear": 1,
+    }
+    fee = next(f for f in result["facts"] if f["row"] == "fees.collected")
+    assert (fee["value"], fee["section"]) == (0, "fees")
