@@ -1,18 +1,29 @@
-"""Score parsed facts against every gold file (`*.canon.json`) and report cell accuracy.
+"""Score parsed facts against every gold file and report cell accuracy.
 
-A gold file lists the documents it applies to (`applies_to`, names beside it) and the printed
-cells keyed `table/row/col`; `""` is a cell printed blank, which must parse to null.
+Two gold formats:
+
+- `*.canon.json` (template 2019/2021): the documents it applies to (`applies_to`, names beside
+  it) and the printed cells keyed `table/row/col`; `""` is a cell printed blank, which must
+  parse to null.
+- `*.facts.json` (template 2008, the corpus format for free-form reports): the document (`file`)
+  and a list of `facts`, each with a descriptive `key`, `value`, `unit`, the `sentence` it stands
+  in and `where` (a prose section or the 统计表). A gold fact is found when a parsed fact of the
+  same source (prose | table) has its value and evidence that overlaps the sentence; where the
+  gold fact names its `code` (`table/row/col`), that code must match too. Each parsed fact
+  answers one gold fact only. `not_facts` (code, value) are figures that must not be bound.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from difflib import SequenceMatcher
 from pathlib import Path
 
 from nianbao.parsers.report import parse_file
+from nianbao.parsers.traditional import to_simplified
 from nianbao.parsers.values import clean, parse_value
-from nianbao.schema.registry import sections
+from nianbao.schema.registry import FREEFORM_VERSION, normalize_label, sections
 
 SECTION_CODES = tuple(spec.code for spec in sections())
 
@@ -66,6 +77,84 @@ def score_document(path: Path, gold: dict) -> DocumentScore:
     return score
 
 
+# Evidence overlaps a gold sentence when one holds the other or they share this much of the shorter.
+EVIDENCE_OVERLAP = 0.6
+
+
+def _overlaps(sentence: str, evidence: str) -> bool:
+    a, b = "".join(sentence.split()), "".join((evidence or "").split())
+    if not a or not b:
+        return False
+    if a in b or b in a:
+        return True
+    match = SequenceMatcher(None, a, b, autojunk=False).find_longest_match()
+    return match.size >= EVIDENCE_OVERLAP * min(len(a), len(b))
+
+
+def _gold_source(where: str) -> str:
+    return "table" if "统计表" in where or "table" in where.lower() else "prose"
+
+
+def score_facts_document(path: Path, gold: dict) -> DocumentScore:
+    """Score a free-form (template 2008) report against its `*.facts.json`."""
+    parsed = parse_file(str(path))
+    score = DocumentScore(str(path))
+    used: set[int] = set()
+    # Evidence of a report in traditional characters is shown converted, as the parser read it.
+    converted = any(p["code"] == "traditional_characters" for p in parsed["problems"])
+    for expected in gold["facts"]:
+        score.cells += 1
+        source = _gold_source(expected.get("where", ""))
+        key = expected["key"]
+        sentence = expected.get("sentence", "")
+        if converted:
+            sentence = to_simplified(sentence)
+        candidates = []
+        for index, fact in enumerate(parsed["facts"]):
+            if index in used or fact.get("source") != source or fact["value"] is None:
+                continue
+            if float(fact["value"]) != float(expected["value"]):
+                continue
+            code = f"{fact['table']}/{fact['row']}/{fact['col']}"
+            if expected.get("code"):
+                if code != expected["code"]:
+                    continue
+            elif source == "table" and fact["col"] != ("cumulative" if "累计" in key else "year"):
+                continue
+            if not _overlaps(sentence, fact.get("evidence", "")):
+                continue
+            label = normalize_label(fact.get("label") or "")
+            closeness = SequenceMatcher(None, normalize_label(key), label).ratio()
+            candidates.append((closeness, index))
+        if candidates:
+            used.add(max(candidates)[1])
+            score.right += 1
+        else:
+            wanted = expected.get("code") or source
+            score.wrong.append(f"{key}: expected {expected['value']!r} ({wanted}), not found")
+    # A figure the gold says is not one (窗口 applications, tax relief): binding it is an error.
+    for wrong in gold.get("not_facts", []):
+        score.cells += 1
+        bound = [
+            f
+            for f in parsed["facts"]
+            if f"{f['table']}/{f['row']}/{f['col']}" == wrong["code"]
+            and f["value"] is not None
+            and float(f["value"]) == float(wrong["value"])
+        ]
+        if bound:
+            score.wrong.append(f"{wrong['code']}: {wrong['value']!r} bound, but {wrong['why']}")
+        else:
+            score.right += 1
+    if "year" in gold and str(gold["year"]) != str(parsed.get("year")):
+        score.metadata_errors.append(f"year: expected {gold['year']!r}, got {parsed.get('year')!r}")
+    if parsed.get("template") != FREEFORM_VERSION:
+        score.metadata_errors.append(
+            f"template: expected {FREEFORM_VERSION!r}, got {parsed.get('template')!r}"
+        )
+    return score
+
+
 def gold_documents(roots: list[Path]) -> list[tuple[Path, dict]]:
     pairs = []
     for root in roots:
@@ -75,8 +164,16 @@ def gold_documents(roots: list[Path]) -> list[tuple[Path, dict]]:
                 document = gold_path.parent / name
                 if document.exists():
                     pairs.append((document, gold))
+        for gold_path in sorted(root.rglob("*.facts.json")):
+            gold = json.loads(gold_path.read_text("utf-8"))
+            document = gold_path.parent / gold["file"]
+            if document.exists():
+                pairs.append((document, gold))
     return pairs
 
 
 def evaluate(roots: list[Path]) -> list[DocumentScore]:
-    return [score_document(path, gold) for path, gold in gold_documents(roots)]
+    return [
+        score_facts_document(path, gold) if "file" in gold else score_document(path, gold)
+        for path, gold in gold_documents(roots)
+    ]

@@ -32,6 +32,9 @@ FINDINGS: dict[str, str] = {
     "unreadable_cell": "a cell whose text is not a number or a blank marker; kept raw, value null",
     "fused_cells": "cells run together in page text that cannot be split unambiguously",
     "fused_cells_decoded": "cells run together in page text, split where only one split fits the printed totals",
+    "ambiguous_binding": "a pre-2019 prose figure whose clause names two codes; not bound",
+    "prose_table_disagree": "a pre-2019 report's prose and 统计表 give different figures; both kept",
+    "prose_parts_disagree": "a pre-2019 report's prose gives a total and parts (占N%) that do not add up to it",
     "traditional_characters": "converted from traditional characters (OpenCC tw2sp); raw bytes keep the original",
 }
 

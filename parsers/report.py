@@ -10,17 +10,21 @@ import hashlib
 from collections.abc import Callable
 
 from nianbao.schema.checks import run_checks
+from nianbao.schema.registry import FREEFORM_VERSION
 
 from .blocks import Document, ParseError, Table
 from .detect import sniff_format
 from .evidence import weigh
 from .flattened import recover_table
+from .freeform import extract_freeform
 from .metadata import SourceHints, extract_metadata
 from .sections import Section, find_sections
 from .tables import TABLE_CODES, detect_version, extract_facts
 from .traditional import to_simplified_document
 
 PARSER_VERSION = "0.1.0"
+# The national tables began with the 2019 reports; earlier ones are read as template 2008.
+FIRST_TABLE_YEAR = 2019
 
 
 def _reader(fmt: str) -> Callable[[bytes], Document]:
@@ -122,9 +126,24 @@ def parse_document(document: Document, result: dict, hints: SourceHints | None =
         # Cells of a page that is not a report are not facts, and nothing about them is a finding.
         facts = []
         problems.insert(0, {"code": "not_a_report", "message": evidence.shortfall()})
+    has_sections = len(found) > 1
+    pre_2019 = meta.year is None or meta.year < FIRST_TABLE_YEAR
+    if (
+        evidence.is_report
+        and pre_2019
+        and has_sections
+        and all(f["row"].startswith("extra.") for f in facts)
+    ):
+        # No row of the national tables: a free-form report (before 2019), whose figures are
+        # in its prose and, often, a local 统计表 that the table reader only saw as extra rows.
+        freeform = extract_freeform(document)
+        problems.extend(freeform.problems)
+        if freeform.facts:
+            facts = [f.as_dict() for f in freeform.facts]
+            version = FREEFORM_VERSION
     if facts:
         template = version
-    elif evidence.is_report and len(found) > 1:
+    elif evidence.is_report and has_sections:
         template = "free_form"  # section headings and no template table
     else:
         template = None

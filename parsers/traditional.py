@@ -20,6 +20,11 @@ def _converter():
     return opencc.OpenCC("tw2sp")
 
 
+def to_simplified(text: str) -> str:
+    """The text as a converted document shows it (for comparing with its evidence)."""
+    return _converter().convert(text)
+
+
 def is_traditional(text: str) -> bool:
     return sum(1 for ch in text if ch in _TRADITIONAL_MARKERS) >= MIN_MARKERS
 

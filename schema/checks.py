@@ -13,7 +13,7 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from .registry import template
+from .registry import VERSIONS, template
 
 # The six applicant columns that add up to 总计 (rule R3), in print order.
 APPLICANT_COLUMNS = tuple(
@@ -193,8 +193,12 @@ def rule_r6(cells: _Cells, prose: str) -> list[Check]:
 
 
 def run_checks(facts: list[dict], version: str | None, prose: str = "") -> list[dict]:
-    """R1–R4 and R6 for one report; `prose` is the text of its sections."""
-    if version is None:
+    """R1–R4 and R6 for one report; `prose` is the text of its sections.
+
+    The rules are arithmetic of the national tables: a report without them (None, or the
+    pre-2019 template 2008) has none to check.
+    """
+    if version not in VERSIONS:
         return []
     cells = _Cells(facts)
     checks = (

@@ -189,6 +189,9 @@ def _insert_report(session: Session, parsed: Mapping[str, Any], now: datetime) -
                 "raw": f["raw"],
                 "label": f.get("label"),
                 "unit": f.get("unit"),
+                "source": f.get("source"),
+                "evidence": f.get("evidence"),
+                "section": f.get("section"),
             }
             for f in parsed["facts"]
         ],

@@ -112,7 +112,7 @@ class Report(Base):
     agency: Mapped[str | None] = mapped_column(Text)
     region: Mapped[str | None] = mapped_column(Text)
     year: Mapped[int | None] = mapped_column(Integer)
-    # 2019 | 2021 | free_form
+    # 2019 | 2021 | 2008 (pre-2019 figures read) | free_form
     template: Mapped[str | None] = mapped_column(Text)
     parser_version: Mapped[str] = mapped_column(Text)
     loaded_at: Mapped[datetime] = mapped_column(
@@ -164,6 +164,11 @@ class Fact(Base):
     raw: Mapped[str] = mapped_column(Text)
     label: Mapped[str | None] = mapped_column(Text)
     unit: Mapped[str | None] = mapped_column(Text)
+    # Template 2008 only (NULL for the national tables): prose | table, the sentence or printed
+    # 统计表 row the figure stands in, and the section it was read from.
+    source: Mapped[str | None] = mapped_column(Text)
+    evidence: Mapped[str | None] = mapped_column(Text)
+    section: Mapped[str | None] = mapped_column(Text)
 
 
 class Check(Base):

@@ -1,4 +1,4 @@
-"""The template registry: rows, columns and sections of both template versions, as data.
+"""The template registry: rows, columns and sections of every template version, as data.
 
 The JSON files in `templates/` are the only place that knows the template; matching and checks
 read them through this module. A local variant is a data change (an alias), not code.
@@ -213,3 +213,71 @@ class SectionSpec:
 def sections() -> tuple[SectionSpec, ...]:
     data = _read("sections.json")
     return tuple(SectionSpec(s["code"], s["number"], tuple(s["labels"])) for s in data["sections"])
+
+
+# The pre-2019 reports (2008 条例 era): prose and a local 统计表, no national tables.
+FREEFORM_VERSION = "2008"
+
+
+@dataclass(frozen=True, slots=True)
+class VocabularyRow:
+    """One canonical pre-2019 figure: how a 统计表 labels it and how prose states it."""
+
+    code: str
+    label: str
+    unit: str
+    units: tuple[str, ...]
+    aliases: tuple[str, ...] = ()
+    section: str | None = None
+    narrows: str | None = None
+    needs: re.Pattern[str] | None = None
+    prose: tuple[re.Pattern[str], ...] = ()
+    negations: tuple[re.Pattern[str], ...] = ()
+
+    def labels(self) -> tuple[str, ...]:
+        return tuple(normalize_label(x) for x in (self.label, *self.aliases))
+
+
+@dataclass(frozen=True, slots=True)
+class FreeformTemplate:
+    version: str
+    rows: tuple[VocabularyRow, ...]
+    # (column code, header pattern) in print order: 本年度, 历年累计
+    columns: tuple[tuple[str, re.Pattern[str]], ...]
+    # (section code, heading words), most specific first
+    sections: tuple[tuple[str, tuple[str, ...]], ...]
+    generic_subject: re.Pattern[str]
+    # Words before a prose figure that make it a running total (到年底累计, 历年)
+    cumulative_subject: re.Pattern[str]
+
+    def row(self, code: str) -> VocabularyRow:
+        return next(r for r in self.rows if r.code == code)
+
+
+@cache
+def freeform_template() -> FreeformTemplate:
+    """The vocabulary of template 2008 (docs/template-2008.md), from templates/freeform_2008.json."""
+    data = _read("freeform_2008.json")
+    rows = tuple(
+        VocabularyRow(
+            code=r["code"],
+            label=r["label"],
+            unit=r["unit"],
+            units=tuple(r["units"]),
+            aliases=tuple(r.get("aliases", ())),
+            section=r.get("section"),
+            narrows=r.get("narrows"),
+            needs=re.compile(r["needs"]) if "needs" in r else None,
+            prose=tuple(re.compile(p) for p in r.get("prose", ())),
+            negations=tuple(re.compile(p) for p in r.get("negations", ())),
+        )
+        for r in data["rows"]
+    )
+    return FreeformTemplate(
+        version=FREEFORM_VERSION,
+        rows=rows,
+        columns=tuple((c["code"], re.compile(c["header"])) for c in data["columns"]),
+        sections=tuple((s["code"], tuple(s["words"])) for s in data["sections"]),
+        generic_subject=re.compile(data["generic_subjects"]),
+        cumulative_subject=re.compile(data["cumulative_subject"]),
+    )

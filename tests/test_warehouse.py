@@ -143,10 +143,10 @@ def test_upgrade_creates_tables_and_views(db_url: str, engine: Engine) -> None:
         "findings",
         "harvest_log",
     } <= set(names.get_table_names())
-    assert {"v_applications", "v_check_failures"} <= set(names.get_view_names())
-    assert current_revision(db_url) == "0002"
+    assert {"v_applications", "v_check_failures", "v_key_series"} <= set(names.get_view_names())
+    assert current_revision(db_url) == "0005"
     upgrade(db_url)  # a second upgrade is a no-op
-    assert current_revision(db_url) == "0002"
+    assert current_revision(db_url) == "0005"
 
 
 def test_models_match_migrations(engine: Engine) -> None:
