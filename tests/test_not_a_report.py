@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import re
-from concurrent.futures import ProcessPoolExecutor
 
 import pytest
 from sqlalchemy import func, select
 
-from nianbao.flows.ingest import DocumentLimits, WorkItem, _start_worker, parse_item
 from nianbao.parsers.evidence import ordered_sections
 from nianbao.parsers.html import read_html
 from nianbao.parsers.metadata import SourceHints
+from nianbao.parsers.pool import DocumentLimits, WorkItem, parse_all
 from nianbao.parsers.report import parse_bytes
 from nianbao.parsers.tables import header_of, row_views
 from nianbao.schema.db import engine_for
@@ -54,14 +53,14 @@ def junk(pages: list[bytes], tmp_path_factory: pytest.TempPathFactory) -> list[t
     folder = tmp_path_factory.mktemp("junk")
     memory = _address_space() + MEMORY_HEADROOM
     limits = DocumentLimits(seconds=SECONDS, memory_bytes=memory)
-    submitted = []
-    with ProcessPoolExecutor(1, initializer=_start_worker, initargs=(memory,)) as pool:
-        for index, data in enumerate(pages):
-            path = folder / f"junk-{index}.html"
-            path.write_bytes(data)
-            item = WorkItem(hashlib.sha256(data).hexdigest(), str(path), path.name)
-            submitted.append((data, pool.submit(parse_item, item, limits)))
-        return [(data, future.result(timeout=4 * SECONDS)) for data, future in submitted]
+    items = []
+    for index, data in enumerate(pages):
+        path = folder / f"junk-{index}.html"
+        path.write_bytes(data)
+        items.append(WorkItem(hashlib.sha256(data).hexdigest(), str(path), path.name))
+    results: dict[str, dict] = {}
+    parse_all(items, 1, limits, lambda batch: results.update((r["sha256"], r) for r in batch))
+    return [(data, results[item.sha256]) for data, item in zip(pages, items, strict=True)]
 
 
 def test_junk_pages_are_deterministic() -> None:
