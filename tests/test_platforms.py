@@ -59,7 +59,7 @@ HOST = {"127.0.0.1"}
             'createPageHTML(countPage, currentPage, "index", "htm");',
             Pager(4, "index", "htm"),
         ),
-        ("var countPage = 3;", Pager(3, "index", "html")),
+        ("var countPage = 3;", Pager(3, None, None)),
         ("document.write('no pager');", None),
     ],
 )
@@ -69,6 +69,13 @@ def test_trs_pager_in_each_of_its_forms(script: str, pager: Pager | None):
 
 def test_trs_pages_hang_from_the_listing_folder():
     urls = page_urls(Pager(3, "index", "html"), "http://a.gov.cn/zfxxgk/nb/index.html")
+    # `var countPage` alone: the stem and suffix of the page itself, or index.html.
+    assert page_urls(Pager(2, None, None), "http://a.gov.cn/nb/list.shtml") == [
+        "http://a.gov.cn/nb/list_1.shtml"
+    ]
+    assert page_urls(Pager(2, None, None), "http://a.gov.cn/nb/") == [
+        "http://a.gov.cn/nb/index_1.html"
+    ]
     assert urls == [
         "http://a.gov.cn/zfxxgk/nb/index_1.html",
         "http://a.gov.cn/zfxxgk/nb/index_2.html",
@@ -461,11 +468,19 @@ def test_the_jpage_data_proxy_is_posted_its_form(first_run: Run, served: Portals
     ]
 
 
-def test_a_429_from_the_gkmlpt_api_is_waited_out(first_run: Run, served: Portals):
+def test_a_429_is_waited_out_while_other_portals_go_on(first_run: Run, served: Portals):
     site = served.of("某市政务服务数据管理局").site
     api = [r for r in served.since(site, first_run.marks) if r.path == "/sjj/gkmlpt/api/all/2475"]
     assert api[1].at - api[0].at >= 0.95  # the 429, then the same page after its Retry-After
     assert api[0].query == api[1].query == "page=1&sid=sjj755"
+    # Portals are crawled at once: while the gkmlpt host waits, the others are read.
+    others = [
+        r.at
+        for other in served.sites
+        if other is not site
+        for r in served.since(other, first_run.marks)
+    ]
+    assert any(api[0].at < at < api[1].at for at in others)
 
 
 def test_what_the_listing_knows_travels_with_the_document(first_run: Run, served: Portals):

@@ -27,15 +27,16 @@ _VARIABLE = re.compile(r"\bvar\s+(\w+)\s*=\s*(['\"]?)([\w.\-]*)\2")
 _SUFFIX = re.compile(r"^(?:s?html?|jsp|php|aspx?)$", re.I)
 # Pages past the last are a stub; a real listing page, even an empty one, is larger than this.
 _STUB_BYTES = 1024
-# When only `countPage` is known, and the page's own name says nothing either.
+# When only `countPage` is known: the page's own name (index.shtml) says the rest, else these.
 _DEFAULT_STEM, _DEFAULT_SUFFIX = "index", "html"
+_PAGE_NAME = re.compile(r"^([\w-]+?)(?:_\d+)?\.(s?html?|jsp|php|aspx?)$", re.I)
 
 
 @dataclass(frozen=True, slots=True)
 class Pager:
     pages: int  # how many listing pages, the first included
-    stem: str  # index
-    suffix: str  # html
+    stem: str | None  # index; None when the page does not say (`var countPage` alone)
+    suffix: str | None  # html
 
 
 def read_pager(text: str) -> Pager | None:
@@ -55,7 +56,7 @@ def read_pager(text: str) -> Pager | None:
         return Pager(numbers[0], stem, arguments[suffixes[0]])
     count = variables.get("countPage", "")
     if count.isdigit():
-        return Pager(int(count), _DEFAULT_STEM, _DEFAULT_SUFFIX)
+        return Pager(int(count), None, None)
     return None
 
 
@@ -65,11 +66,17 @@ def _resolve(argument: str, variables: dict[str, str]) -> str:
 
 
 def page_urls(pager: Pager, page_url: str) -> list[str]:
-    """The listing's other pages, in order: `{stem}_1.{suffix}` … in the folder of `page_url`."""
+    """The listing's other pages, in order: `{stem}_1.{suffix}` … in the folder of `page_url`.
+
+    A pager that names no stem or suffix takes the page's own (`list.shtml` → `list_1.shtml`).
+    """
     path = urlsplit(page_url).path
     folder = path if path.endswith("/") else str(PurePosixPath(path).parent).rstrip("/") + "/"
+    own = _PAGE_NAME.match(PurePosixPath(path).name) if not path.endswith("/") else None
+    stem = pager.stem or (own.group(1) if own else _DEFAULT_STEM)
+    suffix = pager.suffix or (own.group(2) if own else _DEFAULT_SUFFIX)
     base = urljoin(page_url, folder)
-    return [urljoin(base, f"{pager.stem}_{n}.{pager.suffix}") for n in range(1, pager.pages)]
+    return [urljoin(base, f"{stem}_{n}.{suffix}") for n in range(1, pager.pages)]
 
 
 def is_stub(page: Page, links_seen: int) -> bool:
