@@ -92,9 +92,17 @@ def survey_portals(
     years: tuple[int, int] | None = None,
     settings: ClientSettings | None = None,
 ) -> list[PortalSurvey]:
-    """Every portal surveyed, several at once; in the order given."""
+    """Every portal surveyed, several at once; in the order given. One portal's failure, even a
+    bug, is its own line and never stops the others."""
+
+    def survey(portal: Portal, client: PoliteClient) -> PortalSurvey:
+        try:
+            return survey_portal(portal, client, years)
+        except Exception as exc:
+            return PortalSurvey(portal, error=repr(exc))
+
     with (
         PoliteClient(settings) as client,
         ThreadPoolExecutor(max_workers=PORTALS_AT_ONCE) as pool,
     ):
-        return list(pool.map(lambda portal: survey_portal(portal, client, years), portals))
+        return list(pool.map(lambda portal: survey(portal, client), portals))

@@ -8,6 +8,7 @@ five portals, then a second run that must download nothing unchanged.
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import threading
@@ -341,6 +342,26 @@ def test_portals_check_lists_entries_and_downloads_nothing(served: Portals, tmp_
     assert opened == []
     assert not _never_asked(served, marks)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["portals.toml"]
+
+
+def test_portals_check_reports_a_portal_that_is_down_and_goes_on(served: Portals, tmp_path: Path):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]
+    department = served.of("互助县就业服务局")
+    portals = tmp_path / "portals.toml"
+    portals.write_text(
+        f'[[portal]]\nname = "站点关闭"\nurl = "http://127.0.0.1:{closed}/gkmlpt/index#1"\n'
+        f'[[portal]]\nname = "{department.name}"\nurl = "{department.url}"\n',
+        "utf-8",
+    )
+    result = CliRunner().invoke(
+        app, ["portals", "check", "--portals", str(portals), "--delay", "0"]
+    )
+    assert result.exit_code == 1
+    assert "站点关闭: FAILED: listing page not fetched: robots.txt unreachable" in result.output
+    assert "互助县就业服务局: trs listing, 3 page(s) read, 1 report entries" in result.output
+    assert result.output.splitlines()[-1] == "portals: 2, failed or empty: 1"
 
 
 def test_portals_check_has_an_example_in_its_help():
