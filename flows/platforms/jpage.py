@@ -46,6 +46,13 @@ def records(answer: str) -> list[str]:
     ]
 
 
+def _form_value(value: Any) -> str:
+    """A form field as the browser sends it: JavaScript's spelling of true, false and null."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else str(value)
+
+
 def total_records(answer: str) -> int | None:
     match = _TOTAL.search(answer)
     return int(match.group(1)) if match else None
@@ -103,11 +110,12 @@ class JpageListing(Reader):
             return
         parameters = self.config.get("ajaxParam")
         form = (
-            {str(k): "" if v is None else str(v) for k, v in parameters.items()}
+            {str(k): _form_value(v) for k, v in parameters.items()}
             if isinstance(parameters, dict)
             else {}
         )
         endpoint = urljoin(base, proxy.strip())
+        previous: list[str] = []
         while total is None or start <= total:
             if not found.budget_left:
                 left = f"records {start}–{total}" if total else f"records from {start} on"
@@ -123,6 +131,10 @@ class JpageListing(Reader):
                 continue
             found.pages += 1
             total = total_records(answer.text) or total
-            if self._add_records(answer.text, base, found) == 0:
+            group_records = records(answer.text)
+            # An empty group ends the list; so does one repeated (a proxy ignoring startrecord).
+            if not group_records or group_records == previous:
                 return
+            previous = group_records
+            self._add_records(answer.text, base, found)
             start = end + 1

@@ -103,6 +103,7 @@ class TrsListing(Reader):
         listing = parse_listing(self.first.text, self.first.url, self.options.entry_selector)
         found.add(listing.entries, listing.links_seen)
         others = page_urls(self.pager, self.first.url)
+        bodies = {self.first.digest}
         for index, url in enumerate(others):
             if not found.budget_left:
                 found.stopped_at_max_pages(
@@ -114,6 +115,7 @@ class TrsListing(Reader):
                 continue  # the caller noted why; the next page may still answer
             listing = parse_listing(page.text, page.url, self.options.entry_selector)
             found.pages += 1
-            if is_stub(page, listing.links_seen):
-                return  # past the last page: the count was stale
+            if is_stub(page, listing.links_seen) or page.digest in bodies:
+                return  # past the last page (a stub, or a page seen already): the count was stale
+            bodies.add(page.digest)
             found.add(listing.entries, listing.links_seen)
