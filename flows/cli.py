@@ -507,6 +507,46 @@ def serve(
         )
 
 
+portals_app = typer.Typer(help="Look at the portals of portals.toml.", no_args_is_help=True)
+app.add_typer(portals_app, name="portals")
+
+
+@portals_app.command("check")
+def portals_check(
+    portals: PortalsOption,
+    years: Annotated[
+        str | None,
+        typer.Option("--years", help="what a harvest of these years would open: 2019-2023"),
+    ] = None,
+    delay: DelayOption = 1.0,
+) -> None:
+    """For each portal: the platform recognised, the report entries per year, and what a
+    harvest would open. Reads the listings only: no report downloaded, no database.
+
+    Exits 1 when a portal failed or has no report entry.
+
+    Example:
+        nianbao portals check --portals portals.toml
+        nianbao portals check --portals portals.toml --years 2023
+    """
+    portal_list = _load_portals_or_exit(portals)
+    from nianbao.flows.client import ClientSettings
+    from nianbao.flows.crawl import parse_years
+    from nianbao.flows.survey import survey_portals
+
+    try:
+        year_range = parse_years(years) if years else None
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--years") from None
+    surveys = survey_portals(portal_list, year_range, ClientSettings(min_interval=delay))
+    for survey in surveys:
+        for line in survey.lines():
+            typer.echo(line)
+    failed = [s for s in surveys if s.failed]
+    typer.echo(f"portals: {len(surveys)}, failed or empty: {len(failed)}")
+    raise typer.Exit(1 if failed else 0)
+
+
 db_app = typer.Typer(help="Create or migrate the warehouse schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 

@@ -2,24 +2,29 @@
 
 - robots.txt obeyed (urllib.robotparser), its Crawl-delay too;
 - at most one request per `min_interval` seconds to one host;
-- timeouts; retries with exponential backoff on timeouts, connection errors and 5xx, never on 4xx;
+- timeouts; retries with exponential backoff on timeouts, connection errors and 5xx, never on 4xx
+  but 429; a Retry-After (on 429 and 503) is waited out, and the whole host waits with it;
 - conditional requests (If-None-Match / If-Modified-Since) from validators the caller keeps, so
   an unchanged file is answered with 304 and not downloaded again;
 - bodies streamed and cut at a size cap;
 - redirects followed one hop at a time, only within the hosts allowed for the call;
 - text decoded by the charset of the header, of a <meta> tag, or of the bytes (GBK, GB18030);
-- a User-Agent that names the project.
+- a User-Agent that names the project;
+- GET, and POST of a form for the listing APIs that want it (大汉 jpage).
 
 Every request the client sends is returned as an `Exchange`, so the caller can log all of them.
-The client is meant for one thread: the rate limit is a per-host clock, not a lock.
+One client may serve several threads (one portal each): the per-host clock and the robots.txt
+cache are guarded by locks, so two threads never hit one host closer than the interval.
 """
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, replace
 from email.message import Message
+from email.utils import parsedate_to_datetime
 from importlib.metadata import version
 from urllib.parse import urljoin, urlsplit
 from urllib.robotparser import RobotFileParser
@@ -33,6 +38,8 @@ USER_AGENT = (
     "reports; python-httpx)"
 )
 REDIRECTS = (301, 302, 303, 307, 308)
+# Redirects after which a POST is re-sent as a GET (what browsers do); 307 and 308 keep the POST.
+_REDIRECTS_TO_GET = (301, 302, 303)
 # Servers that never set a charset say ISO-8859-1 by default (Tomcat); on a Chinese page that
 # is never true, so such a header must not outrank the page's own <meta> or its bytes.
 _DEFAULT_CHARSETS = {"iso-8859-1", "latin-1", "latin1", "us-ascii", "ascii", "windows-1252"}
@@ -49,6 +56,8 @@ class ClientSettings:
     backoff: float = 2.0  # seconds before the first retry; doubles each time
     max_bytes: int = 100 * 1024 * 1024
     max_redirects: int = 5
+    # The longest Retry-After waited out; a server asking for more is given up on for this run.
+    max_retry_after: float = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +142,9 @@ class PoliteClient:
         )
         self._robots: dict[str, _Robots] = {}
         self._next_request_at: dict[str, float] = {}
+        self._clock = threading.Lock()  # guards _next_request_at
+        self._robots_locks: dict[str, threading.Lock] = {}  # one per origin: fetched once
+        self._robots_guard = threading.Lock()  # guards _robots_locks
 
     def __enter__(self) -> PoliteClient:
         return self
@@ -145,6 +157,13 @@ class PoliteClient:
 
     def get(self, url: str, hosts: Collection[str]) -> Response:
         """GET `url`, following redirects only to `hosts`; never raises for network trouble."""
+        return self._request(url, hosts, None)
+
+    def post(self, url: str, form: Mapping[str, str], hosts: Collection[str]) -> Response:
+        """POST `form` to `url` (never conditional: an API answer has no copy to revalidate)."""
+        return self._request(url, hosts, dict(form))
+
+    def _request(self, url: str, hosts: Collection[str], form: dict[str, str] | None) -> Response:
         exchanges: list[Exchange] = []
         current = url
         for _hop in range(self.settings.max_redirects + 1):
@@ -159,9 +178,11 @@ class PoliteClient:
             robots = self._robots_for(current, exchanges)
             if not robots.parser.can_fetch(self.settings.user_agent, current):
                 return Response(current, None, error=robots.reason, exchanges=tuple(exchanges))
-            response = self._send(current, exchanges, conditional=True)
+            response = self._send(current, exchanges, conditional=form is None, form=form)
             if response.status not in REDIRECTS or not response.location:
                 return response
+            if response.status in _REDIRECTS_TO_GET:
+                form = None
             current = urljoin(current, response.location)
         return Response(
             current,
@@ -175,6 +196,16 @@ class PoliteClient:
         origin = f"{parts.scheme}://{parts.netloc}"
         if origin in self._robots:
             return self._robots[origin]
+        with self._robots_guard:
+            lock = self._robots_locks.setdefault(origin, threading.Lock())
+        with lock:  # another thread may be fetching it: wait for its answer, do not ask twice
+            if origin not in self._robots:
+                self._robots[origin] = self._fetch_robots(origin, parts.hostname, exchanges)
+        return self._robots[origin]
+
+    def _fetch_robots(
+        self, origin: str, hostname: str | None, exchanges: list[Exchange]
+    ) -> _Robots:
         parser = RobotFileParser(origin + "/robots.txt")
         robots = _Robots(parser)
         target = origin + "/robots.txt"
@@ -184,7 +215,7 @@ class PoliteClient:
             if response.status not in REDIRECTS or not response.location:
                 break
             target = urljoin(target, response.location)
-            if urlsplit(target).hostname != parts.hostname:
+            if urlsplit(target).hostname != hostname:
                 break
         if response.ok:
             parser.parse(decode_body(response.content or b"", response.content_type).splitlines())
@@ -195,7 +226,6 @@ class PoliteClient:
             # RFC 9309: "unreachable" (5xx, network down) means assume everything is disallowed.
             parser.disallow_all = True
             robots.reason = f"robots.txt unreachable ({response.error or response.status})"
-        self._robots[origin] = robots
         return robots
 
     def _interval(self, url: str) -> float:
@@ -206,18 +236,41 @@ class PoliteClient:
 
     def _wait_for_turn(self, url: str) -> None:
         host = urlsplit(url).netloc
-        now = time.monotonic()
-        start = max(now, self._next_request_at.get(host, now))
+        interval = self._interval(url)
+        with self._clock:  # book the slot under the lock, sleep outside it
+            now = time.monotonic()
+            start = max(now, self._next_request_at.get(host, now))
+            self._next_request_at[host] = start + interval
         if start > now:
             time.sleep(start - now)
-        self._next_request_at[host] = start + self._interval(url)
 
-    def _send(self, url: str, exchanges: list[Exchange], *, conditional: bool) -> Response:
+    def _hold_host(self, url: str, seconds: float) -> None:
+        """No request to the host of `url` for `seconds` (it said Retry-After), from any thread."""
+        host = urlsplit(url).netloc
+        with self._clock:
+            until = time.monotonic() + seconds
+            self._next_request_at[host] = max(self._next_request_at.get(host, 0.0), until)
+
+    def _send(
+        self,
+        url: str,
+        exchanges: list[Exchange],
+        *,
+        conditional: bool,
+        form: dict[str, str] | None = None,
+    ) -> Response:
         """One URL, with retries; every attempt is appended to `exchanges`."""
         attempt = 0
         while True:
             self._wait_for_turn(url)
-            response, transient = self._attempt(url, conditional)
+            response, transient, retry_after = self._attempt(url, conditional, form)
+            if retry_after is not None and retry_after > self.settings.max_retry_after:
+                transient = False
+                response = replace(
+                    response,
+                    error=f"{response.error}: Retry-After {retry_after:.0f} s is longer than "
+                    f"the {self.settings.max_retry_after:.0f} s waited at most",
+                )
             exchanges.append(
                 Exchange(
                     url, response.status, response.etag, response.last_modified, response.error
@@ -225,11 +278,17 @@ class PoliteClient:
             )
             if not transient or attempt >= self.settings.retries:
                 return replace(response, exchanges=tuple(exchanges))
-            time.sleep(self.settings.backoff * 2**attempt)
+            if retry_after is not None:
+                self._hold_host(url, retry_after)
+            else:
+                time.sleep(self.settings.backoff * 2**attempt)
             attempt += 1
 
-    def _attempt(self, url: str, conditional: bool) -> tuple[Response, bool]:
-        """One request: the response, and whether it failed in a way worth retrying."""
+    def _attempt(
+        self, url: str, conditional: bool, form: dict[str, str] | None = None
+    ) -> tuple[Response, bool, float | None]:
+        """One request: the response, whether it failed in a way worth retrying, and the
+        seconds the server asked to wait before the next one (Retry-After), if it did."""
         headers: dict[str, str] = {}
         held = self._validators(url) if conditional else None
         if held:
@@ -239,7 +298,9 @@ class PoliteClient:
             if last_modified:
                 headers["If-Modified-Since"] = last_modified
         try:
-            with self._http.stream("GET", url, headers=headers) as reply:
+            with self._http.stream(
+                "POST" if form is not None else "GET", url, headers=headers, data=form
+            ) as reply:
                 status = reply.status_code
                 answer = Response(
                     url,
@@ -251,18 +312,39 @@ class PoliteClient:
                 )
                 if status != 200:
                     error = None if status in (304, *REDIRECTS) else f"HTTP {status}"
-                    return replace(answer, error=error), status >= 500
+                    retry_after = (
+                        retry_after_seconds(reply.headers.get("retry-after"))
+                        if status in (429, 503)
+                        else None
+                    )
+                    return replace(answer, error=error), status >= 500 or status == 429, retry_after
                 body = _read_capped(reply, self.settings.max_bytes)
                 if body is None:
                     error = f"larger than the {self.settings.max_bytes}-byte limit: not kept"
-                    return replace(answer, error=error), False
-                return replace(answer, content=body), False
+                    return replace(answer, error=error), False, None
+                return replace(answer, content=body), False, None
         except httpx.TimeoutException as exc:
-            return Response(url, None, error=f"timeout ({type(exc).__name__})"), True
+            return Response(url, None, error=f"timeout ({type(exc).__name__})"), True, None
         except httpx.TransportError as exc:
-            return Response(url, None, error=f"{type(exc).__name__}: {exc}"), True
+            return Response(url, None, error=f"{type(exc).__name__}: {exc}"), True, None
         except (httpx.HTTPError, httpx.InvalidURL) as exc:  # a corrupt gzip body, a malformed URL
-            return Response(url, None, error=f"{type(exc).__name__}: {exc}"), False
+            return Response(url, None, error=f"{type(exc).__name__}: {exc}"), False, None
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """Seconds a Retry-After header asks for (a number, or an HTTP date); None when absent or bad."""
+    if not value or not value.strip():
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - time.time())
 
 
 def _read_capped(reply: httpx.Response, max_bytes: int) -> bytes | None:

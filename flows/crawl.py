@@ -2,7 +2,8 @@
 
 Nothing here fetches or decides policy (hosts, robots, years): it reads one page's text and its
 URL and returns absolute URLs. Works on the static HTML listings most government CMSs emit
-(TRS, 政务网站群, Hanweb) without per-site code; a portal may add a selector where that fails.
+without per-site code; a portal may add a selector where that fails. How a platform pages its
+listing (a pager script, an API) is each platform's own module, in flows/platforms/.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ import re
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 from pathlib import PurePosixPath
-from urllib.parse import urldefrag, urljoin, urlsplit
+from urllib.parse import parse_qsl, urldefrag, urljoin, urlsplit
 
 from lxml import etree
 from lxml import html as lxml_html
@@ -21,19 +23,21 @@ from nianbao.parsers.metadata import REPORT_TITLE, YEAR_IN_TITLE
 
 ATTACHMENT_SUFFIXES = (".pdf", ".doc", ".docx", ".wps", ".xls", ".xlsx")
 
-# Pages about a report that are not the report: a reading guide, an infographic, a notice asking
-# agencies to write theirs, an evaluation of them.
-_NOT_A_REPORT = re.compile(r"解读|图解|读懂|一图|通知|公告|考核|评估|测评|评议|培训|征集|目录")
+# Pages about a report that are not the report: a reading guide, an infographic (一图读懂), a
+# notice asking agencies to write theirs, the year's work points (工作要点), an evaluation of
+# them, news that one was published.
+_NOT_A_REPORT = re.compile(
+    r"解读|图解|读懂|一图|通知|公告|要点|考核|评估|测评|评议|培训|征集|目录|新闻|动态|出炉|发布会|召开"
+)
 # A year written as a year (2023年) beats a bare number; dates (2024-01-15) are not years.
 _YEAR_BARE = re.compile(r"(?<![\d\-/.])((?:19|20)\d{2})(?![\d\-/.])")
 _SPACES = re.compile(r"\s+")
 _NEXT_TEXT = {"下一页", "下页", "后一页", "下一頁", "next", "next>", "next»", ">", "›", "»", ">>"}
 _PAGE_NUMBER = re.compile(r"^\[?\d{1,4}\]?$")
 _INDEX_PAGE = re.compile(r"^(?:index|list|default)_\d+\.(?:s?html?|jsp|php|aspx?)$", re.I)
-# TRS and 政务网站群 CMSs write their pager with a script: createPageHTML(pages, current, "index", "shtml").
-_PAGER_SCRIPT = re.compile(
-    r"createPageHTML\(\s*['\"]?(\d+)['\"]?\s*,\s*['\"]?\d+['\"]?\s*,\s*['\"]([\w-]+)['\"]\s*,\s*['\"](\w+)['\"]"
-)
+# 2024-01-15, 2024/1/15, 2024.01.15, 2024年1月15日: the date a listing prints beside an entry.
+_DATE = re.compile(r"(?<!\d)((?:19|20)\d{2})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})(?!\d)")
+_YEARS = re.compile(r"^\s*((?:19|20)\d{2})\s*(?:-\s*((?:19|20)\d{2})\s*)?$")
 _XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>")
 
 
@@ -44,16 +48,23 @@ class SelectorError(ValueError):
 @dataclass(frozen=True, slots=True)
 class Link:
     url: str
-    text: str
+    text: str  # the link's text and its title="…", for matching
+    date: str | None = None  # ISO date printed beside the link in its list item, if any
+    title: str = ""  # the longer of the two: the entry's title as the listing shows it
 
 
 @dataclass(frozen=True, slots=True)
 class Entry:
-    """A listing entry that is an annual report: an article page, or the report file itself."""
+    """A listing entry that is an annual report: an article page, or the report file itself.
+
+    `published` (ISO 8601 date) and `publisher` are what the listing says of it, when it does.
+    """
 
     url: str
     title: str
     year: int
+    published: str | None = None
+    publisher: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,10 +114,34 @@ def report_year(title: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
+def iso_date(text: str) -> str | None:
+    """The first date written in `text`, as YYYY-MM-DD; None when there is no valid one."""
+    # Folded but not stripped of spaces: "2024-01-20 09:30" must not become "2024-01-2009:30".
+    for match in _DATE.finditer(unicodedata.normalize("NFKC", text)):
+        try:
+            return date(*(int(part) for part in match.groups())).isoformat()
+        except ValueError:  # 2023-13-45 is a number, not a date
+            continue
+    return None
+
+
+def parse_years(text: str) -> tuple[int, int]:
+    """`2019-2023` → (2019, 2023); `2023` → (2023, 2023)."""
+    match = _YEARS.match(text)
+    if not match:
+        raise ValueError(f"expected a year or a range like 2019-2023, got {text!r}")
+    first, last = int(match.group(1)), int(match.group(2) or match.group(1))
+    if first > last:
+        raise ValueError(f"the range {text!r} ends before it starts")
+    return first, last
+
+
 def attachment_suffix(url: str, text: str = "") -> str | None:
-    """The report-file suffix of a link, from its path or, for download scripts, its text."""
-    path = urlsplit(url).path.lower()
-    for candidate in (path, normalise(text).lower()):
+    """The report-file suffix of a link: from its path or, for download scripts
+    (downfile.jsp?filename=….pdf), from a query value or its text."""
+    parts = urlsplit(url)
+    query_values = [value.lower() for _, value in parse_qsl(parts.query)]
+    for candidate in (parts.path.lower(), *query_values, normalise(text).lower()):
         for suffix in ATTACHMENT_SUFFIXES:
             if candidate.endswith(suffix):
                 return suffix
@@ -147,9 +182,23 @@ def _links(elements: list, base: str) -> list[Link]:
             except ValueError:  # a malformed href such as http://[broken
                 continue
             # Listings often cut long titles in the text and keep the whole one in title="…".
-            text = " ".join(t for t in (anchor.text_content(), anchor.get("title") or "") if t)
-            found.append(Link(url, text.strip()))
+            shown, full = anchor.text_content().strip(), (anchor.get("title") or "").strip()
+            text = " ".join(t for t in (shown, full) if t)
+            found.append(Link(url, text, _date_beside(anchor), max(shown, full, key=len)))
     return found
+
+
+def _date_beside(anchor: etree._Element) -> str | None:
+    """The date of the list item (li, tr, dd …) that holds `anchor` and no other link."""
+    item = anchor.getparent()
+    for _level in range(3):
+        if item is None or len(item.xpath(".//a[@href]")) > 1:
+            return None
+        found = iso_date(item.text_content())
+        if found:
+            return found
+        item = item.getparent()
+    return None
 
 
 def _directory(url: str) -> str:
@@ -169,16 +218,6 @@ def _is_pager_link(link: Link, page_url: str) -> bool:
     return bool(_INDEX_PAGE.match(name)) or (bool(_PAGE_NUMBER.match(text)) and bool(name))
 
 
-def _script_pages(root: etree._Element, page_url: str) -> list[str]:
-    pages: list[str] = []
-    for script in root.iter("script"):
-        for match in _PAGER_SCRIPT.finditer(script.text or ""):
-            count, stem, suffix = int(match.group(1)), match.group(2), match.group(3)
-            directory = urljoin(page_url, _directory(page_url))
-            pages += [urljoin(directory, f"{stem}_{n}.{suffix}") for n in range(1, count)]
-    return pages
-
-
 def parse_listing(
     text: str,
     page_url: str,
@@ -187,8 +226,8 @@ def parse_listing(
 ) -> Listing:
     """Entries that are annual reports and the other listing pages linked from one listing page.
 
-    Next pages are only those on the listing's own host: 下一页 links, index_N pages and
-    numbered links in the listing's folder, and pages a createPageHTML() pager script writes.
+    Next pages are only those on the listing's own host: 下一页 links, and index_N pages and
+    numbered links in the listing's folder.
     """
     root = parse_page(text)
     if root is None:
@@ -203,13 +242,14 @@ def parse_listing(
     for link in candidates:
         year = report_year(link.text)
         if year is not None:
-            entries.setdefault(link.url, Entry(link.url, normalise(link.text), year))
+            entries.setdefault(
+                link.url, Entry(link.url, normalise(link.title), year, published=link.date)
+            )
 
     if next_selector:
         pages = [link.url for link in _links(compile_selector(next_selector)(root), base)]
     else:
         pages = [link.url for link in _links([root], base) if _is_pager_link(link, page_url)]
-        pages += _script_pages(root, base)
     host = urlsplit(page_url).netloc
     next_pages = [
         url for url in dict.fromkeys(pages) if urlsplit(url).netloc == host and url != page_url

@@ -1,9 +1,12 @@
 """The harvest flow: portals → listing pages → annual-report entries → new files → ingest.
 
-For each portal: follow the listing's pages, pick the entries that are annual reports (in the
-year range, when one is given), open each and take the report (the page itself when it is inline
-HTML, else its attachments), keep every body fetched in the raw store and every request in
-harvest_log, and hand the documents the warehouse does not hold to `ingest_flow`.
+For each portal: read its listing the way its platform lists (flows/platforms: gkmlpt's API,
+大汉 jpage's data proxy, TRS's pager, or static pages), pick the entries that are annual reports
+(in the year range, when one is given), open each and take the report (the page itself when it
+is inline HTML, else its attachments), keep every body fetched in the raw store and every request
+in harvest_log, and hand the documents the warehouse does not hold to `ingest_flow` with what the
+listing said of them (title, date, publisher) as hints; those are kept in harvest_entries.
+Several portals are crawled at once, each in a thread, with one polite client between them.
 
 Resumable by construction: a body is stored before its harvest_log row is written, so a logged
 URL is always held; the next run asks for it with its ETag/Last-Modified (304: not downloaded
@@ -16,10 +19,11 @@ against its annotations, and string annotations of classes (Portal) do not resol
 """
 
 import os
-import re
-from collections import deque
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from datetime import date
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -33,6 +37,7 @@ from prefect.cache_policies import NO_CACHE  # noqa: E402
 from prefect.schedules import Cron, Schedule  # noqa: E402
 from prefect.settings import PREFECT_API_URL  # noqa: E402
 from prefect.states import Failed, State  # noqa: E402
+from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 from prefect.types.entrypoint import EntrypointType  # noqa: E402
 from sqlalchemy import Engine, insert, select  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
@@ -44,9 +49,18 @@ from nianbao.flows.client import (  # noqa: E402
     Validators,
     decode_body,
 )
-from nianbao.flows.crawl import Entry, parse_attachments, parse_listing  # noqa: E402
+from nianbao.flows.crawl import Entry, parse_attachments  # noqa: E402
+
+# Lives with the crawl's pure helpers (`portals check` needs it without Prefect); kept importable
+# from here, where the harvest command has always taken it.
+from nianbao.flows.crawl import parse_years as parse_years  # noqa: E402
 from nianbao.flows.ingest import IngestSummary, ingest_flow  # noqa: E402
 from nianbao.flows.orchestrator import NoPrefectServer, recorded_run  # noqa: E402
+from nianbao.flows.platforms import (  # noqa: E402
+    ListingUnreachable,
+    Page,
+    read_listing,
+)
 from nianbao.flows.portals import Portal, load_portals  # noqa: E402
 from nianbao.flows.rawstore import DEFAULT_RAW_DIR, RawStore  # noqa: E402
 from nianbao.parsers.detect import sniff_format  # noqa: E402
@@ -56,29 +70,20 @@ from nianbao.schema.db import (  # noqa: E402
     DB_URL_ENV,
     complete_db_url,
     engine_for,
+    mask_secrets,
     public_db_url,
     resolve_db_url,
     upgrade,
 )
 from nianbao.schema.load import LoadOutcome, known_documents  # noqa: E402
-from nianbao.schema.models import HarvestLog  # noqa: E402
+from nianbao.schema.models import HarvestEntry, HarvestLog  # noqa: E402
 
 DEFAULT_TIMEZONE = "Asia/Shanghai"
 # `nianbao serve` registers this deployment; prefect.yaml declares `nightly` for workers. Two
 # names, so that deploying one never overwrites the other's parameters and schedule.
 SERVE_DEPLOYMENT = "nightly-serve"
-_YEARS = re.compile(r"^\s*((?:19|20)\d{2})\s*(?:-\s*((?:19|20)\d{2})\s*)?$")
-
-
-def parse_years(text: str) -> tuple[int, int]:
-    """`2019-2023` → (2019, 2023); `2023` → (2023, 2023)."""
-    match = _YEARS.match(text)
-    if not match:
-        raise ValueError(f"expected a year or a range like 2019-2023, got {text!r}")
-    first, last = int(match.group(1)), int(match.group(2) or match.group(1))
-    if first > last:
-        raise ValueError(f"the range {text!r} ends before it starts")
-    return first, last
+# Portals crawled at the same time, one thread each; the client keeps each host polite.
+PORTALS_AT_ONCE = 8
 
 
 @dataclass(slots=True)
@@ -86,6 +91,7 @@ class PortalResult:
     portal: str
     region: str | None = None
     error: str | None = None  # why the portal failed; None when it did not
+    platform: str | None = None  # how its listing was read: gkmlpt, jpage, trs, static
     pages: int = 0  # listing pages read
     reports: int = 0  # annual-report entries in the year range
     out_of_range: int = 0  # annual-report entries outside it, not opened
@@ -170,6 +176,14 @@ class _Fetched:
         return decode_body(data, self.content_type)
 
 
+class Harvested(NamedTuple):
+    """A document the crawl took: its raw file, where it came from, what its listing said."""
+
+    path: Path
+    url: str
+    hints: SourceHints
+
+
 class _Harvest:
     """One portal's crawl: everything it fetches is stored, logged and fetched once."""
 
@@ -186,9 +200,9 @@ class _Harvest:
         self.years = years
         self.result = PortalResult(portal.name, portal.region)
         self.fetched: dict[str, _Fetched | None] = {}
-        self.documents: dict[str, tuple[Path, str]] = {}  # sha256 → (raw file, source URL)
+        self.documents: dict[str, Harvested] = {}  # by sha256
 
-    def run(self) -> dict[str, tuple[Path, str]]:
+    def run(self) -> dict[str, Harvested]:
         entries = self._entries()
         for entry in entries:
             if self.years and not self.years[0] <= entry.year <= self.years[1]:
@@ -199,46 +213,33 @@ class _Harvest:
         return self.documents
 
     def _entries(self) -> list[Entry]:
-        queue, seen = deque([self.portal.url]), {self.portal.url}
-        entries: dict[str, Entry] = {}
-        bodies: set[str] = set()
-        links_seen = 0
-        while queue and self.result.pages < self.portal.max_pages:
-            url = queue.popleft()
-            page = self.fetch(url)
-            if page is None:
-                if url == self.portal.url:
-                    raise PortalFailed(f"listing page not fetched: {self.result.problems[-1][1]}")
-                continue
-            # Pagers link the first page under another name (`./` and `index.html`): read it once.
-            if page.sha256 in bodies:
-                continue
-            bodies.add(page.sha256)
-            listing = parse_listing(
-                page.text() or "", page.url, self.portal.entry_selector, self.portal.next_selector
+        try:
+            listing = read_listing(
+                self.portal.url, self._page, self.portal.listing_options, self.portal.allowed_hosts
             )
-            self.result.pages += 1
-            links_seen += listing.links_seen
-            for entry in listing.entries:
-                entries.setdefault(entry.url, entry)
-            for next_url in listing.next_pages:
-                if next_url not in seen:
-                    seen.add(next_url)
-                    queue.append(next_url)
-        if queue:
-            self.result.problems.append(
-                (
-                    self.portal.url,
-                    f"stopped at max_pages ({self.portal.max_pages}): "
-                    f"{len(queue)} more listing pages linked, not read",
-                )
+        except ListingUnreachable:
+            raise PortalFailed(f"listing page not fetched: {self.result.problems[-1][1]}") from None
+        self.result.platform = listing.platform
+        self.result.pages = listing.pages
+        self.result.problems += listing.problems
+        if not listing.entries:
+            hint = (
+                "layout changed? set entry_selector"
+                if listing.platform == "static"
+                else f"read as a {listing.platform} listing"
             )
-        if not entries:
             raise PortalFailed(
-                f"nothing found: no annual-report entry among {links_seen} links on "
-                f"{self.result.pages} listing page(s) (layout changed? set entry_selector)"
+                f"nothing found: no annual-report entry among {listing.links_seen} links on "
+                f"{listing.pages} listing page(s) ({hint})"
             )
-        return list(entries.values())
+        return list(listing.entries.values())
+
+    def _page(self, url: str, form: Mapping[str, str] | None = None) -> Page | None:
+        """A listing page or API answer as text, fetched like everything else (stored, logged)."""
+        fetched = self.fetch(url, form)
+        if fetched is None:
+            return None
+        return Page(fetched.url, decode_body(fetched.path.read_bytes(), fetched.content_type))
 
     def _take(self, entry: Entry) -> None:
         """The report of an entry: the file it links, its page's attachments, or its page."""
@@ -248,25 +249,37 @@ class _Harvest:
         page = fetched.text()
         if page is None:
             # The listing linked the report file itself.
-            self._keep(fetched)
+            self._keep(fetched, entry)
             return
         attachments = parse_attachments(page, fetched.url)
         if not attachments:
-            self._keep(fetched)
+            self._keep(fetched, entry)
         for link in attachments:
             attachment = self.fetch(link.url)
             if attachment is not None:
-                self._keep(attachment)
+                self._keep(attachment, entry)
 
-    def _keep(self, fetched: _Fetched) -> None:
-        # Identical bytes at two URLs are one document, known by the first URL.
-        self.documents.setdefault(fetched.sha256, (fetched.path, fetched.url))
+    def _keep(self, fetched: _Fetched, entry: Entry) -> None:
+        # Identical bytes at two URLs are one document, known by the first URL and its entry.
+        hints = SourceHints(
+            title=entry.title,
+            publisher=entry.publisher,
+            published=entry.published,
+            region=self.portal.region,
+        )
+        self.documents.setdefault(fetched.sha256, Harvested(fetched.path, fetched.url, hints))
+        self.history.record_entry(self.portal.name, self.result.platform, entry, fetched)
 
-    def fetch(self, url: str) -> _Fetched | None:
-        """GET once per run; the body stored and every request logged; None (and a problem) if not got."""
-        if url in self.fetched:
-            return self.fetched[url]
-        response = self.client.get(url, self.portal.allowed_hosts)
+    def fetch(self, url: str, form: Mapping[str, str] | None = None) -> _Fetched | None:
+        """GET (or POST `form`) once per run; the body stored and every request logged; None
+        (and a problem) if not got."""
+        key = url if form is None else f"{url} {sorted(form.items())}"
+        if key in self.fetched:
+            return self.fetched[key]
+        hosts = self.portal.allowed_hosts
+        response = (
+            self.client.get(url, hosts) if form is None else self.client.post(url, form, hosts)
+        )
         fetched: _Fetched | None = None
         if response.ok:
             assert response.content is not None
@@ -282,7 +295,7 @@ class _Harvest:
             self.result.problems.append((url, response.error or f"HTTP {response.status}"))
         # Logged after the bytes are stored: a logged sha256 is always in the raw store.
         self.history.log(self.portal.name, response, fetched)
-        self.fetched[url] = fetched
+        self.fetched[key] = fetched
         return fetched
 
 
@@ -317,6 +330,31 @@ class _History:
         # Only a copy still in the raw store may be re-asked conditionally: a 304 gives no bytes.
         path = next(self.store.path_for(row.sha256).parent.glob(f"{row.sha256}*"), None)
         return _Held(row.sha256, path, row.etag, row.last_modified) if path else None
+
+    def record_entry(
+        self, portal: str, platform: str | None, entry: Entry, fetched: _Fetched
+    ) -> None:
+        """What the listing said of a document, once per (document, entry)."""
+        known = select(HarvestEntry.id).where(
+            HarvestEntry.sha256 == fetched.sha256, HarvestEntry.entry_url == entry.url
+        )
+        with self.engine.begin() as conn:
+            if conn.execute(known.limit(1)).first() is not None:
+                return
+            conn.execute(
+                insert(HarvestEntry),
+                {
+                    "sha256": fetched.sha256,
+                    "portal": portal,
+                    "platform": platform,
+                    "entry_url": entry.url,
+                    "document_url": fetched.url,
+                    "title": entry.title,
+                    "year": entry.year,
+                    "published": date.fromisoformat(entry.published) if entry.published else None,
+                    "publisher": entry.publisher,
+                },
+            )
 
     def log(self, portal: str, response: Response, fetched: _Fetched | None) -> None:
         """One harvest_log row per request; the final one names the bytes it stands for."""
@@ -353,7 +391,7 @@ def crawl_portal(
     client: PoliteClient,
     history: _History,
     years: tuple[int, int] | None,
-) -> tuple[PortalResult, dict[str, tuple[Path, str]]]:
+) -> tuple[PortalResult, dict[str, Harvested]]:
     """Crawl one portal and download what is new: its counts, and its documents by sha256."""
     harvest = _Harvest(portal, client, history, years)
     try:
@@ -364,9 +402,7 @@ def crawl_portal(
         return harvest.result, {}
 
 
-def _new_documents(
-    engine: Engine, documents: dict[str, tuple[Path, str]]
-) -> dict[str, tuple[Path, str]]:
+def _new_documents(engine: Engine, documents: dict[str, Harvested]) -> dict[str, Harvested]:
     known = known_documents(engine, documents)
     return {
         sha: doc
@@ -375,7 +411,11 @@ def _new_documents(
     }
 
 
-@flow(name="nianbao-harvest", log_prints=False)
+@flow(
+    name="nianbao-harvest",
+    log_prints=False,
+    task_runner=ThreadPoolTaskRunner(max_workers=PORTALS_AT_ONCE),
+)
 def harvest_flow(
     portals: list[Portal] | str,
     db_url: str | None = None,
@@ -411,16 +451,17 @@ def _harvest(
     history = _History(engine, RawStore(raw_dir))
     summary = HarvestSummary()
     with PoliteClient(client_settings, history.validators) as client:
-        for portal in portals:
+        crawls = [crawl_portal.submit(portal, client, history, years) for portal in portals]
+        for portal, crawl in zip(portals, crawls, strict=True):
             result = PortalResult(portal.name, portal.region)
             try:
-                result, documents = crawl_portal(portal, client, history, years)
+                result, documents = crawl.result()
                 new = _new_documents(engine, documents)
                 result.new = len(new)
                 if new:
-                    _ingest_new(portal, new, url, raw_dir, workers, result)
+                    _ingest_new(new, url, raw_dir, workers, result)
             except Exception as exc:  # a bug or a database error: still never stop the others
-                result.error = repr(exc)
+                result.error = mask_secrets(repr(exc))
             if result.failed:
                 logger.error("portal %s failed: %s", portal.name, result.error)
             else:
@@ -441,8 +482,7 @@ def _harvest(
 
 
 def _ingest_new(
-    portal: Portal,
-    new: dict[str, tuple[Path, str]],
+    new: dict[str, Harvested],
     url: str,
     raw_dir: str,
     workers: int,
@@ -450,14 +490,12 @@ def _ingest_new(
 ) -> None:
     """Ingest a portal's new documents (a subflow); its counts and problems go to `result`."""
     state = ingest_flow(
-        [str(path) for path, _ in new.values()],
+        [str(document.path) for document in new.values()],
         public_db_url(url),
         workers,
         raw_dir=raw_dir,
-        sources={str(path): source for path, source in new.values()},
-        hints={str(path): SourceHints(region=portal.region) for path, _ in new.values()}
-        if portal.region
-        else None,
+        sources={str(document.path): document.url for document in new.values()},
+        hints={str(document.path): document.hints for document in new.values()},
         return_state=True,
     )
     ingested = state.result(raise_on_failure=False)

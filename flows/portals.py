@@ -2,7 +2,8 @@
 
     [[portal]]
     name = "平潭综合实验区"
-    url  = "https://www.pingtan.gov.cn/zwgk/zfxxgk/zfxxgknb/"   # the column's listing page
+    url  = "https://www.pingtan.gov.cn/zwgk/zfxxgk/zfxxgknb/"   # the column's listing page, as
+                                                               # copied from the browser (#… kept)
     region = "福建省"                                            # optional
     entry_selector = "div.list li a"   # optional: CSS (needs cssselect) or XPath (//ul[@class='list']//a)
     next_selector = "a.next"           # optional
@@ -22,6 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from nianbao.flows.crawl import SelectorError, compile_selector
+from nianbao.flows.platforms.base import ListingOptions
 
 DEFAULT_MAX_PAGES = 50
 
@@ -44,6 +46,10 @@ class Portal:
     def allowed_hosts(self) -> frozenset[str]:
         """The listing's host and the extra `hosts`: pages, redirects and files stay within them."""
         return frozenset({(urlsplit(self.url).hostname or "").lower(), *self.hosts})
+
+    @property
+    def listing_options(self) -> ListingOptions:
+        return ListingOptions(self.entry_selector, self.next_selector, self.max_pages)
 
 
 _KEYS = {f.name for f in fields(Portal)}

@@ -6,13 +6,14 @@ migration. Any change here needs a matching Alembic revision in `migrations/vers
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    Date,
     DateTime,
     Dialect,
     ForeignKey,
@@ -214,3 +215,28 @@ class HarvestLog(Base):
     etag: Mapped[str | None] = mapped_column(Text)
     last_modified: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class HarvestEntry(Base):
+    """What a portal's listing said of a harvested document: the entry's title, date, publisher.
+
+    One row per document (sha256) and listing entry; the parser was given these as hints, and
+    `published` is when the portal published the report.
+    """
+
+    __tablename__ = "harvest_entries"
+    __table_args__ = (Index("ix_harvest_entries_sha256_entry_url", "sha256", "entry_url"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    portal: Mapped[str | None] = mapped_column(Text)
+    platform: Mapped[str | None] = mapped_column(Text)  # gkmlpt, jpage, trs, static
+    entry_url: Mapped[str] = mapped_column(Text)  # the listing entry (an article, or the file)
+    document_url: Mapped[str] = mapped_column(Text)  # where the bytes came from
+    title: Mapped[str | None] = mapped_column(Text)
+    year: Mapped[int | None] = mapped_column(Integer)  # the report's year, by the entry's title
+    published: Mapped[date | None] = mapped_column(Date)
+    publisher: Mapped[str | None] = mapped_column(Text)
+    first_seen_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, server_default=func.now()
+    )

@@ -31,6 +31,7 @@ from nianbao.flows.cli import app
 from nianbao.flows.client import ClientSettings, PoliteClient, decode_body
 from nianbao.flows.crawl import parse_attachments, parse_listing, report_year
 from nianbao.flows.harvest import HarvestSummary, PortalResult, harvest_flow
+from nianbao.flows.platforms.trs import page_urls, read_pager
 from nianbao.flows.portals import Portal, PortalsError, parse_portals
 from nianbao.schema.db import upgrade
 from nianbao.schema.models import HarvestLog
@@ -126,11 +127,10 @@ def test_report_year_of_a_title(title: str, year: int | None):
 
 def test_listing_pages_from_a_pager_script():
     page = '<ul><li><a href="a.html">2023年政府信息公开年报</a></li></ul><script>createPageHTML(3, 0, "index", "shtml");</script>'
-    listing = parse_listing(page, "http://a.gov.cn/nb/index.shtml")
-    assert listing.next_pages == (
+    assert page_urls(read_pager(page), "http://a.gov.cn/nb/index.shtml") == [
         "http://a.gov.cn/nb/index_1.shtml",
         "http://a.gov.cn/nb/index_2.shtml",
-    )
+    ]
 
 
 def test_entry_selector_keeps_the_sidebar_out():

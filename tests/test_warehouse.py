@@ -142,6 +142,7 @@ def test_upgrade_creates_tables_and_views(db_url: str, engine: Engine) -> None:
         "checks",
         "findings",
         "harvest_log",
+        "harvest_entries",
     } <= set(names.get_table_names())
     assert {"v_applications", "v_check_failures", "v_key_series"} <= set(names.get_view_names())
     assert current_revision(db_url) == "0005"

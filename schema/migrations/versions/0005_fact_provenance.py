@@ -5,7 +5,7 @@ Facts read from a pre-2019 report say where they stand: `source` (prose | table)
 NULL. `v_key_series` lines up the figures whose meaning is the same across templates.
 
 Revision ID: 0005
-Revises: 0002
+Revises: 0004
 Create Date: 2026-11-30
 """
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0005"
-down_revision: str | None = "0002"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
