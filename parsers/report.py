@@ -14,7 +14,7 @@ from nianbao.schema.checks import run_checks
 from .blocks import Document, ParseError, Table
 from .detect import sniff_format
 from .flattened import recover_table
-from .metadata import SourceHints, extract_metadata
+from .metadata import Metadata, SourceHints, extract_metadata
 from .sections import Section, find_sections
 from .tables import TABLE_CODES, detect_version, extract_facts
 from .traditional import to_simplified_document
@@ -59,7 +59,13 @@ def empty_result(source: str, data: bytes, fmt: str) -> dict:
         "pages": None,
         "status": "failed",
         "agency": None,
+        "agency_source": None,
+        "agency_canonical": None,
+        "agency_kind": None,
+        "level": None,
+        "region_code": None,
         "region": None,
+        "region_names": None,
         "year": None,
         "template": None,
         "parser_version": PARSER_VERSION,
@@ -84,11 +90,17 @@ def parse_document(document: Document, result: dict, hints: SourceHints | None =
         )
     found, block_sections = find_sections(document.blocks)
     preamble = next(s for s in found if s.code == "preamble")
+    overview = next((s for s in found if s.code == "overview"), None)
     meta = extract_metadata(
         preamble.paragraphs[:8] or [p.text for p in document.paragraphs()[:8]],
         document.title,
         hints,
+        overview=overview.paragraphs[:3] if overview else (),
+        closing=[p.text for p in document.paragraphs()[-8:]],
+        author=document.author,
+        source=result["source"],
     )
+    problems.extend(meta.problems)
     placed = [
         (block, section)
         for block, section in zip(document.blocks, block_sections, strict=True)
@@ -109,7 +121,7 @@ def parse_document(document: Document, result: dict, hints: SourceHints | None =
     result.update(
         pages=document.pages,
         agency=meta.agency,
-        region=result["region"] or (hints.region if hints else None),
+        **_agency_fields(meta, hints),
         year=meta.year,
         template=version if facts else ("free_form" if has_sections else None),
         sections=[
@@ -133,6 +145,24 @@ def parse_document(document: Document, result: dict, hints: SourceHints | None =
             }
         )
     return result
+
+
+def _agency_fields(meta: Metadata, hints: SourceHints | None) -> dict:
+    """Who published it, for `parse --json`: `region` stays the one string it always was
+    (now the resolved place, else the portal's region); `region_names` splits it."""
+    agency = meta.resolved
+    portal_region = hints.region if hints else None
+    if agency is None:
+        return {"region": portal_region}
+    return {
+        "agency_source": meta.agency_source,
+        "agency_canonical": agency.canonical,
+        "agency_kind": agency.kind,
+        "level": agency.level,
+        "region_code": agency.region_code,
+        "region": agency.region or portal_region,
+        "region_names": agency.region_names() if agency.region_code else None,
+    }
 
 
 def _recover_flattened(
