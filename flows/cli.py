@@ -105,9 +105,10 @@ def evaluate_command(
     Example:
         nianbao eval samples/
     """
-    from nianbao.flows.evaluate import evaluate
+    from nianbao.flows.evaluate import evaluate, evaluate_metadata, metadata_summary
 
     scores = evaluate(roots or [Path("samples")])
+    who = evaluate_metadata(roots or [Path("samples")])
     if not scores:
         typer.echo("no gold files found", err=True)
         raise typer.Exit(2)
@@ -129,7 +130,13 @@ def evaluate_command(
     typer.echo(
         f"{right / total:8.2%}  {right:4d}/{total:<4d} overall cell accuracy over {len(scores)} documents"
     )
+    for score in who:
+        if score.wrong:
+            typer.echo(f"          {score.path}: " + "; ".join(score.wrong))
+    if who:
+        typer.echo(f"          {metadata_summary(who)}")
     perfect = right == total and not any(s.metadata_errors or s.missing_sections for s in scores)
+    perfect = perfect and not any(s.wrong for s in who)
     raise typer.Exit(0 if perfect else 1)
 
 

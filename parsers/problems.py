@@ -32,6 +32,8 @@ FINDINGS: dict[str, str] = {
     "unreadable_cell": "a cell whose text is not a number or a blank marker; kept raw, value null",
     "fused_cells": "cells run together in page text that cannot be split unambiguously",
     "fused_cells_decoded": "cells run together in page text, split where only one split fits the printed totals",
+    "agency_missing": "no credible agency: the report names no full body (only 我局, or a name without its place)",
+    "year_missing": "no report year in the title, the 统计期限 or the opening of 总体情况",
     "traditional_characters": "converted from traditional characters (OpenCC tw2sp); raw bytes keep the original",
 }
 

@@ -100,7 +100,6 @@ def parse_document(document: Document, result: dict, hints: SourceHints | None =
         author=document.author,
         source=result["source"],
     )
-    problems.extend(meta.problems)
     placed = [
         (block, section)
         for block, section in zip(document.blocks, block_sections, strict=True)
@@ -136,6 +135,7 @@ def parse_document(document: Document, result: dict, hints: SourceHints | None =
     )
     if facts or len(found) > 2:
         result["status"] = "parsed"
+        problems.extend(meta.problems)  # who published it matters only for a report
     else:
         result["status"] = "not_a_report"
         problems.append(

@@ -144,9 +144,9 @@ def test_upgrade_creates_tables_and_views(db_url: str, engine: Engine) -> None:
         "harvest_log",
     } <= set(names.get_table_names())
     assert {"v_applications", "v_check_failures"} <= set(names.get_view_names())
-    assert current_revision(db_url) == "0002"
+    assert current_revision(db_url) == "0003"
     upgrade(db_url)  # a second upgrade is a no-op
-    assert current_revision(db_url) == "0002"
+    assert current_revision(db_url) == "0003"
 
 
 def test_models_match_migrations(engine: Engine) -> None:
