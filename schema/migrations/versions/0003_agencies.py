@@ -208,11 +208,14 @@ def downgrade() -> None:
     op.execute("DROP VIEW v_check_failures")
     op.execute("DROP VIEW v_applications")
     op.drop_index("ix_reports_agency_id_year", table_name="reports")
-    with op.batch_alter_table("reports") as batch:
-        batch.drop_column("level")
-        batch.drop_column("region_code")
-        batch.drop_column("agency_source")
-        batch.drop_column("agency_id")
+    if op.get_bind().dialect.name == "sqlite":
+        # Native DROP COLUMN (SQLite 3.35+), not a batch copy: see upgrade().
+        for column in ("level", "region_code", "agency_source", "agency_id"):
+            op.execute(f"ALTER TABLE reports DROP COLUMN {column}")
+    else:
+        op.drop_constraint(op.f("fk_reports_agency_id_agencies"), "reports", type_="foreignkey")
+        for column in ("level", "region_code", "agency_source", "agency_id"):
+            op.drop_column("reports", column)
     op.drop_index("ix_agency_aliases_agency_id_name", table_name="agency_aliases")
     op.drop_table("agency_aliases")
     op.drop_index("ix_agencies_region_code", table_name="agencies")
