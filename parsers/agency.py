@@ -77,11 +77,6 @@ class Agency:
     city: str | None = None
     county: str | None = None
 
-    @property
-    def region(self) -> str | None:
-        names = "".join(n for n in (self.province, self.city, self.county) if n)
-        return names or None
-
     def region_names(self) -> dict[str, str | None]:
         return {"province": self.province, "city": self.city, "county": self.county}
 
@@ -321,7 +316,11 @@ def resolve_agency(
         chain = divisions.ancestors(hint_chain[-1])
     national = not chain and not ambiguous and bool(_NATIONAL.search(name))
     if not chain and not ambiguous and not national and not township and not _ZONE.search(rest):
-        return None  # a department with no place: 统计局 could be anyone's
+        if not hint_chain:
+            return None  # a department with no place: 统计局 could be anyone's
+        # 统计局 in a report from the portal of 红桥区 is that district's.
+        chain = divisions.ancestors(hint_chain[-1])
+        name = shown = hint_chain[-1].name + name
     if township and len(township.group(1)) < 2:
         return None
     level = (

@@ -36,6 +36,10 @@ _MARKUP = re.compile(r"^[\s#>*_=-]+|[\s*_=]+$")
 # Page numbers, running heads and rules: lines that are never part of a title.
 _FURNITURE = re.compile(r"^[\s\-—–_·•.\d第页共/|]*$|^第\s*\d+\s*页|^-\s*\d+\s*-$")
 _SPACED_DIGITS = re.compile(r"(?<=\d)\s+(?=\d)")
+_LETTER_SPACED = re.compile(r"(?:\S\s+){4,}\S")
+_ATTACHMENT = re.compile(r"^附件\s*\d*\s*[:：]?\s*")
+# Where a breadcrumb or a label ends and the title's own words begin.
+_LAST_DELIMITER = re.compile(r".*[。，,；;：:！!？?>》\]】|]")
 _SENTENCE = re.compile(r"[。，,；;：:！!？?]")
 
 _PREAMBLE_PATTERNS = (
@@ -51,8 +55,8 @@ _BODY_PATTERNS = (
     re.compile(r"([^，,。；;、（(\s“”\"]{2,40}?)[（(]以下简称[“\"]?(?:我|本)"),
     # XX局政府信息公开工作领导小组办公室
     re.compile(r"([^，,。；;、（(\s“”\"]{2,40}?)政府信息公开(?:工作)?领导小组"),
-    # 本机关（XX局）
-    re.compile(r"本机关[（(]([^）)]{2,40})[）)]"),
+    # 本机关（XX局）, 我局（XX局）
+    re.compile(r"(?:本|我)(?:机关|局|委|办|厅|署|院|中心|单位)[（(]([^）)]{2,40})[）)]"),
 )
 # The verbs that follow the agency in 2024年，XX局坚持… at the opening of 总体情况.
 _OPENING_VERB = re.compile(
@@ -115,6 +119,10 @@ def _fold(text: str) -> str:
 
 def _clean_line(text: str) -> str:
     line = _LABEL_PREFIX.sub("", _MARKUP.sub("", _fold(text)))
+    line = _ATTACHMENT.sub("", line)
+    if _LETTER_SPACED.fullmatch(line):
+        # 互 助 县 就 业 服 务 局 2 0 2 3 年 …: a title set with a space after every character.
+        return re.sub(r"\s+", "", line)
     return _SPACED_DIGITS.sub("", line)
 
 
@@ -128,7 +136,7 @@ def _title_parts(text: str) -> tuple[str | None, int | None]:
         name = after if len(fold(after)) >= 2 else before
     else:
         name = head
-    name = re.sub(r"关于$", "", name.strip())
+    name = re.sub(r"关于$", "", _LAST_DELIMITER.sub("", name).strip())
     tokens = name.split()
     # A title among page furniture keeps its agency in the last token; a letter-spaced one
     # (互 助 县 …) only when the spaces are removed.
@@ -179,7 +187,17 @@ def _title_block(lines: list[str]) -> tuple[str | None, str | None, int | None]:
 
 
 def _names_in(text: str, patterns: Sequence[re.Pattern[str]]) -> list[str]:
-    return [m.group(1) for pattern in patterns for m in pattern.finditer(text)]
+    """What the patterns capture, cut to the longest tail that is a body's name:
+    调整充实了XX县教育局政府信息公开工作领导小组 gives XX县教育局."""
+    names = []
+    for pattern in patterns:
+        for match in pattern.finditer(text):
+            phrase = fold(match.group(1))
+            tail = next(
+                (phrase[i:] for i in range(len(phrase) - 1) if resolve_agency(phrase[i:])), None
+            )
+            names.append(tail or phrase)
+    return names
 
 
 def _opening_name(paragraph: str) -> str | None:

@@ -19,7 +19,7 @@ from .sections import Section, find_sections
 from .tables import TABLE_CODES, detect_version, extract_facts
 from .traditional import to_simplified_document
 
-PARSER_VERSION = "0.1.0"
+PARSER_VERSION = "0.2.0"  # 0.2: who published it (agency source, level, 行政区划 code)
 
 
 def _reader(fmt: str) -> Callable[[bytes], Document]:
@@ -148,21 +148,20 @@ def parse_document(document: Document, result: dict, hints: SourceHints | None =
 
 
 def _agency_fields(meta: Metadata, hints: SourceHints | None) -> dict:
-    """Who published it, for `parse --json`: `region` stays the one string it always was
-    (now the resolved place, else the portal's region); `region_names` splits it."""
+    """Who published it, for `parse --json`. `region` keeps its meaning (the portal's region,
+    as harvested); the resolved place is `region_code` with its names in `region_names`."""
     agency = meta.resolved
-    portal_region = hints.region if hints else None
-    if agency is None:
-        return {"region": portal_region}
-    return {
-        "agency_source": meta.agency_source,
-        "agency_canonical": agency.canonical,
-        "agency_kind": agency.kind,
-        "level": agency.level,
-        "region_code": agency.region_code,
-        "region": agency.region or portal_region,
-        "region_names": agency.region_names() if agency.region_code else None,
-    }
+    fields: dict = {"region": hints.region if hints else None}
+    if agency is not None:
+        fields.update(
+            agency_source=meta.agency_source,
+            agency_canonical=agency.canonical,
+            agency_kind=agency.kind,
+            level=agency.level,
+            region_code=agency.region_code,
+            region_names=agency.region_names() if agency.region_code else None,
+        )
+    return fields
 
 
 def _recover_flattened(

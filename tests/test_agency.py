@@ -63,7 +63,7 @@ def test_parse_json_carries_where_the_agency_came_from_and_its_place() -> None:
     assert parsed["agency_source"] == "title"
     assert parsed["agency_canonical"] == "淮安市人民政府"
     assert parsed["agency_kind"] == "government"
-    assert parsed["region"] == "江苏省淮安市"
+    assert parsed["region"] is None  # the portal's region: this file was not harvested
     assert parsed["region_names"] == {"province": "江苏省", "city": "淮安市", "county": None}
 
 
@@ -78,6 +78,8 @@ def _parse_text(text: str, name: str = "report.txt", hints: SourceHints | None =
         "# 互助县就业服务局\n\n## 2 0 2 3 年度政府信息公开工作年度报告",  # Markdown, spaced digits
         "第 1 页 共 9 页\n\n互助县就业服务局2023年度政府信息公开\n工作年度报告",  # furniture, wrap
         "互 助 县 就 业 服 务 局\n2023年度政府信息公开工作年度报告",  # letter-spaced name
+        "互 助 县 就 业 服 务 局 2 0 2 3 年 度 政 府 信 息 公 开 工 作 年 度 报 告",  # all spaced
+        "首页 > 政务公开 > 附件1：互助县就业服务局2023年度政府信息公开工作年度报告",  # breadcrumb
     ],
 )
 def test_title_however_printed_gives_agency_and_year(title: str) -> None:
@@ -142,7 +144,10 @@ def test_portal_region_places_a_relative_name() -> None:
     assert parsed["agency_canonical"] == "天津市红桥区统计局"
     assert (parsed["level"], parsed["region_code"]) == ("县", "120106")
     assert parsed["region_names"] == {"province": "天津市", "city": None, "county": "红桥区"}
+    assert parsed["region"] == "天津市红桥区"  # still the portal's region, as harvested
     assert _parse_text(text)["agency"] is None
+    bare = resolve_agency("统计局", region_hint="天津市红桥区")
+    assert bare is not None and (bare.name, bare.region_code) == ("红桥区统计局", "120106")
 
 
 def test_a_wrapped_preamble_never_becomes_the_agency() -> None:
@@ -155,6 +160,16 @@ def test_a_wrapped_preamble_never_becomes_the_agency() -> None:
     )
     assert (meta.agency, meta.year) == (None, 2023)
     assert [p["code"] for p in meta.problems] == ["agency_missing"]
+
+
+def test_body_names_the_agency_inside_a_longer_phrase() -> None:
+    meta = extract_metadata(
+        ["统计期限为2023年1月1日至2023年12月31日。"],
+        overview=["调整充实了互助县就业服务局政府信息公开工作领导小组，明确专人负责。"],
+    )
+    assert (meta.agency, meta.agency_source) == ("互助县就业服务局", "body")
+    meta = extract_metadata(["我局（互助县就业服务局）2023年主动公开政府信息70条。"])
+    assert (meta.agency, meta.agency_source) == ("互助县就业服务局", "body")
 
 
 def test_docx_without_a_printed_title_is_named_by_its_properties() -> None:
