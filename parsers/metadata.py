@@ -79,6 +79,7 @@ WEIGHTS = {
     "file_name": 65,
     "body": 60,
     "hint_publisher": 45,
+    "author": 40,  # the properties' author, reported as agency_source "properties"
 }
 
 
@@ -111,6 +112,7 @@ class Metadata:
 class _Candidate:
     agency: Agency
     source: str
+    weight: int
 
 
 def _fold(text: str) -> str:
@@ -200,14 +202,14 @@ def _names_in(text: str, patterns: Sequence[re.Pattern[str]]) -> list[str]:
     return names
 
 
-def _opening_name(paragraph: str) -> str | None:
+def _opening_name(paragraph: str, region_hint: str | None) -> str | None:
     """XX局 in `2024年，XX局坚持…`, the usual first sentence of 总体情况."""
     match = _OPENING_YEAR.match(paragraph)
     if not match:
         return None
     rest = re.sub(r"^[\s,，、]+", "", paragraph[match.end() :])
     for end in range(2, min(30, len(rest)) + 1):
-        if _OPENING_VERB.match(rest, end) and resolve_agency(rest[:end]) is not None:
+        if _OPENING_VERB.match(rest, end) and resolve_agency(rest[:end], None, region_hint):
             return rest[:end]
     return None
 
@@ -281,21 +283,22 @@ def extract_metadata(
     )
     year = year or property_year or hint_year or file_year
 
-    printed: list[tuple[str | None, str]] = [
-        (title_name, "title"),
-        (property_name, "properties"),
-        *((name, "preamble") for name in _names_in(preamble, _PREAMBLE_PATTERNS)),
-        (_signature(closing), "signature"),
-        (hint_name, "hint_title"),
-        (file_name, "file_name"),
-        (_opening_name(opening), "body"),
-        *((name, "body") for name in _names_in(body, _BODY_PATTERNS)),
-        (author, "properties"),
-        (hints.publisher, "hint_publisher"),
+    printed: list[tuple[str | None, str, int]] = [
+        (title_name, "title", WEIGHTS["title"]),
+        (property_name, "properties", WEIGHTS["properties"]),
+        *((n, "preamble", WEIGHTS["preamble"]) for n in _names_in(preamble, _PREAMBLE_PATTERNS)),
+        (_signature(closing), "signature", WEIGHTS["signature"]),
+        (hint_name, "hint_title", WEIGHTS["hint_title"]),
+        (file_name, "file_name", WEIGHTS["file_name"]),
+        (_opening_name(opening, hints.region), "body", WEIGHTS["body"]),
+        *((n, "body", WEIGHTS["body"]) for n in _names_in(body, _BODY_PATTERNS)),
+        # An author may be whoever made the template the report was typed into: believed least.
+        (author, "properties", WEIGHTS["author"]),
+        (hints.publisher, "hint_publisher", WEIGHTS["hint_publisher"]),
     ]
     candidates = [
-        _Candidate(agency, where)
-        for name, where in printed
+        _Candidate(agency, where, weight)
+        for name, where, weight in printed
         if name and (agency := resolve_agency(_clean_line(name), year, hints.region)) is not None
     ]
     chosen = _choose(candidates)
@@ -350,9 +353,9 @@ def _choose(candidates: list[_Candidate]) -> _Candidate | None:
 
     def support(members: list[_Candidate]) -> int:
         sources = {m.source for m in members}
-        return max(WEIGHTS[m.source] for m in members) + 5 * (len(sources) - 1)
+        return max(m.weight for m in members) + 5 * (len(sources) - 1)
 
     best = max(groups.values(), key=support)
-    leader = max(best, key=lambda m: WEIGHTS[m.source])
-    precise = max(best, key=lambda m: (m.agency.region_code is not None, WEIGHTS[m.source]))
-    return _Candidate(precise.agency, leader.source)
+    leader = max(best, key=lambda m: m.weight)
+    precise = max(best, key=lambda m: (m.agency.region_code is not None, m.weight))
+    return _Candidate(precise.agency, leader.source, leader.weight)

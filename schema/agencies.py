@@ -27,7 +27,9 @@ _agencies = sa.table(
 _aliases = sa.table("agency_aliases", sa.column("id"), sa.column("agency_id"), sa.column("name"))
 
 
-def _insert_ignoring_duplicates(connection: sa.Connection, table: sa.TableClause, row: dict):
+def _insert_ignoring_duplicates(
+    connection: sa.Connection, table: sa.TableClause, row: dict[str, object]
+) -> None:
     dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
     connection.execute(dialect.insert(table).values(row).on_conflict_do_nothing())
 

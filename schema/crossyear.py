@@ -23,10 +23,10 @@ def evaluate_r5(engine: Engine, report_ids: Iterable[int] | None = None) -> int:
     """Write (replacing) the R5 checks of current reports; return how many rows were written.
 
     With `report_ids`, only those reports and the next year's reports of the same agencies are
-    evaluated (a newly loaded year N-1 changes the verdict on year N). A report whose agency has
-    no current report for the previous year, or whose agency did not resolve, gets no R5 rows; only columns present in both years
-    are compared. A blank cell counts as 0, since reports print blanks for zero; the detail
-    says "blank".
+    evaluated (a newly loaded year N-1 changes the verdict on year N). A report whose agency
+    did not resolve, or has no current report for the previous year, gets no R5 rows; only
+    columns present in both years are compared. A blank cell counts as 0, since reports print
+    blanks for zero; the detail says "blank".
     """
     with Session(engine) as session, session.begin():
         current = session.execute(
