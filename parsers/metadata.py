@@ -26,8 +26,10 @@ YEAR_IN_TITLE = re.compile(r"(?<!\d)((?:19|20)\d{2})\s*年")
 _PERIOD = re.compile(
     r"统计(?:期限|时限|时间|区间|范围)[^。；]{0,12}?((?:19|20)\d{2})\s*年\s*1\s*月\s*1\s*日"
 )
+# 现将我局2020年度政府信息公开情况报告如下, 现将2023年度XX局政府信息公开工作情况报告如下
 _REPORT_OF_YEAR = re.compile(
-    r"(?<!\d)((?:19|20)\d{2})\s*年度?(?:政府)?信息公开(?:工作)?(?:情况|年度报告|年报|工作报告)"
+    r"(?<!\d)((?:19|20)\d{2})\s*年度?[^。；;，,《》]{0,30}?(?:政府)?信息公开(?:工作)?"
+    r"(?:情况|年度报告|年报|工作报告)"
 )
 _OPENING_YEAR = re.compile(r"^\s*(?:[（(]?[一1][）)、.]?\s*)?((?:19|20)\d{2})\s*年度?(?!\d)")
 _YEAR_END = re.compile(r"截[至止]\s*((?:19|20)\d{2})\s*年\s*12\s*月\s*31\s*日")
@@ -48,6 +50,10 @@ _PREAMBLE_PATTERNS = (
     ),
     re.compile(
         r"现(?:将|公布|公开|发布|予以公布|向社会公布)([^，,。；;（(]{2,40}?)(?:19|20)\d{2}\s*年"
+    ),
+    # 现将2023年度XX局政府信息公开工作情况报告如下
+    re.compile(
+        r"现(?:将|公布|公开|发布|予以公布|向社会公布)(?:19|20)\d{2}\s*年度?([^，,。；;（(]{2,40}?)政府信息公开"
     ),
 )
 _BODY_PATTERNS = (
@@ -138,7 +144,7 @@ def _title_parts(text: str) -> tuple[str | None, int | None]:
         name = after if len(fold(after)) >= 2 else before
     else:
         name = head
-    name = re.sub(r"关于$", "", _LAST_DELIMITER.sub("", name).strip())
+    name = re.sub(r"关于$", "", _LAST_DELIMITER.sub("", name).strip(" \t-_—–·|"))
     tokens = name.split()
     # A title among page furniture keeps its agency in the last token; a letter-spaced one
     # (互 助 县 …) only when the spaces are removed.

@@ -172,6 +172,20 @@ def test_body_names_the_agency_inside_a_longer_phrase() -> None:
     assert (meta.agency, meta.agency_source) == ("互助县就业服务局", "body")
 
 
+def test_preamble_with_the_year_before_the_agency() -> None:
+    meta = extract_metadata(["现将2023年度互助县就业服务局政府信息公开工作情况报告如下。"])
+    assert (meta.agency, meta.agency_source, meta.year) == ("互助县就业服务局", "preamble", 2023)
+
+
+def test_page_title_with_a_site_separator_names_the_agency() -> None:
+    # A report printed to PDF from a web page carries the page's <title> as its Title.
+    meta = extract_metadata(
+        ["统计期限为2023年1月1日至2023年12月31日。"],
+        title="互助县就业服务局-2023年度政府信息公开工作年度报告_海东市人民政府",
+    )
+    assert (meta.agency, meta.agency_source, meta.year) == ("互助县就业服务局", "properties", 2023)
+
+
 def test_docx_without_a_printed_title_is_named_by_its_properties() -> None:
     word = docx.Document(str(SAMPLES / "huzhu-employment-2023.docx"))
     body = word.element.body
