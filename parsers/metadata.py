@@ -144,7 +144,7 @@ def _title_parts(text: str) -> tuple[str | None, int | None]:
         name = after if len(fold(after)) >= 2 else before
     else:
         name = head
-    name = re.sub(r"关于$", "", _LAST_DELIMITER.sub("", name).strip(" \t-_—–·|"))
+    name = re.sub(r"关于(?:印发|发布|公布)?$", "", _LAST_DELIMITER.sub("", name).strip(" \t-_—–·|"))
     tokens = name.split()
     # A title among page furniture keeps its agency in the last token; a letter-spaced one
     # (互 助 县 …) only when the spaces are removed.
@@ -157,10 +157,10 @@ def _title_parts(text: str) -> tuple[str | None, int | None]:
 def _title_block(lines: list[str]) -> tuple[str | None, str | None, int | None]:
     """The report's title (joined when printed over several lines), its agency and year.
 
-    Of the title-like lines, the first that names agency and year wins, then one with a year
-    (a breadcrumb ending in 政府信息公开年报 names neither).
+    Of the title-like lines, the first that names a credible agency and a year wins, then one
+    with a year (a breadcrumb ending in 政府信息公开年报 names neither).
     """
-    blocks: list[tuple[str, str | None, int | None]] = []
+    blocks: list[tuple[bool, bool, str, str | None, int | None]] = []
     for index, line in enumerate(lines):
         if len(line) > 80:
             continue
@@ -176,22 +176,31 @@ def _title_block(lines: list[str]) -> tuple[str | None, str | None, int | None]:
                 joined = line + following
             else:
                 continue
-        name, year = _title_parts(joined)
-        back = index
-        # 平潭综合实验区 2020 年 / 政府信息公开工作年度报告: the agency is on the lines before.
-        while (not name or year is None) and back > 0 and index - back < 2:
-            previous = lines[back - 1]
-            if len(previous) > 30 or _SENTENCE.search(previous) or REPORT_TITLE.search(previous):
+        # 平潭综合实验区 2020 年 / 政府信息公开工作年度报告, or 淮安市洪泽区人民 / 政府2023年…: the
+        # agency begins on a line before. The reading with a credible agency, then a year, and
+        # the fewest lines wins.
+        readings = [joined]
+        for previous in (lines[index - 1 : index], lines[max(index - 2, 0) : index]):
+            if len(previous) != len(readings) or any(
+                len(p) > 30 or _SENTENCE.search(p) or REPORT_TITLE.search(p) for p in previous
+            ):
                 break
-            back -= 1
-            joined = previous + joined
-            name, year = _title_parts(joined)
-        blocks.append((joined, name, year))
-    for wanted in (lambda b: b[1] and b[2], lambda b: b[2], lambda b: b[1], lambda b: True):
-        chosen = next((b for b in blocks if wanted(b)), None)
-        if chosen:
-            return chosen
-    return None, None, None
+            readings.append("".join(previous) + joined)
+        scored = [
+            (_credible(name), year is not None, text, name, year)
+            for text in readings
+            for name, year in [_title_parts(text)]
+        ]
+        blocks.append(max(scored, key=lambda reading: reading[:2]))
+    if not blocks:
+        return None, None, None
+    # Ranked as the readings are; the first of the best wins.
+    _, _, joined, name, year = max(blocks, key=lambda block: block[:2])
+    return joined, name, year
+
+
+def _credible(name: str | None) -> bool:
+    return name is not None and resolve_agency(name) is not None
 
 
 def _names_in(text: str, patterns: Sequence[re.Pattern[str]]) -> list[str]:
