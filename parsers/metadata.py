@@ -39,6 +39,8 @@ _MARKUP = re.compile(r"^[\s#>*_=-]+|[\s*_=]+$")
 _FURNITURE = re.compile(r"^[\s\-—–_·•.\d第页共/|]*$|^第\s*\d+\s*页|^-\s*\d+\s*-$")
 _SPACED_DIGITS = re.compile(r"(?<=\d)\s+(?=\d)")
 _LETTER_SPACED = re.compile(r"(?:\S\s+){4,}\S")
+# A browser's print header before a page's title: 2024/1/20 10:15, 1/6.
+_LEADING_STAMP = re.compile(r"^[\d\s/:.\-]+")
 _ATTACHMENT = re.compile(r"^附件\s*\d*\s*[:：]?\s*")
 # Where a breadcrumb or a label ends and the title's own words begin.
 _LAST_DELIMITER = re.compile(r".*[。，,；;：:！!？?>》\]】|]")
@@ -145,13 +147,17 @@ def _title_parts(text: str) -> tuple[str | None, int | None]:
     else:
         name = head
     name = re.sub(r"关于(?:印发|发布|公布)?$", "", _LAST_DELIMITER.sub("", name).strip(" \t-_—–·|"))
+    name = _LEADING_STAMP.sub("", name)
     tokens = name.split()
     # A title among page furniture keeps its agency in the last token; a letter-spaced one
     # (互 助 县 …) only when the spaces are removed.
-    for option in (fold(name), tokens[-1] if tokens else ""):
-        if option and _SENTENCE.search(option) is None and len(option) <= 40:
-            return option, int(year.group(1)) if year else None
-    return None, int(year.group(1)) if year else None
+    options = [
+        option
+        for option in (fold(name), tokens[-1] if tokens else "")
+        if option and _SENTENCE.search(option) is None and len(option) <= 40
+    ]
+    found = next((o for o in options if _credible(o)), options[0] if options else None)
+    return found, int(year.group(1)) if year else None
 
 
 def _title_block(lines: list[str]) -> tuple[str | None, str | None, int | None]:

@@ -81,6 +81,7 @@ def _parse_text(text: str, name: str = "report.txt", hints: SourceHints | None =
         "互 助 县 就 业 服 务 局 2 0 2 3 年 度 政 府 信 息 公 开 工 作 年 度 报 告",  # all spaced
         "首页 > 政务公开 > 附件1：互助县就业服务局2023年度政府信息公开工作年度报告",  # breadcrumb
         "互助县就业服\n务局2023年度政府信息公开工作年度报告",  # a line break inside the name
+        "2024/1/20 10:15 互助县就业服务局2023年度政府信息公开工作年度报告",  # a browser's header
         "互助县就业服务局关于印发2023年度政府信息公开工作年度报告的通知",  # a covering notice
     ],
 )
