@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
 import tomllib
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import pytest
 
 from nianbao.flows.evaluate import evaluate_metadata, metadata_summary
 from nianbao.parsers.agency import resolve_agency
+from nianbao.parsers.legacy import find_soffice
 from nianbao.parsers.metadata import SourceHints, extract_metadata
 from nianbao.parsers.pdf import read_pdf
 from nianbao.parsers.report import parse_bytes, parse_file
@@ -205,6 +207,42 @@ def test_docx_without_a_printed_title_is_named_by_its_properties() -> None:
         "properties",
         2023,
     )
+
+
+def test_pdf_printed_from_a_web_page_without_its_title(tmp_path: Path) -> None:
+    """The seed's web page with its printed title and preamble cut, printed to PDF by
+    LibreOffice: the page's <title> becomes the PDF's Title, the only place naming the body."""
+    soffice = find_soffice()
+    if soffice is None:
+        pytest.skip("LibreOffice is not installed (.ci/libreoffice.sh installs it)")
+    page = (SAMPLES / "huzhu-employment-2023.html").read_bytes().decode("gbk")
+    cut_from = page.index('<p align="center"><strong>互助县就业服务局')
+    cut_to = page.rindex("<", 0, page.index("一、总体情况"))
+    page = (page[:cut_from] + page[cut_to:]).replace('charset="gbk"', 'charset="utf-8"')
+    (tmp_path / "report.html").write_text(page, "utf-8")
+    subprocess.run(
+        [
+            soffice,
+            f"-env:UserInstallation={(tmp_path / 'profile').as_uri()}",
+            "--headless",
+            "--convert-to",
+            "pdf:writer_web_pdf_Export",
+            "--outdir",
+            str(tmp_path),
+            str(tmp_path / "report.html"),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    parsed = parse_file(str(tmp_path / "report.pdf"))
+    assert parsed["status"] == "parsed"
+    assert (parsed["agency"], parsed["agency_source"], parsed["year"]) == (
+        "互助县就业服务局",
+        "properties",
+        2023,
+    )
+    assert parsed["region_code"] == "630223"
 
 
 def test_pdf_properties_are_read_in_their_own_encoding() -> None:
