@@ -180,7 +180,6 @@ def looks_like_agency(name: str) -> bool:
         and bool(_VALID_CHARS.match(name))
         and bool(_AGENCY_END.search(name))
         and not _NOT_IN_NAME.search(name)
-        and not _NOT_NAME_START.match(name)
     )
 
 
@@ -318,6 +317,8 @@ def resolve_agency(
         # 河包镇 on the portal of 荣昌区: the town lies in the portal's place.
         chain = divisions.ancestors(hint_chain[-1])
     national = not chain and not ambiguous and bool(_NATIONAL.search(name))
+    if not chain and not ambiguous and _NOT_NAME_START.match(name):
+        return None  # 将…, 由…, 对…: a sentence's words (本溪市 and 将乐县 have a place chain)
     if not chain and not ambiguous and not national and not township and not _ZONE.search(rest):
         if not hint_chain:
             return None  # a department with no place: 统计局 could be anyone's

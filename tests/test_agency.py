@@ -275,6 +275,15 @@ def test_one_agency_with_and_without_its_city() -> None:
     assert (full.province, full.city, full.county) == ("江苏省", "淮安市", "洪泽区")
 
 
+@pytest.mark.parametrize(
+    "name, code",
+    [("本溪市人民政府", "210500"), ("将乐县人民政府", "350428"), ("和平区人民政府", None)],
+)
+def test_places_that_begin_with_a_function_word(name: str, code: str | None) -> None:
+    agency = resolve_agency(name)
+    assert agency is not None and agency.region_code == code  # 和平区: Tianjin or Shenyang
+
+
 def test_short_county_name_and_department_resolve() -> None:
     agency = resolve_agency("互助县就业服务局")
     assert agency is not None
