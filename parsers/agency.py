@@ -78,7 +78,7 @@ class Agency:
         return {"province": self.province, "city": self.city, "county": self.county}
 
 
-class _Divisions:
+class CodeTable:
     """One vintage of the code table, indexed by full and short names per tier."""
 
     def __init__(self, rows: list[dict[str, str]]) -> None:
@@ -142,10 +142,11 @@ def newest_vintage() -> int:
 
 
 @cache
-def _divisions(year: int) -> _Divisions:
+def code_table(year: int) -> CodeTable:
+    """The code list of `year`, clipped to the years the table holds."""
     header, by_year = _table()
     wanted = min(max(year, min(by_year)), max(by_year))
-    return _Divisions(list(csv.DictReader(io.StringIO("\n".join([header, *by_year[wanted]])))))
+    return CodeTable(list(csv.DictReader(io.StringIO("\n".join([header, *by_year[wanted]])))))
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,11 +185,11 @@ def looks_like_agency(name: str) -> bool:
 
 
 def _match_tier(
-    name: str, pos: int, tier: str, divisions: _Divisions, parent: Place | None
+    name: str, pos: int, tier: str, divisions: CodeTable, parent: Place | None
 ) -> tuple[list[Place], int]:
     """Places of `tier` printed at `pos` (the longest reading), under `parent` when known."""
     found: list[tuple[int, Place]] = []
-    for length in range(2, min(12, len(name) - pos) + 1):
+    for length in range(2, min(24, len(name) - pos) + 1):
         piece = name[pos : pos + length]
         after = name[pos + length : pos + length + 1]
         found.extend((length, place) for place in divisions.names[tier].get(piece, []))
@@ -209,24 +210,32 @@ def _match_tier(
     return list(places.values()), pos + longest
 
 
-def _chain(name: str, divisions: _Divisions, hint_codes: set[str]) -> tuple[list[Place], int, bool]:
-    """The places printed at the start of `name`; whether a tier was ambiguous."""
+def _chain(name: str, divisions: CodeTable, hint_codes: set[str]) -> tuple[list[Place], int, bool]:
+    """The places printed at the start of `name`; whether a place was ambiguous.
+
+    At each point the longest place name of any tier below the last one wins, so 黄石港区 is a
+    district, not the city 黄石 followed by 港区, and 海南藏族自治州 is not the province 海南.
+    """
     chain: list[Place] = []
     pos = 0
-    for tier in "省市县":
-        places, end = _match_tier(name, pos, tier, divisions, chain[-1] if chain else None)
+    tiers = "省市县"
+    while tiers:
+        parent = chain[-1] if chain else None
+        matches = [(tier, *_match_tier(name, pos, tier, divisions, parent)) for tier in tiers]
+        tier, places, end = max(matches, key=lambda match: match[2])
         if not places:
-            continue
+            break
         if len(places) > 1 and hint_codes:
             places = [p for p in places if divisions.within(p, hint_codes)] or places
         if len(places) > 1:
             return chain, end, True
         chain.append(places[0])
         pos = end
+        tiers = tiers[tiers.index(tier) + 1 :]
     return chain, pos, False
 
 
-def _hint_codes(region_hint: str | None, divisions: _Divisions) -> tuple[set[str], list[Place]]:
+def _hint_codes(region_hint: str | None, divisions: CodeTable) -> tuple[set[str], list[Place]]:
     if not region_hint:
         return set(), []
     chain, _, _ = _chain(fold(region_hint), divisions, set())
@@ -250,7 +259,7 @@ def _zone_agency(name: str) -> Agency | None:
         for form in sorted((zone.name, *zone.aliases), key=len, reverse=True):
             if name.startswith(form):
                 rest = name[len(form) :]
-                divisions = _divisions(newest_vintage())
+                divisions = code_table(newest_vintage())
                 place = divisions.by_code.get(zone.region_code)
                 chain = divisions.ancestors(place) if place else []
                 names = _names(chain)
@@ -292,11 +301,11 @@ def resolve_agency(
     zone = _zone_agency(name)
     if zone:
         return zone
-    divisions = _divisions(newest_vintage())
+    divisions = code_table(newest_vintage())
     hint_codes, hint_chain = _hint_codes(region_hint, divisions)
     chain, pos, ambiguous = _chain(name, divisions, hint_codes)
     if not chain and not ambiguous and year is not None and year < newest_vintage():
-        older = _divisions(year)
+        older = code_table(year)
         chain, pos, ambiguous = _chain(name, older, _hint_codes(region_hint, older)[0])
         divisions = older if chain else divisions
     relative = _RELATIVE.match(name) if not chain and not ambiguous else None
@@ -353,7 +362,7 @@ def resolve_agency(
     )
 
 
-def _canonical_prefix(chain: list[Place], divisions: _Divisions) -> str:
+def _canonical_prefix(chain: list[Place], divisions: CodeTable) -> str:
     """The place written the way one names a body there: 淮安市洪泽区, 上海市黄浦区, 淮安市."""
     if not chain:
         return ""

@@ -326,3 +326,26 @@ def test_every_override_zone_lies_in_a_listed_division() -> None:
         assert agency is not None, zone["name"]
         assert agency.region_code == zone["region_code"]
         assert agency.province is not None, zone["name"]  # the code is in the code table
+
+
+def test_every_county_resolves_from_its_printed_names() -> None:
+    """Over the whole code table: 'city + county' always resolves to the county, the county
+    alone resolves to it or (a name shared by several counties) to no place, never another."""
+    from nianbao.parsers.agency import code_table, newest_vintage
+
+    table = code_table(newest_vintage())
+    counties = [p for p in table.by_code.values() if p.tier == "县"]
+    assert len(counties) > 2800
+    wrong, unplaced = [], 0
+    for county in counties:
+        above = table.ancestors(county)[:-1]
+        printed = "".join(p.name for p in above[-1:]) + county.name
+        if resolve_agency(printed + "人民政府").region_code != county.code:
+            wrong.append(printed)
+        alone = resolve_agency(county.name + "教育局")
+        if alone.region_code is None:
+            unplaced += 1
+        elif alone.region_code != county.code:
+            wrong.append(county.name)
+    assert wrong == []
+    assert unplaced < 100  # 鼓楼区, 朝阳区 …: shared names wait for the portal's region
