@@ -96,7 +96,9 @@ def _print_summary(result: dict) -> None:
         f"[bold]{result['source']}[/bold]  ({result['format']}, {result['bytes']} bytes, status {result['status']})"
     )
     console.print(
-        f"agency: {result['agency']}   year: {result['year']}   template: {result['template']}"
+        f"agency: {result['agency']} ({result.get('agency_source') or '—'}, "
+        f"{result.get('level') or '—'}, {result.get('region_code') or '—'})   "
+        f"year: {result['year']}   template: {result['template']}"
     )
     console.print(
         "sections: " + ", ".join(f"{s['code']} ({s['heading'] or '—'})" for s in result["sections"])
@@ -170,9 +172,10 @@ def evaluate_command(
     Example:
         nianbao eval samples/
     """
-    from nianbao.flows.evaluate import evaluate
+    from nianbao.flows.evaluate import evaluate, evaluate_metadata, metadata_summary
 
     scores = evaluate(roots or [Path("samples")])
+    who = evaluate_metadata(roots or [Path("samples")])
     if not scores:
         typer.echo("no gold files found", err=True)
         raise typer.Exit(2)
@@ -191,10 +194,17 @@ def evaluate_command(
         if verbose:
             for line in score.wrong:
                 typer.echo(f"          {line}")
+    # Before the overall line, which stays the last: scripts read it.
+    for score in who:
+        if score.wrong:
+            typer.echo(f"          {score.path}: " + "; ".join(score.wrong))
+    if who:
+        typer.echo(f"          {metadata_summary(who)}")
     typer.echo(
         f"{right / total:8.2%}  {right:4d}/{total:<4d} overall cell accuracy over {len(scores)} documents"
     )
     perfect = right == total and not any(s.metadata_errors or s.missing_sections for s in scores)
+    perfect = perfect and not any(s.wrong for s in who)
     raise typer.Exit(0 if perfect else 1)
 
 

@@ -11,6 +11,10 @@ Two gold formats:
   same source (prose | table) has its value and evidence that overlaps the sentence; where the
   gold fact names its `code` (`table/row/col`), that code must match too. Each parsed fact
   answers one gold fact only. `not_facts` (code, value) are figures that must not be bound.
+
+Who published each report is scored against `metadata.gold.json`, which maps file names beside it
+to their `agency`, `year`, `level` and `region_code`; null says the document does not print it,
+so the parser must say null too.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
+from functools import cache
 from pathlib import Path
 
 from nianbao.parsers.report import parse_file
@@ -55,8 +60,17 @@ def cell_matches(expected, fact: dict | None) -> bool:
     return fact["value"] is not None and float(fact["value"]) == float(expected)
 
 
+METADATA_FIELDS = ("agency", "year", "level", "region_code")
+
+
+@cache
+def _parsed(path: str) -> dict:
+    # A document scored for its cells and for its metadata is parsed once.
+    return parse_file(path)
+
+
 def score_document(path: Path, gold: dict) -> DocumentScore:
-    parsed = parse_file(str(path))
+    parsed = _parsed(str(path))
     facts = {f"{f['table']}/{f['row']}/{f['col']}": f for f in parsed["facts"]}
     score = DocumentScore(str(path))
     for key, expected in gold["facts"].items():
@@ -97,7 +111,7 @@ def _gold_source(where: str) -> str:
 
 def score_facts_document(path: Path, gold: dict) -> DocumentScore:
     """Score a free-form (template 2008) report against its `*.facts.json`."""
-    parsed = parse_file(str(path))
+    parsed = _parsed(str(path))
     score = DocumentScore(str(path))
     used: set[int] = set()
     # Evidence of a report in traditional characters is shown converted, as the parser read it.
@@ -177,3 +191,39 @@ def evaluate(roots: list[Path]) -> list[DocumentScore]:
         score_facts_document(path, gold) if "file" in gold else score_document(path, gold)
         for path, gold in gold_documents(roots)
     ]
+
+
+@dataclass(slots=True)
+class MetadataScore:
+    path: str
+    right: dict[str, bool]
+    wrong: list[str]
+
+
+def evaluate_metadata(roots: list[Path]) -> list[MetadataScore]:
+    """Agency, year, level and region code of every document a `metadata.gold.json` names."""
+    scores = []
+    for root in roots:
+        for gold_path in sorted(root.rglob("metadata.gold.json")):
+            gold = json.loads(gold_path.read_text("utf-8"))
+            for name, expected in gold["documents"].items():
+                path = gold_path.parent / name
+                if not path.exists():
+                    continue
+                parsed = _parsed(str(path))
+                right = {f: parsed.get(f) == expected.get(f) for f in METADATA_FIELDS}
+                wrong = [
+                    f"{f}: expected {expected.get(f)!r}, got {parsed.get(f)!r}"
+                    for f, ok in right.items()
+                    if not ok
+                ]
+                scores.append(MetadataScore(str(path), right, wrong))
+    return scores
+
+
+def metadata_summary(scores: list[MetadataScore]) -> str:
+    """One line: how many documents have each field right."""
+    counts = ", ".join(
+        f"{field} {sum(s.right[field] for s in scores)}/{len(scores)}" for field in METADATA_FIELDS
+    )
+    return f"who published it over {len(scores)} documents: {counts}"

@@ -61,7 +61,10 @@ class Document:
     format: str
     blocks: list[Block] = field(default_factory=list)
     pages: int | None = None
+    # Document properties (PDF Info / DOCX core properties; HTML <title>): a report rendered
+    # from a web page may print no title but still carry one here.
     title: str | None = None
+    author: str | None = None
     # Reader-level findings that do not stop the parse (e.g. a page with no text layer).
     problems: list[dict[str, str]] = field(default_factory=list)
 

@@ -93,6 +93,7 @@ def read_docx(data: bytes, limits: DocxLimits = DEFAULT_LIMITS) -> Document:
         root = word.element
         headings = _heading_style_ids(word)
         title = (word.core_properties.title or "").strip() or None
+        author = (word.core_properties.author or "").strip() or None
     except (*_ZIP_ERRORS, KeyError, OpcError, etree.LxmlError, AttributeError, TypeError) as exc:
         # python-docx reports a broken package through whichever of these its internals hit;
         # ValueError is also how it says the main part is not a Word document, and a part of
@@ -112,7 +113,7 @@ def read_docx(data: bytes, limits: DocxLimits = DEFAULT_LIMITS) -> Document:
                 blocks.append(Paragraph(text, kind=kind))
         elif element.tag == _TBL:
             blocks.extend(_tables(element))
-    return Document(format="docx", blocks=blocks, title=title)
+    return Document(format="docx", blocks=blocks, title=title, author=author)
 
 
 def _vet_package(data: bytes, limits: DocxLimits) -> None:

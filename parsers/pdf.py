@@ -144,6 +144,7 @@ def read_pdf(data: bytes) -> Document:
     try:
         with _library_errors("pypdfium2"):
             pages = [_scan_page(pdf[i], i + 1) for i in range(len(pdf))]
+            properties = _properties(pdf)
     finally:
         pdf.close()
 
@@ -153,7 +154,12 @@ def read_pdf(data: bytes) -> Document:
             "No page has extractable text: the PDF is probably scanned images. "
             "Run OCR on it (e.g. ocrmypdf) or find a text version of the report.",
         )
-    doc = Document(format="pdf", pages=len(pages))
+    doc = Document(
+        format="pdf",
+        pages=len(pages),
+        title=properties.get("Title"),
+        author=properties.get("Author"),
+    )
     doc.problems = [
         {
             "code": "no_text_layer",
@@ -169,6 +175,14 @@ def read_pdf(data: bytes) -> Document:
     doc.blocks = _assemble(pages)
     _check_garbled(doc.blocks)
     return doc
+
+
+def _properties(pdf: pypdfium2.PdfDocument) -> dict[str, str]:
+    """The Info dictionary's non-empty text entries (pdfium decodes UTF-16 ones right)."""
+    try:
+        return {k: v.strip() for k, v in pdf.get_metadata_dict().items() if v and v.strip()}
+    except pypdfium2.PdfiumError:
+        return {}  # unreadable metadata is no reason to lose the report
 
 
 # --- opening and errors -------------------------------------------------------------------------

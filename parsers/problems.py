@@ -35,6 +35,8 @@ FINDINGS: dict[str, str] = {
     "ambiguous_binding": "a pre-2019 prose figure whose clause names two codes; not bound",
     "prose_table_disagree": "a pre-2019 report's prose and 统计表 give different figures; both kept",
     "prose_parts_disagree": "a pre-2019 report's prose gives a total and parts (占N%) that do not add up to it",
+    "agency_missing": "no credible agency: the report names no full body (only 我局, or a name without its place)",
+    "year_missing": "no report year in the title, the 统计期限 or the opening of 总体情况",
     "traditional_characters": "converted from traditional characters (OpenCC tw2sp); raw bytes keep the original",
 }
 

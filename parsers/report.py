@@ -17,12 +17,12 @@ from .detect import sniff_format
 from .evidence import weigh
 from .flattened import recover_table
 from .freeform import extract_freeform
-from .metadata import SourceHints, extract_metadata
+from .metadata import Metadata, SourceHints, extract_metadata
 from .sections import Section, find_sections
 from .tables import TABLE_CODES, detect_version, extract_facts
 from .traditional import to_simplified_document
 
-PARSER_VERSION = "0.1.0"
+PARSER_VERSION = "0.2.0"  # 0.2: who published it; pre-2019 figures; facts only from template tables
 # The national tables began with the 2019 reports; earlier ones are read as template 2008.
 FIRST_TABLE_YEAR = 2019
 
@@ -64,7 +64,13 @@ def empty_result(source: str, data: bytes, fmt: str) -> dict:
         "pages": None,
         "status": "failed",
         "agency": None,
+        "agency_source": None,
+        "agency_canonical": None,
+        "agency_kind": None,
+        "level": None,
+        "region_code": None,
         "region": None,
+        "region_names": None,
         "year": None,
         "template": None,
         "parser_version": PARSER_VERSION,
@@ -90,7 +96,16 @@ def parse_document(document: Document, result: dict, hints: SourceHints | None =
     found, block_sections = find_sections(document.blocks)
     preamble = next(s for s in found if s.code == "preamble")
     opening = preamble.paragraphs[:8] or [p.text for p in document.paragraphs()[:8]]
-    meta = extract_metadata(opening, document.title, hints)
+    overview = next((s for s in found if s.code == "overview"), None)
+    meta = extract_metadata(
+        opening,
+        document.title,
+        hints,
+        overview=overview.paragraphs[:3] if overview else (),
+        closing=[p.text for p in document.paragraphs()[-8:]],
+        author=document.author,
+        source=result["source"],
+    )
     placed = [
         (block, section)
         for block, section in zip(document.blocks, block_sections, strict=True)
@@ -150,7 +165,7 @@ def parse_document(document: Document, result: dict, hints: SourceHints | None =
     result.update(
         pages=document.pages,
         agency=meta.agency,
-        region=result["region"] or (hints.region if hints else None),
+        **_agency_fields(meta, hints),
         year=meta.year,
         template=template,
         sections=[
@@ -164,7 +179,26 @@ def parse_document(document: Document, result: dict, hints: SourceHints | None =
         facts, version if facts else None, "\n".join(s.text for s in found)
     )
     result["status"] = "parsed" if evidence.is_report else "not_a_report"
+    if evidence.is_report:
+        problems.extend(meta.problems)  # who published it matters only for a report
     return result
+
+
+def _agency_fields(meta: Metadata, hints: SourceHints | None) -> dict:
+    """Who published it, for `parse --json`. `region` keeps its meaning (the portal's region,
+    as harvested); the resolved place is `region_code` with its names in `region_names`."""
+    agency = meta.resolved
+    fields: dict = {"region": hints.region if hints else None}
+    if agency is not None:
+        fields.update(
+            agency_source=meta.agency_source,
+            agency_canonical=agency.canonical,
+            agency_kind=agency.kind,
+            level=agency.level,
+            region_code=agency.region_code,
+            region_names=agency.region_names() if agency.region_code else None,
+        )
+    return fields
 
 
 def _recover_flattened(

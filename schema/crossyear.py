@@ -1,6 +1,8 @@
 """R5, the cross-year rule: carried_over(N) = carried_forward(N-1) of the same agency, per column.
 
 It needs two reports, so it runs after loading, over the current report of each (agency, year).
+Reports are linked by agency id (the agencies dimension), so a title that names the city one
+year and not the next still links the two years.
 """
 
 from __future__ import annotations
@@ -21,15 +23,15 @@ def evaluate_r5(engine: Engine, report_ids: Iterable[int] | None = None) -> int:
     """Write (replacing) the R5 checks of current reports; return how many rows were written.
 
     With `report_ids`, only those reports and the next year's reports of the same agencies are
-    evaluated (a newly loaded year N-1 changes the verdict on year N). A report whose agency has
-    no current report for the previous year gets no R5 rows; only columns present in both years
-    are compared. A blank cell counts as 0, since reports print blanks for zero; the detail
-    says "blank".
+    evaluated (a newly loaded year N-1 changes the verdict on year N). A report whose agency
+    did not resolve, or has no current report for the previous year, gets no R5 rows; only
+    columns present in both years are compared. A blank cell counts as 0, since reports print
+    blanks for zero; the detail says "blank".
     """
     with Session(engine) as session, session.begin():
         current = session.execute(
-            select(Report.id, Report.agency, Report.year).where(
-                Report.is_current, Report.agency.is_not(None), Report.year.is_not(None)
+            select(Report.id, Report.agency_id, Report.year).where(
+                Report.is_current, Report.agency_id.is_not(None), Report.year.is_not(None)
             )
         ).all()
         targets = [rid for rid, _, _ in current]
@@ -60,7 +62,7 @@ def _pairs(report_ids: list[int]) -> Select[tuple[int, int, str, Decimal | None,
     forward = aliased(Fact)
     return (
         select(Report.id, Report.year, over.col_code, over.value, forward.value)
-        .join(prev, (prev.agency == Report.agency) & (prev.year == Report.year - 1))
+        .join(prev, (prev.agency_id == Report.agency_id) & (prev.year == Report.year - 1))
         .join(over, over.report_id == Report.id)
         .join(forward, (forward.report_id == prev.id) & (forward.col_code == over.col_code))
         .where(

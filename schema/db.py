@@ -305,6 +305,16 @@ def upgrade(url: str, revision: str = "head") -> None:
         engine.dispose()
 
 
+def downgrade(url: str, revision: str) -> None:
+    """Take the warehouse at `url` back to `revision` (each step keeps the report data)."""
+    engine = engine_for(url)
+    try:
+        with engine.begin() as connection:
+            command.downgrade(_alembic_config(connection), revision)
+    finally:
+        engine.dispose()
+
+
 def current_revision(url: str) -> str | None:
     """The Alembic revision the warehouse at `url` is at; None for an empty database."""
     engine = engine_for(url)

@@ -17,6 +17,8 @@ from sqlalchemy import Engine, delete, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from nianbao.parsers.agency import resolve_agency
+from nianbao.schema.agencies import agency_id_for
 from nianbao.schema.models import Base, Check, Document, Fact, Finding, Report, Section, utcnow
 
 
@@ -137,21 +139,31 @@ def _load(
 def _drop_report(session: Session, sha256: str) -> None:
     """Delete the report an older parser version made of this document, if any."""
     old = session.execute(
-        select(Report.id, Report.agency, Report.year).where(Report.document_sha256 == sha256)
+        select(Report.id, Report.agency, Report.agency_id, Report.year).where(
+            Report.document_sha256 == sha256
+        )
     ).one_or_none()
     if old is not None:
         # ON DELETE CASCADE takes its sections, facts and checks.
         session.execute(delete(Report).where(Report.id == old.id))
-        _settle_current(session, old.agency, old.year)
+        _settle_current(session, old.agency, old.agency_id, old.year)
 
 
 def _insert_report(session: Session, parsed: Mapping[str, Any], now: datetime) -> None:
     agency, year = parsed["agency"], parsed["year"]
+    # Resolved again from the printed name and the region the parse found (or was hinted):
+    # the same call as the 0003 back-fill, and output of older parser versions loads too.
+    resolved = resolve_agency(agency, year, parsed.get("region")) if agency else None
+    agency_id = agency_id_for(session.connection(), resolved, agency) if resolved else None
     report = Report(
         document_sha256=parsed["sha256"],
         agency=agency,
         region=parsed.get("region"),
         year=year,
+        agency_id=agency_id,
+        agency_source=parsed.get("agency_source"),
+        region_code=resolved.region_code if resolved else None,
+        level=resolved.level if resolved else None,
         template=parsed.get("template"),
         parser_version=parsed["parser_version"],
         loaded_at=now,
@@ -218,7 +230,7 @@ def _insert_report(session: Session, parsed: Mapping[str, Any], now: datetime) -
             for p in parsed["problems"]
         ],
     )
-    _settle_current(session, agency, year)
+    _settle_current(session, agency, agency_id, year)
 
 
 def _bulk_insert(session: Session, model: type[Base], rows: list[dict[str, Any]]) -> None:
@@ -228,16 +240,22 @@ def _bulk_insert(session: Session, model: type[Base], rows: list[dict[str, Any]]
         session.connection().execute(insert(model.__table__), rows)
 
 
-def _settle_current(session: Session, agency: str | None, year: int | None) -> None:
+def _settle_current(
+    session: Session, agency: str | None, agency_id: int | None, year: int | None
+) -> None:
     """Flag current the report of (agency, year) whose document was first seen last.
 
-    First-seen order, not report id, because a reload re-inserts a report: re-parsing an old
-    edition must not make it supersede the re-published one.
+    The agency is its id where it resolved (so 洪泽区人民政府 and 淮安市洪泽区人民政府 are one),
+    else its printed name. First-seen order, not report id, because a reload re-inserts a
+    report: re-parsing an old edition must not make it supersede the re-published one.
     """
-    if agency is None or year is None:
+    if (agency is None and agency_id is None) or year is None:
         return
-    _lock_agency_year(session, agency, year)
-    same = (Report.agency == agency) & (Report.year == year)
+    identity = f"id:{agency_id}" if agency_id is not None else f"name:{agency}"
+    _lock_agency_year(session, identity, year)
+    same = (
+        (Report.agency_id == agency_id) if agency_id is not None else (Report.agency == agency)
+    ) & (Report.year == year)
     newest = session.scalars(
         select(Report.id)
         .join(Report.document)
@@ -254,7 +272,7 @@ def _settle_current(session: Session, agency: str | None, year: int | None) -> N
         )
 
 
-def _lock_agency_year(session: Session, agency: str, year: int) -> None:
+def _lock_agency_year(session: Session, identity: str, year: int) -> None:
     """Serialise the settling of one (agency, year) so exactly one report ends up current.
 
     Under READ COMMITTED two concurrent loaders would not see each other's new report and both
@@ -263,6 +281,6 @@ def _lock_agency_year(session: Session, agency: str, year: int) -> None:
     """
     if session.get_bind().dialect.name != "postgresql":
         return
-    digest = hashlib.blake2b(f"{agency}\x00{year}".encode(), digest_size=8).digest()
+    digest = hashlib.blake2b(f"{identity}\x00{year}".encode(), digest_size=8).digest()
     key = int.from_bytes(digest, "big", signed=True)
     session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})

@@ -100,19 +100,64 @@ class Document(Base):
     report: Mapped[Report | None] = relationship(back_populates="document", passive_deletes=True)
 
 
+class Agency(Base):
+    """One publishing body across years and spellings (see parsers/agency.py).
+
+    `key` is its identity: the 行政区划 code and the body's own name (320813:人民政府), or the
+    normalised name when no code is known. 洪泽区人民政府 and 淮安市洪泽区人民政府 are one row.
+    """
+
+    __tablename__ = "agencies"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(Text, unique=True)
+    canonical_name: Mapped[str] = mapped_column(Text)
+    # government | government_office | department | township | development_zone
+    kind: Mapped[str] = mapped_column(Text)
+    # 国家 | 省 | 市 | 县 | 乡
+    level: Mapped[str | None] = mapped_column(Text)
+    region_code: Mapped[str | None] = mapped_column(String(6), index=True)
+    province: Mapped[str | None] = mapped_column(Text)
+    city: Mapped[str | None] = mapped_column(Text)
+    county: Mapped[str | None] = mapped_column(Text)
+
+    aliases: Mapped[list[AgencyAlias]] = relationship(
+        order_by="AgencyAlias.id", passive_deletes=True
+    )
+
+
+class AgencyAlias(Base):
+    """A name a report printed for an agency (each spelling once)."""
+
+    __tablename__ = "agency_aliases"
+    __table_args__ = (Index("ix_agency_aliases_agency_id_name", "agency_id", "name", unique=True),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(Text)
+
+
 class Report(Base):
     """A parsed report: at most one per document."""
 
     __tablename__ = "reports"
-    __table_args__ = (Index("ix_reports_agency_year", "agency", "year"),)
+    __table_args__ = (
+        Index("ix_reports_agency_year", "agency", "year"),
+        Index("ix_reports_agency_id_year", "agency_id", "year"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     document_sha256: Mapped[str] = mapped_column(
         ForeignKey("documents.sha256", ondelete="CASCADE"), unique=True
     )
-    agency: Mapped[str | None] = mapped_column(Text)
+    agency: Mapped[str | None] = mapped_column(Text)  # as printed
     region: Mapped[str | None] = mapped_column(Text)
     year: Mapped[int | None] = mapped_column(Integer)
+    agency_id: Mapped[int | None] = mapped_column(ForeignKey("agencies.id"))
+    # title | properties | preamble | signature | body | file_name | hint_title | hint_publisher
+    agency_source: Mapped[str | None] = mapped_column(Text)
+    region_code: Mapped[str | None] = mapped_column(String(6))
+    level: Mapped[str | None] = mapped_column(Text)
     # 2019 | 2021 | 2008 (pre-2019 figures read) | free_form
     template: Mapped[str | None] = mapped_column(Text)
     parser_version: Mapped[str] = mapped_column(Text)

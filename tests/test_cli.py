@@ -91,3 +91,12 @@ def test_eval_prints_full_cell_accuracy_on_the_samples():
     result = run("eval", str(SAMPLES))
     assert result.returncode == 0, result.stdout
     assert result.stdout.splitlines()[-1].startswith(" 100.00%")
+
+
+def test_eval_prints_who_published_each_report():
+    result = run("eval", str(SAMPLES))
+    assert result.returncode == 0, result.stdout
+    assert (
+        "who published it over 6 documents: agency 6/6, year 6/6, level 6/6, region_code 6/6"
+        in result.stdout
+    )

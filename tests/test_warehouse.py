@@ -23,9 +23,19 @@ from sqlalchemy.exc import IntegrityError
 from nianbao.parsers.report import empty_result
 from nianbao.schema.checks import APPLICANT_COLUMNS
 from nianbao.schema.crossyear import evaluate_r5
-from nianbao.schema.db import current_revision, engine_for, upgrade
+from nianbao.schema.db import current_revision, downgrade, engine_for, upgrade
 from nianbao.schema.load import LoadOutcome, known_documents, load_document
-from nianbao.schema.models import Base, Check, Document, Fact, Finding, Report, Section
+from nianbao.schema.models import (
+    Agency,
+    AgencyAlias,
+    Base,
+    Check,
+    Document,
+    Fact,
+    Finding,
+    Report,
+    Section,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 HUAIAN = "01_huaian_shizhengfu_2024"
@@ -448,3 +458,127 @@ def test_findings_of_a_loaded_report_are_stored(engine: Engine) -> None:
     with engine.connect() as conn:
         rows = conn.execute(select(Finding.code, Finding.message)).all()
     assert rows == [("row_cells_missing", "applications/granted has 2 value cells for 7 columns")]
+
+
+# --- who published it: the agencies dimension -----------------------------------------------
+
+
+def test_r5_links_one_agency_with_and_without_its_city(engine: Engine) -> None:
+    # The 2023 title says 洪泽区人民政府, the 2024 one 淮安市洪泽区人民政府: one agency, one series.
+    previous = parsed(
+        HUAIAN,
+        agency="洪泽区人民政府",
+        year=2023,
+        copy="-2023",
+        edit=previous_year(HUAIAN_2023),
+    )
+    load_document(engine, previous)
+    load_document(engine, parsed(HUAIAN, agency="淮安市洪泽区人民政府"))
+    assert evaluate_r5(engine) == 7
+    assert [scope for scope, ok, _ in r5_rows(engine) if not ok] == ["total"]
+    with engine.connect() as conn:
+        agencies = conn.execute(
+            select(Agency.canonical_name, Agency.region_code, Agency.level, Agency.kind)
+        ).all()
+        aliases = set(conn.scalars(select(AgencyAlias.name)))
+        linked = conn.execute(
+            select(Report.year, Report.agency_id, Report.region_code, Report.level)
+        ).all()
+    assert agencies == [("淮安市洪泽区人民政府", "320813", "县", "government")]
+    assert aliases == {"洪泽区人民政府", "淮安市洪泽区人民政府"}
+    assert len({agency_id for _, agency_id, _, _ in linked}) == 1
+    assert {(year, code, level) for year, _, code, level in linked} == {
+        (2023, "320813", "县"),
+        (2024, "320813", "县"),
+    }
+
+
+def test_second_spelling_of_one_agency_supersedes_the_first(engine: Engine) -> None:
+    load_document(engine, parsed(HUAIAN, agency="洪泽区人民政府", copy="-first"))
+    load_document(engine, parsed(HUAIAN, agency="淮安市洪泽区人民政府"))
+    assert [r.is_current for r in reports(engine)] == [False, True]
+
+
+def test_views_carry_agency_id_level_and_region(engine: Engine) -> None:
+    load_document(engine, parsed(HUAIAN))
+    doc = parsed(HUAIAN, copy="-failing")
+    doc["checks"].append({"rule": "R3", "scope": "granted", "ok": False, "detail": "≠"})
+    load_document(engine, doc)
+    with engine.connect() as conn:
+        applications = conn.execute(text("SELECT * FROM v_applications")).mappings().first()
+        failures = conn.execute(text("SELECT * FROM v_check_failures")).mappings().first()
+    for row in (applications, failures):
+        assert row["agency_id"] is not None
+        assert (row["agency_canonical"], row["level"], row["region_code"]) == (
+            "淮安市人民政府",
+            "市",
+            "320800",
+        )
+        assert (row["province"], row["city"], row["county"]) == ("江苏省", "淮安市", None)
+
+
+def test_migration_backfills_agencies_of_existing_reports(tmp_path: Path, db_url: str) -> None:
+    # A warehouse at 0002 holding reports by two spellings of one agency and one fragment.
+    if db_url.startswith("sqlite"):
+        old_url = f"sqlite:///{tmp_path / 'at-0002.db'}"
+    else:
+        old_url = db_url.rsplit("/", 1)[0] + "/" + db_url.rsplit("/", 1)[1] + "_0002"
+        with engine_for(db_url).connect() as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT").execute(
+                text(f'CREATE DATABASE "{old_url.rsplit("/", 1)[1]}"')
+            )
+    upgrade(old_url, "0002")
+    old = engine_for(old_url)
+    try:
+        with old.begin() as conn:
+            for n, (agency, year) in enumerate(
+                [
+                    ("洪泽区人民政府", 2023),
+                    ("淮安市洪泽区人民政府", 2024),
+                    ("定》)和《关于印发", 2024),
+                ]
+            ):
+                sha = hashlib.sha256(str(n).encode()).hexdigest()
+                conn.execute(
+                    text(
+                        "INSERT INTO documents (sha256, source, format, bytes, status, parser_version)"
+                        " VALUES (:sha, 'x.pdf', 'pdf', 1, 'loaded', '0.1')"
+                    ),
+                    {"sha": sha},
+                )
+                conn.execute(
+                    text(
+                        "INSERT INTO reports (document_sha256, agency, region, year, parser_version,"
+                        " is_current) VALUES (:sha, :agency, NULL, :year, '0.1', :current)"
+                    ),
+                    {"sha": sha, "agency": agency, "year": year, "current": True},
+                )
+        upgrade(old_url)
+        assert current_revision(old_url) == "0003"
+        with old.connect() as conn:
+            rows = conn.execute(
+                select(Report.agency, Report.agency_id, Report.region_code, Report.level).order_by(
+                    Report.id
+                )
+            ).all()
+            assert conn.scalar(select(func.count()).select_from(Agency)) == 1
+            assert conn.scalar(select(func.count()).select_from(AgencyAlias)) == 2
+            assert conn.execute(text("SELECT agency_id FROM v_check_failures")).all() == []
+        (_, first_id, code, level), (_, second_id, _, _), fragment = rows
+        assert first_id == second_id and (code, level) == ("320813", "县")
+        assert fragment[1:] == (None, None, None)
+    finally:
+        old.dispose()
+
+
+def test_downgrade_from_agencies_keeps_reports(db_url: str, engine: Engine) -> None:
+    load_document(engine, parsed(HUAIAN))
+    engine.dispose()
+    downgrade(db_url, "0002")
+    assert current_revision(db_url) == "0002"
+    with engine_for(db_url).connect() as conn:
+        assert conn.scalar(text("SELECT COUNT(*) FROM facts")) == len(canon(HUAIAN)["facts"])
+        assert "agencies" not in inspect(conn).get_table_names()
+    upgrade(db_url)  # and up again: the back-fill resolves the report once more
+    with engine_for(db_url).connect() as conn:
+        assert conn.scalar(select(Report.region_code)) == "320800"
