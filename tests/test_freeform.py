@@ -127,7 +127,10 @@ def test_run_together_cells_split_where_one_split_fits(
 
 
 def test_ambiguous_run_is_reported_not_guessed() -> None:
-    text = "一、概述 本报告…… 二、政府信息公开情况统计表 指标名称计量单位2013年度历年累计主动公开信息数条18535395"
+    text = (
+        "某县2013年政府信息公开工作年度报告 一、概述 本报告…… "
+        "二、政府信息公开情况统计表 指标名称计量单位2013年度历年累计主动公开信息数条18535395"
+    )
     result = parse_bytes(text.encode(), "run.txt")
     assert [p for p in result["problems"] if p["code"] == "fused_cells"]
     assert not [f for f in result["facts"] if f["row"] == "active.items"]
