@@ -252,6 +252,16 @@ def _database(db: str | None) -> str:
     return url
 
 
+def _preflight(url: str, raw_dir: Path) -> None:
+    """Fail in a second, with one line, on what would fail the run after Prefect's start-up:
+    a database that cannot be used, a raw store that cannot be written."""
+    from nianbao.flows.rawstore import RawStore
+    from nianbao.schema.db import connect_or_explain
+
+    connect_or_explain(url)
+    RawStore(raw_dir).check_writable()
+
+
 def _quiet_prefect() -> None:
     """Prefect's own console lines only with --debug; nianbao's warnings always."""
     # The CLI owns its terminal: Prefect's lines (tracebacks of failed tasks included) go to
@@ -322,12 +332,9 @@ def ingest(
             raise typer.BadParameter(f"{path} does not exist", param_hint="PATHS")
     url = _database(db)
     with _errors_as_exit_statuses():
-        from nianbao.flows.rawstore import RawStore
-        from nianbao.schema.db import connect_or_explain, public_db_url
-
-        connect_or_explain(url)
-        RawStore(raw_dir).check_writable()
+        _preflight(url, raw_dir)
         from nianbao.parsers.pool import DocumentLimits
+        from nianbao.schema.db import public_db_url
 
         def run() -> Any:
             from nianbao.flows.ingest import ingest_flow
@@ -439,11 +446,8 @@ def harvest(
         raise typer.BadParameter("must not be negative", param_hint="--delay")
     url = _database(db)
     with _errors_as_exit_statuses():
-        from nianbao.flows.rawstore import RawStore
-        from nianbao.schema.db import connect_or_explain, public_db_url
-
-        connect_or_explain(url)
-        RawStore(raw_dir).check_writable()
+        _preflight(url, raw_dir)
+        from nianbao.schema.db import public_db_url
 
         def run() -> Any:
             from nianbao.flows.harvest import harvest_flow

@@ -166,40 +166,64 @@ def parse_all(
 ) -> None:
     """Parse every item, calling `on_batch` as batches finish; survive a worker that dies.
 
-    An exception from `on_batch` stops the parsing: queued batches are cancelled and the
-    exception propagates, without waiting for the batches in progress.
+    At most two batches a worker are in flight, so a run holds a bounded number of parse results
+    however many documents it has. An exception from `on_batch` stops the parsing: queued
+    batches are cancelled and the exception propagates, without waiting for those in progress.
     """
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
     queue = batches(todo, workers)
     while queue:
-        retry: list[list[WorkItem]] = []
-        pool = ProcessPoolExecutor(
-            workers,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_start_worker,
-            initargs=(os.getpid(), limits.memory_bytes),
-        )
-        try:
-            pending: dict[Future, list[WorkItem]] = {
-                pool.submit(parse_batch, b, limits): b for b in queue
-            }
-            while pending:
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    batch = pending.pop(future)
-                    try:
-                        results = future.result()
-                    except BrokenProcessPool:
-                        if len(batch) == 1:
-                            results = [_crashed(batch[0])]
-                        else:
-                            # Find the file that kills the process: retry one document a call.
-                            retry += [[item] for item in batch]
-                            continue
-                    on_batch(results)
-        except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
-        pool.shutdown(wait=True)
-        queue = retry
+        queue = _parse_round(queue, workers, limits, on_batch)
+
+
+def _parse_round(
+    queue: list[list[WorkItem]],
+    workers: int,
+    limits: DocumentLimits,
+    on_batch: Callable[[list[dict]], None],
+) -> list[list[WorkItem]]:
+    """Parse `queue` in one pool; return the batches to retry, one document each, when a
+    worker died (the pool is then broken and a new one is needed)."""
+    retry: list[list[WorkItem]] = []
+    waiting = iter(queue)
+    pending: dict[Future, list[WorkItem]] = {}
+    pool = ProcessPoolExecutor(
+        workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_start_worker,
+        initargs=(os.getpid(), limits.memory_bytes),
+    )
+
+    def submit_more() -> None:
+        while len(pending) < 2 * workers and (batch := next(waiting, None)) is not None:
+            try:
+                pending[pool.submit(parse_batch, batch, limits)] = batch
+            except BrokenProcessPool:
+                retry.extend([item] for item in batch)
+                return
+
+    try:
+        submit_more()
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                batch = pending.pop(future)
+                try:
+                    results = future.result()
+                except BrokenProcessPool:
+                    if len(batch) == 1:
+                        results = [_crashed(batch[0])]
+                    else:
+                        # Find the file that kills the process: retry one document a call.
+                        retry.extend([item] for item in batch)
+                        continue
+                on_batch(results)
+            submit_more()
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+    # What a broken pool left unsubmitted.
+    retry.extend([item] for batch in waiting for item in batch)
+    return retry

@@ -8,7 +8,7 @@ transaction, so a run killed half way leaves nothing half loaded and the next ru
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, NamedTuple
@@ -59,11 +59,27 @@ def known_documents(engine: Engine, sha256s: Iterable[str]) -> dict[str, KnownDo
         Document.problem_message,
     )
     with engine.connect() as conn:
-        # Chunks keep the IN lists under SQLite's limit on bound parameters.
-        for start in range(0, len(wanted), 500):
-            query = select(*columns).where(Document.sha256.in_(wanted[start : start + 500]))
+        for chunk in _chunks(wanted):
+            query = select(*columns).where(Document.sha256.in_(chunk))
             known.update((row[0], KnownDocument(*row[1:])) for row in conn.execute(query))
     return known
+
+
+def _chunks(values: list[str], size: int = 500) -> Iterator[list[str]]:
+    # Chunks keep the IN lists under SQLite's limit on bound parameters.
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def report_ids_of(engine: Engine, sha256s: Iterable[str]) -> list[int]:
+    """The ids of the reports of these documents (those that loaded as reports)."""
+    ids: list[int] = []
+    with engine.connect() as conn:
+        for chunk in _chunks(list(sha256s)):
+            ids += conn.execute(
+                select(Report.id).where(Report.document_sha256.in_(chunk))
+            ).scalars()
+    return ids
 
 
 class _DocumentRace(Exception):

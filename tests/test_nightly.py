@@ -494,6 +494,30 @@ def tiny_disk(tmp_path_factory: pytest.TempPathFactory):
         subprocess.run(["umount", str(mount)], check=False)
 
 
+@pytest.fixture
+def read_only_disk(tmp_path: Path):
+    """A read-only tmpfs: root writes anywhere else, so a folder's mode proves nothing."""
+    mount = tmp_path / "ro"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(mount)])
+    if done.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_a_read_only_raw_dir_is_one_line(read_only_disk: Path, tmp_path: Path):
+    done = _run(
+        ["ingest", "samples/", "--db", f"sqlite:///{tmp_path / 'w.db'}"]
+        + ["--raw-dir", str(read_only_disk / "raw")],
+        timeout=60,
+    )
+    assert done.returncode == 4, done.stdout + done.stderr
+    assert "Read-only file system" in _one_error_line(done)
+
+
 def _one_error_line(done: subprocess.CompletedProcess[str]) -> str:
     lines = [line for line in done.stderr.splitlines() if line.startswith(("error:", "Error:"))]
     assert len(lines) == 1, done.stderr
