@@ -274,12 +274,8 @@ def _quiet_prefect() -> None:
     logger.setLevel(logging.WARNING)
 
 
-def _orchestrated(run: Callable[[], Any]) -> Any:
-    """Start (or reach) the Prefect server, mark runs that died as Crashed, then `run()`.
-
-    Says what it is doing at once: a temporary server takes seconds to start.
-    """
-    started = time.monotonic()
+def _announce() -> None:
+    """The first line, before anything slow is imported: a temporary server takes seconds."""
     configured = os.environ.get("PREFECT_API_URL")
     typer.echo(
         f"nianbao: using the Prefect server at {configured}"
@@ -287,6 +283,16 @@ def _orchestrated(run: Callable[[], Any]) -> Any:
         else "nianbao: starting a temporary Prefect server (set PREFECT_API_URL to use yours)…",
         err=True,
     )
+
+
+def _orchestrated(run: Callable[[], Any], url: str, raw_dir: Path) -> Any:
+    """Check the warehouse and the raw store, start (or reach) the Prefect server, mark runs
+    that died as Crashed, then `run()`.
+
+    The command has said what it is doing (`_announce`) before calling this.
+    """
+    started = time.monotonic()
+    _preflight(url, raw_dir)
     _quiet_prefect()
     from nianbao.flows.orchestrator import configure_prefect
 
@@ -330,14 +336,14 @@ def ingest(
     for path in paths:
         if not path.exists():
             raise typer.BadParameter(f"{path} does not exist", param_hint="PATHS")
+    _announce()
     url = _database(db)
     with _errors_as_exit_statuses():
-        _preflight(url, raw_dir)
-        from nianbao.parsers.pool import DocumentLimits
-        from nianbao.schema.db import public_db_url
 
         def run() -> Any:
             from nianbao.flows.ingest import ingest_flow
+            from nianbao.parsers.pool import DocumentLimits
+            from nianbao.schema.db import public_db_url
 
             return _run_with_progress(
                 lambda progress: ingest_flow(
@@ -351,7 +357,7 @@ def ingest(
                 )
             )
 
-        summary = _orchestrated(run)
+        summary = _orchestrated(run, url, raw_dir)
     typer.echo(f"warehouse: {_safe_url(url)}")
     for line in summary.lines():
         typer.echo(line)
@@ -434,6 +440,7 @@ def harvest(
         nianbao harvest --portals portals.toml
         nianbao harvest --portals portals.toml --years 2019-2023
     """
+    _announce()
     portal_list = _load_portals_or_exit(portals)
     from nianbao.flows.client import ClientSettings
     from nianbao.flows.harvest import parse_years
@@ -446,11 +453,10 @@ def harvest(
         raise typer.BadParameter("must not be negative", param_hint="--delay")
     url = _database(db)
     with _errors_as_exit_statuses():
-        _preflight(url, raw_dir)
-        from nianbao.schema.db import public_db_url
 
         def run() -> Any:
             from nianbao.flows.harvest import harvest_flow
+            from nianbao.schema.db import public_db_url
 
             return harvest_flow(
                 portal_list,
@@ -462,7 +468,7 @@ def harvest(
                 return_state=True,
             )
 
-        summary = _orchestrated(run)
+        summary = _orchestrated(run, url, raw_dir)
     typer.echo(f"warehouse: {_safe_url(url)}")
     for line in summary.lines():
         typer.echo(line)
