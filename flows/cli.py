@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 if TYPE_CHECKING:
-    from nianbao.flows.portals import Portal
+    from nianbao.harvest.portals import Portal
 
 EXIT_FAILED_DOCUMENTS = 1
 EXIT_USAGE = 2
@@ -58,7 +58,7 @@ def _die(status: int, message: str) -> typer.Exit:
 @contextmanager
 def _errors_as_exit_statuses() -> Iterator[None]:
     """Library errors become one line and the exit status of their kind (traceback: --debug)."""
-    from nianbao.flows.rawstore import StorageError
+    from nianbao.harvest.rawstore import StorageError
     from nianbao.schema.db import DatabaseUnavailable, DatabaseUrlError, mask_secrets
 
     try:
@@ -255,7 +255,7 @@ def _database(db: str | None) -> str:
 def _preflight(url: str, raw_dir: Path) -> None:
     """Fail in a second, with one line, on what would fail the run after Prefect's start-up:
     a database that cannot be used, a raw store that cannot be written."""
-    from nianbao.flows.rawstore import RawStore
+    from nianbao.harvest.rawstore import RawStore
     from nianbao.schema.db import connect_or_explain
 
     connect_or_explain(url)
@@ -411,7 +411,7 @@ DelayOption = Annotated[
 
 
 def _load_portals_or_exit(path: Path) -> list[Portal]:
-    from nianbao.flows.portals import PortalsError, load_portals
+    from nianbao.harvest.portals import PortalsError, load_portals
 
     try:
         return load_portals(path)
@@ -442,8 +442,8 @@ def harvest(
     """
     _announce()
     portal_list = _load_portals_or_exit(portals)
-    from nianbao.flows.client import ClientSettings
-    from nianbao.flows.harvest import parse_years
+    from nianbao.harvest.client import ClientSettings
+    from nianbao.harvest.crawl import parse_years
 
     try:
         year_range = parse_years(years) if years else None
@@ -505,8 +505,8 @@ def serve(
     _load_portals_or_exit(portals)
     url = _database(db)
     _quiet_prefect()
-    from nianbao.flows.client import ClientSettings
     from nianbao.flows.harvest import cron_schedule, serve_harvest
+    from nianbao.harvest.client import ClientSettings
 
     try:
         schedule = cron_schedule(cron, timezone)
@@ -550,9 +550,9 @@ def portals_check(
         nianbao portals check --portals portals.toml --years 2023
     """
     portal_list = _load_portals_or_exit(portals)
-    from nianbao.flows.client import ClientSettings
-    from nianbao.flows.crawl import parse_years
-    from nianbao.flows.survey import survey_portals
+    from nianbao.harvest.client import ClientSettings
+    from nianbao.harvest.crawl import parse_years
+    from nianbao.harvest.survey import survey_portals
 
     try:
         year_range = parse_years(years) if years else None

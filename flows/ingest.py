@@ -34,7 +34,7 @@ from prefect.utilities.annotations import quote  # noqa: E402
 from sqlalchemy import Engine  # noqa: E402
 
 from nianbao.flows.orchestrator import recorded_run  # noqa: E402
-from nianbao.flows.rawstore import DEFAULT_RAW_DIR, RawStore  # noqa: E402
+from nianbao.harvest.rawstore import DEFAULT_RAW_DIR, RawStore  # noqa: E402
 from nianbao.parsers.metadata import SourceHints  # noqa: E402
 from nianbao.parsers.pool import DocumentLimits, WorkItem, parse_all  # noqa: E402
 from nianbao.parsers.report import PARSER_VERSION  # noqa: E402

@@ -21,7 +21,7 @@ from urllib.parse import parse_qs
 
 import docx
 
-from nianbao.flows.client import decode_body
+from nianbao.harvest.client import decode_body
 
 from .platform_server import FixtureSite, Reply, Request
 

@@ -28,11 +28,11 @@ from sqlalchemy import create_engine, func, select, text
 from typer.testing import CliRunner
 
 from nianbao.flows.cli import app
-from nianbao.flows.client import ClientSettings, PoliteClient, decode_body
-from nianbao.flows.crawl import parse_attachments, parse_listing, report_year
 from nianbao.flows.harvest import HarvestSummary, PortalResult, harvest_flow
-from nianbao.flows.platforms.trs import page_urls, read_pager
-from nianbao.flows.portals import Portal, PortalsError, parse_portals
+from nianbao.harvest.client import ClientSettings, PoliteClient, decode_body
+from nianbao.harvest.crawl import parse_attachments, parse_listing, report_year
+from nianbao.harvest.platforms.trs import page_urls, read_pager
+from nianbao.harvest.portals import Portal, PortalsError, parse_portals
 from nianbao.schema.db import upgrade
 from nianbao.schema.models import HarvestLog
 

@@ -23,14 +23,14 @@ from sqlalchemy import create_engine, text
 from typer.testing import CliRunner
 
 from nianbao.flows.cli import app
-from nianbao.flows.client import ClientSettings, PoliteClient
-from nianbao.flows.crawl import attachment_suffix, iso_date, parse_listing, report_year
 from nianbao.flows.harvest import HarvestSummary, harvest_flow
-from nianbao.flows.platforms import ListingOptions, ListingRead, Page, read_listing
-from nianbao.flows.platforms.gkmlpt import GkmlptListing, app_bases, category_of, published
-from nianbao.flows.platforms.jpage import JpageListing, records, total_records
-from nianbao.flows.platforms.trs import Pager, page_urls, read_pager
-from nianbao.flows.portals import Portal
+from nianbao.harvest.client import ClientSettings, PoliteClient
+from nianbao.harvest.crawl import attachment_suffix, iso_date, parse_listing, report_year
+from nianbao.harvest.platforms import ListingOptions, ListingRead, Page, read_listing
+from nianbao.harvest.platforms.gkmlpt import GkmlptListing, app_bases, category_of, published
+from nianbao.harvest.platforms.jpage import JpageListing, records, total_records
+from nianbao.harvest.platforms.trs import Pager, page_urls, read_pager
+from nianbao.harvest.portals import Portal
 from nianbao.schema.db import upgrade
 
 from .platform_server import FixtureSite, Reply

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from urllib.parse import urljoin, urlsplit
 
-from nianbao.flows.crawl import parse_listing
-from nianbao.flows.platforms.base import Fetch, ListingOptions, ListingRead, Page, Reader
+from nianbao.harvest.crawl import parse_listing
+from nianbao.harvest.platforms.base import Fetch, ListingOptions, ListingRead, Page, Reader
 
 _CALL = re.compile(r"createPageHTML\s*\(([^()]*)\)")
 _VARIABLE = re.compile(r"\bvar\s+(\w+)\s*=\s*(['\"]?)([\w.\-]*)\2")

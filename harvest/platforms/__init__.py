@@ -13,17 +13,17 @@ from __future__ import annotations
 
 from urllib.parse import urldefrag, urlsplit
 
-from nianbao.flows.platforms.base import (
+from nianbao.harvest.platforms.base import (
     Fetch,
     ListingOptions,
     ListingRead,
     Page,
     Reader,
 )
-from nianbao.flows.platforms.gkmlpt import GkmlptListing
-from nianbao.flows.platforms.jpage import JpageListing
-from nianbao.flows.platforms.static import StaticListing
-from nianbao.flows.platforms.trs import TrsListing
+from nianbao.harvest.platforms.gkmlpt import GkmlptListing
+from nianbao.harvest.platforms.jpage import JpageListing
+from nianbao.harvest.platforms.static import StaticListing
+from nianbao.harvest.platforms.trs import TrsListing
 
 __all__ = [
     "READERS",

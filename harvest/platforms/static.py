@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections import deque
 
-from nianbao.flows.crawl import parse_listing
-from nianbao.flows.platforms.base import Fetch, ListingOptions, ListingRead, Page, Reader
+from nianbao.harvest.crawl import parse_listing
+from nianbao.harvest.platforms.base import Fetch, ListingOptions, ListingRead, Page, Reader
 
 
 class StaticListing(Reader):

@@ -24,9 +24,9 @@ import re
 from typing import Any
 from urllib.parse import urlencode, urljoin
 
-from nianbao.flows.crawl import parse_listing
-from nianbao.flows.platforms.base import Fetch, ListingOptions, ListingRead, Page, Reader
-from nianbao.flows.platforms.js import as_int, object_after
+from nianbao.harvest.crawl import parse_listing
+from nianbao.harvest.platforms.base import Fetch, ListingOptions, ListingRead, Page, Reader
+from nianbao.harvest.platforms.js import as_int, object_after
 
 _CALL = re.compile(r"\.jpage\s*\(\s*\{")
 # `.jpage(settings)` with `var settings = {…}` written before it.

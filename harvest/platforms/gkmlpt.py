@@ -24,9 +24,9 @@ from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import urlencode, urljoin, urlsplit
 
-from nianbao.flows.crawl import Entry, iso_date, normalise, report_year
-from nianbao.flows.platforms.base import Fetch, ListingOptions, ListingRead, Page, Reader
-from nianbao.flows.platforms.js import as_int, object_after
+from nianbao.harvest.crawl import Entry, iso_date, normalise, report_year
+from nianbao.harvest.platforms.base import Fetch, ListingOptions, ListingRead, Page, Reader
+from nianbao.harvest.platforms.js import as_int, object_after
 
 # An object literal assigned to a *CONFIG* name, or any object literal that names a SID.
 _CONFIG = re.compile(r"\w*CONFIG\w*\s*=\s*\{", re.I)

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import ClassVar, Protocol
 
-from nianbao.flows.crawl import Entry
+from nianbao.harvest.crawl import Entry
 
 
 @dataclass(frozen=True, slots=True)

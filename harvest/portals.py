@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from nianbao.flows.crawl import SelectorError, compile_selector
-from nianbao.flows.platforms.base import ListingOptions
+from nianbao.harvest.crawl import SelectorError, compile_selector
+from nianbao.harvest.platforms.base import ListingOptions
 
 DEFAULT_MAX_PAGES = 50
 

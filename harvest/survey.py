@@ -12,10 +12,10 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from nianbao.flows.client import ClientSettings, PoliteClient, decode_body
-from nianbao.flows.crawl import Entry
-from nianbao.flows.platforms import ListingUnreachable, Page, read_listing
-from nianbao.flows.portals import Portal
+from nianbao.harvest.client import ClientSettings, PoliteClient, decode_body
+from nianbao.harvest.crawl import Entry
+from nianbao.harvest.platforms import ListingUnreachable, Page, read_listing
+from nianbao.harvest.portals import Portal
 
 # Portals looked at the same time; the client keeps each host polite.
 PORTALS_AT_ONCE = 8

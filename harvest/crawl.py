@@ -3,7 +3,7 @@
 Nothing here fetches or decides policy (hosts, robots, years): it reads one page's text and its
 URL and returns absolute URLs. Works on the static HTML listings most government CMSs emit
 without per-site code; a portal may add a selector where that fails. How a platform pages its
-listing (a pager script, an API) is each platform's own module, in flows/platforms/.
+listing (a pager script, an API) is each platform's own module, in harvest/platforms/.
 """
 
 from __future__ import annotations
