@@ -18,9 +18,12 @@ from pathlib import PurePath
 
 from .agency import Agency, fold, resolve_agency
 
-# 政府信息公开工作年度报告, 政府信息公开年报, 政府信息公开工作报告 …: the crawler picks listing
-# entries with the same pattern that names a document's title here.
-REPORT_TITLE = re.compile(r"政府信息公开.{0,8}?(?:年度报告|年报|工作报告)")
+# 政府信息公开工作年度报告, 政府信息公开年报, 政府信息公开工作报告 …, and a department's
+# 信息公开(工作)年度报告 without 政府 (平潭综合实验区地方税务局2013年信息公开年度报告): the crawler
+# picks listing entries with the same pattern that names a document's title here.
+REPORT_TITLE = re.compile(
+    r"政府信息公开.{0,8}?(?:年度报告|年报|工作报告)|信息公开(?:工作)?年度报告"
+)
 # A year written as a year (2023年, 2023年度), not a number inside a longer one.
 YEAR_IN_TITLE = re.compile(r"(?<!\d)((?:19|20)\d{2})\s*年")
 _PERIOD = re.compile(
@@ -32,7 +35,8 @@ _REPORT_OF_YEAR = re.compile(
     r"(?:情况|年度报告|年报|工作报告)"
 )
 _OPENING_YEAR = re.compile(r"^\s*(?:[（(]?[一1][）)、.]?\s*)?((?:19|20)\d{2})\s*年度?(?!\d)")
-_YEAR_END = re.compile(r"截[至止]\s*((?:19|20)\d{2})\s*年\s*12\s*月\s*31\s*日")
+# 截至2023年12月31日, 截至2010年底: the end of the year reported on.
+_YEAR_END = re.compile(r"截[至止]\s*((?:19|20)\d{2})\s*年\s*(?:12\s*月\s*31\s*日|底|末)")
 _LABEL_PREFIX = re.compile(r"^\s*(?:标题|题目|title)\s*[:：]\s*", re.I)
 _MARKUP = re.compile(r"^[\s#>*_=-]+|[\s*_=]+$")
 # Page numbers, running heads and rules: lines that are never part of a title.
@@ -45,6 +49,15 @@ _ATTACHMENT = re.compile(r"^附件\s*\d*\s*[:：]?\s*")
 # Where a breadcrumb or a label ends and the title's own words begin.
 _LAST_DELIMITER = re.compile(r".*[。，,；;：:！!？?>》\]】|]")
 _SENTENCE = re.compile(r"[。，,；;：:！!？?]")
+# A title is not a sentence: a line with a full stop before its report words is prose that
+# happens to name the report (…于2025年1月31日前，在本单位政府网站“政府信息公开年报”栏目发布).
+_SENTENCE_END = re.compile(r"[。！!？?]")
+# 发布机构：XX局 in the information table a government site prints above a document (索引号 |
+# 发布机构 | 成文日期 …): the body the site files the page under. Labels may be letter-spaced.
+_PUBLISHER_FIELD = re.compile(
+    r"(?:发\s*布\s*(?:机\s*构|单\s*位)|发\s*文\s*(?:机\s*关|单\s*位))[ \t]*[:：]?[ \t|]*"
+    r"([^|\s:：,，;；]{2,40})"
+)
 
 _PREAMBLE_PATTERNS = (
     re.compile(
@@ -57,6 +70,8 @@ _PREAMBLE_PATTERNS = (
     re.compile(
         r"现(?:将|公布|公开|发布|予以公布|向社会公布)(?:19|20)\d{2}\s*年度?([^，,。；;（(]{2,40}?)政府信息公开"
     ),
+    # 本年度报告是根据《条例》和…工作要求，由XX局编制。
+    re.compile(r"[，,]由([^，,。；;、（(《》]{2,40}?)(?:负责)?(?:编制|编写|制作)"),
 )
 _BODY_PATTERNS = (
     # XX局（以下简称“我局”）
@@ -86,6 +101,7 @@ WEIGHTS = {
     "hint_title": 70,
     "file_name": 65,
     "body": 60,
+    "page_header": 50,  # 发布机构: a site's field, below the report's own words for itself
     "hint_publisher": 45,
     "author": 40,  # the properties' author, reported as agency_source "properties"
 }
@@ -182,6 +198,8 @@ def _title_block(lines: list[str]) -> tuple[str | None, str | None, int | None]:
                 joined = line + following
             else:
                 continue
+        if _SENTENCE_END.search(REPORT_TITLE.split(joined, maxsplit=1)[0]):
+            continue
         # 平潭综合实验区 2020 年 / 政府信息公开工作年度报告, or 淮安市洪泽区人民 / 政府2023年…: the
         # agency begins on a line before. The reading with a credible agency, then a year, and
         # the fewest lines wins.
@@ -250,6 +268,11 @@ def _signature(closing: Sequence[str]) -> str | None:
     return None
 
 
+def _publishers(rows: Sequence[str]) -> list[str]:
+    """What the 发布机构 fields of a page's information table name."""
+    return [match.group(1) for row in rows for match in _PUBLISHER_FIELD.finditer(row)]
+
+
 def _file_title(source: str | None) -> str | None:
     if not source or source.startswith("<"):
         return None
@@ -275,12 +298,15 @@ def extract_metadata(
     closing: Sequence[str] = (),
     author: str | None = None,
     source: str | None = None,
+    page_header: Sequence[str] = (),
 ) -> Metadata:
     """Who published the report and for which year.
 
     `paragraphs` are the document's first paragraphs (its preamble), in order; `title` and
     `author` its document properties (PDF/DOCX metadata, HTML <title>); `overview` the
-    paragraphs of 总体情况; `closing` its last paragraphs; `source` the file's name.
+    paragraphs of 总体情况; `closing` its last paragraphs; `source` the file's name;
+    `page_header` the rows (cells joined by `|`) of the tables printed above the first heading,
+    where a web page's information table (索引号 | 发布机构 …) stands.
     """
     hints = hints or SourceHints()
     lines = [line for line in (_clean_line(p) for p in paragraphs) if line]
@@ -310,6 +336,7 @@ def extract_metadata(
         *((n, "preamble", WEIGHTS["preamble"]) for n in _names_in(preamble, _PREAMBLE_PATTERNS)),
         (_signature(closing), "signature", WEIGHTS["signature"]),
         (hint_name, "hint_title", WEIGHTS["hint_title"]),
+        *((n, "page_header", WEIGHTS["page_header"]) for n in _publishers([*lines, *page_header])),
         (file_name, "file_name", WEIGHTS["file_name"]),
         (_opening_name(opening, hints.region), "body", WEIGHTS["body"]),
         *((n, "body", WEIGHTS["body"]) for n in _names_in(body, _BODY_PATTERNS)),

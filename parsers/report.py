@@ -97,6 +97,13 @@ def parse_document(document: Document, result: dict, hints: SourceHints | None =
     preamble = next(s for s in found if s.code == "preamble")
     opening = preamble.paragraphs[:8] or [p.text for p in document.paragraphs()[:8]]
     overview = next((s for s in found if s.code == "overview"), None)
+    # A web page's information table (索引号 | 发布机构 …) stands above the first heading.
+    header_rows = [
+        " | ".join(cell.text for cell in row)
+        for block, section in zip(document.blocks, block_sections, strict=True)
+        if isinstance(block, Table) and section == "preamble"
+        for row in block.rows
+    ]
     meta = extract_metadata(
         opening,
         document.title,
@@ -105,6 +112,7 @@ def parse_document(document: Document, result: dict, hints: SourceHints | None =
         closing=[p.text for p in document.paragraphs()[-8:]],
         author=document.author,
         source=result["source"],
+        page_header=header_rows,
     )
     placed = [
         (block, section)

@@ -52,11 +52,11 @@ def test_real_report_has_its_agency_year_level_and_code(path: Path, expected: di
 
 def test_eval_scores_every_real_report() -> None:
     scores = evaluate_metadata([SAMPLES, REAL])
-    assert len(scores) == 24
+    assert len(scores) == 29
     assert [s.wrong for s in scores if s.wrong] == []
     assert metadata_summary(scores) == (
-        "who published it over 24 documents: agency 24/24, year 24/24, level 24/24, "
-        "region_code 24/24"
+        "who published it over 29 documents: agency 29/29, year 29/29, level 29/29, "
+        "region_code 29/29"
     )
 
 
@@ -85,6 +85,8 @@ def _parse_text(text: str, name: str = "report.txt", hints: SourceHints | None =
         "互助县就业服\n务局2023年度政府信息公开工作年度报告",  # a line break inside the name
         "2024/1/20 10:15 互助县就业服务局2023年度政府信息公开工作年度报告",  # a browser's header
         "互助县就业服务局关于印发2023年度政府信息公开工作年度报告的通知",  # a covering notice
+        "互助县就业服务局2023年信息公开年度报告",  # without 政府, as departments often title it
+        "互助县就业服务局2023年度信息公开工作年度报告",
     ],
 )
 def test_title_however_printed_gives_agency_and_year(title: str) -> None:
@@ -104,6 +106,79 @@ def test_preamble_names_the_agency_when_no_title_is_printed() -> None:
         "preamble",
         2023,
     )
+
+
+def test_preamble_saying_who_compiled_it_names_the_agency() -> None:
+    # 31 (a 2015 report): 本年度报告是根据《条例》和…工作要求,由中原区审计局编制。
+    meta = extract_metadata(
+        [
+            "本年度报告是根据《中华人民共和国政府信息公开条例》和中原区政府信息公开工作要求,"
+            "由中原区审计局编制。本年报中所列数据的统计期限自2015年1月1日起至2015年12月31日止。"
+        ]
+    )
+    assert (meta.agency, meta.agency_source, meta.year) == ("中原区审计局", "preamble", 2015)
+    # A county-level place printed without its city resolves when its name is unique.
+    assert (meta.resolved.region_code, meta.resolved.level) == ("410102", "县")
+    assert meta.resolved.canonical == "郑州市中原区审计局"
+
+
+ZHONGYUAN_TEXT = (REAL / "31_zhongyuan_shenjiju_2015_freeform.txt").read_text("utf-8")
+ZHONGYUAN_HEADER, ZHONGYUAN_BODY = ZHONGYUAN_TEXT.split("本年度报告", 1)
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        ZHONGYUAN_HEADER,  # 31's own information table: 发布机构:中原区审计局 | 关 键 词:… | |
+        "索引号:005267169/2016-00001 | 主题分类:政府信息公开年报\n"
+        "发 布 机 构 | 中原区审计局 | 发布日期 | 2016-04-08\n",  # label and name in two cells
+        "发布机构：中原区审计局\n发布日期：2016-04-08\n",  # a crawler's page text, one per line
+    ],
+)
+def test_page_information_table_names_the_publisher(header: str) -> None:
+    # 31 without the preamble sentence that names the body: only the site's 发布机构 field does.
+    body = ZHONGYUAN_BODY.split("\n", 1)[1]
+    parsed = _parse_text(header + body)
+    assert (parsed["agency"], parsed["agency_source"]) == ("中原区审计局", "page_header")
+    assert (parsed["region_code"], parsed["level"]) == ("410102", "县")
+    assert "agency_missing" not in {p["code"] for p in parsed["problems"]}
+
+
+def test_the_reports_own_title_outweighs_the_sites_publisher() -> None:
+    # A department's report filed on the county government's site (发布机构: the government).
+    parsed = _parse_text(
+        "发布机构: 平潭县人民政府\n平潭综合实验区地方税务局2013年信息公开年度报告\n\n"
+        + FROM_OVERVIEW
+    )
+    assert (parsed["agency"], parsed["agency_source"]) == ("平潭综合实验区地方税务局", "title")
+
+
+def test_year_from_the_year_end_the_overview_names() -> None:
+    # 33 has no title and no 统计期限: 截至2010年底 in 概述 says which year it reports on.
+    meta = extract_metadata(
+        ["一、概述"],
+        overview=["根据《条例》要求,2010年,我局继续开展政府信息公开工作。截至2010年底,我局…"],
+    )
+    assert (meta.agency, meta.year) == (None, 2010)
+    assert [p["code"] for p in meta.problems] == ["agency_missing"]
+
+
+def test_a_sentence_naming_the_report_is_not_its_title() -> None:
+    """A notice about reports: its rule `…前，在本单位政府网站“政府信息公开年报”栏目发布` names the
+    report's column but is prose, so it gives no title, agency or year (2025 is a deadline)."""
+    meta = extract_metadata(
+        [
+            "关于做好 2024 年度政府信息公开工作年度报告编制发布工作的通知各县（区）人民政府，"
+            "市政府各部门：根据《中华人民共和国政府信息公开条例》有关规定，现就做好 2024 年度"
+            "政府信息公开工作年度报告编制发布工作通知如下：",
+            "二、发布时间。各单位应于 2025 年 1 月 31 日前，在本单位政府网站政府信息公开年“报栏目"
+            "发布年度报告。”",
+        ]
+    )
+    assert (meta.title, meta.agency, meta.year) == (None, None, 2024)
+    notice = parse_file(str(ROOT / "tests" / "fixtures" / "bad" / "not_a_report.pdf"))
+    assert notice["status"] == "not_a_report"
+    assert (notice["agency"], notice["year"]) == (None, 2024)
 
 
 def test_signature_block_names_the_agency() -> None:
