@@ -1,0 +1,54 @@
+"""Stages import one way: the parser knows no database or orchestrator, the crawler no Prefect,
+the warehouse no reader, crawler or flow. Each import runs in a fresh interpreter."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+READERS = ("pdf", "docx", "html", "text", "legacy")
+# The warehouse may use the parser's vocabulary (registry, agency resolution), not its readers.
+NOT_IN_SCHEMA = ("prefect", "nianbao.flows", "nianbao.harvest") + tuple(
+    f"nianbao.parsers.{reader}" for reader in READERS
+)
+BOUNDARIES = {
+    # module: top-level packages and nianbao sub-packages it must not load
+    "nianbao.parsers.report": ("prefect", "sqlalchemy", "nianbao.flows", "nianbao.harvest"),
+    "nianbao.parsers.pool": ("prefect", "sqlalchemy", "nianbao.flows", "nianbao.harvest"),
+    "nianbao.harvest.crawler": ("prefect", "nianbao.flows"),
+    "nianbao.harvest.survey": ("prefect", "sqlalchemy", "nianbao.flows"),
+    "nianbao.schema.load": NOT_IN_SCHEMA,
+    "nianbao.schema.db": NOT_IN_SCHEMA,
+    "nianbao.schema.crossyear": NOT_IN_SCHEMA,
+    "nianbao.schema.harvestlog": NOT_IN_SCHEMA,
+}
+
+
+def _loaded_by(module: str) -> set[str]:
+    code = f"import json, sys, {module}; print(json.dumps(sorted(sys.modules)))"
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    return set(json.loads(done.stdout))
+
+
+@pytest.mark.parametrize("module", sorted(BOUNDARIES))
+def test_a_stage_loads_nothing_across_its_boundary(module: str):
+    loaded = _loaded_by(module)
+    crossed = sorted(
+        name
+        for name in loaded
+        for forbidden in BOUNDARIES[module]
+        if name == forbidden or name.startswith(forbidden + ".")
+    )
+    assert crossed == []
+
+
+def test_the_parse_stage_loads_no_reader_it_does_not_need():
+    # Readers are imported on demand: a text parse does not pay for pdfplumber or python-docx.
+    loaded = _loaded_by("nianbao.parsers.report")
+    assert not [r for r in READERS if f"nianbao.parsers.{r}" in loaded]
+    assert "pdfplumber" not in loaded and "docx" not in loaded
