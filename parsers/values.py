@@ -45,10 +45,6 @@ class CellValue:
     unit: str | None = None
     readable: bool = True
 
-    @property
-    def is_blank(self) -> bool:
-        return self.value is None and self.readable
-
 
 def clean(text: str) -> str:
     """Width-fold and collapse the spacing a cell picked up from layout (NBSP, line breaks)."""

@@ -1,12 +1,11 @@
 """The warehouse on both backends: migrations, idempotent loads, is_current, R5 and the views.
 
-Parse objects are built from gold canon files of real reports (tests/fixtures/*.canon.json).
+Parse objects are built from gold canon files of real reports (samples/*.canon.json).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import threading
 from collections.abc import Callable, Iterator
@@ -37,7 +36,8 @@ from nianbao.schema.models import (
     Section,
 )
 
-FIXTURES = Path(__file__).parent / "fixtures"
+from .helpers import gold
+
 HUAIAN = "01_huaian_shizhengfu_2024"
 SHANGHAI = "04_shanghai_szfbgt_2019"
 HUZHU = "huzhu-employment-2023"
@@ -49,7 +49,7 @@ HEAD_REVISION = "0005"
 
 
 def canon(name: str) -> dict[str, Any]:
-    return json.loads((FIXTURES / f"{name}.canon.json").read_text(encoding="utf-8"))
+    return gold(f"{name}.canon.json")
 
 
 def fact(key: str, printed: int | float | str) -> dict[str, Any]:
