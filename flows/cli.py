@@ -103,7 +103,12 @@ def _print_summary(result: dict) -> None:
     console.print(
         "sections: " + ", ".join(f"{s['code']} ({s['heading'] or '—'})" for s in result["sections"])
     )
-    for table_code in ("active_disclosure", "applications", "review_litigation"):
+    # The national tables in print order, then whatever else holds facts (2008: statistics, prose).
+    tables = dict.fromkeys(
+        ["active_disclosure", "applications", "review_litigation"]
+        + [f["table"] for f in result["facts"]]
+    )
+    for table_code in tables:
         facts = [f for f in result["facts"] if f["table"] == table_code]
         if not facts:
             continue

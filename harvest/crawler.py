@@ -72,8 +72,9 @@ class HarvestSummary:
     def lines(self) -> list[str]:
         out = []
         for p in self.portals:
+            platform = f"{p.platform} listing, " if p.platform else ""
             counts = (
-                f"{p.pages} listing pages, {p.reports} reports ({p.out_of_range} outside the"
+                f"{platform}{p.pages} listing pages, {p.reports} reports ({p.out_of_range} outside the"
                 f" years), {p.downloaded} downloaded, {p.not_modified} unchanged, {p.new} new,"
                 f" {p.loaded} loaded"
             )
