@@ -155,9 +155,9 @@ def test_upgrade_creates_tables_and_views(db_url: str, engine: Engine) -> None:
         "harvest_entries",
     } <= set(names.get_table_names())
     assert {"v_applications", "v_check_failures", "v_key_series"} <= set(names.get_view_names())
-    assert current_revision(db_url) == "0005"
+    assert current_revision(db_url) == "0006"
     upgrade(db_url)  # a second upgrade is a no-op
-    assert current_revision(db_url) == "0005"
+    assert current_revision(db_url) == "0006"
 
 
 def test_models_match_migrations(engine: Engine) -> None:
@@ -554,7 +554,7 @@ def test_migration_backfills_agencies_of_existing_reports(tmp_path: Path, db_url
                     {"sha": sha, "agency": agency, "year": year, "current": True},
                 )
         upgrade(old_url)
-        assert current_revision(old_url) == "0003"
+        assert current_revision(old_url) == "0006"
         with old.connect() as conn:
             rows = conn.execute(
                 select(Report.agency, Report.agency_id, Report.region_code, Report.level).order_by(
