@@ -54,7 +54,11 @@ from nianbao.flows.crawl import Entry, parse_attachments  # noqa: E402
 # Lives with the crawl's pure helpers (`portals check` needs it without Prefect); kept importable
 # from here, where the harvest command has always taken it.
 from nianbao.flows.crawl import parse_years as parse_years  # noqa: E402
-from nianbao.flows.ingest import IngestSummary, ingest_flow  # noqa: E402
+from nianbao.flows.ingest import (  # noqa: E402
+    IngestSummary,
+    ingest_flow,
+    publish_quality_report,
+)
 from nianbao.flows.orchestrator import NoPrefectServer, recorded_run  # noqa: E402
 from nianbao.flows.platforms import (  # noqa: E402
     ListingUnreachable,
@@ -476,6 +480,7 @@ def _harvest(
                 )
             summary.portals.append(result)
     _publish(summary)
+    publish_quality_report(engine)
     engine.dispose()
     message = summary.failure_message()
     return Failed(message=message, data=summary) if message else summary
