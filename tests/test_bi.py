@@ -21,6 +21,7 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from decimal import Decimal
 from functools import cache
 from pathlib import Path
@@ -38,6 +39,7 @@ from nianbao.schema.load import load_document
 from nianbao.schema.quality import gather, render_html
 from nianbao.schema.runs import finish_run, start_run
 
+from .conftest import new_database
 from .helpers import REAL, ROOT, SAMPLES
 
 README = (ROOT / "README.md").read_text("utf-8")
@@ -66,8 +68,27 @@ def load_samples(engine: Engine) -> int:
 
 
 @pytest.fixture
-def engine(db_url: str) -> Engine:
+def engine(db_url: str) -> Iterator[Engine]:
+    """A new warehouse holding the samples, for a test that changes it."""
     engine = engine_for(db_url)
+    load_samples(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+def warehouse(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Engine]:
+    """One warehouse holding the samples per backend, shared by the tests that only read it."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('bi') / 'warehouse.db'}"
+    else:
+        url = new_database(request.getfixturevalue("pg_url"))
+    upgrade(url)
+    engine = engine_for(url)
     load_samples(engine)
     yield engine
     engine.dispose()
@@ -96,8 +117,8 @@ def readme_query(comment: str) -> str:
 # --- the README's examples --------------------------------------------------------------------
 
 
-def test_readme_granted_share_leaves_out_what_is_not_printed(engine: Engine) -> None:
-    found = rows(engine, readme_query("share of applications granted in full, by year"))
+def test_readme_granted_share_leaves_out_what_is_not_printed(warehouse: Engine) -> None:
+    found = rows(warehouse, readme_query("share of applications granted in full, by year"))
     # 2019: 上海's granted/total is printed blank, so it is left out, not divided as 0/805.
     # 2023: 互助 prints 0 of 0: no share. 2024: 淮安 1362 / 3050.
     assert [(year, reports) for year, _, reports in found] == [(2023, 1), (2024, 1)]
@@ -105,19 +126,19 @@ def test_readme_granted_share_leaves_out_what_is_not_printed(engine: Engine) -> 
     assert found[1][1] == pytest.approx(1362 / 3050)
 
 
-def test_readme_lists_what_the_share_leaves_out(engine: Engine) -> None:
-    found = rows(engine, readme_query("what the share leaves out, and why"))
+def test_readme_lists_what_the_share_leaves_out(warehouse: Engine) -> None:
+    found = rows(warehouse, readme_query("what the share leaves out, and why"))
     assert found == [(2019, SHANGHAI, "blank", "value")]
 
 
-def test_readme_key_series_by_year(engine: Engine) -> None:
-    found = rows(engine, readme_query("requests, reviews and lawsuits per year, 2008–2024"))
+def test_readme_key_series_by_year(warehouse: Engine) -> None:
+    found = rows(warehouse, readme_query("requests, reviews and lawsuits per year, 2008–2024"))
     # 上海 2019 lawsuits: 9 direct, after review printed blank.
     assert found == [(2019, 859, 7, 9), (2023, 0, 0, 0), (2024, 3119, 351, 26 + 20)]
 
 
-def test_readme_received_by_province_and_level(engine: Engine) -> None:
-    found = rows(engine, readme_query("applications received by year, province and level"))
+def test_readme_received_by_province_and_level(warehouse: Engine) -> None:
+    found = rows(warehouse, readme_query("applications received by year, province and level"))
     assert found == [
         (2019, "上海市", "省", 859),
         (2023, "青海省", "县", 0),
@@ -125,13 +146,13 @@ def test_readme_received_by_province_and_level(engine: Engine) -> None:
     ]
 
 
-def test_readme_worst_reports(engine: Engine) -> None:
-    found = rows(engine, readme_query("reports whose own numbers do not add up, worst first"))
+def test_readme_worst_reports(warehouse: Engine) -> None:
+    found = rows(warehouse, readme_query("reports whose own numbers do not add up, worst first"))
     assert found == [(SHANGHAI, 2019, 12)]
 
 
-def test_readme_one_row_per_report(engine: Engine) -> None:
-    found = rows(engine, readme_query("one row per report: who, when, key totals, quality"))
+def test_readme_one_row_per_report(warehouse: Engine) -> None:
+    found = rows(warehouse, readme_query("one row per report: who, when, key totals, quality"))
     assert found == [
         (SHANGHAI, 2019, "2019", "310000", 859, 805, None, 7, 9, 2),
         (HUZHU, 2023, "2021", "630223", 0, 0, 0, 0, 0, 0),
@@ -139,8 +160,10 @@ def test_readme_one_row_per_report(engine: Engine) -> None:
     ]
 
 
-def test_readme_money_in_one_unit(engine: Engine) -> None:
-    found = rows(engine, readme_query("money of table 二 in 元, with the unit it was printed in"))
+def test_readme_money_in_one_unit(warehouse: Engine) -> None:
+    found = rows(
+        warehouse, readme_query("money of table 二 in 元, with the unit it was printed in")
+    )
     assert found == [
         (SHANGHAI, 2019, "procurement", 251000, "元"),
         (HUZHU, 2023, "fees", 0, "万元"),
@@ -148,9 +171,9 @@ def test_readme_money_in_one_unit(engine: Engine) -> None:
     ]
 
 
-def test_readme_review_correction_rate(engine: Engine) -> None:
+def test_readme_review_correction_rate(warehouse: Engine) -> None:
     found = rows(
-        engine, readme_query("share of administrative reviews that corrected the decision")
+        warehouse, readme_query("share of administrative reviews that corrected the decision")
     )
     # 上海 prints corrected blank: left out. 互助 0 of 0; 淮安 64 of 351.
     assert [(year, reviews) for year, _, reviews in found] == [(2023, 0), (2024, 351)]
@@ -160,10 +183,10 @@ def test_readme_review_correction_rate(engine: Engine) -> None:
 # --- cell states and views ----------------------------------------------------------------------
 
 
-def test_cell_states_keep_printed_blank_and_absent_apart(engine: Engine) -> None:
+def test_cell_states_keep_printed_blank_and_absent_apart(warehouse: Engine) -> None:
     found = dict(
         rows(
-            engine,
+            warehouse,
             "SELECT agency, granted_state || '/' || carried_forward_state || '/' || "
             "other_handling_fee_unpaid_state FROM v_applications WHERE applicant = 'total'",
         )
@@ -175,7 +198,7 @@ def test_cell_states_keep_printed_blank_and_absent_apart(engine: Engine) -> None
         HUZHU: "value/value/absent",
     }
     states = dict(
-        rows(engine, "SELECT state, COUNT(*) FROM v_facts WHERE is_current GROUP BY state")
+        rows(warehouse, "SELECT state, COUNT(*) FROM v_facts WHERE is_current GROUP BY state")
     )
     blanks = sum(1 for doc in parsed_samples()[:2] for f in doc["facts"] if f["value"] is None)
     huzhu_blanks = sum(1 for f in parsed_samples()[2]["facts"] if f["value"] is None)
@@ -198,22 +221,22 @@ def test_row_that_did_not_load_is_absent(db_url: str) -> None:
         engine.dispose()
 
 
-def test_views_per_table(engine: Engine) -> None:
+def test_views_per_table(warehouse: Engine) -> None:
     review = rows(
-        engine,
+        warehouse,
         "SELECT proceeding, upheld, corrected, corrected_state, total FROM v_review_litigation "
         f"WHERE agency = '{SHANGHAI}' ORDER BY proceeding",
     )
     assert review[2] == ("review", 5, None, "blank", 7)
     assert [r[0] for r in review] == ["litigation_after_review", "litigation_direct", "review"]
     active = rows(
-        engine,
+        warehouse,
         "SELECT item, made, made_state, issued_state FROM v_active_disclosure "
         f"WHERE agency = '{HUAIAN}' AND item = 'rules'",
     )
     # 淮安 2024 is on the 2021 template: 本年制发件数 (issued), no 本年新制作数量 (made).
     assert active == [("rules", None, "absent", "value")]
-    assert rows(engine, "SELECT COUNT(*), COUNT(DISTINCT report_id) FROM v_reports") == [(3, 3)]
+    assert rows(warehouse, "SELECT COUNT(*), COUNT(DISTINCT report_id) FROM v_reports") == [(3, 3)]
 
 
 def test_year_over_year_compares_with_the_previous_current_report(db_url: str) -> None:
@@ -250,13 +273,13 @@ def test_year_over_year_compares_with_the_previous_current_report(db_url: str) -
 # --- constraints, runs, comments, migrations ------------------------------------------------------
 
 
-def test_one_current_report_per_agency_and_year_is_enforced(engine: Engine) -> None:
+def test_one_current_report_per_agency_and_year_is_enforced(warehouse: Engine) -> None:
     # The four 互助 documents: one current; making a second current breaks the unique index.
     assert rows(
-        engine,
+        warehouse,
         f"SELECT COUNT(*), SUM(CASE WHEN is_current THEN 1 ELSE 0 END) FROM reports WHERE agency = '{HUZHU}'",
     ) == [(4, 1)]
-    with pytest.raises(IntegrityError), engine.begin() as conn:
+    with pytest.raises(IntegrityError), warehouse.begin() as conn:
         conn.execute(text(f"UPDATE reports SET is_current = true WHERE agency = '{HUZHU}'"))
 
 
@@ -270,19 +293,19 @@ def test_one_current_report_per_agency_and_year_is_enforced(engine: Engine) -> N
         ("UPDATE documents SET status = 'ok'", "ck_documents_status"),
     ],
 )
-def test_codes_are_checked(engine: Engine, sql: str, constraint: str) -> None:
-    with pytest.raises(IntegrityError, match=constraint), engine.begin() as conn:
+def test_codes_are_checked(warehouse: Engine, sql: str, constraint: str) -> None:
+    with pytest.raises(IntegrityError, match=constraint), warehouse.begin() as conn:
         conn.execute(text(sql))
 
 
-def test_every_loaded_row_points_to_its_run(engine: Engine) -> None:
-    assert rows(engine, "SELECT flow, state, documents_seen, loaded FROM runs") == [
+def test_every_loaded_row_points_to_its_run(warehouse: Engine) -> None:
+    assert rows(warehouse, "SELECT flow, state, documents_seen, loaded FROM runs") == [
         ("test", "completed", 6, 6)
     ]
-    (run_id,) = rows(engine, "SELECT id FROM runs")[0]
-    assert rows(engine, "SELECT DISTINCT run_id FROM reports") == [(run_id,)]
-    assert rows(engine, "SELECT DISTINCT run_id FROM documents") == [(run_id,)]
-    assert rows(engine, "SELECT DISTINCT run_id FROM v_reports") == [(run_id,)]
+    (run_id,) = rows(warehouse, "SELECT id FROM runs")[0]
+    assert rows(warehouse, "SELECT DISTINCT run_id FROM reports") == [(run_id,)]
+    assert rows(warehouse, "SELECT DISTINCT run_id FROM documents") == [(run_id,)]
+    assert rows(warehouse, "SELECT DISTINCT run_id FROM v_reports") == [(run_id,)]
 
 
 @pytest.mark.postgres
@@ -329,8 +352,8 @@ def test_downgrade_to_0005_keeps_the_reports(db_url: str, engine: Engine) -> Non
 
 
 @pytest.mark.parametrize("fmt", ["parquet", "csv"])
-def test_export_is_read_back_by_duckdb(engine: Engine, tmp_path: Path, fmt: str) -> None:
-    written = {d.name: d for d in export(engine, tmp_path, fmt)}
+def test_export_is_read_back_by_duckdb(warehouse: Engine, tmp_path: Path, fmt: str) -> None:
+    written = {d.name: d for d in export(warehouse, tmp_path, fmt)}
     assert set(written) == set(DATASETS)
     reader = "read_parquet" if fmt == "parquet" else "read_csv"
 
