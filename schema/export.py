@@ -87,6 +87,9 @@ def _export_one(
             partitioning=ds.partitioning(pa.schema([schema.field("year")]), flavor="hive"),
             basename_template="part-{i}." + fmt,
             existing_data_behavior="overwrite_or_ignore",
+            # pyarrow's default stops at 1024 partitions; years are far fewer, but a warehouse
+            # of misread years must still export.
+            max_partitions=1_000_000,
         )
     files = [p for p in folder.rglob(f"*.{fmt}")]
     return ExportedDataset(name, rows, len(files), sum(p.stat().st_size for p in files))
