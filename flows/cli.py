@@ -592,5 +592,85 @@ def db_upgrade(db: DbOption = None) -> None:
         typer.echo(f"{_safe_url(url)} at revision {current_revision(url)}")
 
 
+@app.command(name="export")
+def export_command(
+    out: Annotated[Path, typer.Option("--out", help="folder to write the datasets into")],
+    fmt: Annotated[
+        str, typer.Option("--format", help="parquet or csv", case_sensitive=False)
+    ] = "parquet",
+    db: DbOption = None,
+) -> None:
+    """Write the BI views and the facts to files partitioned by year (OUT/NAME/year=YYYY/).
+
+    DuckDB, pandas, Spark and Trino read each folder as one table without nianbao. Each
+    dataset's folder is replaced.
+
+    Example:
+        nianbao export --db sqlite:///nianbao.db --format parquet --out export/
+    """
+    from nianbao.schema.export import FORMATS
+
+    fmt = fmt.lower()
+    if fmt not in FORMATS:
+        raise typer.BadParameter(
+            f"{fmt!r} is not one of {', '.join(FORMATS)}", param_hint="--format"
+        )
+    url = _database(db)
+    with _errors_as_exit_statuses():
+        from nianbao.schema.db import connect_or_explain, engine_for, upgrade
+        from nianbao.schema.export import export
+
+        connect_or_explain(url)
+        upgrade(url)
+        started = time.monotonic()
+        engine = engine_for(url)
+        try:
+            written = export(engine, out, fmt)  # type: ignore[arg-type]
+        finally:
+            engine.dispose()
+    for dataset in written:
+        typer.echo(
+            f"{dataset.name}: {dataset.rows} rows, {dataset.files} files, {dataset.bytes:,} bytes"
+        )
+    typer.echo(f"exported to {out} in {time.monotonic() - started:.1f} s")
+
+
+@app.command(name="report")
+def report_command(
+    out: Annotated[Path, typer.Option("--out", help="the HTML file to write")] = Path(
+        "quality.html"
+    ),
+    db: DbOption = None,
+) -> None:
+    """Write the data-quality report: one self-contained HTML page with charts (works offline).
+
+    Reports per year and region, R1–R6 failure rates by year and level, outcomes of
+    applications, reviews and lawsuits, findings, the worst reports and the largest changes
+    from the previous year.
+
+    Example:
+        nianbao report --db sqlite:///nianbao.db --out quality.html
+    """
+    url = _database(db)
+    with _errors_as_exit_statuses():
+        from nianbao.schema.db import connect_or_explain, engine_for, upgrade
+        from nianbao.schema.quality import gather, render_html
+
+        connect_or_explain(url)
+        upgrade(url)
+        engine = engine_for(url)
+        try:
+            data = gather(engine)
+        finally:
+            engine.dispose()
+        try:
+            out.write_text(render_html(data), encoding="utf-8")
+        except OSError as exc:
+            raise typer.BadParameter(
+                f"cannot write {out}: {exc.strerror}", param_hint="--out"
+            ) from None
+    typer.echo(f"{out}: {data.totals['current_reports']} current reports")
+
+
 def main() -> None:
     app()

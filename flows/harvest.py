@@ -31,7 +31,11 @@ from prefect.types.entrypoint import EntrypointType  # noqa: E402
 from sqlalchemy import Engine  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
-from nianbao.flows.ingest import IngestSummary, ingest_flow  # noqa: E402
+from nianbao.flows.ingest import (  # noqa: E402
+    IngestSummary,
+    ingest_flow,
+    publish_quality_report,
+)
 from nianbao.flows.orchestrator import NoPrefectServer, recorded_run  # noqa: E402
 from nianbao.harvest.client import (  # noqa: E402
     ClientSettings,
@@ -151,6 +155,7 @@ def _harvest(
                 )
             summary.portals.append(result)
     _publish(summary)
+    publish_quality_report(engine)
     engine.dispose()
     message = summary.failure_message()
     return Failed(message=message, data=summary) if message else summary

@@ -27,11 +27,13 @@ from nianbao.flows.orchestrator import configure_prefect
 configure_prefect()
 
 from prefect import flow, get_run_logger, task  # noqa: E402
-from prefect.artifacts import create_table_artifact  # noqa: E402
+from prefect.artifacts import create_markdown_artifact, create_table_artifact  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
+from prefect.runtime import flow_run  # noqa: E402
 from prefect.states import Failed, State  # noqa: E402
 from prefect.utilities.annotations import quote  # noqa: E402
 from sqlalchemy import Engine  # noqa: E402
+from sqlalchemy.exc import DBAPIError  # noqa: E402
 
 from nianbao.flows.orchestrator import recorded_run  # noqa: E402
 from nianbao.harvest.rawstore import DEFAULT_RAW_DIR, RawStore  # noqa: E402
@@ -54,6 +56,8 @@ from nianbao.schema.load import (  # noqa: E402
     load_document,
     report_ids_of,
 )
+from nianbao.schema.quality import gather, render_markdown  # noqa: E402
+from nianbao.schema.runs import finish_run, start_run  # noqa: E402
 
 # A run loading more reports than this prints counts only.
 MAX_LISTED_REPORTS = 20
@@ -207,7 +211,11 @@ def plan(
 # No Prefect retries: `retry_while_unavailable` retries for a bounded time, then stops the run.
 @task(name="load-batch", cache_policy=NO_CACHE)
 def load_batch(
-    results: list[dict], db_url: str, raw_paths: dict[str, str], retry_seconds: float
+    results: list[dict],
+    db_url: str,
+    raw_paths: dict[str, str],
+    retry_seconds: float,
+    run_id: int | None = None,
 ) -> list[Loaded]:
     """Load each parsed document; what comes back is small, so a long run's memory stays flat
     (a parse result with its facts is ~80 KB and is dropped once loaded)."""
@@ -221,7 +229,9 @@ def load_batch(
     for result in results:
         # Retried one document at a time: each loads in its own transaction.
         outcome = retry_while_unavailable(
-            lambda result=result: load_document(engine, result, raw_paths.get(result["sha256"])),
+            lambda result=result: load_document(
+                engine, result, raw_paths.get(result["sha256"]), run_id
+            ),
             retry_seconds,
             on_retry,
         )
@@ -278,6 +288,9 @@ def _ingest(
     retry_seconds = DatabaseSettings.from_env().retry_seconds
     url = complete_db_url(resolve_db_url(db_url))
     upgrade(url)
+    run_id = retry_while_unavailable(
+        lambda: start_run(_engine(url), "nianbao-ingest", flow_run.get_id()), retry_seconds
+    )
     files = discover_files(paths)
     summary = IngestSummary(seen=len(files))
     todo, unchanged, still_failed = plan(files, url, raw_dir, sources or {}, hints or {})
@@ -295,7 +308,7 @@ def _ingest(
     def on_batch(results: list[dict]) -> None:
         # quote(): Prefect would otherwise walk every fact of every result looking for futures,
         # twice a call (~35 ms a document, five times the load itself).
-        loaded = load_batch(quote(results), url, quote(raw_paths), retry_seconds)
+        loaded = load_batch(quote(results), url, quote(raw_paths), retry_seconds, run_id)
         for document in loaded:
             _record(summary, document)
             if document.outcome in REPORT_OUTCOMES:
@@ -320,8 +333,35 @@ def _ingest(
         summary.not_loaded = len(files) - progress[0]
         logger.error("run stopped: %s", exc)
     _publish(summary)
+    if not summary.stopped:
+        _close_run(_engine(url), run_id, summary)
+        # A harvest publishes one report at its end, not one per portal's ingest.
+        if flow_run.get_parent_flow_run_id() is None:
+            publish_quality_report(_engine(url))
     _engine(url).dispose()
     return final_state(summary)
+
+
+def _close_run(engine: Engine, run_id: int, summary: IngestSummary) -> None:
+    counts = {"documents_seen": summary.seen, **summary.outcomes}
+    finish_run(engine, run_id, counts, failed=summary.failure_message() is not None)
+
+
+def publish_quality_report(engine: Engine) -> None:
+    """The data-quality report's figures as the Markdown artifact `quality-report`.
+
+    A database error here is logged, not raised: the run's data is loaded by then.
+    """
+    try:
+        markdown = render_markdown(gather(engine))
+    except DBAPIError as exc:
+        get_run_logger().warning("quality report not published: %s", exc.__class__.__name__)
+        return
+    create_markdown_artifact(
+        key="quality-report",
+        markdown=markdown,
+        description="Data quality of the warehouse (`nianbao report` draws it with charts)",
+    )
 
 
 def final_state(summary: IngestSummary) -> IngestSummary | State:

@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from nianbao.parsers.agency import resolve_agency
+from nianbao.parsers.values import is_value_text
 from nianbao.schema.agencies import agency_id_for
 from nianbao.schema.models import Base, Check, Document, Fact, Finding, Report, Section, utcnow
 
@@ -87,21 +88,40 @@ class _DocumentRace(Exception):
 
 
 def load_document(
-    engine: Engine, parsed: Mapping[str, Any], raw_path: str | None = None
+    engine: Engine,
+    parsed: Mapping[str, Any],
+    raw_path: str | None = None,
+    run_id: int | None = None,
 ) -> LoadOutcome:
-    """Load one parsed document (the dict `nianbao parse --json` emits) in one transaction."""
+    """Load one parsed document (the dict `nianbao parse --json` emits) in one transaction.
+
+    `run_id` (a `runs` row, see `schema.runs`) is recorded on the document and report rows
+    this load writes; an unchanged document keeps the run that loaded it.
+    """
     if parsed["status"] not in _DOCUMENT_STATUS:
         raise ValueError(f"unknown parse status {parsed['status']!r} for {parsed['source']}")
     try:
-        return _load(engine, parsed, raw_path, first_attempt=True)
+        return _load(engine, parsed, raw_path, run_id, first_attempt=True)
     except _DocumentRace:
         # The other worker has committed by now (PostgreSQL reports the unique violation only
         # then), so a second pass sees its row and decides unchanged or reloaded.
-        return _load(engine, parsed, raw_path, first_attempt=False)
+        return _load(engine, parsed, raw_path, run_id, first_attempt=False)
+
+
+def cell_state(value: object, raw: str | None) -> str:
+    """value, blank (a printed blank or dash: parsers/values.py's null markers) or unreadable."""
+    if value is not None:
+        return "value"
+    return "blank" if is_value_text(raw or "") else "unreadable"
 
 
 def _load(
-    engine: Engine, parsed: Mapping[str, Any], raw_path: str | None, *, first_attempt: bool
+    engine: Engine,
+    parsed: Mapping[str, Any],
+    raw_path: str | None,
+    run_id: int | None,
+    *,
+    first_attempt: bool,
 ) -> LoadOutcome:
     now = utcnow()
     with Session(engine) as session, session.begin():
@@ -123,6 +143,7 @@ def _load(
             "problem_message": problem.get("message"),
             "parser_version": parsed["parser_version"],
             "last_seen_at": now,
+            "run_id": run_id,
         }
         if document is None:
             session.add(
@@ -148,7 +169,7 @@ def _load(
 
         if parsed["status"] != "parsed":
             return LoadOutcome(parsed["status"])
-        _insert_report(session, parsed, now)
+        _insert_report(session, parsed, now, run_id)
         return LoadOutcome.LOADED if document is None else LoadOutcome.RELOADED
 
 
@@ -165,7 +186,9 @@ def _drop_report(session: Session, sha256: str) -> None:
         _settle_current(session, old.agency, old.agency_id, old.year)
 
 
-def _insert_report(session: Session, parsed: Mapping[str, Any], now: datetime) -> None:
+def _insert_report(
+    session: Session, parsed: Mapping[str, Any], now: datetime, run_id: int | None
+) -> None:
     agency, year = parsed["agency"], parsed["year"]
     # Resolved again from the printed name and the region the parse found (or was hinted):
     # the same call as the 0003 back-fill, and output of older parser versions loads too.
@@ -183,7 +206,10 @@ def _insert_report(session: Session, parsed: Mapping[str, Any], now: datetime) -
         template=parsed.get("template"),
         parser_version=parsed["parser_version"],
         loaded_at=now,
-        is_current=True,
+        # Current once settled below: the unique index allows one current report per agency
+        # and year at every moment, so a new one must not be current beside the old one.
+        is_current=(agency is None and agency_id is None) or year is None,
+        run_id=run_id,
     )
     session.add(report)
     session.flush()
@@ -217,6 +243,7 @@ def _insert_report(session: Session, parsed: Mapping[str, Any], now: datetime) -
                 "raw": f["raw"],
                 "label": f.get("label"),
                 "unit": f.get("unit"),
+                "state": cell_state(f["value"], f["raw"]),
                 "source": f.get("source"),
                 "evidence": f.get("evidence"),
                 "section": f.get("section"),
@@ -280,10 +307,17 @@ def _settle_current(
         .limit(1)
     ).first()
     if newest is not None:
+        # Two statements, the old one first: PostgreSQL checks the unique index row by row.
         session.execute(
             update(Report)
-            .where(same)
-            .values(is_current=Report.id == newest)
+            .where(same, Report.id != newest, Report.is_current)
+            .values(is_current=False)
+            .execution_options(synchronize_session=False)
+        )
+        session.execute(
+            update(Report)
+            .where(Report.id == newest)
+            .values(is_current=True)
             .execution_options(synchronize_session=False)
         )
 

@@ -25,6 +25,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     func,
+    text,
     true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -90,6 +91,10 @@ class Document(Base):
     # The parser version that produced the stored rows: a newer one re-parses the document.
     parser_version: Mapped[str] = mapped_column(Text)
     raw_path: Mapped[str | None] = mapped_column(Text)
+    # The run that last wrote this row (NULL for rows loaded before runs were recorded).
+    run_id: Mapped[int | None] = mapped_column(
+        ForeignKey("runs.id"), index=True, comment="runs.id of the run that last wrote it"
+    )
     first_seen_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, server_default=func.now()
     )
@@ -144,6 +149,24 @@ class Report(Base):
     __table_args__ = (
         Index("ix_reports_agency_year", "agency", "year"),
         Index("ix_reports_agency_id_year", "agency_id", "year"),
+        # One current report per agency and year: by agency id where the name resolved, else
+        # by the printed name (the loader's `_settle_current` decides which one).
+        Index(
+            "uq_reports_current_agency_id_year",
+            "agency_id",
+            "year",
+            unique=True,
+            postgresql_where=text("is_current AND agency_id IS NOT NULL"),
+            sqlite_where=text("is_current AND agency_id IS NOT NULL"),
+        ),
+        Index(
+            "uq_reports_current_agency_year",
+            "agency",
+            "year",
+            unique=True,
+            postgresql_where=text("is_current AND agency_id IS NULL AND agency IS NOT NULL"),
+            sqlite_where=text("is_current AND agency_id IS NULL AND agency IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -166,6 +189,10 @@ class Report(Base):
     )
     # False once a later report for the same agency and year was loaded; the older one stays.
     is_current: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    # The run that loaded it; its sections, facts, checks and findings were loaded with it.
+    run_id: Mapped[int | None] = mapped_column(
+        ForeignKey("runs.id"), index=True, comment="runs.id of the run that loaded it"
+    )
 
     document: Mapped[Document] = relationship(back_populates="report")
     sections: Mapped[list[Section]] = relationship(
@@ -210,11 +237,38 @@ class Fact(Base):
     raw: Mapped[str] = mapped_column(Text)
     label: Mapped[str | None] = mapped_column(Text)
     unit: Mapped[str | None] = mapped_column(Text)
+    # value (printed with a value) | blank (printed blank or a dash) | unreadable (printed text
+    # that is no number). A cell the report does not have has no row: the views call it absent.
+    state: Mapped[str | None] = mapped_column(
+        Text, comment="value, blank or unreadable (absent cells have no row)"
+    )
     # Template 2008 only (NULL for the national tables): prose | table, the sentence or printed
     # 统计表 row the figure stands in, and the section it was read from.
     source: Mapped[str | None] = mapped_column(Text)
     evidence: Mapped[str | None] = mapped_column(Text)
     section: Mapped[str | None] = mapped_column(Text)
+
+
+class Run(Base):
+    """One ingest run: when it ran, its Prefect flow run, and what it did to documents."""
+
+    __tablename__ = "runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    flow: Mapped[str] = mapped_column(Text)  # nianbao-ingest, or the library called directly
+    flow_run_id: Mapped[str | None] = mapped_column(Text, index=True)
+    started_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, server_default=func.now()
+    )
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # running | completed | failed
+    state: Mapped[str] = mapped_column(Text, default="running", server_default="running")
+    documents_seen: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    loaded: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    reloaded: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    unchanged: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    failed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    not_a_report: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Check(Base):

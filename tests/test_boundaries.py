@@ -24,6 +24,8 @@ BOUNDARIES = {
     "nianbao.schema.db": NOT_IN_SCHEMA,
     "nianbao.schema.crossyear": NOT_IN_SCHEMA,
     "nianbao.schema.harvestlog": NOT_IN_SCHEMA,
+    "nianbao.schema.export": NOT_IN_SCHEMA,
+    "nianbao.schema.quality": NOT_IN_SCHEMA,
 }
 
 

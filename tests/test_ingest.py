@@ -67,6 +67,24 @@ def test_ingest_samples_then_rerun_changes_nothing(tmp_path: Path, prefect_home:
     assert f"0 loaded, {SAMPLE_DOCUMENTS} unchanged" in second.stdout
     assert counts(url) == loaded
 
+    # Each run is a `runs` row with its Prefect flow run; the reports point to the first.
+    with sqlite3.connect(tmp_path / "w.db") as conn:
+        runs = conn.execute(
+            "SELECT id, flow, flow_run_id, state, documents_seen, loaded, unchanged FROM runs"
+        ).fetchall()
+        linked = conn.execute("SELECT DISTINCT run_id FROM reports").fetchall()
+    assert [row[1:2] + row[3:] for row in runs] == [
+        ("nianbao-ingest", "completed", SAMPLE_DOCUMENTS, SAMPLE_DOCUMENTS, 0),
+        ("nianbao-ingest", "completed", SAMPLE_DOCUMENTS, 0, SAMPLE_DOCUMENTS),
+    ]
+    assert all(len(row[2]) == 36 for row in runs) and linked == [(runs[0][0],)]
+    # And each published the quality report to the temporary server's database.
+    with sqlite3.connect(Path(prefect_home) / "prefect.db") as conn:
+        published = conn.execute(
+            "SELECT data FROM artifact WHERE key = 'quality-report' ORDER BY created"
+        ).fetchall()
+    assert len(published) >= 2 and "| 6 | 0 | 0 | 3 | 1 |" in published[-1][0]
+
 
 def test_raw_bytes_are_kept_by_content(tmp_path: Path, prefect_home: str) -> None:
     url = f"sqlite:///{tmp_path / 'w.db'}"
