@@ -18,15 +18,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from itertools import pairwise
+from operator import itemgetter
 
 import pypdfium2
 import pypdfium2.raw as pdfium_c
-from pdfplumber.table import (
-    TableSettings,
-    cells_to_tables,
-    edges_to_intersections,
-    merge_edges,
-)
+from pdfplumber.table import TableSettings, merge_edges
 from pdfplumber.utils import filter_edges, obj_to_bbox
 
 from .blocks import Block, Cell, Document, Paragraph, ParseError, Table
@@ -77,6 +73,10 @@ _LABEL_START = re.compile(
     r"(?:[（(][一二三四五六七八九十\d]+[）)]|[一二三四五六七八九十]+、|\d+[.、．])"
 )
 _CID = re.compile(r"\(cid:\d+\)")
+# What _check_garbled counts, as character classes: the replacement character, the private use
+# area and control characters that are not whitespace (\s is str.isspace() here).
+_UNREADABLE = re.compile(r"[\ufffd\ue000-\uf8ff\x00-\x08\x0e-\x1b]")
+_SPACE = re.compile(r"\s")
 _SENTENCE_END = "。！？.!?…"
 _CLOSERS = "”’」』）)"
 
@@ -273,8 +273,8 @@ def _check_garbled(blocks: list[Block]) -> None:
     text = "".join(_block_text(block) for block in blocks)
     cids = len(_CID.findall(text))
     text = _CID.sub("", text)
-    bad = cids + sum(1 for ch in text if _unreadable(ch))
-    total = cids + sum(1 for ch in text if not ch.isspace())
+    bad = cids + len(_UNREADABLE.findall(text))
+    total = cids + len(text) - len(_SPACE.findall(text))
     if total and bad / total > _GARBLED_SHARE:
         raise ParseError(
             "garbled_text",
@@ -287,11 +287,6 @@ def _block_text(block: Block) -> str:
     if isinstance(block, Paragraph):
         return block.text
     return "".join(cell.text for row in block.rows for cell in row)
-
-
-def _unreadable(ch: str) -> bool:
-    code = ord(ch)
-    return ch == "\ufffd" or 0xE000 <= code <= 0xF8FF or (code < 0x20 and not ch.isspace())
 
 
 # --- pdfium: characters, object kinds, rules ------------------------------------------------------
@@ -449,12 +444,12 @@ def _find_tables(page: _Page) -> None:
         join_x_tolerance=_SETTINGS.join_x_tolerance,
         join_y_tolerance=_SETTINGS.join_y_tolerance,
     )
-    intersections = edges_to_intersections(
+    intersections = _edges_to_intersections(
         filter_edges(edges, min_length=_SETTINGS.edge_min_length),
         _SETTINGS.intersection_x_tolerance,
         _SETTINGS.intersection_y_tolerance,
     )
-    for cells in cells_to_tables(_intersections_to_cells(intersections)):
+    for cells in _cells_to_tables(_intersections_to_cells(intersections)):
         table = _to_table(cells, page)
         if table is not None:
             bbox = (
@@ -526,6 +521,30 @@ def _is_rect(points: list[Point]) -> bool:
     )
 
 
+def _edges_to_intersections(
+    edges: list[dict], x_tolerance: float, y_tolerance: float
+) -> dict[Point, dict[str, list]]:
+    """pdfplumber's `edges_to_intersections`, with the horizontal edges sorted once rather than
+    once for every vertical edge."""
+    intersections: dict[Point, dict[str, list]] = {}
+    v_edges = sorted((e for e in edges if e["orientation"] == "v"), key=itemgetter("x0", "top"))
+    h_edges = sorted((e for e in edges if e["orientation"] == "h"), key=itemgetter("top", "x0"))
+    for v in v_edges:
+        for h in h_edges:
+            if (
+                (v["top"] <= (h["top"] + y_tolerance))
+                and (v["bottom"] >= (h["top"] - y_tolerance))
+                and (v["x0"] >= (h["x0"] - x_tolerance))
+                and (v["x0"] <= (h["x1"] + x_tolerance))
+            ):
+                vertex = (v["x0"], h["top"])
+                if vertex not in intersections:
+                    intersections[vertex] = {"v": [], "h": []}
+                intersections[vertex]["v"].append(v)
+                intersections[vertex]["h"].append(h)
+    return intersections
+
+
 def _intersections_to_cells(intersections: dict[Point, dict[str, list]]) -> list[Box]:
     """pdfplumber's `intersections_to_cells`, same cells in the same order, without its cost.
 
@@ -584,6 +603,36 @@ def _smallest_cell(
             ):
                 return (point[0], point[1], corner[0], corner[1])
     return None
+
+
+def _cells_to_tables(cells: list[Box]) -> list[list[Box]]:
+    """pdfplumber's `cells_to_tables`: the same groups of cells that touch at a corner, in the
+    same order, with each pass keeping the cells it did not take rather than removing the ones
+    it took from a list (quadratic on a page of many cells)."""
+    remaining = list(cells)
+    corners: set[Point] = set()
+    current: list[Box] = []
+    tables = []
+    while remaining:
+        before = len(current)
+        kept = []
+        for cell in remaining:
+            x0, top, x1, bottom = cell
+            cell_corners = ((x0, top), (x0, bottom), (x1, top), (x1, bottom))
+            if not current or any(corner in corners for corner in cell_corners):
+                corners.update(cell_corners)
+                current.append(cell)
+            else:
+                kept.append(cell)
+        remaining = kept
+        if len(current) == before:  # nothing touched the group: it is a table; start another
+            tables.append(list(current))
+            corners.clear()
+            current.clear()
+    if current:
+        tables.append(list(current))
+    tables.sort(key=lambda t: min((c[1], c[0]) for c in t))
+    return [t for t in tables if len(t) > 1]
 
 
 def _to_table(cells: list[Box], page: _Page) -> Table | None:
@@ -677,6 +726,7 @@ def _page_lines(page: _Page) -> list[_Line]:
     """Text lines in pdfium's (content) order, without the characters inside kept tables."""
     lines: list[_Line] = []
     current: list[_Char] = []
+    boxes = [t.bbox for t in page.tables]
     for ch in [*page.chars, _Char("\n", 0, 0, 0, 0)]:
         if ch.text == "\n":
             ink = [c for c in current if not c.text.isspace()]
@@ -693,14 +743,14 @@ def _page_lines(page: _Page) -> list[_Line]:
                     )
                 )
             current = []
-        elif not any(_inside(ch, t.bbox) for t in page.tables):
+        elif not boxes or not _inside_any(ch, boxes):
             current.append(ch)
     return lines
 
 
-def _inside(ch: _Char, bbox: tuple[float, float, float, float]) -> bool:
-    x, y = (ch.x0 + ch.x1) / 2, (ch.top + ch.bottom) / 2
-    return bbox[0] <= x <= bbox[2] and bbox[1] <= y <= bbox[3]
+def _inside_any(ch: _Char, boxes: list[Box]) -> bool:
+    x, y = ch.centre
+    return any(b[0] <= x <= b[2] and b[1] <= y <= b[3] for b in boxes)
 
 
 def _in_margin(line: _Line, height: float) -> bool:
