@@ -133,12 +133,13 @@ def detect_version(
     texts.discard("")
     if not texts:
         return None
+    # One string to search: a signal is in one of the texts iff it is in their join, since no
+    # normalised label holds the separator.
+    joined = "\0".join(texts)
     scores = {version: 0 for version in VERSIONS}
     for version in VERSIONS:
         scores[version] = sum(
-            1
-            for signal in _version_signals(version)
-            if any(signal in text for text in texts if len(signal) >= 4)
+            1 for signal in _version_signals(version) if len(signal) >= 4 and signal in joined
         )
     best = max(scores, key=lambda v: scores[v])
     if scores[best] > 0 and list(scores.values()).count(scores[best]) == 1:
