@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import re
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -89,10 +89,6 @@ class _Char:
     top: float
     bottom: float
 
-    @property
-    def centre(self) -> Point:
-        return (self.x0 + self.x1) / 2, (self.top + self.bottom) / 2
-
 
 @dataclass(slots=True)
 class _Line:
@@ -148,14 +144,24 @@ class _CentreIndex:
     def __init__(self, chars: list[_Char]) -> None:
         entries = []
         for position, ch in enumerate(chars):
-            x, y = ch.centre
-            # A NaN centre fails every comparison, so it lies in no cell: leave it out of the
-            # sort, where it would break the order.
+            x, y = (ch.x0 + ch.x1) / 2, (ch.top + ch.bottom) / 2
+            # A NaN centre fails every comparison, so it lies in no cell or table: leave it out
+            # of the sort, where it would break the order.
             if ch.text != "\n" and x == x and y == y:
                 entries.append((y, x, position, ch))
         entries.sort(key=_first)
         self._entries = entries
         self._ys = [entry[0] for entry in entries]
+
+    def within(self, box: Box) -> set[int]:
+        """Positions of the characters whose centre lies in `box`, its sides included."""
+        x0, top, x1, bottom = box
+        ys = self._ys
+        return {
+            position
+            for _, x, position, _ in self._entries[bisect_left(ys, top) : bisect_right(ys, bottom)]
+            if x0 <= x <= x1
+        }
 
     def band(self, top: float, bottom: float) -> list[tuple[float, float, int, _Char]]:
         """The characters whose centre y is in [top, bottom), sorted by centre x."""
@@ -726,8 +732,8 @@ def _page_lines(page: _Page) -> list[_Line]:
     """Text lines in pdfium's (content) order, without the characters inside kept tables."""
     lines: list[_Line] = []
     current: list[_Char] = []
-    boxes = [t.bbox for t in page.tables]
-    for ch in [*page.chars, _Char("\n", 0, 0, 0, 0)]:
+    covered = set().union(*(page.by_centre().within(t.bbox) for t in page.tables))
+    for position, ch in enumerate([*page.chars, _Char("\n", 0, 0, 0, 0)]):
         if ch.text == "\n":
             ink = [c for c in current if not c.text.isspace()]
             if ink:
@@ -743,14 +749,9 @@ def _page_lines(page: _Page) -> list[_Line]:
                     )
                 )
             current = []
-        elif not boxes or not _inside_any(ch, boxes):
+        elif position not in covered:
             current.append(ch)
     return lines
-
-
-def _inside_any(ch: _Char, boxes: list[Box]) -> bool:
-    x, y = ch.centre
-    return any(b[0] <= x <= b[2] and b[1] <= y <= b[3] for b in boxes)
 
 
 def _in_margin(line: _Line, height: float) -> bool:
