@@ -329,24 +329,26 @@ def _scan_page(page: pypdfium2.PdfPage, number: int) -> _Page:
         height=top - bottom,
         chars=chars,
         ruled=len(objects.rule_xs) >= _MIN_RULE_XS,
-        has_images=pdfium_c.FPDF_PAGEOBJ_IMAGE in objects.kinds,
+        has_images=objects.has_images,
         subpaths=objects.subpaths,
     )
 
 
 Matrix = tuple[float, float, float, float, float, float]  # a b c d e f, as in PDF
+_TEXT_OBJECT, _IMAGE_OBJECT = pdfium_c.FPDF_PAGEOBJ_TEXT, pdfium_c.FPDF_PAGEOBJ_IMAGE
+_PATH_OBJECT, _FORM_OBJECT = pdfium_c.FPDF_PAGEOBJ_PATH, pdfium_c.FPDF_PAGEOBJ_FORM
 
 
 @dataclass(slots=True)
 class _Objects:
-    """The object kinds on a page, the x positions of its vertical path segments in pdfplumber's
+    """Whether a page holds images, the x positions of its vertical path segments in pdfplumber's
     frame (which turns with the page's /Rotate), and its subpaths as pdfminer would paint them,
     in the characters' frame (top-left of the media box)."""
 
     rotated: bool
     left: float
     top: float
-    kinds: set[int] = field(default_factory=set)
+    has_images: bool = False
     rule_xs: set[int] = field(default_factory=set)
     subpaths: list[Subpath] = field(default_factory=list)
     _x: ctypes.c_float = field(default_factory=ctypes.c_float)
@@ -356,13 +358,18 @@ class _Objects:
         self, count: int, get: Callable[[int], object], outer: Matrix = _IDENTITY, depth: int = 0
     ) -> None:
         # Raw calls: PdfPage.get_objects() wraps every object in a helper, which costs ~3x more.
+        # Most objects are text, which needs nothing here.
+        get_type = pdfium_c.FPDFPageObj_GetType
         for i in range(count):
             obj = get(i)
-            kind = pdfium_c.FPDFPageObj_GetType(obj)
-            self.kinds.add(kind)
-            if kind == pdfium_c.FPDF_PAGEOBJ_PATH:
+            kind = get_type(obj)
+            if kind == _TEXT_OBJECT:
+                continue
+            if kind == _IMAGE_OBJECT:
+                self.has_images = True
+            elif kind == _PATH_OBJECT:
                 self._path(obj, _compose(outer, _matrix(obj)))
-            elif kind == pdfium_c.FPDF_PAGEOBJ_FORM and depth < _MAX_FORM_DEPTH:
+            elif kind == _FORM_OBJECT and depth < _MAX_FORM_DEPTH:
                 # Objects inside a form are in the form's space; its matrix maps that to the page.
                 self.scan(
                     pdfium_c.FPDFFormObj_CountObjects(obj),
@@ -625,7 +632,7 @@ def _cells_to_tables(cells: list[Box]) -> list[list[Box]]:
         for cell in remaining:
             x0, top, x1, bottom = cell
             cell_corners = ((x0, top), (x0, bottom), (x1, top), (x1, bottom))
-            if not current or any(corner in corners for corner in cell_corners):
+            if not current or not corners.isdisjoint(cell_corners):
                 corners.update(cell_corners)
                 current.append(cell)
             else:
@@ -655,7 +662,7 @@ def _to_table(cells: list[Box], page: _Page) -> Table | None:
     by_top: defaultdict[float, list[Box]] = defaultdict(list)
     for box in cells:
         by_top[box[1]].append(box)
-    index = page.by_centre()
+    index, chars = page.by_centre(), page.chars
     rows = []
     for row_top in tops:  # pdfplumber's rows: the cells that share a top, left to right
         row = sorted(by_top[row_top])
@@ -666,12 +673,13 @@ def _to_table(cells: list[Box], page: _Page) -> Table | None:
             # xs and tops between a cell's sides, as counts of sorted positions.
             colspan = bisect_left(xs, x1 - _EDGE_EPS) - bisect_left(xs, x0 - _EDGE_EPS)
             rowspan = bisect_left(tops, bottom - _EDGE_EPS) - bisect_left(tops, top - _EDGE_EPS)
-            inside = sorted(
-                (position, ch)
-                for y, _, position, ch in band[bisect_left(band_xs, x0) : bisect_left(band_xs, x1)]
+            inside = [
+                position
+                for y, _, position, _ in band[bisect_left(band_xs, x0) : bisect_left(band_xs, x1)]
                 if y < bottom
-            )
-            text = _join_lines(_text_lines([ch for _, ch in inside]))
+            ]
+            inside.sort()  # back in pdfium's order, which _text_lines' stable sorts keep for ties
+            text = _join_lines(_text_lines([chars[i] for i in inside])) if inside else ""
             rowcells.append(Cell(text, rowspan, colspan))
         rows.append(rowcells)
     return Table(rows=rows, page=page.number)
