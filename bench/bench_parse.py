@@ -177,13 +177,20 @@ def _warm_up() -> float:
     return seconds
 
 
-def _timed_pass() -> float:
-    """Seconds for one pass over every file, the mean over the pass's loops."""
-    start = time.perf_counter()
+def _cpu() -> float:
+    # This process and its finished children (the peer's pdftotext), user and system.
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def _timed_pass() -> tuple[float, float]:
+    """Wall and CPU seconds for one pass over every file, the mean over the pass's loops."""
+    start, cpu = time.perf_counter(), _cpu()
     for _ in range(_inner):
         for data in _blobs:
             _run(data)
-    return (time.perf_counter() - start) / _inner
+    return (time.perf_counter() - start) / _inner, (_cpu() - cpu) / _inner
 
 
 def _memory() -> tuple[int, int]:
@@ -208,13 +215,17 @@ class Side:
     paths: list[str]
     code_root: str | None = None
     pages: int = 0
-    passes: list[float] | None = None
+    passes: list[tuple[float, float]] | None = None  # (wall, CPU) seconds
     heap_peak: int = 0
     rss_peak: int = 0
 
     @property
-    def seconds(self) -> float:  # median pass over all files
-        return statistics.median(self.passes)
+    def seconds(self) -> float:  # median wall time of a pass over all files
+        return statistics.median(wall for wall, _ in self.passes)
+
+    @property
+    def cpu(self) -> float:  # median CPU time of a pass: what other users' load moves least
+        return statistics.median(cpu for _, cpu in self.passes)
 
 
 def _pdf_pages(paths: list[str]) -> int:
@@ -343,12 +354,13 @@ def run(args: argparse.Namespace, work: Path) -> None:
     elif pdfs:
         print("peer: NOT RUN, pdftotext is missing (apt-get install poppler-utils)")
     print("baseline: pdfplumber extract_tables() on every page of the same PDFs")
-    head = f"{'':15}{'files':>6}{'pages':>6}{'reports/s':>11}{'ms/report':>11}{'pages/s':>9}"
-    print(head + f"{'ms/page':>9}{'heap peak':>11}{'RSS peak':>10}")
+    head = f"{'':15}{'files':>6}{'pages':>6}{'reports/s':>11}{'ms/report':>11}{'CPU ms':>8}"
+    print(head + f"{'pages/s':>9}{'ms/page':>9}{'heap peak':>11}{'RSS peak':>10}")
     for s in sides:
         n = len(s.paths)
         line = (
             f"{s.name:15}{n:6d}{s.pages or '':>6}{n / s.seconds:11.1f}{1000 * s.seconds / n:11.1f}"
+            f"{1000 * s.cpu / n:8.1f}"
         )
         if s.pages:
             line += f"{s.pages / s.seconds:9.1f}{1000 * s.seconds / s.pages:9.1f}"
@@ -370,26 +382,29 @@ def run(args: argparse.Namespace, work: Path) -> None:
         if has_peer:
             peer = named["pdf peer"]
             print(
-                f"PDF whole parse vs peer: {ours.seconds / peer.seconds:.2f}x the peer's time "
-                f"(reader only {read.seconds / peer.seconds:.2f}x; floor "
-                f"{floor.seconds / peer.seconds:.2f}x)"
+                f"PDF whole parse vs peer: {ours.seconds / peer.seconds:.2f}x the peer's wall "
+                f"time, {ours.cpu / peer.cpu:.2f}x its CPU (reader only "
+                f"{read.seconds / peer.seconds:.2f}x / {read.cpu / peer.cpu:.2f}x; floor "
+                f"{floor.seconds / peer.seconds:.2f}x / {floor.cpu / peer.cpu:.2f}x)"
             )
         print(
-            f"PDF whole parse vs floor: {ours.seconds / floor.seconds:.2f}x the floor's time "
-            f"(reader only {read.seconds / floor.seconds:.2f}x)"
+            f"PDF whole parse vs floor: {ours.seconds / floor.seconds:.2f}x the floor's wall "
+            f"time, {ours.cpu / floor.cpu:.2f}x its CPU (reader only "
+            f"{read.seconds / floor.seconds:.2f}x / {read.cpu / floor.cpu:.2f}x)"
         )
     if args.against:
-        print(f"\nspeed-up over {args.against} (its time / this checkout's time, same run):")
+        print(
+            f"\nspeed-up over {args.against} (its time / this checkout's time, same run; wall, "
+            "then CPU):"
+        )
         for fmt, paths in by_format.items():
             if paths:
-                old, new, cold = (
-                    named[f"{fmt} @{args.against[:7]}"],
-                    named[fmt],
-                    named[f"{fmt} cold"],
-                )
+                old = named[f"{fmt} @{args.against[:7]}"]
+                new, cold = named[fmt], named[f"{fmt} cold"]
                 print(
-                    f"  {fmt:5}{old.seconds / new.seconds:6.2f}x   "
-                    f"(cold label caches {old.seconds / cold.seconds:.2f}x)"
+                    f"  {fmt:5}{old.seconds / new.seconds:6.2f}x {old.cpu / new.cpu:6.2f}x   "
+                    f"cold label caches {old.seconds / cold.seconds:.2f}x "
+                    f"{old.cpu / cold.cpu:.2f}x"
                 )
 
     txt = next(iter(by_format["txt"]), None)
