@@ -567,12 +567,6 @@ def _intersections_to_cells(intersections: dict[Point, dict[str, list]]) -> list
     """
     v_boxes = {p: {obj_to_bbox(e) for e in edges["v"]} for p, edges in intersections.items()}
     h_boxes = {p: {obj_to_bbox(e) for e in edges["h"]} for p, edges in intersections.items()}
-
-    def connects(p1: Point, p2: Point) -> bool:
-        return (p1[0] == p2[0] and not v_boxes[p1].isdisjoint(v_boxes[p2])) or (
-            p1[1] == p2[1] and not h_boxes[p1].isdisjoint(h_boxes[p2])
-        )
-
     points = sorted(intersections)
     # In sorted order, a column's points come top to bottom and a row's left to right, so the
     # points below (right of) one are those after it in its column (row).
@@ -589,7 +583,7 @@ def _intersections_to_cells(intersections: dict[Point, dict[str, list]]) -> list
         in_column, in_row = place[point]
         below = column[point[0]][in_column + 1 :]
         right = row[point[1]][in_row + 1 :]
-        cell = _smallest_cell(point, below, right, intersections, connects)
+        cell = _smallest_cell(point, below, right, v_boxes, h_boxes)
         if cell is not None:
             cells.append(cell)
     return cells
@@ -599,20 +593,25 @@ def _smallest_cell(
     point: Point,
     below: list[Point],
     right: list[Point],
-    intersections: dict[Point, dict[str, list]],
-    connects: Callable[[Point, Point], bool],
+    v_boxes: dict[Point, set[Box]],
+    h_boxes: dict[Point, set[Box]],
 ) -> Box | None:
+    # pdfplumber's edge_connects joins two points sharing an x by a common vertical edge, and
+    # two sharing a y by a horizontal one. A point below shares only the x, one to the right
+    # only the y; the bottom-right corner shares only the x with the right point and only the
+    # y with the point below. So each test needs one orientation.
+    vertical, horizontal = v_boxes[point], h_boxes[point]
     for below_point in below:
-        if not connects(point, below_point):
+        if vertical.isdisjoint(v_boxes[below_point]):
             continue
         for right_point in right:
-            if not connects(point, right_point):
+            if horizontal.isdisjoint(h_boxes[right_point]):
                 continue
             corner = (right_point[0], below_point[1])
             if (
-                corner in intersections
-                and connects(corner, right_point)
-                and connects(corner, below_point)
+                corner in v_boxes
+                and not v_boxes[corner].isdisjoint(v_boxes[right_point])
+                and not h_boxes[corner].isdisjoint(h_boxes[below_point])
             ):
                 return (point[0], point[1], corner[0], corner[1])
     return None
