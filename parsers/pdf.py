@@ -16,9 +16,9 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import partial
+from functools import lru_cache, partial
 from itertools import pairwise
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 
 import pypdfium2
 import pypdfium2.raw as pdfium_c
@@ -689,14 +689,14 @@ def _text_lines(chars: list[_Char]) -> list[str]:
     lines by top, characters left to right, a space where a space character or a gap parts two
     words."""
     lines: list[list[_Char]] = []
-    for ch in sorted(chars, key=lambda c: c.top):
+    for ch in sorted(chars, key=_TOP):
         if lines and ch.top <= lines[-1][-1].top + _TEXT_Y_TOLERANCE:
             lines[-1].append(ch)
         else:
             lines.append([ch])
     texts = []
     for line in lines:
-        line.sort(key=lambda c: c.x0)
+        line.sort(key=_X0)
         text = line[0].text
         for prev, ch in pairwise(line):
             text += (" " if ch.x0 > prev.x1 + _TEXT_X_TOLERANCE else "") + ch.text
@@ -707,6 +707,10 @@ def _text_lines(chars: list[_Char]) -> list[str]:
 # --- text normalisation --------------------------------------------------------------------------
 
 
+_TOP, _X0 = attrgetter("top"), attrgetter("x0")
+
+
+@lru_cache(maxsize=1 << 16)  # cell and line texts repeat (labels, numbers); bounded
 def _clean_line(text: str) -> str:
     # Letter-spaced headers ('结 果', '商 业 企') lose their spaces; '2024 年' keeps its own.
     return _SPACE_BETWEEN_WIDE.sub("", _WHITESPACE.sub(" ", text).strip())

@@ -80,6 +80,7 @@ def _clear_caches() -> None:
         tables._label_like,
         tables._parse_value,
         tables._longest_marker,
+        pdf._clean_line,
     ):
         cached.cache_clear()
 
