@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from lxml import etree
 
@@ -69,6 +70,8 @@ def _is_chrome(element: etree._Element) -> bool:
 
 
 def _cell_text(cell: etree._Element) -> str:
+    if len(cell) == 0:  # most cells: text alone, nothing to walk
+        return _tidy(cell.text or "")
     parts: list[str] = []
 
     def walk(node: etree._Element) -> None:
@@ -83,13 +86,24 @@ def _cell_text(cell: etree._Element) -> str:
                 parts.append(child.tail)
 
     walk(cell)
-    lines = [_SPACES.sub(" ", line).strip() for line in "".join(parts).split("\n")]
+    return _tidy("".join(parts))
+
+
+@lru_cache(maxsize=1 << 16)  # cell texts repeat (0, 无, labels); bounded
+def _tidy(text: str) -> str:
+    lines = [_SPACES.sub(" ", line).strip() for line in text.split("\n")]
     return "\n".join(line for line in lines if line)
 
 
 def _span(cell: etree._Element, name: str) -> int:
+    value = cell.get(name)
+    return 1 if value is None else _span_value(value)
+
+
+@lru_cache(maxsize=1024)
+def _span_value(value: str) -> int:
     try:
-        return max(1, min(int(cell.get(name, "1").strip() or 1), 1000))
+        return max(1, min(int(value.strip() or 1), 1000))
     except ValueError:
         return 1
 
