@@ -89,7 +89,8 @@ def _cell_text(cell: etree._Element) -> str:
     return _tidy("".join(parts))
 
 
-@lru_cache(maxsize=1 << 16)  # cell texts repeat (0, 无, labels); bounded
+# Cell texts repeat (0, 无, labels); longer ones rarely do, so the cache stays small.
+@lru_cache(maxsize=1 << 12)
 def _tidy(text: str) -> str:
     lines = [_SPACES.sub(" ", line).strip() for line in text.split("\n")]
     return "\n".join(line for line in lines if line)

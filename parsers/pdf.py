@@ -710,7 +710,8 @@ def _text_lines(chars: list[_Char]) -> list[str]:
 _TOP, _X0 = attrgetter("top"), attrgetter("x0")
 
 
-@lru_cache(maxsize=1 << 16)  # cell and line texts repeat (labels, numbers); bounded
+# Cell and line texts repeat (labels, numbers); prose lines rarely do, so the cache stays small.
+@lru_cache(maxsize=1 << 12)
 def _clean_line(text: str) -> str:
     # Letter-spaced headers ('结 果', '商 业 企') lose their spaces; '2024 年' keeps its own.
     return _SPACE_BETWEEN_WIDE.sub("", _WHITESPACE.sub(" ", text).strip())
