@@ -2,9 +2,11 @@
 
 Text comes from pypdfium2 (a few ms a page). Ruled tables come from the same pass: the path
 segments walked through pdfium's raw API (~1–2 ms a page) become edges as pdfplumber would see
-them, and pdfplumber's own table functions (snap, join, intersections, cells) turn them into cell
-boxes (a few ms a page) that the page's pdfium characters fill. pdfminer never parses the file.
-Only pages whose paths could rule a table of two or more columns are searched for tables.
+them, and pdfplumber's table algorithms (its own snap and join; intersections, cells and tables
+redone here with the same output, without its rescans) turn them into cell boxes that the page's
+pdfium characters fill, found by bisection in an index of the page's characters built once.
+pdfminer never parses the file. Only pages whose paths could rule a table of two or more
+columns are searched for tables.
 """
 
 from __future__ import annotations
@@ -149,7 +151,7 @@ class _CentreIndex:
             # of the sort, where it would break the order.
             if ch.text != "\n" and x == x and y == y:
                 entries.append((y, x, position, ch))
-        entries.sort(key=_first)
+        entries.sort(key=_Y)
         self._entries = entries
         self._ys = [entry[0] for entry in entries]
 
@@ -167,16 +169,11 @@ class _CentreIndex:
         """The characters whose centre y is in [top, bottom), sorted by centre x."""
         ys = self._ys
         band = self._entries[bisect_left(ys, top) : bisect_left(ys, bottom)]
-        band.sort(key=_second)
+        band.sort(key=_X)
         return band
 
 
-def _first(entry: tuple) -> float:
-    return entry[0]
-
-
-def _second(entry: tuple) -> float:
-    return entry[1]
+_Y, _X = itemgetter(0), itemgetter(1)  # of a _CentreIndex entry: (y, x, position, char)
 
 
 @dataclass(slots=True)
@@ -684,6 +681,9 @@ def _to_table(cells: list[Box], page: _Page) -> Table | None:
     return Table(rows=rows, page=page.number)
 
 
+_TOP, _X0 = attrgetter("top"), attrgetter("x0")
+
+
 def _text_lines(chars: list[_Char]) -> list[str]:
     """A cell's characters as lines of text, top to bottom, the way extract_text() reads them:
     lines by top, characters left to right, a space where a space character or a gap parts two
@@ -705,9 +705,6 @@ def _text_lines(chars: list[_Char]) -> list[str]:
 
 
 # --- text normalisation --------------------------------------------------------------------------
-
-
-_TOP, _X0 = attrgetter("top"), attrgetter("x0")
 
 
 # Cell and line texts repeat (labels, numbers); prose lines rarely do, so the cache stays small.
