@@ -1,8 +1,10 @@
-"""Parse speed and memory per format on samples/, against pdfplumber's own extract_tables().
+"""Parse speed and memory per format on samples/, against a text-only peer, the pdfium floor,
+pdfplumber's own extract_tables() and, optionally, an earlier commit of nianbao.
 
-Run from the repository root (about 30 s on 2 cores):
+Run from the repository root (about 40 s on 2 cores, 70 s with --against):
 
     .venv/bin/python bench/bench_parse.py
+    .venv/bin/python bench/bench_parse.py --against a97b3c2      # also time that commit's parse
     .venv/bin/python bench/bench_parse.py --repeat 9 --samples other/folder
 
 What it measures, all in one invocation so that the ratios compare like with like on a noisy
@@ -10,8 +12,16 @@ machine:
 
 - the whole parse (`parse_bytes`: bytes → the `parse --json` object) of every sample of each
   format (pdf, docx, html, txt): reports/s, ms/report and, for PDF, pages/s;
+- the same with the label-matching caches emptied before every document (`cold`), which is
+  what a report whose labels no earlier report printed costs;
 - the PDF reader alone (`read_pdf`), to show where the PDF time goes;
+- the peer: `pdftotext -layout` (poppler-utils) on each PDF and a few line regexes over its
+  text, the shape of a rule-based extractor that reads no table structure (inexact; timed only);
+- the floor: pdfium's text of every page (one bulk call) and a walk over its path objects'
+  segments, the least any reader of text and ruling lines does with pdfium;
 - the baseline: pdfplumber `page.extract_tables()` over every page of the same PDFs;
+- with `--against REV`: the whole parse of every format by nianbao at commit REV (checked out
+  with `git archive` into a temporary folder), for before/after ratios measured in the same run;
 - peak memory: the tracemalloc peak of the worst single file (Python heap only) and the peak RSS
   of the process (interpreter, imports and native memory included);
 - start-up: the wall time of `nianbao parse --json <a txt sample>` as a new process, against
@@ -27,10 +37,14 @@ from __future__ import annotations
 import argparse
 import io
 import multiprocessing
+import re
 import resource
+import shutil
+import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import tracemalloc
 from concurrent.futures import ProcessPoolExecutor
@@ -57,6 +71,14 @@ def _parse(data: bytes) -> None:
         raise RuntimeError(f"a sample did not parse: {result['problems']}")
 
 
+def _parse_cold(data: bytes) -> None:
+    from nianbao.schema import registry
+
+    for cached in (registry.normalize_label, registry.similarity):
+        cached.cache_clear()
+    _parse(data)
+
+
 def _read_pdf(data: bytes) -> None:
     from nianbao.parsers.pdf import read_pdf
 
@@ -71,11 +93,75 @@ def _baseline(data: bytes) -> None:
             page.extract_tables()
 
 
-RUNNERS = {"parse": _parse, "read_pdf": _read_pdf, "baseline": _baseline}
+# The peer's rules: a year, a title line, and table rows as a label followed by numbers.
+_PEER_YEAR = re.compile(r"(20\d\d)\s*年")
+_PEER_TITLE = re.compile(r"^\s*(\S.*?(?:局|委|办|院|政府|办公室))\s*$", re.M)
+_PEER_ROW = re.compile(r"^\s*(\D+?)\s{2,}(\d[\d.,%\s]*?)\s*$", re.M)
 
 
-def _start(runner: str, paths: list[str]) -> None:
+def _peer(data: bytes) -> None:
+    text = subprocess.run(
+        ["pdftotext", "-layout", "-", "-"], input=data, capture_output=True, check=True
+    ).stdout.decode("utf-8", "replace")
+    _PEER_YEAR.search(text)
+    _PEER_TITLE.search(text)
+    rows = {}
+    for label, numbers in _PEER_ROW.findall(text):
+        rows[label.strip()] = numbers.split()
+
+
+def _floor(data: bytes) -> None:
+    import ctypes
+
+    import pypdfium2
+    import pypdfium2.raw as pdfium_c
+
+    x, y = ctypes.c_float(), ctypes.c_float()
+
+    def walk(count: int, get) -> None:
+        for i in range(count):
+            obj = get(i)
+            kind = pdfium_c.FPDFPageObj_GetType(obj)
+            if kind == pdfium_c.FPDF_PAGEOBJ_PATH:
+                for j in range(pdfium_c.FPDFPath_CountSegments(obj)):
+                    segment = pdfium_c.FPDFPath_GetPathSegment(obj, j)
+                    pdfium_c.FPDFPathSegment_GetPoint(segment, x, y)
+                    pdfium_c.FPDFPathSegment_GetType(segment)
+                    pdfium_c.FPDFPathSegment_GetClose(segment)
+            elif kind == pdfium_c.FPDF_PAGEOBJ_FORM:
+                walk(
+                    pdfium_c.FPDFFormObj_CountObjects(obj),
+                    lambda k, form=obj: pdfium_c.FPDFFormObj_GetObject(form, k),
+                )
+
+    pdf = pypdfium2.PdfDocument(data)
+    for i in range(len(pdf)):
+        page = pdf[i]
+        textpage = page.get_textpage()
+        textpage.get_text_range()
+        textpage.close()
+        walk(
+            pdfium_c.FPDFPage_CountObjects(page.raw),
+            lambda k, raw=page.raw: pdfium_c.FPDFPage_GetObject(raw, k),
+        )
+        page.close()
+    pdf.close()
+
+
+RUNNERS = {
+    "parse": _parse,
+    "parse_cold": _parse_cold,
+    "read_pdf": _read_pdf,
+    "baseline": _baseline,
+    "peer": _peer,
+    "floor": _floor,
+}
+
+
+def _start(runner: str, paths: list[str], code_root: str | None) -> None:
     global _run, _blobs
+    if code_root:  # an earlier commit's nianbao package, ahead of this checkout's
+        sys.path.insert(0, code_root)
     _run = RUNNERS[runner]
     _blobs = [Path(p).read_bytes() for p in paths]
 
@@ -91,13 +177,20 @@ def _warm_up() -> float:
     return seconds
 
 
-def _timed_pass() -> float:
-    """Seconds for one pass over every file, the mean over the pass's loops."""
-    start = time.perf_counter()
+def _cpu() -> float:
+    # This process and its finished children (the peer's pdftotext), user and system.
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def _timed_pass() -> tuple[float, float]:
+    """Wall and CPU seconds for one pass over every file, the mean over the pass's loops."""
+    start, cpu = time.perf_counter(), _cpu()
     for _ in range(_inner):
         for data in _blobs:
             _run(data)
-    return (time.perf_counter() - start) / _inner
+    return (time.perf_counter() - start) / _inner, (_cpu() - cpu) / _inner
 
 
 def _memory() -> tuple[int, int]:
@@ -120,14 +213,19 @@ class Side:
     name: str
     runner: str
     paths: list[str]
+    code_root: str | None = None
     pages: int = 0
-    passes: list[float] | None = None
+    passes: list[tuple[float, float]] | None = None  # (wall, CPU) seconds
     heap_peak: int = 0
     rss_peak: int = 0
 
     @property
-    def seconds(self) -> float:  # median pass over all files
-        return statistics.median(self.passes)
+    def seconds(self) -> float:  # median wall time of a pass over all files
+        return statistics.median(wall for wall, _ in self.passes)
+
+    @property
+    def cpu(self) -> float:  # median CPU time of a pass: what other users' load moves least
+        return statistics.median(cpu for _, cpu in self.passes)
 
 
 def _pdf_pages(paths: list[str]) -> int:
@@ -144,7 +242,9 @@ def _pdf_pages(paths: list[str]) -> int:
 def measure(sides: list[Side], repeat: int) -> None:
     spawn = multiprocessing.get_context("spawn")
     pools = [
-        ProcessPoolExecutor(1, mp_context=spawn, initializer=_start, initargs=(s.runner, s.paths))
+        ProcessPoolExecutor(
+            1, mp_context=spawn, initializer=_start, initargs=(s.runner, s.paths, s.code_root)
+        )
         for s in sides
     ]
     try:
@@ -196,31 +296,71 @@ def startup(txt_sample: Path, repeat: int) -> tuple[dict[str, float], bool]:
     return {name: statistics.median(t) for name, t in times.items()}, imports_prefect
 
 
+def checkout(rev: str, into: Path) -> str:
+    """Commit `rev`'s flows/, parsers/ and schema/ as an importable `nianbao` package under
+    `into`; the folder to put first on sys.path."""
+    src, package = into / "src", into / "pkg" / "nianbao"
+    src.mkdir(parents=True)
+    package.mkdir(parents=True)
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", rev], capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(src)], input=archive, check=True)
+    for name in ("flows", "parsers", "schema"):
+        (package / name).symlink_to(src / name, target_is_directory=True)
+    return str(into / "pkg")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=Path, default=ROOT / "samples")
     parser.add_argument("--repeat", type=int, default=5, help="timed passes per side")
+    parser.add_argument("--against", metavar="REV", help="also time the parse at this commit")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the temporary folder goes
+    with tempfile.TemporaryDirectory(prefix="nianbao-bench-parse-") as work:
+        run(args, Path(work))
 
+
+def run(args: argparse.Namespace, work: Path) -> None:
     by_format = {fmt: sorted(str(p) for p in args.samples.glob(f"*.{fmt}")) for fmt in FORMATS}
     pdfs = by_format["pdf"]
     sides = [Side(fmt, "parse", paths) for fmt, paths in by_format.items() if paths]
+    sides += [Side(f"{fmt} cold", "parse_cold", paths) for fmt, paths in by_format.items() if paths]
+    if args.against:
+        old = checkout(args.against, work / "against")
+        sides += [
+            Side(f"{fmt} @{args.against[:7]}", "parse", paths, old)
+            for fmt, paths in by_format.items()
+            if paths
+        ]
+    has_peer = shutil.which("pdftotext") is not None
     if pdfs:
         pages = _pdf_pages(pdfs)
-        sides += [Side("pdf read only", "read_pdf", pdfs), Side("pdf baseline", "baseline", pdfs)]
+        sides += [Side("pdf read only", "read_pdf", pdfs), Side("pdf floor", "floor", pdfs)]
+        if has_peer:
+            sides.append(Side("pdf peer", "peer", pdfs))
+        sides.append(Side("pdf baseline", "baseline", pdfs))
         for side in sides:
             if side.paths is pdfs:
                 side.pages = pages
     measure(sides, args.repeat)
 
     print(f"samples: {args.samples}; median of {args.repeat} timed passes, each side in a process")
+    print("cold: label-matching caches emptied before every document")
+    print("floor: pdfium text of every page (bulk) and a walk over its path segments")
+    if has_peer:
+        print("peer: pdftotext -layout and a few line regexes (rule-based, inexact)")
+    elif pdfs:
+        print("peer: NOT RUN, pdftotext is missing (apt-get install poppler-utils)")
     print("baseline: pdfplumber extract_tables() on every page of the same PDFs")
-    head = f"{'':15}{'files':>6}{'pages':>6}{'reports/s':>11}{'ms/report':>11}{'pages/s':>9}"
-    print(head + f"{'ms/page':>9}{'heap peak':>11}{'RSS peak':>10}")
+    head = f"{'':15}{'files':>6}{'pages':>6}{'reports/s':>11}{'ms/report':>11}{'CPU ms':>8}"
+    print(head + f"{'pages/s':>9}{'ms/page':>9}{'heap peak':>11}{'RSS peak':>10}")
     for s in sides:
         n = len(s.paths)
         line = (
             f"{s.name:15}{n:6d}{s.pages or '':>6}{n / s.seconds:11.1f}{1000 * s.seconds / n:11.1f}"
+            f"{1000 * s.cpu / n:8.1f}"
         )
         if s.pages:
             line += f"{s.pages / s.seconds:9.1f}{1000 * s.seconds / s.pages:9.1f}"
@@ -231,6 +371,7 @@ def main() -> None:
     named = {s.name: s for s in sides}
     if pdfs:
         ours, read, base = named["pdf"], named["pdf read only"], named["pdf baseline"]
+        floor = named["pdf floor"]
         print(
             f"PDF whole parse vs baseline: {base.seconds / ours.seconds:.2f}x the speed "
             f"(reader only {base.seconds / read.seconds:.2f}x; the reader is "
@@ -238,6 +379,33 @@ def main() -> None:
             f"{ours.heap_peak / base.heap_peak:.2f}x the heap peak, "
             f"{ours.rss_peak / base.rss_peak:.2f}x the RSS peak"
         )
+        if has_peer:
+            peer = named["pdf peer"]
+            print(
+                f"PDF whole parse vs peer: {ours.seconds / peer.seconds:.2f}x the peer's wall "
+                f"time, {ours.cpu / peer.cpu:.2f}x its CPU (reader only "
+                f"{read.seconds / peer.seconds:.2f}x / {read.cpu / peer.cpu:.2f}x; floor "
+                f"{floor.seconds / peer.seconds:.2f}x / {floor.cpu / peer.cpu:.2f}x)"
+            )
+        print(
+            f"PDF whole parse vs floor: {ours.seconds / floor.seconds:.2f}x the floor's wall "
+            f"time, {ours.cpu / floor.cpu:.2f}x its CPU (reader only "
+            f"{read.seconds / floor.seconds:.2f}x / {read.cpu / floor.cpu:.2f}x)"
+        )
+    if args.against:
+        print(
+            f"\nspeed-up over {args.against} (its time / this checkout's time, same run; wall, "
+            "then CPU):"
+        )
+        for fmt, paths in by_format.items():
+            if paths:
+                old = named[f"{fmt} @{args.against[:7]}"]
+                new, cold = named[fmt], named[f"{fmt} cold"]
+                print(
+                    f"  {fmt:5}{old.seconds / new.seconds:6.2f}x {old.cpu / new.cpu:6.2f}x   "
+                    f"cold label caches {old.seconds / cold.seconds:.2f}x "
+                    f"{old.cpu / cold.cpu:.2f}x"
+                )
 
     txt = next(iter(by_format["txt"]), None)
     if txt:

@@ -20,6 +20,8 @@ from docx.document import Document as WordDocument
 from docx.enum.style import WD_STYLE_TYPE
 from docx.opc.exceptions import OpcError
 from docx.oxml.ns import qn
+from docx.styles import BabelFish
+from docx.styles.style import StyleFactory
 from lxml import etree
 
 from .blocks import Block, Cell, Document, Paragraph, ParseError, Table
@@ -71,6 +73,12 @@ _P, _TBL, _TR, _TC = qn("w:p"), qn("w:tbl"), qn("w:tr"), qn("w:tc")
 _SDT, _SDT_CONTENT, _CUSTOM_XML = qn("w:sdt"), qn("w:sdtContent"), qn("w:customXml")
 _T, _TAB, _BR, _CR = qn("w:t"), qn("w:tab"), qn("w:br"), qn("w:cr")
 _NB_HYPHEN, _VAL, _TYPE = qn("w:noBreakHyphen"), qn("w:val"), qn("w:type")
+# Property paths, spelt out once: qn() on every cell cost more than the lookups.
+_P_STYLE = f"{qn('w:pPr')}/{qn('w:pStyle')}"
+_GRID_BEFORE = f"{qn('w:trPr')}/{qn('w:gridBefore')}"
+_GRID_SPAN = f"{qn('w:tcPr')}/{qn('w:gridSpan')}"
+_V_MERGE = f"{qn('w:tcPr')}/{qn('w:vMerge')}"
+_STYLE_TYPES = {member.xml_value: member for member in WD_STYLE_TYPE}
 # Deleted revisions, and drawings whose text boxes would otherwise leak (often twice, through
 # mc:Fallback) into the paragraph that anchors them.
 _SKIPPED_INLINE = {
@@ -192,19 +200,28 @@ def _paragraph_text(p: etree._Element) -> str:
 
 
 def _style_id(p: etree._Element) -> str | None:
-    style = p.find(f"{qn('w:pPr')}/{qn('w:pStyle')}")
+    style = p.find(_P_STYLE)
     return None if style is None else style.get(_VAL)
 
 
 def _heading_style_ids(word: WordDocument) -> set[str]:
     # Chinese Word keeps built-in names in English ("heading 1") under numeric ids; WPS and
     # hand-made templates may name them 标题 1. Matching names, not ids, covers both.
-    return {
-        style.style_id
-        for style in word.styles
-        if style.type == WD_STYLE_TYPE.PARAGRAPH
-        and _HEADING_STYLE.match((style.name or "").strip())
-    }
+    # The style elements are read directly: python-docx's style objects convert w:type through
+    # its enum on every access. A missing or unknown w:type goes through python-docx, which
+    # raises on it as `word.styles` would.
+    ids = set()
+    for element in word.styles.element.style_lst:
+        kind = _STYLE_TYPES.get(element.get(_TYPE))
+        if kind is None:
+            kind = StyleFactory(element).type
+        if kind != WD_STYLE_TYPE.PARAGRAPH:
+            continue
+        name = element.name_val
+        name = None if name is None else BabelFish.internal2ui(name)
+        if _HEADING_STYLE.match((name or "").strip()):
+            ids.add(element.styleId)
+    return ids
 
 
 @dataclass(slots=True)
@@ -226,16 +243,17 @@ def _tables(tbl: etree._Element) -> list[Table]:
             continue
         row: list[_PendingCell] = []
         continued: dict[int, _PendingCell] = {}
-        col = _int_property(tr, "w:trPr", "w:gridBefore", default=0)
+        col = _int_property(tr, _GRID_BEFORE, default=0)
         if col:
             # Cells are placed by order, so a row that starts late needs a blank in front.
             row.append(_PendingCell("", col=0, colspan=col))
         for tc in _content(tr):
             if tc.tag != _TC:
                 continue
-            span = max(_int_property(tc, "w:tcPr", "w:gridSpan", default=1), 1)
-            text = "\n".join(_paragraph_text(p) for p in _content(tc) if p.tag == _P).strip()
-            nested.extend(t for inner in _content(tc) if inner.tag == _TBL for t in _tables(inner))
+            span = max(_int_property(tc, _GRID_SPAN, default=1), 1)
+            content = list(_content(tc))
+            text = "\n".join(_paragraph_text(p) for p in content if p.tag == _P).strip()
+            nested.extend(t for inner in content if inner.tag == _TBL for t in _tables(inner))
             merge = _vmerge(tc)
             above = open_merges.get(col)
             if merge == "continue" and above is not None:
@@ -296,8 +314,8 @@ def _kept_columns(rows: list[list[_PendingCell]], widths: list[int | None]) -> l
     return sorted(starts)
 
 
-def _int_property(element: etree._Element, properties: str, name: str, default: int) -> int:
-    found = element.find(f"{qn(properties)}/{qn(name)}")
+def _int_property(element: etree._Element, path: str, default: int) -> int:
+    found = element.find(path)
     if found is None:
         return default
     try:
@@ -308,7 +326,7 @@ def _int_property(element: etree._Element, properties: str, name: str, default: 
 
 def _vmerge(tc: etree._Element) -> str | None:
     """The cell's vertical merge: restart, continue (a w:vMerge without val) or None."""
-    element = tc.find(f"{qn('w:tcPr')}/{qn('w:vMerge')}")
+    element = tc.find(_V_MERGE)
     if element is None:
         return None
     return element.get(_VAL, "continue")

@@ -2,32 +2,30 @@
 
 Text comes from pypdfium2 (a few ms a page). Ruled tables come from the same pass: the path
 segments walked through pdfium's raw API (~1–2 ms a page) become edges as pdfplumber would see
-them, and pdfplumber's own table functions (snap, join, intersections, cells) turn them into cell
-boxes (a few ms a page) that the page's pdfium characters fill. pdfminer never parses the file.
-Only pages whose paths could rule a table of two or more columns are searched for tables.
+them, and pdfplumber's table algorithms (its own snap and join; intersections, cells and tables
+redone here with the same output, without its rescans) turn them into cell boxes that the page's
+pdfium characters fill, found by bisection in an index of the page's characters built once.
+pdfminer never parses the file. Only pages whose paths could rule a table of two or more
+columns are searched for tables.
 """
 
 from __future__ import annotations
 
 import ctypes
 import re
-from collections import Counter
+from bisect import bisect_left, bisect_right
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import partial
+from functools import lru_cache, partial
 from itertools import pairwise
+from operator import attrgetter, itemgetter
 
 import pypdfium2
 import pypdfium2.raw as pdfium_c
-from pdfplumber.table import (
-    TableSettings,
-    cells_to_tables,
-    edges_to_intersections,
-    intersections_to_cells,
-    merge_edges,
-)
-from pdfplumber.utils import filter_edges
+from pdfplumber.table import TableSettings, merge_edges
+from pdfplumber.utils import filter_edges, obj_to_bbox
 
 from .blocks import Block, Cell, Document, Paragraph, ParseError, Table
 
@@ -77,6 +75,10 @@ _LABEL_START = re.compile(
     r"(?:[（(][一二三四五六七八九十\d]+[）)]|[一二三四五六七八九十]+、|\d+[.、．])"
 )
 _CID = re.compile(r"\(cid:\d+\)")
+# What _check_garbled counts, as character classes: the replacement character, the private use
+# area and control characters that are not whitespace (\s is str.isspace() here).
+_UNREADABLE = re.compile(r"[\ufffd\ue000-\uf8ff\x00-\x08\x0e-\x1b]")
+_SPACE = re.compile(r"\s")
 _SENTENCE_END = "。！？.!?…"
 _CLOSERS = "”’」』）)"
 
@@ -124,10 +126,54 @@ class _Page:
     has_images: bool
     subpaths: list[Subpath]
     tables: list[_PageTable] = field(default_factory=list)
+    _by_centre: _CentreIndex | None = None
 
     @property
     def has_text(self) -> bool:
         return any(not ch.text.isspace() for ch in self.chars)
+
+    def by_centre(self) -> _CentreIndex:
+        """The page's characters indexed by centre, built once for all of its tables."""
+        if self._by_centre is None:
+            self._by_centre = _CentreIndex(self.chars)
+        return self._by_centre
+
+
+class _CentreIndex:
+    """A page's characters (line breaks aside) sorted by the y of their centre, so that the ones
+    whose centre lies in a band of the page are one bisection away."""
+
+    def __init__(self, chars: list[_Char]) -> None:
+        entries = []
+        for position, ch in enumerate(chars):
+            x, y = (ch.x0 + ch.x1) / 2, (ch.top + ch.bottom) / 2
+            # A NaN centre fails every comparison, so it lies in no cell or table: leave it out
+            # of the sort, where it would break the order.
+            if ch.text != "\n" and x == x and y == y:
+                entries.append((y, x, position, ch))
+        entries.sort(key=_Y)
+        self._entries = entries
+        self._ys = [entry[0] for entry in entries]
+
+    def within(self, box: Box) -> set[int]:
+        """Positions of the characters whose centre lies in `box`, its sides included."""
+        x0, top, x1, bottom = box
+        ys = self._ys
+        return {
+            position
+            for _, x, position, _ in self._entries[bisect_left(ys, top) : bisect_right(ys, bottom)]
+            if x0 <= x <= x1
+        }
+
+    def band(self, top: float, bottom: float) -> list[tuple[float, float, int, _Char]]:
+        """The characters whose centre y is in [top, bottom), sorted by centre x."""
+        ys = self._ys
+        band = self._entries[bisect_left(ys, top) : bisect_left(ys, bottom)]
+        band.sort(key=_X)
+        return band
+
+
+_Y, _X = itemgetter(0), itemgetter(1)  # of a _CentreIndex entry: (y, x, position, char)
 
 
 @dataclass(slots=True)
@@ -230,8 +276,8 @@ def _check_garbled(blocks: list[Block]) -> None:
     text = "".join(_block_text(block) for block in blocks)
     cids = len(_CID.findall(text))
     text = _CID.sub("", text)
-    bad = cids + sum(1 for ch in text if _unreadable(ch))
-    total = cids + sum(1 for ch in text if not ch.isspace())
+    bad = cids + len(_UNREADABLE.findall(text))
+    total = cids + len(text) - len(_SPACE.findall(text))
     if total and bad / total > _GARBLED_SHARE:
         raise ParseError(
             "garbled_text",
@@ -244,11 +290,6 @@ def _block_text(block: Block) -> str:
     if isinstance(block, Paragraph):
         return block.text
     return "".join(cell.text for row in block.rows for cell in row)
-
-
-def _unreadable(ch: str) -> bool:
-    code = ord(ch)
-    return ch == "\ufffd" or 0xE000 <= code <= 0xF8FF or (code < 0x20 and not ch.isspace())
 
 
 # --- pdfium: characters, object kinds, rules ------------------------------------------------------
@@ -285,24 +326,26 @@ def _scan_page(page: pypdfium2.PdfPage, number: int) -> _Page:
         height=top - bottom,
         chars=chars,
         ruled=len(objects.rule_xs) >= _MIN_RULE_XS,
-        has_images=pdfium_c.FPDF_PAGEOBJ_IMAGE in objects.kinds,
+        has_images=objects.has_images,
         subpaths=objects.subpaths,
     )
 
 
 Matrix = tuple[float, float, float, float, float, float]  # a b c d e f, as in PDF
+_TEXT_OBJECT, _IMAGE_OBJECT = pdfium_c.FPDF_PAGEOBJ_TEXT, pdfium_c.FPDF_PAGEOBJ_IMAGE
+_PATH_OBJECT, _FORM_OBJECT = pdfium_c.FPDF_PAGEOBJ_PATH, pdfium_c.FPDF_PAGEOBJ_FORM
 
 
 @dataclass(slots=True)
 class _Objects:
-    """The object kinds on a page, the x positions of its vertical path segments in pdfplumber's
+    """Whether a page holds images, the x positions of its vertical path segments in pdfplumber's
     frame (which turns with the page's /Rotate), and its subpaths as pdfminer would paint them,
     in the characters' frame (top-left of the media box)."""
 
     rotated: bool
     left: float
     top: float
-    kinds: set[int] = field(default_factory=set)
+    has_images: bool = False
     rule_xs: set[int] = field(default_factory=set)
     subpaths: list[Subpath] = field(default_factory=list)
     _x: ctypes.c_float = field(default_factory=ctypes.c_float)
@@ -312,13 +355,18 @@ class _Objects:
         self, count: int, get: Callable[[int], object], outer: Matrix = _IDENTITY, depth: int = 0
     ) -> None:
         # Raw calls: PdfPage.get_objects() wraps every object in a helper, which costs ~3x more.
+        # Most objects are text, which needs nothing here.
+        get_type = pdfium_c.FPDFPageObj_GetType
         for i in range(count):
             obj = get(i)
-            kind = pdfium_c.FPDFPageObj_GetType(obj)
-            self.kinds.add(kind)
-            if kind == pdfium_c.FPDF_PAGEOBJ_PATH:
+            kind = get_type(obj)
+            if kind == _TEXT_OBJECT:
+                continue
+            if kind == _IMAGE_OBJECT:
+                self.has_images = True
+            elif kind == _PATH_OBJECT:
                 self._path(obj, _compose(outer, _matrix(obj)))
-            elif kind == pdfium_c.FPDF_PAGEOBJ_FORM and depth < _MAX_FORM_DEPTH:
+            elif kind == _FORM_OBJECT and depth < _MAX_FORM_DEPTH:
                 # Objects inside a form are in the form's space; its matrix maps that to the page.
                 self.scan(
                     pdfium_c.FPDFFormObj_CountObjects(obj),
@@ -406,12 +454,12 @@ def _find_tables(page: _Page) -> None:
         join_x_tolerance=_SETTINGS.join_x_tolerance,
         join_y_tolerance=_SETTINGS.join_y_tolerance,
     )
-    intersections = edges_to_intersections(
+    intersections = _edges_to_intersections(
         filter_edges(edges, min_length=_SETTINGS.edge_min_length),
         _SETTINGS.intersection_x_tolerance,
         _SETTINGS.intersection_y_tolerance,
     )
-    for cells in cells_to_tables(intersections_to_cells(intersections)):
+    for cells in _cells_to_tables(_intersections_to_cells(intersections)):
         table = _to_table(cells, page)
         if table is not None:
             bbox = (
@@ -483,32 +531,157 @@ def _is_rect(points: list[Point]) -> bool:
     )
 
 
+def _edges_to_intersections(
+    edges: list[dict], x_tolerance: float, y_tolerance: float
+) -> dict[Point, dict[str, list]]:
+    """pdfplumber's `edges_to_intersections`, with the horizontal edges sorted once rather than
+    once for every vertical edge."""
+    intersections: dict[Point, dict[str, list]] = {}
+    v_edges = sorted((e for e in edges if e["orientation"] == "v"), key=itemgetter("x0", "top"))
+    h_edges = sorted((e for e in edges if e["orientation"] == "h"), key=itemgetter("top", "x0"))
+    for v in v_edges:
+        for h in h_edges:
+            if (
+                (v["top"] <= (h["top"] + y_tolerance))
+                and (v["bottom"] >= (h["top"] - y_tolerance))
+                and (v["x0"] >= (h["x0"] - x_tolerance))
+                and (v["x0"] <= (h["x1"] + x_tolerance))
+            ):
+                vertex = (v["x0"], h["top"])
+                if vertex not in intersections:
+                    intersections[vertex] = {"v": [], "h": []}
+                intersections[vertex]["v"].append(v)
+                intersections[vertex]["h"].append(h)
+    return intersections
+
+
+def _intersections_to_cells(intersections: dict[Point, dict[str, list]]) -> list[Box]:
+    """pdfplumber's `intersections_to_cells`, same cells in the same order, without its cost.
+
+    It rebuilds the set of edge boxes at both points of every pair it tests, and scans all later
+    points for the ones below and to the right of each point. Here each point's edge boxes are
+    sets built once, and the points in each column and row are grouped once.
+    """
+    v_boxes = {p: {obj_to_bbox(e) for e in edges["v"]} for p, edges in intersections.items()}
+    h_boxes = {p: {obj_to_bbox(e) for e in edges["h"]} for p, edges in intersections.items()}
+    points = sorted(intersections)
+    # In sorted order, a column's points come top to bottom and a row's left to right, so the
+    # points below (right of) one are those after it in its column (row).
+    column: defaultdict[float, list[Point]] = defaultdict(list)
+    row: defaultdict[float, list[Point]] = defaultdict(list)
+    place = {}
+    for point in points:
+        place[point] = (len(column[point[0]]), len(row[point[1]]))
+        column[point[0]].append(point)
+        row[point[1]].append(point)
+
+    cells = []
+    for point in points[:-1]:
+        in_column, in_row = place[point]
+        below = column[point[0]][in_column + 1 :]
+        right = row[point[1]][in_row + 1 :]
+        cell = _smallest_cell(point, below, right, v_boxes, h_boxes)
+        if cell is not None:
+            cells.append(cell)
+    return cells
+
+
+def _smallest_cell(
+    point: Point,
+    below: list[Point],
+    right: list[Point],
+    v_boxes: dict[Point, set[Box]],
+    h_boxes: dict[Point, set[Box]],
+) -> Box | None:
+    # pdfplumber's edge_connects joins two points sharing an x by a common vertical edge, and
+    # two sharing a y by a horizontal one. A point below shares only the x, one to the right
+    # only the y; the bottom-right corner shares only the x with the right point and only the
+    # y with the point below. So each test needs one orientation.
+    vertical, horizontal = v_boxes[point], h_boxes[point]
+    for below_point in below:
+        if vertical.isdisjoint(v_boxes[below_point]):
+            continue
+        for right_point in right:
+            if horizontal.isdisjoint(h_boxes[right_point]):
+                continue
+            corner = (right_point[0], below_point[1])
+            if (
+                corner in v_boxes
+                and not v_boxes[corner].isdisjoint(v_boxes[right_point])
+                and not h_boxes[corner].isdisjoint(h_boxes[below_point])
+            ):
+                return (point[0], point[1], corner[0], corner[1])
+    return None
+
+
+def _cells_to_tables(cells: list[Box]) -> list[list[Box]]:
+    """pdfplumber's `cells_to_tables`: the same groups of cells that touch at a corner, in the
+    same order, with each pass keeping the cells it did not take rather than removing the ones
+    it took from a list (quadratic on a page of many cells)."""
+    remaining = list(cells)
+    corners: set[Point] = set()
+    current: list[Box] = []
+    tables = []
+    while remaining:
+        before = len(current)
+        kept = []
+        for cell in remaining:
+            x0, top, x1, bottom = cell
+            cell_corners = ((x0, top), (x0, bottom), (x1, top), (x1, bottom))
+            if not current or not corners.isdisjoint(cell_corners):
+                corners.update(cell_corners)
+                current.append(cell)
+            else:
+                kept.append(cell)
+        remaining = kept
+        if len(current) == before:  # nothing touched the group: it is a table; start another
+            tables.append(list(current))
+            corners.clear()
+            current.clear()
+    if current:
+        tables.append(list(current))
+    tables.sort(key=lambda t: min((c[1], c[0]) for c in t))
+    return [t for t in tables if len(t) > 1]
+
+
 def _to_table(cells: list[Box], page: _Page) -> Table | None:
-    """Rebuild spans from cell boxes; None for a framed text box posing as a one-column table."""
+    """Rebuild spans from cell boxes; None for a framed text box posing as a one-column table.
+
+    A cell holds the characters whose centre lies inside it, on its top and left sides only
+    (pdfplumber's test). They are found with one sort-based pass per row of cells: the page's
+    characters in the row's band, sorted by x, then bisected at each cell's sides.
+    """
     xs = sorted({box[0] for box in cells})
     tops = sorted({box[1] for box in cells})
     if len(xs) < 2:
         return None
+    by_top: defaultdict[float, list[Box]] = defaultdict(list)
+    for box in cells:
+        by_top[box[1]].append(box)
+    index, chars = page.by_centre(), page.chars
     rows = []
     for row_top in tops:  # pdfplumber's rows: the cells that share a top, left to right
-        row = sorted(box for box in cells if box[1] == row_top)
-        row_box = (row[0][0], row_top, max(b[2] for b in row), max(b[3] for b in row))
-        chars = [ch for ch in page.chars if ch.text != "\n" and _centre_in(ch, row_box)]
+        row = sorted(by_top[row_top])
+        band = index.band(row_top, max(b[3] for b in row))
+        band_xs = [entry[1] for entry in band]
         rowcells = []
-        for box in row:
-            x0, top, x1, bottom = box
-            colspan = sum(1 for x in xs if x0 - _EDGE_EPS <= x < x1 - _EDGE_EPS)
-            rowspan = sum(1 for y in tops if top - _EDGE_EPS <= y < bottom - _EDGE_EPS)
-            text = _join_lines(_text_lines([ch for ch in chars if _centre_in(ch, box)]))
+        for x0, top, x1, bottom in row:
+            # xs and tops between a cell's sides, as counts of sorted positions.
+            colspan = bisect_left(xs, x1 - _EDGE_EPS) - bisect_left(xs, x0 - _EDGE_EPS)
+            rowspan = bisect_left(tops, bottom - _EDGE_EPS) - bisect_left(tops, top - _EDGE_EPS)
+            inside = [
+                position
+                for y, _, position, _ in band[bisect_left(band_xs, x0) : bisect_left(band_xs, x1)]
+                if y < bottom
+            ]
+            inside.sort()  # back in pdfium's order, which _text_lines' stable sorts keep for ties
+            text = _join_lines(_text_lines([chars[i] for i in inside])) if inside else ""
             rowcells.append(Cell(text, rowspan, colspan))
         rows.append(rowcells)
     return Table(rows=rows, page=page.number)
 
 
-def _centre_in(ch: _Char, box: Box) -> bool:
-    # pdfplumber's test for a cell's characters: the centre, on the top-left sides only.
-    x, y = (ch.x0 + ch.x1) / 2, (ch.top + ch.bottom) / 2
-    return box[0] <= x < box[2] and box[1] <= y < box[3]
+_TOP, _X0 = attrgetter("top"), attrgetter("x0")
 
 
 def _text_lines(chars: list[_Char]) -> list[str]:
@@ -516,14 +689,14 @@ def _text_lines(chars: list[_Char]) -> list[str]:
     lines by top, characters left to right, a space where a space character or a gap parts two
     words."""
     lines: list[list[_Char]] = []
-    for ch in sorted(chars, key=lambda c: c.top):
+    for ch in sorted(chars, key=_TOP):
         if lines and ch.top <= lines[-1][-1].top + _TEXT_Y_TOLERANCE:
             lines[-1].append(ch)
         else:
             lines.append([ch])
     texts = []
     for line in lines:
-        line.sort(key=lambda c: c.x0)
+        line.sort(key=_X0)
         text = line[0].text
         for prev, ch in pairwise(line):
             text += (" " if ch.x0 > prev.x1 + _TEXT_X_TOLERANCE else "") + ch.text
@@ -534,6 +707,8 @@ def _text_lines(chars: list[_Char]) -> list[str]:
 # --- text normalisation --------------------------------------------------------------------------
 
 
+# Cell and line texts repeat (labels, numbers); prose lines rarely do, so the cache stays small.
+@lru_cache(maxsize=1 << 12)
 def _clean_line(text: str) -> str:
     # Letter-spaced headers ('结 果', '商 业 企') lose their spaces; '2024 年' keeps its own.
     return _SPACE_BETWEEN_WIDE.sub("", _WHITESPACE.sub(" ", text).strip())
@@ -566,7 +741,8 @@ def _page_lines(page: _Page) -> list[_Line]:
     """Text lines in pdfium's (content) order, without the characters inside kept tables."""
     lines: list[_Line] = []
     current: list[_Char] = []
-    for ch in [*page.chars, _Char("\n", 0, 0, 0, 0)]:
+    covered = set().union(*(page.by_centre().within(t.bbox) for t in page.tables))
+    for position, ch in enumerate([*page.chars, _Char("\n", 0, 0, 0, 0)]):
         if ch.text == "\n":
             ink = [c for c in current if not c.text.isspace()]
             if ink:
@@ -582,14 +758,9 @@ def _page_lines(page: _Page) -> list[_Line]:
                     )
                 )
             current = []
-        elif not any(_inside(ch, t.bbox) for t in page.tables):
+        elif position not in covered:
             current.append(ch)
     return lines
-
-
-def _inside(ch: _Char, bbox: tuple[float, float, float, float]) -> bool:
-    x, y = (ch.x0 + ch.x1) / 2, (ch.top + ch.bottom) / 2
-    return bbox[0] <= x <= bbox[2] and bbox[1] <= y <= bbox[3]
 
 
 def _in_margin(line: _Line, height: float) -> bool:

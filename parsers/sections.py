@@ -131,19 +131,30 @@ def leading_heading(text: str) -> tuple[SectionSpec, int] | None:
             if end is not None:
                 return spec, after + end
     # A typo in the heading (行政法复议): the prefix most like one of the labels, if close.
+    # The first prefix with the highest ratio wins when it reaches FUZZY_RUN_ON. A prefix whose
+    # upper bound on the ratio (difflib's quick ratios) is below that, or no higher than the best
+    # so far, can neither win nor change which prefix does, so its full ratio is not computed.
     best: tuple[float, SectionSpec, int] | None = None
     for spec in candidates:
         for label in spec.labels:
-            reference = normalize_label(label)
+            matcher = _matcher(normalize_label(label))
             for end in range(after + 2, min(len(text), after + MAX_HEADING_CHARS) + 1):
-                score = SequenceMatcher(
-                    None, normalize_label(text[after:end]), reference, autojunk=False
-                ).ratio()
+                matcher.set_seq1(normalize_label(text[after:end]))
+                floor = FUZZY_RUN_ON if best is None else max(FUZZY_RUN_ON, best[0])
+                if matcher.real_quick_ratio() < floor or matcher.quick_ratio() < floor:
+                    continue
+                score = matcher.ratio()
                 if best is None or score > best[0]:
                     best = (score, spec, end)
     if best and best[0] >= FUZZY_RUN_ON:
         return best[1], best[2]
     return None
+
+
+@cache
+def _matcher(reference: str) -> SequenceMatcher:
+    # difflib indexes the second sequence once per matcher; the labels are a fixed set.
+    return SequenceMatcher(None, "", reference, autojunk=False)
 
 
 def _split_run_on(text: str) -> list[tuple[SectionSpec | None, str, str]]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from functools import cache, lru_cache
 
 from nianbao.schema.registry import (
     TABLE_CODES,
@@ -35,6 +36,9 @@ GROUP_MATCH = 0.8
 # Header words of one template table a row must print to be that table's header: one could be a
 # stray word; two in one row are a header.
 HEADER_WORDS_NEEDED = 2
+# Cell texts repeat within a report and across reports (labels, 0, 无): what is read from one
+# text alone is cached, for this many recent texts, so a long run's memory stays bounded.
+_TEXT_CACHE = 1 << 16
 
 
 @dataclass(slots=True)
@@ -81,8 +85,13 @@ class Extraction:
     headers: list[str] = field(default_factory=list)
 
 
+@lru_cache(maxsize=_TEXT_CACHE)
 def _label_like(text: str) -> bool:
     return bool(text.strip()) and not is_value_text(text)
+
+
+# CellValue is frozen, so one parse of a text can serve every cell that prints it.
+_parse_value = lru_cache(maxsize=_TEXT_CACHE)(parse_value)
 
 
 def row_views(table: Table) -> list[RowView]:
@@ -90,19 +99,21 @@ def row_views(table: Table) -> list[RowView]:
     views = []
     grid = table.grid()
     for r, grid_row in enumerate(grid):
+        # Cells by identity: a spanning cell fills several positions of the grid.
+        starting = {id(cell) for cell in table.rows[r]}
+        seen: set[int] = set()
         distinct: list[tuple[Cell, bool]] = []
         for cell in grid_row:
-            if cell is None or any(cell is seen for seen, _ in distinct):
+            if cell is None or id(cell) in seen:
                 continue
-            starts_here = any(cell is c for c in table.rows[r])
-            distinct.append((cell, starts_here))
-        last_label = max(
-            (i for i, (cell, _) in enumerate(distinct) if _label_like(cell.text)), default=-1
-        )
+            seen.add(id(cell))
+            distinct.append((cell, id(cell) in starting))
+        label_like = [_label_like(cell.text) for cell, _ in distinct]
+        last_label = max((i for i, like in enumerate(label_like) if like), default=-1)
         parts = [
             " ".join(cell.text.split())
-            for cell, _ in distinct[: last_label + 1]
-            if _label_like(cell.text)
+            for (cell, _), like in zip(distinct[: last_label + 1], label_like, strict=False)
+            if like
         ]
         values = [cell.text for cell, starts in distinct[last_label + 1 :] if starts]
         views.append(RowView(parts, values, table.page))
@@ -122,25 +133,34 @@ def detect_version(
     texts.discard("")
     if not texts:
         return None
+    # One string to search: a signal is in one of the texts iff it is in their join, since no
+    # normalised label holds the separator.
+    joined = "\0".join(texts)
     scores = {version: 0 for version in VERSIONS}
     for version in VERSIONS:
-        other = template(next(v for v in VERSIONS if v != version))
-        own = template(version)
-        other_labels = {normalize_label(c.label) for c in other.active_disclosure.columns}
-        signals = {normalize_label(c.label) for c in own.active_disclosure.columns} - other_labels
-        signals |= {normalize_label(r.label) for r in own.applications.rows if r.only == version}
-        signals |= {
-            normalize_label(r.label)
-            for r in own.active_disclosure.rows
-            if r.code not in {x.code for x in other.active_disclosure.rows}
-        }
         scores[version] = sum(
-            1 for signal in signals if any(signal in text for text in texts if len(signal) >= 4)
+            1 for signal in _version_signals(version) if len(signal) >= 4 and signal in joined
         )
     best = max(scores, key=lambda v: scores[v])
     if scores[best] > 0 and list(scores.values()).count(scores[best]) == 1:
         return best
     return "2021" if (year or 2021) >= 2021 else "2019"
+
+
+@cache
+def _version_signals(version: str) -> frozenset[str]:
+    """Normalised labels that only template `version` prints."""
+    other = template(next(v for v in VERSIONS if v != version))
+    own = template(version)
+    other_labels = {normalize_label(c.label) for c in other.active_disclosure.columns}
+    signals = {normalize_label(c.label) for c in own.active_disclosure.columns} - other_labels
+    signals |= {normalize_label(r.label) for r in own.applications.rows if r.only == version}
+    signals |= {
+        normalize_label(r.label)
+        for r in own.active_disclosure.rows
+        if r.code not in {x.code for x in other.active_disclosure.rows}
+    }
+    return frozenset(signals)
 
 
 def best_row(label: str, rows: tuple[Row, ...]) -> tuple[float, Row | None]:
@@ -169,14 +189,16 @@ def header_of(texts: list[str]) -> str | None:
     cells = [normalize_label(text) for text in texts]
     best: tuple[int, str] | None = None
     for code in TABLE_CODES:
-        markers = header_markers(code)
-        # Each cell counts once, by the longest word it holds (本年处理决定数量, not also 处理决定数量).
-        found = {max((m for m in markers if m in cell), key=len, default="") for cell in cells} - {
-            ""
-        }
+        found = {_longest_marker(cell, code) for cell in cells} - {""}
         if len(found) >= HEADER_WORDS_NEEDED and (best is None or len(found) > best[0]):
             best = (len(found), code)
     return best[1] if best else None
+
+
+@lru_cache(maxsize=_TEXT_CACHE)
+def _longest_marker(cell: str, code: str) -> str:
+    # Each cell counts once, by the longest word it holds (本年处理决定数量, not also 处理决定数量).
+    return max((m for m in header_markers(code) if m in cell), key=len, default="")
 
 
 def _trim(values: list[str], wanted: int) -> list[str]:
@@ -239,7 +261,7 @@ class _Mapper:
             self.read_up_to[table] = max(self.read_up_to.get(table, -1), position)
         label = view.leaf
         for column, raw in zip(columns, values, strict=True):
-            cell = parse_value(raw)
+            cell = _parse_value(raw)
             if not cell.readable:
                 self.problem("unreadable_cell", f"{table}/{row}/{column}: {raw!r}")
             unit = cell.unit or self.column_units.get((table, column))

@@ -10,10 +10,14 @@ import json
 import re
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 
 VERSIONS = ("2019", "2021")
+# Label matching repeats itself: every row of every report is scored against the same registry
+# labels, and reports print the same labels. The caches keep the most recent pairs, so a long
+# run's memory stays bounded (a pair costs a few hundred bytes).
+_LABEL_CACHE = 1 << 16
 
 # Numbering printed before labels: 一、 （一） (1) 1. 1、 1． 第一部分 ...
 _NUMBERING = re.compile(
@@ -34,11 +38,13 @@ def strip_numbering(text: str) -> str:
     return text
 
 
+@lru_cache(maxsize=_LABEL_CACHE)
 def normalize_label(text: str) -> str:
     """Label text reduced to its characters: no numbering, punctuation, quotes or spaces."""
     return _NOISE.sub("", strip_numbering(_NOISE.sub(" ", text).strip()) if text else "")
 
 
+@lru_cache(maxsize=_LABEL_CACHE)
 def similarity(label: str, reference: str) -> float:
     """How well a normalised printed label matches a normalised registry label (0..1).
 

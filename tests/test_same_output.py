@@ -1,0 +1,164 @@
+"""The parse's fast paths give what the plain computations they replace give.
+
+Caches, bisection and bounds are only allowed where the output stays the same: these tests hold
+each one against the reference it stands for (pdfplumber's own table functions, difflib's full
+ratio, python-docx's style objects, a parse with every cache empty).
+"""
+
+from __future__ import annotations
+
+import io
+import random
+from difflib import SequenceMatcher
+
+import docx
+import pdfplumber.table
+import pypdfium2
+import pytest
+from docx.enum.style import WD_STYLE_TYPE
+from pdfplumber.utils import filter_edges
+
+from nianbao.parsers import pdf, sections, tables
+from nianbao.parsers.docx import _HEADING_STYLE, _heading_style_ids
+from nianbao.parsers.report import parse_bytes
+from nianbao.schema import registry
+
+from .helpers import SAMPLES
+
+SAMPLE_FILES = sorted(
+    p for p in SAMPLES.iterdir() if p.suffix in (".pdf", ".docx", ".html", ".txt")
+)
+
+
+def _ruled_pages() -> list[pdf._Page]:
+    pages = []
+    for path in sorted(SAMPLES.glob("*.pdf")):
+        document = pypdfium2.PdfDocument(str(path))
+        pages += [pdf._scan_page(document[i], i + 1) for i in range(len(document))]
+        document.close()
+    return [page for page in pages if page.ruled]
+
+
+def test_table_functions_match_pdfplumbers_on_every_ruled_sample_page():
+    settings = pdf._SETTINGS
+    pages = _ruled_pages()
+    assert len(pages) >= 4
+    for page in pages:
+        edges = pdfplumber.table.merge_edges(
+            pdf._edges(page.subpaths),
+            snap_x_tolerance=settings.snap_x_tolerance,
+            snap_y_tolerance=settings.snap_y_tolerance,
+            join_x_tolerance=settings.join_x_tolerance,
+            join_y_tolerance=settings.join_y_tolerance,
+        )
+        edges = filter_edges(edges, min_length=settings.edge_min_length)
+        tolerances = (settings.intersection_x_tolerance, settings.intersection_y_tolerance)
+        intersections = pdf._edges_to_intersections(edges, *tolerances)
+        assert intersections == pdfplumber.table.edges_to_intersections(edges, *tolerances)
+        cells = pdf._intersections_to_cells(intersections)
+        assert cells == pdfplumber.table.intersections_to_cells(intersections)
+        assert len(cells) > 10
+        assert pdf._cells_to_tables(cells) == pdfplumber.table.cells_to_tables(cells)
+
+
+def test_cells_hold_the_characters_whose_centre_is_inside_them():
+    for page in _ruled_pages():
+        pdf._find_tables(page)
+        index = page.by_centre()
+        for found in page.tables:
+            # Every character the table shows lies in its box, by the test pdfplumber uses.
+            shown = "".join(cell.text for row in found.table.rows for cell in row)
+            inside = {page.chars[i].text for i in index.within(found.bbox)}
+            assert set(shown) - {" "} <= inside
+
+
+def _clear_caches() -> None:
+    for cached in (
+        registry.normalize_label,
+        registry.similarity,
+        sections._matcher,
+        tables._label_like,
+        tables._parse_value,
+        tables._longest_marker,
+        pdf._clean_line,
+    ):
+        cached.cache_clear()
+
+
+@pytest.mark.parametrize("path", SAMPLE_FILES, ids=lambda p: p.name)
+def test_a_parse_with_warm_caches_equals_one_with_empty_caches(path):
+    data = path.read_bytes()
+    _clear_caches()
+    cold = parse_bytes(data, path.name)
+    for other in reversed(SAMPLE_FILES):  # fill the caches with every other sample's labels
+        parse_bytes(other.read_bytes(), other.name)
+    warm = parse_bytes(data, path.name)
+    assert warm == cold
+    assert cold["status"] == "parsed" and len(cold["facts"]) > 100
+
+
+def _leading_heading_by_full_ratio(text: str):
+    """leading_heading's typo fallback as first written: every prefix scored in full."""
+    match = sections._TOP_NUMBER.match(text[:12])
+    number = match.group(1) or match.group(2)
+    after = match.end()
+    candidates = [s for s in registry.sections() if s.number == number]
+    for spec in candidates:
+        for label in sorted(spec.labels, key=len, reverse=True):
+            end = sections._label_end(text[after:], label)
+            if end is not None:
+                return None  # an exact label: not the fallback
+    best = None
+    for spec in candidates:
+        for label in spec.labels:
+            reference = registry.normalize_label(label)
+            for end in range(after + 2, min(len(text), after + sections.MAX_HEADING_CHARS) + 1):
+                prefix = registry.normalize_label(text[after:end])
+                score = SequenceMatcher(None, prefix, reference, autojunk=False).ratio()
+                if best is None or score > best[0]:
+                    best = (score, spec, end)
+    return (best[1], best[2]) if best and best[0] >= sections.FUZZY_RUN_ON else None
+
+
+def test_run_on_headings_with_typos_match_as_with_full_ratios():
+    rng = random.Random(14)
+    labels = [(s.number, label) for s in registry.sections() for label in s.labels]
+    noise = "行政法复议信息公开的情况工作主动申请"
+    checked = matched = 0
+    for _ in range(300):
+        number, label = rng.choice(labels)
+        chars = list(label)
+        for _ in range(rng.randint(1, 3)):  # a dropped, an extra or a wrong character
+            at = rng.randrange(len(chars))
+            kind = rng.randrange(3)
+            if kind == 0 and len(chars) > 2:
+                chars.pop(at)
+            elif kind == 1:
+                chars.insert(at, rng.choice(noise))
+            else:
+                chars[at] = rng.choice(noise)
+        text = f"{number}、{''.join(chars)}本年度共收到申请十二件"
+        found = sections.leading_heading(text)
+        exact = any(
+            sections._label_end(text[2:], label) is not None
+            for spec in registry.sections()
+            if spec.number == number
+            for label in spec.labels
+        )
+        if not exact:
+            assert found == _leading_heading_by_full_ratio(text)
+            checked += 1
+            matched += found is not None
+    assert checked > 200 and matched > 50
+
+
+def test_heading_styles_match_python_docx_style_objects():
+    word = docx.Document(io.BytesIO((SAMPLES / "huzhu-employment-2023.docx").read_bytes()))
+    expected = {
+        style.style_id
+        for style in word.styles
+        if style.type == WD_STYLE_TYPE.PARAGRAPH
+        and _HEADING_STYLE.match((style.name or "").strip())
+    }
+    assert _heading_style_ids(word) == expected
+    assert expected
