@@ -4,6 +4,7 @@ that orchestrate (ingest, harvest, serve), never by `parse`."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -65,6 +66,18 @@ def _print_summary(result: dict) -> None:
         console.print(f"  [yellow]{problem['code']}[/yellow]: {problem['message']}")
 
 
+NoOcrOption = Annotated[
+    bool,
+    typer.Option("--no-ocr", help="do not OCR image-only PDF pages (they stay no_text_layer)"),
+]
+
+
+def _set_ocr(no_ocr: bool) -> None:
+    # Through the environment, so the parser processes an ingest starts inherit it.
+    if no_ocr:
+        os.environ["NIANBAO_OCR"] = "off"
+
+
 @app.command()
 def parse(
     paths: Annotated[
@@ -73,6 +86,7 @@ def parse(
     as_json: Annotated[
         bool, typer.Option("--json", help="one JSON object per document (JSON Lines)")
     ] = False,
+    no_ocr: NoOcrOption = False,
 ) -> None:
     """Parse reports and print what was found.
 
@@ -82,6 +96,7 @@ def parse(
     """
     from nianbao.parsers.report import parse_file
 
+    _set_ocr(no_ocr)
     failed = False
     for path in paths:
         result = parse_file(str(path))
@@ -153,6 +168,7 @@ def ingest(
     timeout: Annotated[
         float, typer.Option("--timeout", help="seconds one document may take")
     ] = 120.0,
+    no_ocr: NoOcrOption = False,
 ) -> None:
     """Parse reports and load them into the warehouse, then print a summary.
 
@@ -166,6 +182,7 @@ def ingest(
     for path in paths:
         if not path.exists():
             raise typer.BadParameter(f"{path} does not exist", param_hint="PATHS")
+    _set_ocr(no_ocr)
     from nianbao.flows.ingest import DocumentLimits, ingest_flow
 
     summary = _run_with_progress(

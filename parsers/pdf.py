@@ -14,9 +14,9 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
-from itertools import pairwise
+from itertools import pairwise, product
 
 import pypdfium2
 import pypdfium2.raw as pdfium_c
@@ -88,6 +88,9 @@ class _Char:
     x1: float
     top: float
     bottom: float
+    # Set for characters read by OCR: the recogniser's probability, and other digits it may be.
+    confidence: float | None = None
+    alternatives: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -137,13 +140,18 @@ class _Margins:
 
 
 def read_pdf(data: bytes) -> Document:
-    """Read a PDF report into blocks; raise `ParseError` for a file that cannot be read."""
+    """Read a PDF report into blocks; raise `ParseError` for a file that cannot be read.
+
+    Image-only pages are read by OCR (`ocr.py`) unless it is turned off (`NIANBAO_OCR=off`).
+    """
     if not data:
         raise ParseError("empty_file", "The file is empty (0 bytes); download it again.")
     pdf = _open_pdfium(data)
+    ocr_findings: list[dict[str, str]] = []
     try:
         with _library_errors("pypdfium2"):
             pages = [_scan_page(pdf[i], i + 1) for i in range(len(pdf))]
+        ocr_findings = _ocr_image_pages(pdf, pages)
     finally:
         pdf.close()
 
@@ -154,7 +162,7 @@ def read_pdf(data: bytes) -> Document:
             "Run OCR on it (e.g. ocrmypdf) or find a text version of the report.",
         )
     doc = Document(format="pdf", pages=len(pages))
-    doc.problems = [
+    doc.problems = ocr_findings + [
         {
             "code": "no_text_layer",
             "page": str(page.number),
@@ -235,6 +243,34 @@ def _block_text(block: Block) -> str:
 def _unreadable(ch: str) -> bool:
     code = ord(ch)
     return ch == "\ufffd" or 0xE000 <= code <= 0xF8FF or (code < 0x20 and not ch.isspace())
+
+
+def _ocr_image_pages(pdf: pypdfium2.PdfDocument, pages: list[_Page]) -> list[dict[str, str]]:
+    """Give each image-only page the characters and ruling lines OCR reads from it."""
+    scanned = [page for page in pages if page.has_images and not page.has_text]
+    if not scanned:
+        return []
+    from . import ocr
+
+    if not ocr.enabled():
+        return []
+    skews = []
+    for page in scanned:
+        read = ocr.read_page(pdf[page.number - 1])
+        page.chars = [
+            _Char(c.text, c.x0, c.x1, c.top, c.bottom, c.confidence, c.alternatives)
+            for c in read.chars
+        ]
+        page.subpaths = [("ml", [(x0, top), (x1, bottom)]) for x0, top, x1, bottom in read.rules]
+        page.ruled = len({round(x0) for x0, _, x1, _ in read.rules if x0 == x1}) >= _MIN_RULE_XS
+        skews.append(f"{page.number} ({read.skew_degrees:+.1f}°)")
+    return [
+        {
+            "code": "ocr_read",
+            "message": f"{len(scanned)} image-only page(s) read by OCR, deskewed by: "
+            + ", ".join(skews),
+        }
+    ]
 
 
 # --- pdfium: characters, object kinds, rules ------------------------------------------------------
@@ -485,10 +521,31 @@ def _to_table(cells: list[Box], page: _Page) -> Table | None:
             x0, top, x1, bottom = box
             colspan = sum(1 for x in xs if x0 - _EDGE_EPS <= x < x1 - _EDGE_EPS)
             rowspan = sum(1 for y in tops if top - _EDGE_EPS <= y < bottom - _EDGE_EPS)
-            text = _join_lines(_text_lines([ch for ch in chars if _centre_in(ch, box)]))
-            rowcells.append(Cell(text, rowspan, colspan))
+            cell_chars = [ch for ch in chars if _centre_in(ch, box)]
+            text = _join_lines(_text_lines(cell_chars))
+            rowcells.append(_cell(text, rowspan, colspan, cell_chars))
         rows.append(rowcells)
     return Table(rows=rows, page=page.number)
+
+
+def _cell(text: str, rowspan: int, colspan: int, chars: list[_Char]) -> Cell:
+    """A cell; one read by OCR carries its lowest character confidence and the other readings
+    its low-confidence digits allow."""
+    confidences = [ch.confidence for ch in chars if ch.confidence is not None]
+    if not confidences:
+        return Cell(text, rowspan, colspan)
+    from .ocr import LOW_CONFIDENCE, MAX_UNSURE_DIGITS
+
+    unsure = [i for i, ch in enumerate(chars) if ch.alternatives and ch.confidence < LOW_CONFIDENCE]
+    readings: set[str] = set()
+    if len(unsure) <= MAX_UNSURE_DIGITS:
+        for choice in product(*([chars[i].text, *chars[i].alternatives] for i in unsure)):
+            changed = list(chars)
+            for i, digit in zip(unsure, choice, strict=True):
+                changed[i] = replace(chars[i], text=digit)
+            readings.add(_join_lines(_text_lines(changed)))
+    readings.discard(text)
+    return Cell(text, rowspan, colspan, min(confidences), tuple(sorted(readings)))
 
 
 def _centre_in(ch: _Char, box: Box) -> bool:

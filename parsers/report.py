@@ -40,6 +40,10 @@ def _reader(fmt: str) -> Callable[[bytes], Document]:
         from .text import read_text
 
         return read_text
+    if fmt == "md":
+        from .markdown import read_markdown
+
+        return read_markdown
     if fmt in ("doc", "wps"):
         from .legacy import read_legacy_word
 
@@ -102,6 +106,10 @@ def parse_document(document: Document, result: dict, hints: SourceHints | None =
         more_tables, more_sections = _recover_flattened(found, table_sections, version, problems)
         extraction = extract_facts(tables + more_tables, table_sections + more_sections, version)
         problems.extend(extraction.problems)
+        if any(f.confidence is not None for f in extraction.facts):
+            from .ocr_check import verify_digits
+
+            problems.extend(verify_digits(extraction.facts, version))
         facts = [f.as_dict() for f in extraction.facts]
     else:
         facts = []
