@@ -263,11 +263,14 @@ def _ocr_image_pages(pdf: pypdfium2.PdfDocument, pages: list[_Page]) -> list[dic
         ]
         page.subpaths = [("ml", [(x0, top), (x1, bottom)]) for x0, top, x1, bottom in read.rules]
         page.ruled = len({round(x0) for x0, _, x1, _ in read.rules if x0 == x1}) >= _MIN_RULE_XS
-        skews.append(f"{page.number} ({read.skew_degrees:+.1f}°)")
+        if page.has_text:  # a page OCR read nothing on stays no_text_layer
+            skews.append(f"{page.number} ({read.skew_degrees:+.1f}°)")
+    if not skews:
+        return []
     return [
         {
             "code": "ocr_read",
-            "message": f"{len(scanned)} image-only page(s) read by OCR, deskewed by: "
+            "message": f"{len(skews)} image-only page(s) read by OCR, deskewed by: "
             + ", ".join(skews),
         }
     ]
