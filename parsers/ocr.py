@@ -37,6 +37,14 @@ _MIN_CONTRAST = 32
 # A ruling line is at least this share of the page's width (horizontal) or height (vertical).
 _H_RULE_SHARE = 1 / 30
 _V_RULE_SHARE = 1 / 60
+# ...and at least this long (px at RENDER_DPI), longer than a character's strokes: a picture of
+# a table is a small image, whose share of a page is short.
+_H_RULE_MIN = RENDER_DPI * 3 // 10
+_V_RULE_MIN = RENDER_DPI // 5
+# Grey level (paper 255) under which a pixel may belong to a faint rule.
+_FAINT_RULE = 200
+# A rule is no thicker than this (px).
+_RULE_MAX_PX = RENDER_DPI // 20
 # A table is a grid region at least this wide (share of the page) and this many px high.
 _TABLE_MIN_WIDTH = 0.2
 _TABLE_MIN_HEIGHT = 40
@@ -100,8 +108,9 @@ def _engine() -> Any:
     return RapidOCR(det_limit_type="min", det_limit_side_len=32, use_cls=False)
 
 
-def read_page(page: Any) -> OcrPage:
-    """OCR one pypdfium2 page (an image-only page) into characters and ruling lines."""
+def read_page(page: Any, region: tuple[float, float, float, float] | None = None) -> OcrPage:
+    """OCR one pypdfium2 page (an image-only page), or the `region` of it (x0, top, x1, bottom
+    in points, from the top-left) that an image covers, into characters and ruling lines."""
     import cv2
 
     scale = RENDER_DPI / 72
@@ -109,6 +118,14 @@ def read_page(page: Any) -> OcrPage:
     gray = np.ascontiguousarray(np.squeeze(bitmap.to_numpy()))
     if gray.ndim == 3:
         gray = cv2.cvtColor(gray[:, :, :3], cv2.COLOR_BGR2GRAY)
+    left = top = 0.0
+    if region is not None:
+        left, top = max(region[0], 0.0), max(region[1], 0.0)
+        x0, y0 = int(left * scale), int(top * scale)
+        gray = np.ascontiguousarray(gray[y0 : int(region[3] * scale), x0 : int(region[2] * scale)])
+        left, top = x0 / scale, y0 / scale
+        if gray.size == 0:
+            return OcrPage([], [], 0.0)
     angle = _skew_angle(gray)
     if angle:
         gray = _rotate(gray, angle)
@@ -120,7 +137,13 @@ def read_page(page: Any) -> OcrPage:
     ink = cv2.threshold(cv2.medianBlur(clean, 3), 0, 255, cv2.THRESH_BINARY_INV | cv2.THRESH_OTSU)[
         1
     ]
+    # Rules from the text's ink, and from a lighter threshold: a thin rule in a small picture
+    # renders light grey. Noise the lighter one picks up is not long and thin, so not a rule.
     horizontal, vertical = _rule_masks(ink)
+    faint = cv2.threshold(cv2.medianBlur(clean, 3), _FAINT_RULE, 255, cv2.THRESH_BINARY_INV)[1]
+    faint_horizontal, faint_vertical = _rule_masks(faint)
+    horizontal |= faint_horizontal
+    vertical |= faint_vertical
     grid = cv2.dilate(horizontal | vertical, np.ones((5, 5), np.uint8))
     tables = _table_boxes(grid)
     # Only strokes that form a table's grid are rules: long strokes of large bold title
@@ -159,7 +182,8 @@ def read_page(page: Any) -> OcrPage:
         )
     to_points = 1 / scale
     placed = [
-        _place(reading, box, to_points) for (_, box), reading in zip(crops, readings, strict=True)
+        _place(reading, box, to_points, (left, top))
+        for (_, box), reading in zip(crops, readings, strict=True)
     ]
     chars: list[OcrChar] = []
     # pdf.py reads lines in content order, each ended by a newline character, as pdfium gives
@@ -170,7 +194,8 @@ def read_page(page: Any) -> OcrPage:
             chars.extend(placed[index])
         chars.append(OcrChar("\n", 0, 0, 0, 0, 1.0))
     points = [
-        (x0 * to_points, y0 * to_points, x1 * to_points, y1 * to_points) for x0, y0, x1, y1 in rules
+        (x0 * to_points + left, y0 * to_points + top, x1 * to_points + left, y1 * to_points + top)
+        for x0, y0, x1, y1 in rules
     ]
     return OcrPage(chars, points, angle)
 
@@ -245,16 +270,28 @@ def _reading_order(boxes: list[tuple[int, int, int, int]], first_detected: int) 
 
 
 def _rule_masks(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Long horizontal and vertical strokes: ruling lines, not letters (morphological opening)."""
+    """Long, thin horizontal and vertical strokes: ruling lines, not letters (morphological
+    opening), nor the grey fill of a header row (too thick)."""
     import cv2
 
     height, width = ink.shape
     joined = cv2.morphologyEx(ink, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
-    h_kernel = np.ones((1, max(int(width * _H_RULE_SHARE), 10)), np.uint8)
-    v_kernel = np.ones((max(int(height * _V_RULE_SHARE), 10), 1), np.uint8)
-    horizontal = cv2.morphologyEx(joined, cv2.MORPH_OPEN, h_kernel)
-    vertical = cv2.morphologyEx(joined, cv2.MORPH_OPEN, v_kernel)
+    h_kernel = np.ones((1, max(int(width * _H_RULE_SHARE), _H_RULE_MIN)), np.uint8)
+    v_kernel = np.ones((max(int(height * _V_RULE_SHARE), _V_RULE_MIN), 1), np.uint8)
+    horizontal = _thin(cv2.morphologyEx(joined, cv2.MORPH_OPEN, h_kernel), axis=1)
+    vertical = _thin(cv2.morphologyEx(joined, cv2.MORPH_OPEN, v_kernel), axis=0)
     return horizontal, vertical
+
+
+def _thin(mask: np.ndarray, axis: int) -> np.ndarray:
+    """Only the components of `mask` no thicker than a rule across `axis`."""
+    import cv2
+
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    thickness = stats[:, cv2.CC_STAT_HEIGHT if axis == 1 else cv2.CC_STAT_WIDTH]
+    keep = np.zeros(count, np.uint8)
+    keep[1:] = np.where(thickness[1:] <= _RULE_MAX_PX, 255, 0)
+    return keep[labels]
 
 
 def _segments(mask: np.ndarray, orientation: str) -> list[tuple[int, int, int, int]]:
@@ -548,7 +585,12 @@ def _as_number(reading: _Reading) -> _Reading:
     return _Reading(chars, reading.positions)
 
 
-def _place(reading: _Reading, box: tuple[int, int, int, int], to_points: float) -> list[OcrChar]:
+def _place(
+    reading: _Reading,
+    box: tuple[int, int, int, int],
+    to_points: float,
+    origin: tuple[float, float] = (0.0, 0.0),
+) -> list[OcrChar]:
     """Spread a line's characters over its box by their widths (CJK full, Latin half)."""
     text_chars = reading.chars
     while text_chars and text_chars[-1][0].isspace():
@@ -560,15 +602,16 @@ def _place(reading: _Reading, box: tuple[int, int, int, int], to_points: float) 
     unit = (x1 - x0) / sum(widths)
     placed = []
     left = float(x0)
+    dx, dy = origin
     for (text, confidence, alternatives), width in zip(text_chars, widths, strict=True):
         right = left + width * unit
         placed.append(
             OcrChar(
                 text,
-                left * to_points,
-                right * to_points,
-                y0 * to_points,
-                y1 * to_points,
+                left * to_points + dx,
+                right * to_points + dx,
+                y0 * to_points + dy,
+                y1 * to_points + dy,
                 confidence,
                 alternatives,
             )

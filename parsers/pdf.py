@@ -33,6 +33,8 @@ from .blocks import Block, Cell, Document, Paragraph, ParseError, Table
 
 # Form XObjects can nest; pdfium's own object iterator stops at the same depth.
 _MAX_FORM_DEPTH = 15
+# An image covering at least this share of a text page, with no text on it, is read by OCR.
+_PICTURE_SHARE = 0.05
 # Share of unreadable characters above which the text layer is useless for extraction.
 _GARBLED_SHARE = 0.5
 # Lines whose top lies in the outer tenth of the page may be page furniture (numbers, headers).
@@ -246,14 +248,17 @@ def _unreadable(ch: str) -> bool:
 
 
 def _ocr_image_pages(pdf: pypdfium2.PdfDocument, pages: list[_Page]) -> list[dict[str, str]]:
-    """Give each image-only page the characters and ruling lines OCR reads from it."""
+    """Give each image-only page the characters and ruling lines OCR reads from it, and a text
+    page those of each large image on it that no text lies on (a table pasted as a picture)."""
     scanned = [page for page in pages if page.has_images and not page.has_text]
-    if not scanned:
+    pictured = [page for page in pages if page.has_images and page.has_text]
+    if not scanned and not pictured:
         return []
     from . import ocr
 
     if not ocr.enabled():
         return []
+    findings = _ocr_pictures(pdf, pictured, ocr)
     skews = []
     for page in scanned:
         read = ocr.read_page(pdf[page.number - 1])
@@ -265,15 +270,51 @@ def _ocr_image_pages(pdf: pypdfium2.PdfDocument, pages: list[_Page]) -> list[dic
         page.ruled = len({round(x0) for x0, _, x1, _ in read.rules if x0 == x1}) >= _MIN_RULE_XS
         if page.has_text:  # a page OCR read nothing on stays no_text_layer
             skews.append(f"{page.number} ({read.skew_degrees:+.1f}°)")
-    if not skews:
-        return []
-    return [
-        {
-            "code": "ocr_read",
-            "message": f"{len(skews)} image-only page(s) read by OCR, deskewed by: "
-            + ", ".join(skews),
-        }
-    ]
+    if skews:
+        findings.insert(
+            0,
+            {
+                "code": "ocr_read",
+                "message": f"{len(skews)} image-only page(s) read by OCR, deskewed by: "
+                + ", ".join(skews),
+            },
+        )
+    return findings
+
+
+def _ocr_pictures(pdf: pypdfium2.PdfDocument, pages: list[_Page], ocr) -> list[dict[str, str]]:
+    findings = []
+    for page in pages:
+        pdf_page = pdf[page.number - 1]
+        left, _, _, top = pdf_page.get_mediabox()
+        width, height = pdf_page.get_size()
+        for image in pdf_page.get_objects(filter=[pdfium_c.FPDF_PAGEOBJ_IMAGE], max_depth=1):
+            x0, y0, x1, y1 = image.get_bounds()
+            box = (x0 - left, top - y1, x1 - left, top - y0)
+            area = (box[2] - box[0]) * (box[3] - box[1])
+            if area < _PICTURE_SHARE * width * height or any(
+                _inside(ch, box) for ch in page.chars if not ch.text.isspace()
+            ):
+                continue
+            read = ocr.read_page(pdf_page, box)
+            if not any(not c.text.isspace() for c in read.chars):
+                continue
+            page.chars += [
+                _Char(c.text, c.x0, c.x1, c.top, c.bottom, c.confidence, c.alternatives)
+                for c in read.chars
+            ]
+            page.subpaths += [("ml", [(a, b), (c, d)]) for a, b, c, d in read.rules]
+            rule_xs = {round(a) for a, _, c, _ in read.rules if a == c}
+            page.ruled = page.ruled or len(rule_xs) >= _MIN_RULE_XS
+            findings.append(
+                {
+                    "code": "ocr_read",
+                    "page": str(page.number),
+                    "message": f"an image on page {page.number} with no text on it was read by "
+                    "OCR (a table or text pasted as a picture)",
+                }
+            )
+    return findings
 
 
 # --- pdfium: characters, object kinds, rules ------------------------------------------------------

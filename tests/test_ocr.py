@@ -23,6 +23,7 @@ from .helpers import ROOT, SAMPLES
 SCANS = ROOT / "tests" / "fixtures" / "scans"
 HUZHU_SCAN = SCANS / "huzhu-employment-2023.scan.pdf"
 HUAIAN_SCAN = SCANS / "01_huaian_shizhengfu_2024.scan.pdf"
+HUAIAN_PICTURES = SCANS / "01_huaian_shizhengfu_2024.picture.pdf"
 NIANBAO = str(ROOT / ".venv" / "bin" / "nianbao")
 
 
@@ -79,6 +80,25 @@ def test_a_scanned_pdf_report_keeps_its_title_and_most_cells(huaian_scan: dict) 
     ):
         assert cell_matches(expected["facts"][key], facts.get(key)), key
     assert right_cells(huaian_scan, expected) >= 0.85 * len(expected["facts"])
+
+
+def test_tables_pasted_as_pictures_into_a_text_pdf_are_read() -> None:
+    result = parse_file(str(HUAIAN_PICTURES))
+    expected = gold(HUAIAN_PICTURES)
+    pages = sorted(p["page"] for p in result["problems"] if p["code"] == "ocr_read")
+    assert pages == ["3", "4", "5"]
+    facts = {f"{f['table']}/{f['row']}/{f['col']}": f for f in result["facts"]}
+    for key in (
+        "active_disclosure/licensing/decisions",
+        "active_disclosure/penalty/decisions",
+        "active_disclosure/fees/amount_10k_yuan",
+    ):
+        assert cell_matches(expected["facts"][key], facts.get(key)), key
+        assert facts[key]["confidence"] is not None
+    # The text tables keep their exact text: no confidence on them.
+    assert "confidence" not in facts["applications/new_received/total"]
+    assert facts["applications/new_received/total"]["value"] == 3119
+    assert right_cells(result, expected) >= 0.95 * len(expected["facts"])
 
 
 def test_without_ocr_a_scan_has_no_text_layer(monkeypatch: pytest.MonkeyPatch) -> None:
