@@ -137,6 +137,18 @@ def _print_summary(result: dict) -> None:
         console.print(f"  [yellow]{problem['code']}[/yellow]: {problem['message']}")
 
 
+NoOcrOption = Annotated[
+    bool,
+    typer.Option("--no-ocr", help="do not OCR image-only PDF pages (they stay no_text_layer)"),
+]
+
+
+def _set_ocr(no_ocr: bool) -> None:
+    # Through the environment, so the parser processes an ingest starts inherit it.
+    if no_ocr:
+        os.environ["NIANBAO_OCR"] = "off"
+
+
 @app.command()
 def parse(
     paths: Annotated[
@@ -145,6 +157,7 @@ def parse(
     as_json: Annotated[
         bool, typer.Option("--json", help="one JSON object per document (JSON Lines)")
     ] = False,
+    no_ocr: NoOcrOption = False,
 ) -> None:
     """Parse reports and print what was found.
 
@@ -154,6 +167,7 @@ def parse(
     """
     from nianbao.parsers.report import parse_file
 
+    _set_ocr(no_ocr)
     failed = False
     for path in paths:
         result = parse_file(str(path))
@@ -329,6 +343,7 @@ def ingest(
     timeout: Annotated[
         float, typer.Option("--timeout", help="seconds one document may take", callback=_seconds)
     ] = 120.0,
+    no_ocr: NoOcrOption = False,
 ) -> None:
     """Parse reports and load them into the warehouse, then print a summary.
 
@@ -341,6 +356,7 @@ def ingest(
     for path in paths:
         if not path.exists():
             raise typer.BadParameter(f"{path} does not exist", param_hint="PATHS")
+    _set_ocr(no_ocr)
     _announce()
     url = _database(db)
     with _errors_as_exit_statuses():

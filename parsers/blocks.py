@@ -19,6 +19,10 @@ class Cell:
     text: str
     rowspan: int = 1
     colspan: int = 1
+    # Set where the text was read by OCR: the lowest character confidence, and the other
+    # readings its low-confidence digits allow (checked against the printed sums later).
+    confidence: float | None = None
+    alternatives: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import zipfile
 from io import BytesIO
 
@@ -9,7 +10,7 @@ OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 
 
 def sniff_format(data: bytes, name: str = "") -> str:
-    """One of pdf, docx, doc, wps, xlsx, xls, zip, html, txt, or unknown."""
+    """One of pdf, docx, doc, wps, xlsx, xls, zip, html, md, txt, or unknown."""
     head = data[:2048]
     suffix = name.rsplit(".", 1)[-1].lower() if "." in name else ""
     if head.lstrip()[:5] == b"%PDF-" or b"%PDF-" in head[:1024]:
@@ -40,8 +41,18 @@ def sniff_format(data: bytes, name: str = "") -> str:
         # The name promises a binary format the bytes do not have.
         return suffix
     if _looks_like_text(head):
-        return "txt"
+        return "md" if suffix in ("md", "markdown") or _looks_like_markdown(data) else "txt"
     return "unknown"
+
+
+# Pipe-table delimiter rows and ATX headings: what converted Markdown has and plain text lacks.
+_MD_DELIMITER = re.compile(rb"^\s*\|?\s*:?-{3,}:?\s*\|[\s|:-]*$", re.MULTILINE)
+_MD_HEADING = re.compile(rb"^#{1,6} \S", re.MULTILINE)
+
+
+def _looks_like_markdown(data: bytes) -> bool:
+    head = data[:65536]
+    return bool(_MD_DELIMITER.search(head)) or len(_MD_HEADING.findall(head)) >= 2
 
 
 def _looks_like_text(head: bytes) -> bool:

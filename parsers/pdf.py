@@ -17,9 +17,9 @@ from bisect import bisect_left, bisect_right
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache, partial
-from itertools import pairwise
+from itertools import pairwise, product
 from operator import attrgetter, itemgetter
 
 import pypdfium2
@@ -31,6 +31,8 @@ from .blocks import Block, Cell, Document, Paragraph, ParseError, Table
 
 # Form XObjects can nest; pdfium's own object iterator stops at the same depth.
 _MAX_FORM_DEPTH = 15
+# An image covering at least this share of a text page, with no text on it, is read by OCR.
+_PICTURE_SHARE = 0.05
 # Share of unreadable characters above which the text layer is useless for extraction.
 _GARBLED_SHARE = 0.5
 # Lines whose top lies in the outer tenth of the page may be page furniture (numbers, headers).
@@ -90,6 +92,9 @@ class _Char:
     x1: float
     top: float
     bottom: float
+    # Set for characters read by OCR: the recogniser's probability, and other digits it may be.
+    confidence: float | None = None
+    alternatives: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -183,14 +188,19 @@ class _Margins:
 
 
 def read_pdf(data: bytes) -> Document:
-    """Read a PDF report into blocks; raise `ParseError` for a file that cannot be read."""
+    """Read a PDF report into blocks; raise `ParseError` for a file that cannot be read.
+
+    Image-only pages are read by OCR (`ocr.py`) unless it is turned off (`NIANBAO_OCR=off`).
+    """
     if not data:
         raise ParseError("empty_file", "The file is empty (0 bytes); download it again.")
     pdf = _open_pdfium(data)
+    ocr_findings: list[dict[str, str]] = []
     try:
         with _library_errors("pypdfium2"):
             pages = [_scan_page(pdf[i], i + 1) for i in range(len(pdf))]
             properties = _properties(pdf)
+        ocr_findings = _ocr_image_pages(pdf, pages)
     finally:
         pdf.close()
 
@@ -206,7 +216,7 @@ def read_pdf(data: bytes) -> Document:
         title=properties.get("Title"),
         author=properties.get("Author"),
     )
-    doc.problems = [
+    doc.problems = ocr_findings + [
         {
             "code": "no_text_layer",
             "page": str(page.number),
@@ -290,6 +300,77 @@ def _block_text(block: Block) -> str:
     if isinstance(block, Paragraph):
         return block.text
     return "".join(cell.text for row in block.rows for cell in row)
+
+
+def _ocr_image_pages(pdf: pypdfium2.PdfDocument, pages: list[_Page]) -> list[dict[str, str]]:
+    """Give each image-only page the characters and ruling lines OCR reads from it, and a text
+    page those of each large image on it that no text lies on (a table pasted as a picture)."""
+    scanned = [page for page in pages if page.has_images and not page.has_text]
+    pictured = [page for page in pages if page.has_images and page.has_text]
+    if not scanned and not pictured:
+        return []
+    from . import ocr
+
+    if not ocr.enabled():
+        return []
+    findings = _ocr_pictures(pdf, pictured, ocr)
+    skews = []
+    for page in scanned:
+        read = ocr.read_page(pdf[page.number - 1])
+        page.chars = [
+            _Char(c.text, c.x0, c.x1, c.top, c.bottom, c.confidence, c.alternatives)
+            for c in read.chars
+        ]
+        page.subpaths = [("ml", [(x0, top), (x1, bottom)]) for x0, top, x1, bottom in read.rules]
+        page.ruled = len({round(x0) for x0, _, x1, _ in read.rules if x0 == x1}) >= _MIN_RULE_XS
+        if page.has_text:  # a page OCR read nothing on stays no_text_layer
+            skews.append(f"{page.number} ({read.skew_degrees:+.1f}°)")
+    if skews:
+        findings.insert(
+            0,
+            {
+                "code": "ocr_read",
+                "message": f"{len(skews)} image-only page(s) read by OCR, deskewed by: "
+                + ", ".join(skews),
+            },
+        )
+    return findings
+
+
+def _ocr_pictures(pdf: pypdfium2.PdfDocument, pages: list[_Page], ocr) -> list[dict[str, str]]:
+    findings = []
+    for page in pages:
+        pdf_page = pdf[page.number - 1]
+        left, _, _, top = pdf_page.get_mediabox()
+        width, height = pdf_page.get_size()
+        for image in pdf_page.get_objects(filter=[pdfium_c.FPDF_PAGEOBJ_IMAGE], max_depth=1):
+            x0, y0, x1, y1 = image.get_bounds()
+            box = (x0 - left, top - y1, x1 - left, top - y0)
+            area = (box[2] - box[0]) * (box[3] - box[1])
+            if area < _PICTURE_SHARE * width * height or any(
+                not page.chars[i].text.isspace() for i in page.by_centre().within(box)
+            ):
+                continue
+            read = ocr.read_page(pdf_page, box)
+            if not any(not c.text.isspace() for c in read.chars):
+                continue
+            page.chars += [
+                _Char(c.text, c.x0, c.x1, c.top, c.bottom, c.confidence, c.alternatives)
+                for c in read.chars
+            ]
+            page._by_centre = None  # built before these characters were added
+            page.subpaths += [("ml", [(a, b), (c, d)]) for a, b, c, d in read.rules]
+            rule_xs = {round(a) for a, _, c, _ in read.rules if a == c}
+            page.ruled = page.ruled or len(rule_xs) >= _MIN_RULE_XS
+            findings.append(
+                {
+                    "code": "ocr_read",
+                    "page": str(page.number),
+                    "message": f"an image on page {page.number} with no text on it was read by "
+                    "OCR (a table or text pasted as a picture)",
+                }
+            )
+    return findings
 
 
 # --- pdfium: characters, object kinds, rules ------------------------------------------------------
@@ -675,13 +756,34 @@ def _to_table(cells: list[Box], page: _Page) -> Table | None:
                 if y < bottom
             ]
             inside.sort()  # back in pdfium's order, which _text_lines' stable sorts keep for ties
-            text = _join_lines(_text_lines([chars[i] for i in inside])) if inside else ""
-            rowcells.append(Cell(text, rowspan, colspan))
+            cell_chars = [chars[i] for i in inside]
+            text = _join_lines(_text_lines(cell_chars)) if inside else ""
+            rowcells.append(_cell(text, rowspan, colspan, cell_chars))
         rows.append(rowcells)
     return Table(rows=rows, page=page.number)
 
 
 _TOP, _X0 = attrgetter("top"), attrgetter("x0")
+
+
+def _cell(text: str, rowspan: int, colspan: int, chars: list[_Char]) -> Cell:
+    """A cell; one read by OCR carries its lowest character confidence and the other readings
+    its low-confidence digits allow."""
+    confidences = [ch.confidence for ch in chars if ch.confidence is not None]
+    if not confidences:
+        return Cell(text, rowspan, colspan)
+    from .ocr import LOW_CONFIDENCE, MAX_UNSURE_DIGITS
+
+    unsure = [i for i, ch in enumerate(chars) if ch.alternatives and ch.confidence < LOW_CONFIDENCE]
+    readings: set[str] = set()
+    if len(unsure) <= MAX_UNSURE_DIGITS:
+        for choice in product(*([chars[i].text, *chars[i].alternatives] for i in unsure)):
+            changed = list(chars)
+            for i, digit in zip(unsure, choice, strict=True):
+                changed[i] = replace(chars[i], text=digit)
+            readings.add(_join_lines(_text_lines(changed)))
+    readings.discard(text)
+    return Cell(text, rowspan, colspan, min(confidences), tuple(sorted(readings)))
 
 
 def _text_lines(chars: list[_Char]) -> list[str]:

@@ -11,7 +11,7 @@ FAILURES: dict[str, str] = {
     "unknown_format": "not PDF, DOCX, DOC/WPS, HTML or text (the bytes are sniffed; names lie)",
     "corrupt_pdf": "a PDF that cannot be opened: truncated or damaged",
     "encrypted_pdf": "a PDF that needs a password",
-    "no_text_layer": "a PDF of scanned images with no text to read (needs OCR)",
+    "no_text_layer": "a PDF of scanned images with no text to read (OCR off with `--no-ocr`, or it read nothing)",
     "garbled_text": "a PDF whose fonts extract as (cid:…) or U+FFFD instead of characters",
     "corrupt_docx": "a DOCX that is not a valid Word zip, or whose XML declares a DTD or entities",
     "docx_zip_bomb": "a DOCX whose entries or decompressed size are out of bounds",
@@ -38,6 +38,10 @@ FINDINGS: dict[str, str] = {
     "agency_missing": "no credible agency: the report names no full body (only 我局, or a name without its place)",
     "year_missing": "no report year in the title, the 统计期限 or the opening of 总体情况",
     "traditional_characters": "converted from traditional characters (OpenCC tw2sp); raw bytes keep the original",
+    "row_label_missing": "a converted table row of values with no label (Markdown); not mapped, not guessed",
+    "ocr_read": "image-only pages were read by OCR; each value read so carries its `confidence`",
+    "ocr_corrected": "a low-confidence OCR digit replaced by the only other reading that makes every printed sum hold; the fact keeps the original in `ocr_reading`",
+    "ocr_low_confidence": "a low-confidence OCR value that no printed sum confirms; kept as read, not guessed",
 }
 
 PROBLEM_CODES: frozenset[str] = frozenset(FAILURES) | frozenset(FINDINGS)

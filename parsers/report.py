@@ -45,6 +45,10 @@ def _reader(fmt: str) -> Callable[[bytes], Document]:
         from .text import read_text
 
         return read_text
+    if fmt == "md":
+        from .markdown import read_markdown
+
+        return read_markdown
     if fmt in ("doc", "wps"):
         from .legacy import read_legacy_word
 
@@ -135,6 +139,10 @@ def parse_document(document: Document, result: dict, hints: SourceHints | None =
             headed=[False] * len(tables) + [True] * len(more_tables),
         )
         findings.extend(extraction.problems)
+        if any(f.confidence is not None for f in extraction.facts):
+            from .ocr_check import verify_digits
+
+            findings.extend(verify_digits(extraction.facts, version))
         facts = [f.as_dict() for f in extraction.facts]
         headers = extraction.headers
     evidence = weigh(

@@ -46,6 +46,8 @@ class RowView:
     parts: list[str]
     values: list[str]
     page: int | None = None
+    # The cells the values were read from (their OCR confidence), where known.
+    cells: list[Cell] = field(default_factory=list)
 
     @property
     def leaf(self) -> str:
@@ -64,9 +66,14 @@ class Fact:
     raw: str
     label: str
     unit: str | None = None
+    # Values read by OCR: the cell's lowest character confidence, and other readings of it.
+    confidence: float | None = None
+    alternatives: tuple[str, ...] = ()
+    # A reading replaced by `ocr_check` (the only one that made the printed sums hold).
+    ocr_reading: str | None = None
 
     def as_dict(self) -> dict:
-        return {
+        fact = {
             "table": self.table,
             "row": self.row,
             "col": self.col,
@@ -75,6 +82,11 @@ class Fact:
             "label": self.label,
             "unit": self.unit,
         }
+        if self.confidence is not None:
+            fact["confidence"] = round(self.confidence, 3)
+        if self.ocr_reading is not None:
+            fact["ocr_reading"] = self.ocr_reading
+        return fact
 
 
 @dataclass(slots=True)
@@ -115,8 +127,8 @@ def row_views(table: Table) -> list[RowView]:
             for (cell, _), like in zip(distinct[: last_label + 1], label_like, strict=False)
             if like
         ]
-        values = [cell.text for cell, starts in distinct[last_label + 1 :] if starts]
-        views.append(RowView(parts, values, table.page))
+        cells = [cell for cell, starts in distinct[last_label + 1 :] if starts]
+        views.append(RowView(parts, [cell.text for cell in cells], table.page, cells))
     return views
 
 
@@ -203,12 +215,17 @@ def _longest_marker(cell: str, code: str) -> str:
 
 def _trim(values: list[str], wanted: int) -> list[str]:
     """Drop trailing blank cells beyond what the row needs (separator and layout noise)."""
-    values = list(values)
-    while len(values) > wanted and not values[-1].strip():
-        values.pop()
-    while len(values) > wanted and not values[0].strip():
-        values.pop(0)
-    return values
+    start, end = _trim_span(values, wanted)
+    return values[start:end]
+
+
+def _trim_span(values: list[str], wanted: int) -> tuple[int, int]:
+    start, end = 0, len(values)
+    while end - start > wanted and not values[end - 1].strip():
+        end -= 1
+    while end - start > wanted and not values[start].strip():
+        start += 1
+    return start, end
 
 
 class _Mapper:
@@ -241,10 +258,12 @@ class _Mapper:
         self.out.problems.append({"code": code, "message": message})
 
     def emit(self, table: str, row: str, columns: list[str], view: RowView) -> None:
-        values = _trim(view.values, len(columns))
-        if len(values) > len(columns):
+        start, end = _trim_span(view.values, len(columns))
+        if end - start > len(columns):
             # Extra cells come from label spans on the left: values are right-aligned.
-            values = values[-len(columns) :]
+            start = end - len(columns)
+        values = view.values[start:end]
+        cells: list[Cell | None] = list(view.cells[start:end]) or [None] * len(values)
         if len(values) < len(columns):
             self.problem(
                 "row_cells_missing",
@@ -260,12 +279,15 @@ class _Mapper:
         if position is not None:
             self.read_up_to[table] = max(self.read_up_to.get(table, -1), position)
         label = view.leaf
-        for column, raw in zip(columns, values, strict=True):
+        for column, raw, source in zip(columns, values, cells, strict=True):
             cell = _parse_value(raw)
             if not cell.readable:
                 self.problem("unreadable_cell", f"{table}/{row}/{column}: {raw!r}")
             unit = cell.unit or self.column_units.get((table, column))
-            self.out.facts.append(Fact(table, row, column, cell.value, cell.raw, label, unit))
+            fact = Fact(table, row, column, cell.value, cell.raw, label, unit)
+            if source is not None and source.confidence is not None:
+                fact.confidence, fact.alternatives = source.confidence, source.alternatives
+            self.out.facts.append(fact)
 
     def saw_header(self, table: str) -> None:
         if table not in self.out.headers:
@@ -385,8 +407,15 @@ class _Mapper:
         values = _trim(view.values, width)
         if len(values) == width and not view.parts:
             for index, group in enumerate(groups):
-                chunk = values[index * len(columns) : (index + 1) * len(columns)]
-                self.emit("review_litigation", group, columns, RowView([group], chunk, view.page))
+                chunk = slice(index * len(columns), (index + 1) * len(columns))
+                start = _trim_span(view.values, width)[0]
+                cells = view.cells[start:][chunk] if view.cells else []
+                self.emit(
+                    "review_litigation",
+                    group,
+                    columns,
+                    RowView([group], values[chunk], view.page, cells),
+                )
             return
         if view.parts and len(_trim(view.values, len(columns))) == len(columns):
             leaf = normalize_label(view.leaf)

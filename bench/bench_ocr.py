@@ -1,0 +1,80 @@
+"""Scanned and converted reports: OCR seconds per scanned page, and cell accuracy on the
+fixtures made from the real samples (tests/fixtures/scans, tests/fixtures/markdown).
+
+Run from the repository root (about 1–2 min on 2 cores):
+
+    .venv/bin/python bench/bench_ocr.py
+    .venv/bin/python bench/bench_ocr.py --repeat 3
+
+For each scan it prints the pages, the median seconds per page of the whole parse
+(`parse_file`: rasterise, deskew, grid, recognition, then the usual stages), the same for the
+text PDF it was made from (the baseline, in the same run), their ratio, and the share of gold
+cells right with agency and year. The OCR engine is loaded before timing (≈1 s once per
+process); the peak RSS of the process is printed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import time
+from pathlib import Path
+
+from nianbao.flows.evaluate import score_document
+from nianbao.parsers import ocr
+from nianbao.parsers.report import parse_file
+
+ROOT = Path(__file__).resolve().parents[1]
+SCANS = ROOT / "tests" / "fixtures" / "scans"
+CONVERTED = ROOT / "tests" / "fixtures" / "markdown"
+
+
+def timed(path: Path, repeat: int) -> tuple[float, dict]:
+    times, result = [], {}
+    for _ in range(repeat):
+        started = time.perf_counter()
+        result = parse_file(str(path))
+        times.append(time.perf_counter() - started)
+    return statistics.median(times), result
+
+
+def gold_of(path: Path) -> dict:
+    name = path.name.rsplit(".", 1)[0] + ".canon.json"
+    return json.loads((path.parent / name).read_text("utf-8"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=1, help="timed passes (median is shown)")
+    args = parser.parse_args()
+    ocr._engine()
+    print(f"{'scan':44} {'pages':>5} {'s/page':>7} {'text s/page':>11} {'ratio':>6}  cells")
+    total_pages = total_seconds = 0.0
+    for scan in sorted(SCANS.glob("*.scan.pdf")):
+        seconds, result = timed(scan, args.repeat)
+        original = ROOT / "samples" / scan.name.replace(".scan.pdf", ".pdf")
+        base, _ = timed(original, args.repeat)
+        pages = result["pages"] or 1
+        score = score_document(scan, gold_of(scan))
+        meta = (
+            "agency/year right" if not score.metadata_errors else "; ".join(score.metadata_errors)
+        )
+        print(
+            f"{scan.name:44} {pages:5d} {seconds / pages:7.2f} {base / pages:11.3f} "
+            f"{seconds / base:6.0f}x  {score.right}/{score.cells} = {score.accuracy:.1%} ({meta})"
+        )
+        total_pages += pages
+        total_seconds += seconds
+    print(f"{'all scans':44} {int(total_pages):5d} {total_seconds / total_pages:7.2f}")
+    print()
+    for converted in sorted(CONVERTED.glob("*.converted.md")):
+        score = score_document(converted, gold_of(converted))
+        print(f"{converted.name:44} cells {score.right}/{score.cells} = {score.accuracy:.1%}")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"\npeak RSS {peak:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()

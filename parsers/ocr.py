@@ -1,0 +1,620 @@
+"""OCR of image-only PDF pages: rasterise → deskew → ruling-line grid → cells → characters.
+
+A scanned page comes back as what pdfium gives for a text page: characters with boxes, in
+points and in pdfplumber's frame, and the table's ruling lines as line segments. `pdf.py` then
+finds tables, cells, lines and paragraphs exactly as it does for a text PDF, so sections, the
+template mapping and the checks do not know a page was scanned.
+
+The engine is RapidOCR's PP-OCRv4 detection and recognition models on onnxruntime; the models
+ship inside the `rapidocr-onnxruntime` wheel, so nothing is downloaded at run time. Table cells
+are not searched by the text detector (it misses lone digits in wide cells and runs neighbouring
+cells together): the grid from the ruling lines gives each cell, and each text line in a cell is
+recognised on its own. Text outside the tables goes through the detector. The recogniser's
+per-step probabilities give every character its confidence and, for a digit, the other digits
+it could be, which `ocr_check` uses to verify digits against the printed sums.
+"""
+
+from __future__ import annotations
+
+import os
+import unicodedata
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+import numpy as np
+
+# Pages are rasterised at this resolution: scans are typically 150–300 dpi, and the recogniser
+# sees each line at 48 px high whatever the page resolution.
+RENDER_DPI = 200
+# The text detector works on the page scaled to at most this many pixels on its long side.
+_DET_MAX_SIDE = 1400
+# Deskew: angles tried (degrees) on a quarter-size page; scanners skew a page a few degrees.
+_SKEW_LIMIT = 3.0
+_SKEW_STEP = 0.1
+# Ink is at least this many grey levels darker than the paper: a page with less holds no text.
+_MIN_CONTRAST = 32
+# A ruling line is at least this share of the page's width (horizontal) or height (vertical).
+_H_RULE_SHARE = 1 / 30
+_V_RULE_SHARE = 1 / 60
+# ...and at least this long (px at RENDER_DPI), longer than a character's strokes: a picture of
+# a table is a small image, whose share of a page is short.
+_H_RULE_MIN = RENDER_DPI * 3 // 10
+_V_RULE_MIN = RENDER_DPI // 5
+# Grey level (paper 255) under which a pixel may belong to a faint rule.
+_FAINT_RULE = 200
+# A rule is no thicker than this (px).
+_RULE_MAX_PX = RENDER_DPI // 20
+# A table is a grid region at least this wide (share of the page) and this many px high.
+_TABLE_MIN_WIDTH = 0.2
+_TABLE_MIN_HEIGHT = 40
+# Text lines in a cell: rows with at least this many ink pixels, lines at least this tall (px).
+_ROW_INK = 2
+_MIN_LINE_PX = 6
+# A cell line no wider than this many line heights holds one to three glyphs.
+_SHORT_GLYPHS = 2.5
+# Short cell lines read side by side in one composite line.
+_CELLS_PER_COMPOSITE = 8
+# A printed digit is about this share of its line's height wide (with its spacing).
+_DIGIT_WIDTH = 0.6
+# Recogniser batch size: larger batches pad more; this keeps memory and padding small.
+_REC_BATCH = 16
+# Lines whose aspect ratios differ by more than this factor are not batched together.
+_BATCH_RATIO_SPREAD = 1.1
+# A character read with a probability below this is low-confidence.
+LOW_CONFIDENCE = 0.9
+# Other digits kept as a character's alternatives when the model gives them this much.
+_ALTERNATIVE_MIN = 0.01
+# A cell with more unsure digits than this gets no alternative readings (too many to verify).
+MAX_UNSURE_DIGITS = 3
+_DIGITS = "0123456789"
+# Letters the recogniser gives for a digit in a cell that holds nothing but a number.
+_DIGIT_LOOKALIKES = {
+    **dict.fromkeys("OoQD。○〇", "0"),
+    **dict.fromkeys("lI|", "1"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class OcrChar:
+    text: str
+    x0: float
+    x1: float
+    top: float
+    bottom: float
+    confidence: float
+    # Other digits this character may be, most likely first (digits only; else empty).
+    alternatives: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
+class OcrPage:
+    chars: list[OcrChar]
+    # Ruling lines (x0, top, x1, bottom) in points; horizontal ones have top == bottom.
+    rules: list[tuple[float, float, float, float]]
+    skew_degrees: float
+
+
+def enabled() -> bool:
+    """OCR is on unless `NIANBAO_OCR=off` (what `--no-ocr` sets for the parser processes)."""
+    return os.environ.get("NIANBAO_OCR", "on").strip().lower() not in ("off", "0", "no", "false")
+
+
+@cache
+def _engine() -> Any:
+    # Loaded once per process (≈1 s); the detector is given the page at the size chosen here.
+    from rapidocr_onnxruntime import RapidOCR
+
+    return RapidOCR(det_limit_type="min", det_limit_side_len=32, use_cls=False)
+
+
+def read_page(page: Any, region: tuple[float, float, float, float] | None = None) -> OcrPage:
+    """OCR one pypdfium2 page (an image-only page), or the `region` of it (x0, top, x1, bottom
+    in points, from the top-left) that an image covers, into characters and ruling lines."""
+    import cv2
+
+    scale = RENDER_DPI / 72
+    bitmap = page.render(scale=scale, grayscale=True)
+    gray = np.ascontiguousarray(np.squeeze(bitmap.to_numpy()))
+    if gray.ndim == 3:
+        gray = cv2.cvtColor(gray[:, :, :3], cv2.COLOR_BGR2GRAY)
+    left = top = 0.0
+    if region is not None:
+        left, top = max(region[0], 0.0), max(region[1], 0.0)
+        x0, y0 = int(left * scale), int(top * scale)
+        gray = np.ascontiguousarray(gray[y0 : int(region[3] * scale), x0 : int(region[2] * scale)])
+        left, top = x0 / scale, y0 / scale
+        if gray.size == 0:
+            return OcrPage([], [], 0.0)
+    angle = _skew_angle(gray)
+    if angle:
+        gray = _rotate(gray, angle)
+    clean = _normalise(gray)
+    if clean is None:
+        return OcrPage([], [], angle)
+    # Ink (for the grid and for finding lines in cells) from a median-smoothed copy: noise
+    # specks and JPEG blocks must not count; the recogniser reads the unsmoothed image.
+    ink = cv2.threshold(cv2.medianBlur(clean, 3), 0, 255, cv2.THRESH_BINARY_INV | cv2.THRESH_OTSU)[
+        1
+    ]
+    # Rules from the text's ink, and from a lighter threshold: a thin rule in a small picture
+    # renders light grey. Noise the lighter one picks up is not long and thin, so not a rule.
+    horizontal, vertical = _rule_masks(ink)
+    faint = cv2.threshold(cv2.medianBlur(clean, 3), _FAINT_RULE, 255, cv2.THRESH_BINARY_INV)[1]
+    faint_horizontal, faint_vertical = _rule_masks(faint)
+    horizontal |= faint_horizontal
+    vertical |= faint_vertical
+    grid = cv2.dilate(horizontal | vertical, np.ones((5, 5), np.uint8))
+    tables = _table_boxes(grid)
+    # Only strokes that form a table's grid are rules: long strokes of large bold title
+    # characters must stay text.
+    in_tables = np.zeros_like(grid)
+    for x0, y0, x1, y1 in tables:
+        in_tables[y0:y1, x0:x1] = 255
+    grid &= in_tables
+    rules = _segments(horizontal & in_tables, "h") + _segments(vertical & in_tables, "v")
+    # Text is read from the page with its ruling lines painted out.
+    text_image = clean.copy()
+    text_image[grid > 0] = 255
+    text_ink = ink.copy()
+    text_ink[grid > 0] = 0
+    cell_crops: list[tuple[np.ndarray, tuple[int, int, int, int]]] = []
+    for box in tables:
+        for cell in _cells(grid, box):
+            cell_crops.extend(_cell_lines(text_image, text_ink, cell))
+    outside = text_image.copy()
+    outside_ink = text_ink.copy()
+    for x0, y0, x1, y1 in tables:
+        outside[y0:y1, x0:x1] = 255
+        outside_ink[y0:y1, x0:x1] = 0
+    line_crops = _detected_lines(outside, outside_ink)
+    crops = cell_crops + line_crops
+    readings = _recognise([image for image, _ in crops])
+    for index in range(len(cell_crops)):
+        readings[index] = _as_number(readings[index])
+    # A short cell line (a lone number, mostly) is read a second time among other cells; the
+    # surer of the two readings is kept, a number before anything else.
+    short = [i for i, (_, box) in enumerate(cell_crops) if _is_short(box)]
+    for index, reading in _recognise_in_rows(text_image, [crops[i][1] for i in short], short):
+        glyphs = _digit_count(crops[index][1])
+        readings[index] = max(
+            readings[index], _as_number(reading), key=lambda r: _reading_rank(r, glyphs)
+        )
+    to_points = 1 / scale
+    placed = [
+        _place(reading, box, to_points, (left, top))
+        for (_, box), reading in zip(crops, readings, strict=True)
+    ]
+    chars: list[OcrChar] = []
+    # pdf.py reads lines in content order, each ended by a newline character, as pdfium gives
+    # them: detected boxes are put in reading order, boxes side by side joined into one line.
+    boxes = [box for _, box in crops]
+    for group in _reading_order(boxes, first_detected=len(cell_crops)):
+        for index in group:
+            chars.extend(placed[index])
+        chars.append(OcrChar("\n", 0, 0, 0, 0, 1.0))
+    points = [
+        (x0 * to_points + left, y0 * to_points + top, x1 * to_points + left, y1 * to_points + top)
+        for x0, y0, x1, y1 in rules
+    ]
+    return OcrPage(chars, points, angle)
+
+
+# --- image clean-up -----------------------------------------------------------------------------
+
+
+def _skew_angle(gray: np.ndarray) -> float:
+    """The rotation that makes text rows and ruling lines horizontal: the angle whose row
+    profile of ink is sharpest (projection-profile method)."""
+    import cv2
+
+    small = cv2.resize(gray, None, fx=0.25, fy=0.25, interpolation=cv2.INTER_AREA)
+    ink = cv2.threshold(small, 0, 255, cv2.THRESH_BINARY_INV | cv2.THRESH_OTSU)[1]
+
+    def sharpness(angle: float) -> float:
+        profile = _rotate(ink, angle, border=0).sum(axis=1, dtype=np.float64)
+        return float(np.sum(np.diff(profile) ** 2))
+
+    coarse = np.arange(-_SKEW_LIMIT, _SKEW_LIMIT + 1e-9, 0.5)
+    best = max(coarse, key=sharpness)
+    fine = np.arange(best - 0.5, best + 0.5 + 1e-9, _SKEW_STEP)
+    best = max(fine, key=sharpness)
+    return round(float(best), 2) if abs(best) >= _SKEW_STEP / 2 else 0.0
+
+
+def _rotate(image: np.ndarray, angle: float, border: int = 255) -> np.ndarray:
+    import cv2
+
+    height, width = image.shape[:2]
+    matrix = cv2.getRotationMatrix2D((width / 2, height / 2), angle, 1.0)
+    return cv2.warpAffine(
+        image, matrix, (width, height), flags=cv2.INTER_LINEAR, borderValue=border
+    )
+
+
+def _normalise(gray: np.ndarray) -> np.ndarray | None:
+    """Stretch low contrast to the full range: paper (and its noise) white, ink black. Paper
+    is most of any page, so its level is the median; the ink's is the darkest speck-free pixels
+    (of a median-smoothed copy), not a share of the page: a nearly blank page has little ink.
+    None for a page with nothing darker than its paper: an empty page, or a flat picture."""
+    import cv2
+
+    smooth = cv2.medianBlur(gray, 3)
+    low, high = np.percentile(smooth, (0.05, 50))
+    if high - low < _MIN_CONTRAST:
+        return None
+    stretched = np.clip((gray.astype(np.float32) - low) * (255 / (high - low)), 0, 255)
+    return stretched.astype(np.uint8)
+
+
+def _reading_order(boxes: list[tuple[int, int, int, int]], first_detected: int) -> list[list[int]]:
+    """Cell lines one by one, then detected boxes as lines top to bottom, each left to right;
+    a box whose vertical middle lies within the previous line's span joins that line."""
+    groups: list[list[int]] = [[i] for i in range(first_detected)]
+    detected = sorted(range(first_detected, len(boxes)), key=lambda i: (boxes[i][1], boxes[i][0]))
+    line: list[int] = []
+    for index in detected:
+        middle = (boxes[index][1] + boxes[index][3]) / 2
+        if line and boxes[line[0]][1] <= middle <= boxes[line[0]][3]:
+            line.append(index)
+            continue
+        if line:
+            groups.append(sorted(line, key=lambda i: boxes[i][0]))
+        line = [index]
+    if line:
+        groups.append(sorted(line, key=lambda i: boxes[i][0]))
+    return groups
+
+
+# --- the table grid -----------------------------------------------------------------------------
+
+
+def _rule_masks(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Long, thin horizontal and vertical strokes: ruling lines, not letters (morphological
+    opening), nor the grey fill of a header row (too thick)."""
+    import cv2
+
+    height, width = ink.shape
+    joined = cv2.morphologyEx(ink, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
+    h_kernel = np.ones((1, max(int(width * _H_RULE_SHARE), _H_RULE_MIN)), np.uint8)
+    v_kernel = np.ones((max(int(height * _V_RULE_SHARE), _V_RULE_MIN), 1), np.uint8)
+    horizontal = _thin(cv2.morphologyEx(joined, cv2.MORPH_OPEN, h_kernel), axis=1)
+    vertical = _thin(cv2.morphologyEx(joined, cv2.MORPH_OPEN, v_kernel), axis=0)
+    return horizontal, vertical
+
+
+def _thin(mask: np.ndarray, axis: int) -> np.ndarray:
+    """Only the components of `mask` no thicker than a rule across `axis`."""
+    import cv2
+
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    thickness = stats[:, cv2.CC_STAT_HEIGHT if axis == 1 else cv2.CC_STAT_WIDTH]
+    keep = np.zeros(count, np.uint8)
+    keep[1:] = np.where(thickness[1:] <= _RULE_MAX_PX, 255, 0)
+    return keep[labels]
+
+
+def _segments(mask: np.ndarray, orientation: str) -> list[tuple[int, int, int, int]]:
+    """Each ruling line as a segment through its middle, in pixels."""
+    import cv2
+
+    count, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    segments = []
+    for x, y, w, h, _ in stats[1:count]:
+        if orientation == "h":
+            middle = y + h // 2
+            segments.append((x, middle, x + w, middle))
+        else:
+            middle = x + w // 2
+            segments.append((middle, y, middle, y + h))
+    return segments
+
+
+def _table_boxes(grid: np.ndarray) -> list[tuple[int, int, int, int]]:
+    import cv2
+
+    height, width = grid.shape
+    count, _, stats, _ = cv2.connectedComponentsWithStats(grid, connectivity=8)
+    return [
+        (x, y, x + w, y + h)
+        for x, y, w, h, _ in stats[1:count]
+        if w >= width * _TABLE_MIN_WIDTH and h >= _TABLE_MIN_HEIGHT
+    ]
+
+
+def _cells(grid: np.ndarray, table: tuple[int, int, int, int]) -> list[tuple[int, int, int, int]]:
+    """The regions the ruling lines enclose inside one table (merged cells come out whole)."""
+    import cv2
+
+    x0, y0, x1, y1 = table
+    inside = cv2.bitwise_not(grid[y0:y1, x0:x1])
+    count, _, stats, _ = cv2.connectedComponentsWithStats(inside, connectivity=4)
+    area = (x1 - x0) * (y1 - y0)
+    return [
+        (x0 + x, y0 + y, x0 + x + w, y0 + y + h)
+        for x, y, w, h, pixels in stats[1:count]
+        if w >= 8 and h >= 8 and pixels < area / 2
+    ]
+
+
+def _cell_lines(
+    image: np.ndarray, ink: np.ndarray, cell: tuple[int, int, int, int]
+) -> list[tuple[np.ndarray, tuple[int, int, int, int]]]:
+    """A cell's text lines, found from its rows of ink, each cropped to its ink."""
+    x0, y0, x1, y1 = cell
+    cell_ink = ink[y0:y1, x0:x1] > 0
+    rows = np.flatnonzero(cell_ink.sum(axis=1) >= _ROW_INK)
+    lines = []
+    for run in _runs(rows, gap=2):
+        top, bottom = run[0], run[-1] + 1
+        if bottom - top < _MIN_LINE_PX:
+            continue
+        columns = np.flatnonzero(cell_ink[top:bottom].sum(axis=0))
+        left, right = columns[0], columns[-1] + 1
+        box = (x0 + left, y0 + top, x0 + right, y0 + bottom)
+        lines.append((_pad(image, box), box))
+    return lines
+
+
+def _is_short(box: tuple[int, int, int, int]) -> bool:
+    """A line of one to three glyphs: the recogniser misreads such a line on its own."""
+    x0, y0, x1, y1 = box
+    return x1 - x0 <= _SHORT_GLYPHS * (y1 - y0)
+
+
+def _recognise_in_rows(
+    image: np.ndarray, boxes: list[tuple[int, int, int, int]], indices: list[int]
+) -> list[tuple[int, _Reading]]:
+    """Read short cell lines side by side, a few to a composite line, and give each cell the
+    characters read over it: a lone digit is read far better among other cells' text."""
+    # Reading order (a line by its middle, then left to right), cut into composites of a few
+    # cells: a row with one value cell borrows its neighbours from the next row.
+    order = sorted(range(len(boxes)), key=lambda k: ((boxes[k][1] + boxes[k][3]) // 2, boxes[k][0]))
+    rows = [
+        order[start : start + _CELLS_PER_COMPOSITE]
+        for start in range(0, len(order), _CELLS_PER_COMPOSITE)
+    ]
+    composites, spans = [], []
+    for row in rows:
+        height = max(boxes[k][3] - boxes[k][1] for k in row)
+        # Half a line height of white above and below, as `_pad` gives a lone line, and two
+        # between the cells' ink: with less, the recogniser runs two equal digits of
+        # neighbouring cells into one (CTC merges repeats not parted by a blank).
+        gap, margin = 2 * height, max(height // 2, 3)
+        pieces = [np.full((height + 2 * margin, gap), 255, np.uint8)]
+        row_spans, left = [], gap
+        for k in row:
+            x0, y0, x1, y1 = boxes[k]
+            piece = np.full((height + 2 * margin, x1 - x0 + gap), 255, np.uint8)
+            top = margin + (height - (y1 - y0)) // 2
+            piece[top : top + y1 - y0, : x1 - x0] = image[y0:y1, x0:x1]
+            pieces.append(piece)
+            row_spans.append((left, left + x1 - x0))
+            left += x1 - x0 + gap
+        composites.append(np.hstack(pieces))
+        spans.append(row_spans)
+    results = []
+    readings = _recognise(composites)
+    for row, row_spans, composite, reading in zip(rows, spans, composites, readings, strict=True):
+        width = composite.shape[1]
+        owned: list[_Reading] = [_Reading([]) for _ in row]
+        for char, position in zip(reading.chars, reading.positions, strict=True):
+            if char[0].isspace():
+                continue
+            x = position * width
+            # A character belongs to the cell whose ink it was read nearest to.
+            nearest = min(
+                range(len(row)),
+                key=lambda j: abs(x - (row_spans[j][0] + row_spans[j][1]) / 2),
+            )
+            owned[nearest].chars.append(char)
+        results.extend((indices[k], owned[j]) for j, k in enumerate(row))
+    return results
+
+
+def _runs(indices: np.ndarray, gap: int) -> list[np.ndarray]:
+    if not len(indices):
+        return []
+    breaks = np.flatnonzero(np.diff(indices) > gap) + 1
+    return np.split(indices, breaks)
+
+
+def _pad(image: np.ndarray, box: tuple[int, int, int, int], margin: int = 0) -> np.ndarray:
+    import cv2
+
+    x0, y0, x1, y1 = box
+    if margin:
+        crop = image[y0:y1, x0:x1]
+        return cv2.copyMakeBorder(
+            crop, margin, margin, margin, margin, cv2.BORDER_CONSTANT, value=255
+        )
+    # Half a line of white around the ink: tighter crops read a lone digit far worse.
+    margin = max((y1 - y0) // 2, 3)
+    crop = image[y0:y1, x0:x1]
+    return cv2.copyMakeBorder(crop, margin, margin, margin, margin, cv2.BORDER_CONSTANT, value=255)
+
+
+def _detected_lines(
+    image: np.ndarray, ink: np.ndarray
+) -> list[tuple[np.ndarray, tuple[int, int, int, int]]]:
+    """Text lines outside the tables, found by the text detector on the inked part of a
+    reduced page (a page that is mostly table costs little)."""
+    import cv2
+
+    rows = np.flatnonzero(ink.sum(axis=1, dtype=np.int64) >= _ROW_INK * 255)
+    columns = np.flatnonzero(ink.sum(axis=0, dtype=np.int64) >= _ROW_INK * 255)
+    if not len(rows) or not len(columns):
+        return []
+    height, width = image.shape
+    margin = 16
+    top, bottom = max(rows[0] - margin, 0), min(rows[-1] + margin, height)
+    left, right = max(columns[0] - margin, 0), min(columns[-1] + margin, width)
+    factor = min(1.0, _DET_MAX_SIDE / max(height, width))
+    small = cv2.resize(
+        image[top:bottom, left:right], None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA
+    )
+    boxes, _ = _engine().text_det(cv2.cvtColor(small, cv2.COLOR_GRAY2BGR))
+    lines = []
+    for quad in boxes if boxes is not None else []:
+        xs, ys = quad[:, 0] / factor + left, quad[:, 1] / factor + top
+        box = (
+            max(int(xs.min()), 0),
+            max(int(ys.min()), 0),
+            min(int(np.ceil(xs.max())), width),
+            min(int(np.ceil(ys.max())), height),
+        )
+        if box[2] - box[0] > 3 and box[3] - box[1] > 3:
+            lines.append((_pad(image, box, margin=4), box))
+    return lines
+
+
+# --- recognition --------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Reading:
+    chars: list[tuple[str, float, tuple[str, ...]]]
+    # Where each character was read, as a share of the image's width (its best step's middle).
+    positions: list[float] = field(default_factory=list)
+
+
+def _recognise(images: list[np.ndarray]) -> list[_Reading]:
+    """Read each line image; keep per-character probabilities and digit alternatives."""
+    import cv2
+
+    if not images:
+        return []
+    recogniser = _engine().text_rec
+    alphabet = recogniser.postprocess_op.character
+    digit_ids = np.array([alphabet.index(d) for d in _DIGITS])
+    ratios = [image.shape[1] / image.shape[0] for image in images]
+    readings: list[_Reading] = [_Reading([]) for _ in images]
+    for batch in _batches(ratios):
+        # Each image is padded to the widest in its batch; the recogniser misreads text with
+        # much padding after it, so a batch holds only lines of nearly the same shape.
+        ratio = max(ratios[i] for i in batch)
+        tensors = [
+            recogniser.resize_norm_img(cv2.cvtColor(images[i], cv2.COLOR_GRAY2BGR), ratio)
+            for i in batch
+        ]
+        probabilities = recogniser.session(np.stack(tensors).astype(np.float32))[0]
+        for i, steps in zip(batch, probabilities, strict=True):
+            reading = _decode(steps, alphabet, digit_ids)
+            # The image fills the first `filled` share of the padded tensor.
+            filled = min(ratios[i] / ratio, 1.0)
+            reading.positions = [p / filled for p in reading.positions]
+            readings[i] = reading
+    return readings
+
+
+def _batches(ratios: list[float]) -> list[list[int]]:
+    """Indices by aspect ratio, cut where a batch is full or the shape grows by a tenth."""
+    batches: list[list[int]] = []
+    for index in np.argsort(ratios):
+        if (
+            batches
+            and len(batches[-1]) < _REC_BATCH
+            and ratios[index] <= ratios[batches[-1][0]] * _BATCH_RATIO_SPREAD
+        ):
+            batches[-1].append(int(index))
+        else:
+            batches.append([int(index)])
+    return batches
+
+
+def _decode(steps: np.ndarray, alphabet: list[str], digit_ids: np.ndarray) -> _Reading:
+    """Greedy CTC decoding; a character's confidence is its best step's probability."""
+    best = steps.argmax(axis=1)
+    chars: list[tuple[str, float, tuple[str, ...]]] = []
+    peaks: list[int] = []
+    previous = 0
+    for step, index in enumerate(best):
+        if index != 0 and index == previous and peaks:
+            if steps[step, index] > steps[peaks[-1], index]:
+                peaks[-1] = step
+        elif index != 0:
+            peaks.append(step)
+            chars.append((alphabet[index], 0.0, ()))
+        previous = index
+    decoded = []
+    for (text, _, _), step in zip(chars, peaks, strict=True):
+        confidence = float(steps[step, alphabet.index(text)])
+        alternatives: tuple[str, ...] = ()
+        if text in _DIGITS:
+            digit_probs = steps[step, digit_ids]
+            ranked = np.argsort(-digit_probs)
+            alternatives = tuple(
+                _DIGITS[k]
+                for k in ranked
+                if _DIGITS[k] != text and digit_probs[k] >= _ALTERNATIVE_MIN
+            )
+        decoded.append((text, confidence, alternatives))
+    return _Reading(decoded, [(step + 0.5) / len(steps) for step in peaks])
+
+
+def _digit_count(box: tuple[int, int, int, int]) -> float:
+    """How many digits a line's ink is wide enough for (a digit is about half its height)."""
+    x0, y0, x1, y1 = box
+    return (x1 - x0) / (_DIGIT_WIDTH * (y1 - y0))
+
+
+def _reading_rank(reading: _Reading, glyphs: float) -> tuple[bool, float, float]:
+    """A number before anything else, then the reading whose length fits the ink, then the
+    surer one."""
+    chars = reading.chars
+    numeric = bool(chars) and all(text in _DIGITS + ".,%-" for text, _, _ in chars)
+    confidence = sum(c for _, c, _ in chars) / len(chars) if chars else 0.0
+    return numeric, -round(abs(len(chars) - glyphs)), confidence
+
+
+def _as_number(reading: _Reading) -> _Reading:
+    """A cell read as digits and letters shaped like digits (`O`, `l`, full-width `０`) is a
+    number: the letters are the digits they resemble, their confidence kept as read."""
+    texts = [unicodedata.normalize("NFKC", text) for text, _, _ in reading.chars]
+    if not texts or not all(t in _DIGITS or t in _DIGIT_LOOKALIKES or t in ".,%-" for t in texts):
+        return reading
+    if not any(t in _DIGITS or t in _DIGIT_LOOKALIKES for t in texts):
+        return reading
+    if len(texts) > 1 and "。" in texts:
+        # Among digits a full stop is more likely a misread decimal point than a zero.
+        return reading
+    chars = [
+        (_DIGIT_LOOKALIKES.get(t, t), confidence, alternatives)
+        for t, (_, confidence, alternatives) in zip(texts, reading.chars, strict=True)
+    ]
+    return _Reading(chars, reading.positions)
+
+
+def _place(
+    reading: _Reading,
+    box: tuple[int, int, int, int],
+    to_points: float,
+    origin: tuple[float, float] = (0.0, 0.0),
+) -> list[OcrChar]:
+    """Spread a line's characters over its box by their widths (CJK full, Latin half)."""
+    text_chars = reading.chars
+    while text_chars and text_chars[-1][0].isspace():
+        text_chars = text_chars[:-1]
+    if not text_chars:
+        return []
+    widths = [0.5 if ord(text) < 0x2E80 else 1.0 for text, _, _ in text_chars]
+    x0, y0, x1, y1 = box
+    unit = (x1 - x0) / sum(widths)
+    placed = []
+    left = float(x0)
+    dx, dy = origin
+    for (text, confidence, alternatives), width in zip(text_chars, widths, strict=True):
+        right = left + width * unit
+        placed.append(
+            OcrChar(
+                text,
+                left * to_points + dx,
+                right * to_points + dx,
+                y0 * to_points + dy,
+                y1 * to_points + dy,
+                confidence,
+                alternatives,
+            )
+        )
+        left = right
+    return placed

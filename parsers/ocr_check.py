@@ -1,0 +1,124 @@
+"""Digits read by OCR, verified against the report's own printed sums (rules R1–R4).
+
+A low-confidence value is corrected only where exactly one combination of the other readings
+the recogniser allowed makes every sum it takes part in hold, and breaks no sum that held: the
+finding `ocr_corrected` names the original reading, which the fact keeps in `ocr_reading`.
+Otherwise the value stays as read, with the finding `ocr_low_confidence` — never guessed. A
+low-confidence value that every sum it takes part in confirms needs no finding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from itertools import product
+
+from nianbao.schema.checks import run_checks
+
+from .ocr import LOW_CONFIDENCE
+from .tables import Fact
+from .values import parse_value
+
+# The rules that verify digits: sums within one report's tables.
+_SUM_RULES = frozenset({"R1", "R2", "R3", "R4"})
+# Most combinations of readings tried for one report.
+_MAX_COMBINATIONS = 4096
+
+CheckKey = tuple[str, str]
+
+
+def _checks(facts: list[Fact], version: str) -> dict[CheckKey, tuple[bool, str]]:
+    return {
+        (c["rule"], c["scope"]): (c["ok"], c["detail"])
+        for c in run_checks([f.as_dict() for f in facts], version)
+        if c["rule"] in _SUM_RULES
+    }
+
+
+def _failing(checks: dict[CheckKey, tuple[bool, str]]) -> set[CheckKey]:
+    return {key for key, (ok, _) in checks.items() if not ok}
+
+
+def _involved(
+    facts: list[Fact], index: int, version: str, base: dict[CheckKey, tuple[bool, str]]
+) -> set[CheckKey]:
+    """The sums a fact takes part in: those whose outcome moves when its value does."""
+    probe = list(facts)
+    value = facts[index].value
+    probe[index] = replace(facts[index], value=(value or 0) + 1)
+    moved = _checks(probe, version)
+    return {key for key, outcome in moved.items() if base.get(key) != outcome}
+
+
+def verify_digits(facts: list[Fact], version: str) -> list[dict[str, str]]:
+    """Correct or flag low-confidence OCR values in `facts` (in place); return the findings."""
+    unsure = [
+        i for i, f in enumerate(facts) if f.confidence is not None and f.confidence < LOW_CONFIDENCE
+    ]
+    if not unsure:
+        return []
+    base = _checks(facts, version)
+    failing = _failing(base)
+    involved = {i: _involved(facts, i, version, base) for i in unsure}
+    corrected = _correct(facts, version, failing, involved) if failing else {}
+    findings = []
+    for i, reading in corrected.items():
+        fact = facts[i]
+        findings.append(
+            {
+                "code": "ocr_corrected",
+                "message": f"{fact.table}/{fact.row}/{fact.col}: read {reading!r} "
+                f"(confidence {fact.confidence:.2f}); {fact.raw!r} is the only other reading "
+                "that makes every printed sum hold",
+            }
+        )
+    for i in unsure:
+        fact = facts[i]
+        if i in corrected or (involved[i] and not involved[i] & failing):
+            continue
+        why = "no printed sum checks it" if not involved[i] else "the printed sums do not hold"
+        findings.append(
+            {
+                "code": "ocr_low_confidence",
+                "message": f"{fact.table}/{fact.row}/{fact.col}: read {fact.raw!r} with "
+                f"confidence {fact.confidence:.2f} and kept ({why})",
+            }
+        )
+    return findings
+
+
+def _correct(
+    facts: list[Fact],
+    version: str,
+    failing: set[CheckKey],
+    involved: dict[int, set[CheckKey]],
+) -> dict[int, str]:
+    """The one combination of alternative readings that makes the failing sums hold."""
+    candidates = [i for i, keys in involved.items() if keys & failing and facts[i].alternatives]
+    options = [[facts[i].raw, *facts[i].alternatives] for i in candidates]
+    total = 1
+    for choice in options:
+        total *= len(choice)
+    if not candidates or total > _MAX_COMBINATIONS:
+        return {}
+    solutions = []
+    for choice in product(*options):
+        if all(raw == facts[i].raw for i, raw in zip(candidates, choice, strict=True)):
+            continue
+        trial = list(facts)
+        for i, raw in zip(candidates, choice, strict=True):
+            parsed = parse_value(raw)
+            trial[i] = replace(facts[i], raw=parsed.raw, value=parsed.value)
+        if not _failing(_checks(trial, version)):
+            solutions.append(choice)
+            if len(solutions) > 1:
+                return {}
+    if len(solutions) != 1:
+        return {}
+    changed = {}
+    for i, raw in zip(candidates, solutions[0], strict=True):
+        if raw != facts[i].raw:
+            parsed = parse_value(raw)
+            changed[i] = facts[i].raw
+            facts[i].ocr_reading = facts[i].raw
+            facts[i].raw, facts[i].value = parsed.raw, parsed.value
+    return changed

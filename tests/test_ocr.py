@@ -1,0 +1,177 @@
+"""OCR of scanned reports: scans made from the real samples (tests/fixtures/scans/make_scans.py)
+parse to their gold cells, every OCR'd value carries its confidence, digits are verified
+against the printed sums, and `--no-ocr` leaves a scan `no_text_layer` as before."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+
+import numpy as np
+import pypdfium2
+import pytest
+
+from nianbao.flows.evaluate import cell_matches
+from nianbao.parsers import ocr
+from nianbao.parsers.ocr_check import verify_digits
+from nianbao.parsers.report import parse_file
+from nianbao.parsers.tables import Fact
+
+from .helpers import ROOT, SAMPLES
+
+SCANS = ROOT / "tests" / "fixtures" / "scans"
+HUZHU_SCAN = SCANS / "huzhu-employment-2023.scan.pdf"
+HUAIAN_SCAN = SCANS / "01_huaian_shizhengfu_2024.scan.pdf"
+HUAIAN_PICTURES = SCANS / "01_huaian_shizhengfu_2024.picture.pdf"
+NIANBAO = str(ROOT / ".venv" / "bin" / "nianbao")
+
+
+def gold(scan) -> dict:
+    return json.loads(scan.with_name(scan.name.replace(".pdf", ".canon.json")).read_text("utf-8"))
+
+
+def right_cells(result: dict, expected: dict) -> int:
+    facts = {f"{f['table']}/{f['row']}/{f['col']}": f for f in result["facts"]}
+    return sum(cell_matches(value, facts.get(key)) for key, value in expected["facts"].items())
+
+
+@pytest.fixture(scope="module")
+def huzhu_scan() -> dict:
+    return parse_file(str(HUZHU_SCAN))
+
+
+@pytest.fixture(scope="module")
+def huaian_scan() -> dict:
+    return parse_file(str(HUAIAN_SCAN))
+
+
+def test_a_scanned_word_report_parses_to_its_gold_cells(huzhu_scan: dict) -> None:
+    expected = gold(HUZHU_SCAN)
+    assert huzhu_scan["status"] == "parsed"
+    assert (huzhu_scan["agency"], huzhu_scan["year"], huzhu_scan["template"]) == (
+        "互助县就业服务局",
+        2023,
+        "2021",
+    )
+    assert right_cells(huzhu_scan, expected) >= 0.98 * len(expected["facts"])
+    codes = {s["code"] for s in huzhu_scan["sections"]}
+    assert {"overview", "active_disclosure", "applications", "review_litigation"} <= codes
+
+
+def test_every_ocr_value_carries_its_confidence(huzhu_scan: dict) -> None:
+    assert huzhu_scan["facts"]
+    assert all(0 <= f["confidence"] <= 1 for f in huzhu_scan["facts"])
+    read = [p for p in huzhu_scan["problems"] if p["code"] == "ocr_read"]
+    assert len(read) == 1 and "4 image-only page(s)" in read[0]["message"]
+
+
+def test_a_scanned_pdf_report_keeps_its_title_and_most_cells(huaian_scan: dict) -> None:
+    expected = gold(HUAIAN_SCAN)
+    assert (huaian_scan["agency"], huaian_scan["year"]) == ("淮安市人民政府", 2024)
+    facts = {f"{f['table']}/{f['row']}/{f['col']}": f for f in huaian_scan["facts"]}
+    # Large figures of table 三, read from a 150 dpi, skewed, noisy JPEG.
+    for key in (
+        "applications/new_received/natural_person",
+        "applications/new_received/total",
+        "applications/granted/total",
+        "active_disclosure/penalty/decisions",
+        "active_disclosure/fees/amount_10k_yuan",
+    ):
+        assert cell_matches(expected["facts"][key], facts.get(key)), key
+    assert right_cells(huaian_scan, expected) >= 0.85 * len(expected["facts"])
+
+
+def test_tables_pasted_as_pictures_into_a_text_pdf_are_read() -> None:
+    result = parse_file(str(HUAIAN_PICTURES))
+    expected = gold(HUAIAN_PICTURES)
+    pages = sorted(p["page"] for p in result["problems"] if p["code"] == "ocr_read")
+    assert pages == ["3", "4", "5"]
+    facts = {f"{f['table']}/{f['row']}/{f['col']}": f for f in result["facts"]}
+    for key in (
+        "active_disclosure/licensing/decisions",
+        "active_disclosure/penalty/decisions",
+        "active_disclosure/fees/amount_10k_yuan",
+    ):
+        assert cell_matches(expected["facts"][key], facts.get(key)), key
+        assert facts[key]["confidence"] is not None
+    # The text tables keep their exact text: no confidence on them.
+    assert "confidence" not in facts["applications/new_received/total"]
+    assert facts["applications/new_received/total"]["value"] == 3119
+    assert right_cells(result, expected) >= 0.95 * len(expected["facts"])
+
+
+def test_without_ocr_a_scan_has_no_text_layer(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NIANBAO_OCR", "off")
+    result = parse_file(str(HUZHU_SCAN))
+    assert result["status"] == "failed"
+    assert [p["code"] for p in result["problems"]] == ["no_text_layer"]
+
+
+def test_the_no_ocr_option_of_parse() -> None:
+    run = subprocess.run(
+        [NIANBAO, "parse", "--no-ocr", "--json", str(HUAIAN_SCAN)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert run.returncode == 1
+    assert json.loads(run.stdout)["problems"][0]["code"] == "no_text_layer"
+
+
+def test_skew_is_measured_on_a_rotated_page() -> None:
+    page = pypdfium2.PdfDocument(str(SAMPLES / "01_huaian_shizhengfu_2024.pdf"))[3]
+    gray = np.ascontiguousarray(page.render(scale=150 / 72, grayscale=True).to_numpy())
+    for angle in (1.3, -0.7):
+        assert ocr._skew_angle(ocr._rotate(gray, -angle)) == pytest.approx(angle, abs=0.15)
+
+
+# --- digits verified by the printed sums, on the real facts of the huaian report -------------
+
+
+def real_facts() -> list[Fact]:
+    result = parse_file(str(SAMPLES / "01_huaian_shizhengfu_2024.pdf"))
+    names = {f.name for f in dataclasses.fields(Fact)}
+    return [Fact(**{k: v for k, v in f.items() if k in names}) for f in result["facts"]]
+
+
+def unsure(facts: list[Fact], key: str, raw: str, alternatives: tuple[str, ...]) -> Fact:
+    fact = next(f for f in facts if f"{f.table}/{f.row}/{f.col}" == key)
+    fact.raw, fact.value = raw, float(raw) if "." in raw else int(raw)
+    fact.confidence, fact.alternatives = 0.6, alternatives
+    return fact
+
+
+def test_a_misread_digit_is_corrected_where_one_reading_makes_the_sums_hold() -> None:
+    facts = real_facts()
+    fact = unsure(facts, "applications/partially_granted/total", "154", ("454", "754"))
+    findings = verify_digits(facts, "2021")
+    assert [f["code"] for f in findings] == ["ocr_corrected"]
+    assert "'154'" in findings[0]["message"] and "'454'" in findings[0]["message"]
+    assert (fact.value, fact.raw, fact.ocr_reading) == (454, "454", "154")
+    assert fact.as_dict()["ocr_reading"] == "154"
+
+
+def test_a_misread_digit_no_reading_repairs_is_kept_and_reported() -> None:
+    facts = real_facts()
+    fact = unsure(facts, "applications/partially_granted/total", "154", ("184", "754"))
+    findings = verify_digits(facts, "2021")
+    assert [f["code"] for f in findings] == ["ocr_low_confidence"]
+    assert "do not hold" in findings[0]["message"]
+    assert (fact.value, fact.ocr_reading) == (154, None)
+
+
+def test_an_unsure_value_the_sums_confirm_needs_no_finding() -> None:
+    facts = real_facts()
+    unsure(facts, "applications/granted/natural_person", "1288", ("1280",))
+    assert verify_digits(facts, "2021") == []
+
+
+def test_an_unsure_value_no_sum_checks_is_reported() -> None:
+    facts = real_facts()
+    fact = unsure(facts, "active_disclosure/penalty/decisions", "3985758", ("3985759",))
+    findings = verify_digits(facts, "2021")
+    assert [f["code"] for f in findings] == ["ocr_low_confidence"]
+    assert "no printed sum checks it" in findings[0]["message"]
+    assert fact.value == 3985758
