@@ -34,7 +34,7 @@ from nianbao.schema.registry import (
 )
 
 from .blocks import Document, Paragraph, Table
-from .tables import row_views
+from .tables import Fact, row_views
 from .values import parse_value
 
 # A unit printed right after a count. Longer units first: 人次 before 次, 万元 before 元.
@@ -71,34 +71,6 @@ _CELL = re.compile(r"0|[1-9]\d*(?:\.\d{1,2})?|0\.\d{1,2}")
 
 
 @dataclass(slots=True)
-class FreeformFact:
-    table: str
-    row: str
-    col: str
-    value: int | float | None
-    raw: str
-    label: str
-    unit: str | None
-    source: str
-    evidence: str
-    section: str
-
-    def as_dict(self) -> dict:
-        return {
-            "table": self.table,
-            "row": self.row,
-            "col": self.col,
-            "value": self.value,
-            "raw": self.raw,
-            "label": self.label,
-            "unit": self.unit,
-            "source": self.source,
-            "evidence": self.evidence,
-            "section": self.section,
-        }
-
-
-@dataclass(slots=True)
 class _Mention:
     """A figure the prose states for a code."""
 
@@ -129,7 +101,7 @@ class _TableRow:
 
 @dataclass(slots=True)
 class FreeformExtraction:
-    facts: list[FreeformFact] = field(default_factory=list)
+    facts: list[Fact] = field(default_factory=list)
     problems: list[dict[str, str]] = field(default_factory=list)
 
 
@@ -409,8 +381,8 @@ def _check_parts(head: _Mention, group: list[_Mention], extraction: FreeformExtr
         )
 
 
-def _prose_fact(mention: _Mention, row: str, label: str) -> FreeformFact:
-    return FreeformFact(
+def _prose_fact(mention: _Mention, row: str, label: str) -> Fact:
+    return Fact(
         table="prose",
         row=row,
         col=mention.col,
@@ -623,7 +595,7 @@ def _table_facts(
             parent = [float(v.value or 0) for v in values]
         for column, cell, value in zip(columns, cells, values, strict=True):
             extraction.facts.append(
-                FreeformFact(
+                Fact(
                     table="statistics",
                     row=code,
                     col=column,

@@ -71,6 +71,10 @@ class Fact:
     alternatives: tuple[str, ...] = ()
     # A reading replaced by `ocr_check` (the only one that made the printed sums hold).
     ocr_reading: str | None = None
+    # Template 2008 only: prose | table, the sentence or printed 统计表 row, and its section.
+    source: str | None = None
+    evidence: str | None = None
+    section: str | None = None
 
     def as_dict(self) -> dict:
         fact = {
@@ -86,6 +90,8 @@ class Fact:
             fact["confidence"] = round(self.confidence, 3)
         if self.ocr_reading is not None:
             fact["ocr_reading"] = self.ocr_reading
+        if self.source is not None:
+            fact.update(source=self.source, evidence=self.evidence, section=self.section)
         return fact
 
 

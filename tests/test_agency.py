@@ -289,7 +289,7 @@ def test_pdf_printed_from_a_web_page_without_its_title(tmp_path: Path) -> None:
     LibreOffice: the page's <title> becomes the PDF's Title, the only place naming the body."""
     soffice = find_soffice()
     if soffice is None:
-        pytest.skip("LibreOffice is not installed (.ci/libreoffice.sh installs it)")
+        pytest.skip("LibreOffice is not installed (.ci/system-packages.sh installs it)")
     page = (SAMPLES / "huzhu-employment-2023.html").read_bytes().decode("gbk")
     cut_from = page.index('<p align="center"><strong>互助县就业服务局')
     cut_to = page.rindex("<", 0, page.index("一、总体情况"))

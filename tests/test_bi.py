@@ -422,7 +422,7 @@ def test_cli_export_and_report(tmp_path: Path) -> None:
 def chromium() -> str:
     found = shutil.which("chromium") or shutil.which("chromium-browser")
     if found is None:
-        pytest.fail("chromium is not installed (.ci/chromium.sh installs it)")
+        pytest.fail("chromium is not installed (.ci/system-packages.sh installs it)")
     return found
 
 

@@ -19,10 +19,9 @@ from urllib.parse import urlsplit
 
 import psycopg
 import pytest
-from sqlalchemy import create_engine, text
 
 from .conftest import PG_PASSWORD, new_database, start_cluster
-from .helpers import ROOT, SAMPLES
+from .helpers import ROOT, SAMPLES, rows
 from .portal_server import LISTING, PortalSite
 
 NIANBAO = str(Path(sys.executable).with_name("nianbao"))
@@ -53,17 +52,8 @@ def _portals_file(site: PortalSite, folder: Path) -> Path:
     return path
 
 
-def _rows(url: str, sql: str) -> list:
-    engine = create_engine(url)
-    try:
-        with engine.connect() as conn:
-            return list(conn.execute(text(sql)))
-    finally:
-        engine.dispose()
-
-
 def _counts(url: str) -> tuple[int, int, int]:
-    ((documents, reports, facts),) = _rows(
+    ((documents, reports, facts),) = rows(
         url,
         "SELECT (SELECT COUNT(*) FROM documents), (SELECT COUNT(*) FROM reports),"
         " (SELECT COUNT(*) FROM facts)",
@@ -181,7 +171,7 @@ def test_a_served_deployment_run_completes_and_loads_the_reports(
     finally:
         _stop(process)
     assert run.state.is_completed(), f"{run.state!r}\n{log.read_text()}"
-    years = _rows(
+    years = rows(
         db_url,
         "SELECT d.source, r.year FROM documents d JOIN reports r ON r.document_sha256 = d.sha256",
     )
@@ -232,7 +222,7 @@ def test_prefect_yaml_deploys_to_a_process_pool_whose_worker_completes_the_run(
     finally:
         _stop(worker)
     assert run.state.is_completed(), f"{run.state!r}\n{log.read_text()}"
-    loaded = _rows(f"sqlite:///{home / 'warehouse.db'}", "SELECT year FROM reports")
+    loaded = rows(f"sqlite:///{home / 'warehouse.db'}", "SELECT year FROM reports")
     assert sorted(year for (year,) in loaded) == sorted(PORTAL_REPORTS.values())
     assert sorted(p.name for p in (home / "raw").iterdir())  # the raw store is in nianbao_home
 
@@ -327,7 +317,7 @@ def test_sigkill_of_the_main_process_alone_leaves_nothing_behind(
     )
     try:
         _wait_for(
-            lambda: _rows(db_url, "SELECT to_regclass('reports')")[0][0] is not None,
+            lambda: rows(db_url, "SELECT to_regclass('reports')")[0][0] is not None,
             120,
             "the schema made",
             process,
@@ -344,7 +334,7 @@ def test_sigkill_of_the_main_process_alone_leaves_nothing_behind(
     loaded = _counts(db_url)[1]
     assert loaded < 30, "the kill must land half way for this test to mean anything"
     # The killed run's session is gone with it: no transaction left open on the server.
-    stale = _rows(
+    stale = rows(
         db_url,
         "SELECT COUNT(*) FROM pg_stat_activity WHERE state LIKE 'idle in transaction%'"
         " AND pid <> pg_backend_pid()",
@@ -473,7 +463,7 @@ def test_concurrent_upgrades_and_ingests_of_an_empty_database_all_succeed(
         for process in processes:
             out, err = process.communicate(timeout=180)
             assert process.returncode == 0, out + err
-        assert _rows(db_url, "SELECT version_num FROM alembic_version")
+        assert rows(db_url, "SELECT version_num FROM alembic_version")
 
 
 # -- one line, and the exit status of its kind -------------------------------------------------

@@ -19,7 +19,6 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from sqlalchemy import create_engine, text
 from typer.testing import CliRunner
 
 from nianbao.flows.cli import app
@@ -33,6 +32,7 @@ from nianbao.harvest.platforms.trs import Pager, page_urls, read_pager
 from nianbao.harvest.portals import Portal
 from nianbao.schema.db import upgrade
 
+from .helpers import rows
 from .platform_server import FixtureSite, Reply
 from .platform_sites import (
     GKMLPT_PUBLISHER,
@@ -390,15 +390,6 @@ class Run:
         return next(p for p in self.summary.portals if p.portal == name)
 
 
-def _rows(db_url: str, query: str) -> list:
-    engine = create_engine(db_url)
-    try:
-        with engine.connect() as conn:
-            return list(conn.execute(text(query)))
-    finally:
-        engine.dispose()
-
-
 def _target(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.path}?{parts.query}" if parts.query else parts.path
@@ -414,7 +405,7 @@ def _harvest(served: Portals, warehouse: tuple[str, Path]) -> Run:
     db_url, raw = warehouse
     upgrade(db_url)
     marks = served.marks()
-    (log_id_before,) = _rows(db_url, "SELECT COALESCE(MAX(id), 0) FROM harvest_log")[0]
+    (log_id_before,) = rows(db_url, "SELECT COALESCE(MAX(id), 0) FROM harvest_log")[0]
     summary = harvest_flow(served.portals, db_url=db_url, raw_dir=str(raw), client_settings=FAST)
     return Run(summary, db_url, marks, log_id_before)
 
@@ -431,7 +422,7 @@ def second_run(first_run: Run, served: Portals, warehouse: tuple[str, Path]) -> 
 
 
 def test_exactly_the_reports_of_every_platform_are_loaded(first_run: Run, served: Portals):
-    loaded = _rows(
+    loaded = rows(
         first_run.db_url,
         "SELECT d.source, d.status, r.year FROM documents d"
         " LEFT JOIN reports r ON r.document_sha256 = d.sha256",
@@ -471,8 +462,7 @@ def test_no_forbidden_request_is_sent(first_run: Run, served: Portals):
 def test_every_request_is_in_harvest_log(first_run: Run, served: Portals):
     sent = Counter(target for _, _, target in served.sent(first_run.marks))
     logged = Counter(
-        _target(url)
-        for (url,) in _rows(first_run.db_url, "SELECT url FROM harvest_log ORDER BY id")
+        _target(url) for (url,) in rows(first_run.db_url, "SELECT url FROM harvest_log ORDER BY id")
     )
     assert logged == sent
 
@@ -508,12 +498,12 @@ def test_what_the_listing_knows_travels_with_the_document(first_run: Run, served
     docx = served.of("某市政务服务数据管理局").site.url("/sjj/attachment/0/512/512346.docx")
     # The DOCX prints no title: its agency and year come from its gkmlpt entry. The fixture's
     # 某市 is no place in the code table, so the name is completed from the portal's region.
-    assert _rows(
+    assert rows(
         first_run.db_url,
         f"SELECT r.agency, r.year, r.region FROM reports r JOIN documents d"
         f" ON d.sha256 = r.document_sha256 WHERE d.source = '{docx}'",
     ) == [("广东省某市政务服务数据管理局", 2023, "广东省")]
-    entries = _rows(
+    entries = rows(
         first_run.db_url,
         "SELECT platform, document_url, title, published, publisher FROM harvest_entries",
     )
@@ -538,7 +528,7 @@ def test_the_trs_reading_stops_at_the_stub_past_the_last_page(first_run: Run, se
 
 
 def test_a_second_run_downloads_nothing_unchanged(second_run: Run, served: Portals):
-    log = _rows(
+    log = rows(
         second_run.db_url,
         f"SELECT url, http_status FROM harvest_log WHERE id > {second_run.log_id_before}",
     )

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The system packages the tests need, installed where missing (a fresh machine has none of the
+# optional ones). Run by .ci/run; it neither sets shell options nor exits. Each line: what tells
+# the package is there, and the Debian packages that bring it.
+#   PostgreSQL server binaries: the tests start a throwaway cluster (tests/conftest.py).
+#   LibreOffice: legacy .doc/.wps conversion (parsers/legacy.py), and PDFs of the bad cases.
+#   Chromium: the quality report rendered headless (tests/test_bi.py).
+#   libGL and GLib: OpenCV, which the OCR engine loads at import (parsers/ocr.py).
+#   fonts-noto-cjk: Chinese glyphs for the PDFs and screenshots the tests render.
+
+missing=()
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
+command -v soffice >/dev/null 2>&1 || missing+=(libreoffice-writer-nogui)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+ldconfig -p | grep -q 'libGL\.so\.1' || missing+=(libgl1)
+ldconfig -p | grep -q 'libglib-2\.0\.so\.0' || missing+=(libglib2.0-0)
+fc-list 2>/dev/null | grep -qi 'Noto Sans CJK' || missing+=(fonts-noto-cjk)
+
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "installing system packages the tests need: ${missing[*]}" >&2
+    sudo=()
+    [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+    "${sudo[@]}" apt-get update -qq &&
+        "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+            --no-install-recommends "${missing[@]}"
+fi
