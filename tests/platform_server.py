@@ -15,8 +15,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.utils import formatdate, parsedate_to_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
+
+from .portal_server import LoopbackServer
 
 _PUBLISHED = formatdate(time.mktime((2024, 1, 15, 8, 0, 0, 0, 0, 0)), usegmt=True)
 _VALIDATED_BY_ETAG = ("text/html", "application/json", "text/plain", "text/xml")
@@ -46,7 +48,7 @@ class Reply:
 Handler = Callable[[Request], Reply]
 
 
-class FixtureSite:
+class FixtureSite(LoopbackServer):
     def __init__(self) -> None:
         self.files: dict[str, tuple[bytes, str]] = {}  # path[?query] → (bytes, Content-Type)
         self.apis: dict[str, Handler] = {}  # path → handler
@@ -54,24 +56,7 @@ class FixtureSite:
         self.throttled: dict[str, list[int]] = {}  # path → Retry-After of the next 429s
         self.requests: list[Request] = []
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def origin(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def url(self, path: str) -> str:
-        return self.origin + path
-
-    def __enter__(self) -> FixtureSite:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self.serve(_handler(self))
 
     def add(self, path: str, body: bytes | str, content_type: str = "text/html") -> None:
         data = body.encode("utf-8") if isinstance(body, str) else body

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from email.utils import formatdate, parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Self
 
 SITE = Path(__file__).resolve().parent / "fixtures" / "portal"
 LISTING = "/zwgk/nb/"
@@ -36,16 +37,11 @@ class Request:
     at: float  # time.monotonic() when it arrived
 
 
-class PortalSite:
-    def __init__(self, root: Path = SITE) -> None:
-        self.root = root
-        self.requests: list[Request] = []
-        self.redirects = dict(REDIRECTS)
-        self.failures: dict[str, int] = {}  # path → how many more requests get a 500
-        self.slow: dict[str, float] = {}  # path → seconds before answering
-        self._changed: dict[str, tuple[bytes, str]] = {}  # path → (bytes, Last-Modified)
-        self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+class LoopbackServer:
+    """An HTTP server of the tests on 127.0.0.1, in a thread, for the length of a `with`."""
+
+    def serve(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -56,13 +52,25 @@ class PortalSite:
     def url(self, path: str) -> str:
         return self.origin + path
 
-    def __enter__(self) -> PortalSite:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
     def __exit__(self, *_exc: object) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+class PortalSite(LoopbackServer):
+    def __init__(self, root: Path = SITE) -> None:
+        self.root = root
+        self.requests: list[Request] = []
+        self.redirects = dict(REDIRECTS)
+        self.failures: dict[str, int] = {}  # path → how many more requests get a 500
+        self.slow: dict[str, float] = {}  # path → seconds before answering
+        self._changed: dict[str, tuple[bytes, str]] = {}  # path → (bytes, Last-Modified)
+        self._lock = threading.Lock()
+        self.serve(_handler(self))
 
     def fail(self, path: str, times: int = 1) -> None:
         self.failures[path] = times
