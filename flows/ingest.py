@@ -62,7 +62,10 @@ from nianbao.schema.runs import finish_run, start_run  # noqa: E402
 # A run loading more reports than this prints counts only.
 MAX_LISTED_REPORTS = 20
 REPORT_OUTCOMES = (LoadOutcome.LOADED.value, LoadOutcome.RELOADED.value)
-SKIP_SUFFIXES = (".json", ".py", ".md", ".db", ".db-journal", ".db-wal", ".db-shm", ".part")
+SKIP_SUFFIXES = (".json", ".py", ".db", ".db-journal", ".db-wal", ".db-shm", ".part")
+# A folder's own documentation, not a report: Markdown is read (other tools' conversions of
+# reports), but not these.
+SKIP_DOCS = ("readme", "license", "changelog", "contributing")
 
 
 class Loaded(NamedTuple):
@@ -157,14 +160,17 @@ class IngestSummary:
 
 
 def discover_files(paths: Iterable[str | Path]) -> list[Path]:
-    """Files under the given paths, recursively, in a stable order; gold and code files skipped."""
+    """Files under the given paths, recursively, in a stable order; gold files, code and the
+    folder's own README/LICENSE skipped."""
     found: list[Path] = []
     for path in map(Path, paths):
         candidates = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
         found += [
             p
             for p in candidates
-            if not p.name.startswith(".") and not p.name.endswith(SKIP_SUFFIXES)
+            if not p.name.startswith(".")
+            and not p.name.endswith(SKIP_SUFFIXES)
+            and p.stem.lower() not in SKIP_DOCS
         ]
     return found
 

@@ -173,3 +173,12 @@ def test_killed_ingest_resumes_without_duplicate_or_partial_reports(
         ).fetchone() == (40, 40)
         facts_per_report = conn.execute("SELECT COUNT(*) FROM facts GROUP BY report_id").fetchall()
     assert facts_per_report == [(200,)] * 40
+
+
+def test_a_folder_gives_its_reports_and_conversions_not_its_readme(tmp_path: Path) -> None:
+    from nianbao.flows.ingest import discover_files
+
+    for name in ("report.pdf", "report.converted.md", "README.md", "LICENSE", "gold.canon.json"):
+        (tmp_path / name).write_bytes(b"x")
+    found = [p.name for p in discover_files([tmp_path])]
+    assert found == ["report.converted.md", "report.pdf"]
