@@ -271,14 +271,14 @@ def _database(db: str | None) -> str:
     return url
 
 
-def _preflight(url: str, raw_dir: Path) -> None:
+def _preflight(url: str, raw_dir: str | Path | None) -> None:
     """Fail in a second, with one line, on what would fail the run after Prefect's start-up:
     a database that cannot be used, a raw store that cannot be written."""
-    from nianbao.harvest.rawstore import RawStore
+    from nianbao.harvest.rawstore import RawStore, resolve_raw_root
     from nianbao.schema.db import connect_or_explain
 
     connect_or_explain(url)
-    RawStore(raw_dir).check_writable()
+    RawStore(resolve_raw_root(raw_dir)).check_writable()
 
 
 def _quiet_prefect() -> None:
@@ -304,7 +304,7 @@ def _announce() -> None:
     )
 
 
-def _orchestrated(run: Callable[[], Any], url: str, raw_dir: Path) -> Any:
+def _orchestrated(run: Callable[[], Any], url: str, raw_dir: str | Path | None) -> Any:
     """Check the warehouse and the raw store, start (or reach) the Prefect server, mark runs
     that died as Crashed, then `run()`.
 
@@ -338,8 +338,20 @@ def ingest(
     db: DbOption = None,
     workers: WorkersOption = 1,
     raw_dir: Annotated[
-        Path, typer.Option("--raw-dir", help="where raw bytes are kept, content-addressed")
-    ] = Path("raw"),
+        str | None,
+        typer.Option(
+            "--raw-dir",
+            help="raw store root, a folder or an fsspec URL (default: $NIANBAO_RAW or ./raw)",
+        ),
+    ] = None,
+    cluster: Annotated[
+        str | None,
+        typer.Option(
+            "--cluster",
+            help="parse and load on Dask: a scheduler (tcp://host:8786) or `local` for a Dask "
+            "cluster of --workers processes here",
+        ),
+    ] = None,
     timeout: Annotated[
         float, typer.Option("--timeout", help="seconds one document may take", callback=_seconds)
     ] = 120.0,
@@ -352,6 +364,8 @@ def ingest(
     Example:
         nianbao ingest samples/
         nianbao ingest /data/reports --db postgresql+psycopg://etl@db/warehouse --workers 4
+        nianbao ingest /data/reports --db postgresql+psycopg://etl@db/warehouse \\
+            --cluster tcp://scheduler:8786 --raw-dir s3://bucket/raw
     """
     for path in paths:
         if not path.exists():
@@ -362,18 +376,19 @@ def ingest(
     with _errors_as_exit_statuses():
 
         def run() -> Any:
-            from nianbao.flows.ingest import ingest_flow
+            from nianbao.flows.ingest import ingest_flow_on
             from nianbao.parsers.pool import DocumentLimits
             from nianbao.schema.db import public_db_url
 
             return _run_with_progress(
-                lambda progress: ingest_flow(
+                lambda progress: ingest_flow_on(cluster, workers)(
                     [str(p) for p in paths],
                     public_db_url(url),
                     workers,
-                    raw_dir=str(raw_dir),
+                    raw_dir=raw_dir,
                     limits=DocumentLimits(seconds=timeout),
                     on_progress=progress,
+                    cluster=cluster,
                     return_state=True,
                 )
             )

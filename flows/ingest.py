@@ -15,12 +15,14 @@ Completed otherwise; the CLI's exit status follows the same rule.
 
 from __future__ import annotations
 
+import itertools
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from functools import cache
+from functools import partial
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING
 
 from nianbao.flows.orchestrator import configure_prefect
 
@@ -29,6 +31,9 @@ configure_prefect()
 from prefect import flow, get_run_logger, task  # noqa: E402
 from prefect.artifacts import create_markdown_artifact, create_table_artifact  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
+from prefect.context import FlowRunContext  # noqa: E402
+from prefect.flows import Flow  # noqa: E402
+from prefect.futures import PrefectFuture  # noqa: E402
 from prefect.runtime import flow_run  # noqa: E402
 from prefect.states import Failed, State  # noqa: E402
 from prefect.utilities.annotations import quote  # noqa: E402
@@ -36,28 +41,42 @@ from sqlalchemy import Engine  # noqa: E402
 from sqlalchemy.exc import DBAPIError  # noqa: E402
 
 from nianbao.flows.orchestrator import recorded_run  # noqa: E402
-from nianbao.harvest.rawstore import DEFAULT_RAW_DIR, RawStore  # noqa: E402
+from nianbao.harvest.rawstore import RawStore, resolve_raw_root  # noqa: E402
 from nianbao.parsers.metadata import SourceHints  # noqa: E402
-from nianbao.parsers.pool import DocumentLimits, WorkItem, parse_all  # noqa: E402
+from nianbao.parsers.pool import (  # noqa: E402
+    DocumentLimits,
+    ParserPool,
+    WorkItem,
+    batches,
+    failed_result,
+    parse_all,
+    parse_batch,
+)
 from nianbao.parsers.report import PARSER_VERSION  # noqa: E402
+from nianbao.schema.batchload import (  # noqa: E402
+    Loaded,
+    LoadTarget,
+    engine_of,
+    load_results,
+    loads_in_workers,
+    parse_and_load,
+)
 from nianbao.schema.crossyear import evaluate_r5  # noqa: E402
 from nianbao.schema.db import (  # noqa: E402
     DatabaseSettings,
     DatabaseUnavailable,
     complete_db_url,
-    engine_for,
+    public_db_url,
     resolve_db_url,
     retry_while_unavailable,
     upgrade,
 )
-from nianbao.schema.load import (  # noqa: E402
-    LoadOutcome,
-    known_documents,
-    load_document,
-    report_ids_of,
-)
+from nianbao.schema.load import LoadOutcome, known_documents, report_ids_of  # noqa: E402
 from nianbao.schema.quality import gather, render_markdown  # noqa: E402
 from nianbao.schema.runs import finish_run, start_run  # noqa: E402
+
+if TYPE_CHECKING:
+    from prefect_dask import DaskTaskRunner
 
 # A run loading more reports than this prints counts only.
 MAX_LISTED_REPORTS = 20
@@ -66,37 +85,6 @@ SKIP_SUFFIXES = (".json", ".py", ".db", ".db-journal", ".db-wal", ".db-shm", ".p
 # A folder's own documentation, not a report: Markdown is read (other tools' conversions of
 # reports), but not these.
 SKIP_DOCS = ("readme", "license", "changelog", "contributing")
-
-
-class Loaded(NamedTuple):
-    """What a run keeps of a document once it is loaded."""
-
-    sha256: str
-    source: str
-    outcome: str
-    problem_code: str | None
-    problem_message: str | None
-    agency: str | None
-    year: int | None
-    template: str | None
-    facts: int
-    failed_rules: tuple[str, ...]
-
-    @classmethod
-    def of(cls, result: dict, outcome: LoadOutcome) -> Loaded:
-        problem = result["problems"][0] if result["problems"] else {}
-        return cls(
-            result["sha256"],
-            result["source"],
-            outcome.value,
-            problem.get("code"),
-            problem.get("message"),
-            result["agency"],
-            result["year"],
-            result["template"],
-            len(result["facts"]),
-            tuple(check["rule"] for check in result["checks"] if not check["ok"]),
-        )
 
 
 @dataclass(slots=True)
@@ -175,16 +163,11 @@ def discover_files(paths: Iterable[str | Path]) -> list[Path]:
     return found
 
 
-@cache
-def _engine(db_url: str) -> Engine:
-    return engine_for(db_url)
-
-
 @task(name="plan", cache_policy=NO_CACHE)
 def plan(
     files: list[Path],
     db_url: str,
-    raw_dir: str,
+    raw_root: str,
     sources: dict[str, str],
     hints: dict[str, SourceHints],
 ) -> tuple[list[WorkItem], int, list[tuple[str, str, str]]]:
@@ -193,20 +176,20 @@ def plan(
     Returns the work, the number of files skipped, and (source, code, message) of the skipped
     documents that are stored as failed: a rerun must still report them.
     """
-    store = RawStore(raw_dir)
+    store = RawStore(raw_root)
     stored = {path: store.put_file(path) for path in files}
     known = retry_while_unavailable(
-        lambda: known_documents(_engine(db_url), {sha for sha, _ in stored.values()}),
+        lambda: known_documents(engine_of(db_url), {sha for sha, _ in stored.values()}),
         DatabaseSettings.from_env().retry_seconds,
     )
     todo: dict[str, WorkItem] = {}
     still_failed: dict[str, tuple[str, str, str]] = {}
-    for path, (sha, raw_path) in stored.items():
+    for path, (sha, raw_key) in stored.items():
         source = sources.get(str(path), str(path))
         held = known.get(sha)
         if held is None or held.parser_version != PARSER_VERSION:
             # Two copies of one file are one document: parse the first only.
-            todo.setdefault(sha, WorkItem(sha, str(raw_path), source, hints.get(str(path))))
+            todo.setdefault(sha, WorkItem(sha, raw_key, source, hints.get(str(path))))
         elif held.status == "failed":
             code, message = held.problem_code or "unknown", held.problem_message or ""
             still_failed.setdefault(sha, (source, code, message))
@@ -217,32 +200,54 @@ def plan(
 # No Prefect retries: `retry_while_unavailable` retries for a bounded time, then stops the run.
 @task(name="load-batch", cache_policy=NO_CACHE)
 def load_batch(
-    results: list[dict],
-    db_url: str,
-    raw_paths: dict[str, str],
-    retry_seconds: float,
-    run_id: int | None = None,
+    results: list[dict | Loaded], raw_keys: dict[str, str], target: LoadTarget
 ) -> list[Loaded]:
-    """Load each parsed document; what comes back is small, so a long run's memory stays flat
-    (a parse result with its facts is ~80 KB and is dropped once loaded)."""
-    engine = _engine(db_url)
+    """Load each parsed document in this process; what comes back is small, so a long run's
+    memory stays flat (a parse result with its facts is ~80 KB and is dropped once loaded)."""
     logger = get_run_logger()
 
     def on_retry(reason: str, wait: float) -> None:
         logger.warning("database unavailable, retrying in %.0f s: %s", wait, reason)
 
-    loaded = []
-    for result in results:
-        # Retried one document at a time: each loads in its own transaction.
-        outcome = retry_while_unavailable(
-            lambda result=result: load_document(
-                engine, result, raw_paths.get(result["sha256"]), run_id
-            ),
-            retry_seconds,
-            on_retry,
-        )
-        loaded.append(Loaded.of(result, outcome))
-    return loaded
+    return load_results(results, raw_keys, target, on_retry)
+
+
+# Chunks of documents a Dask task parses (and loads): a Prefect task run costs tens of ms of API
+# calls, too much per document.
+CHUNK_SIZE = 32
+_chunk_pools: dict[tuple[int, DocumentLimits], ParserPool] = {}
+
+
+def _chunk_pool(limits: DocumentLimits) -> ParserPool:
+    """The parser process of this Dask worker thread, started once and kept between chunks:
+    a document's time and memory limits need a process of its own (SIGALRM, RLIMIT_AS), and a
+    parser crash must not take the Dask worker with it."""
+    key = (threading.get_ident(), limits)
+    if key not in _chunk_pools:
+        _chunk_pools[key] = ParserPool(1, limits)
+    return _chunk_pools[key]
+
+
+@task(name="parse-and-load", cache_policy=NO_CACHE)
+def parse_chunk(
+    items: list[WorkItem],
+    limits: DocumentLimits,
+    raw_root: str,
+    target: LoadTarget,
+    load_here: bool,
+) -> list[dict | Loaded]:
+    """Runs on a Dask worker: parse a chunk of documents and, on PostgreSQL, load them there.
+
+    With `load_here` the results are `Loaded` records (a few fields each); else the parse
+    results, for the one writer (SQLite) in the flow's process.
+    """
+    results: list[dict | Loaded] = []
+    work = partial(parse_and_load, target=target) if load_here else parse_batch
+    _chunk_pool(limits).run(items, raw_root, results.extend, work)
+    if not load_here:
+        return results
+    # A document whose parser crashed comes back as its failed result: load it here too.
+    return load_results(results, {item.sha256: item.raw_key for item in items}, target)
 
 
 @task(name="cross-year-rules", cache_policy=NO_CACHE)
@@ -251,10 +256,38 @@ def cross_year(db_url: str, retry_seconds: float, sha256s: list[str]) -> int:
     agencies: not the whole warehouse on every run."""
 
     def evaluate() -> int:
-        engine = _engine(db_url)
+        engine = engine_of(db_url)
         return evaluate_r5(engine, report_ids_of(engine, sha256s)) if sha256s else 0
 
     return retry_while_unavailable(evaluate, retry_seconds)
+
+
+def dask_task_runner(cluster: str, workers: int) -> DaskTaskRunner:
+    """The task runner for `--cluster`: a scheduler's address (tcp://host:8786), or `local`
+    for a Dask cluster of `workers` processes on this machine, started for the run."""
+    # Imported here: Dask's import costs a run without a cluster a second.
+    import dask
+    from prefect_dask import DaskTaskRunner
+
+    if cluster == "local":
+        # Non-daemonic workers: a chunk's parser runs in a child process of the Dask worker.
+        dask.config.set({"distributed.worker.daemon": False})
+        return DaskTaskRunner(
+            cluster_kwargs={
+                "n_workers": workers,
+                "threads_per_worker": 1,
+                "processes": True,
+                "dashboard_address": None,
+            }
+        )
+    return DaskTaskRunner(address=cluster)
+
+
+def ingest_flow_on(cluster: str | None, workers: int = 1) -> Flow:
+    """The ingest flow, on a Dask cluster when `cluster` is given (see `dask_task_runner`)."""
+    if cluster is None:
+        return ingest_flow
+    return ingest_flow.with_options(task_runner=dask_task_runner(cluster, workers))
 
 
 @flow(name="nianbao-ingest", log_prints=False)
@@ -262,32 +295,46 @@ def ingest_flow(
     paths: list[str],
     db_url: str | None = None,
     workers: int = 1,
-    raw_dir: str = DEFAULT_RAW_DIR,
+    raw_dir: str | None = None,
     sources: dict[str, str] | None = None,
     limits: DocumentLimits | None = None,
     on_progress: Callable[[int, int], None] | None = None,
     hints: dict[str, SourceHints] | None = None,
+    cluster: str | None = None,
 ) -> IngestSummary | State:
     """Ingest files or folders.
 
     `db_url` is the warehouse without its password (it is a flow parameter, shown by Prefect):
     the password comes from $NIANBAO_DB, PGPASSWORD or ~/.pgpass where the run executes; None
-    means $NIANBAO_DB or the SQLite default. `sources` maps a file path to where it came from
-    (a URL), `hints` to what the harvest knows of it (listing entry, portal region).
+    means $NIANBAO_DB or the SQLite default. `raw_dir` is the raw store's root (a folder or an
+    fsspec URL; None: $NIANBAO_RAW or ./raw). `sources` maps a file path to where it came from
+    (a URL), `hints` to what the harvest knows of it (listing entry, portal region). With
+    `cluster`, parsing and loading run on Dask: call the flow `ingest_flow_on(cluster)` gives.
     """
     with recorded_run():
-        return _ingest(paths, db_url, workers, raw_dir, sources, limits, on_progress, hints)
+        return _ingest(
+            paths,
+            db_url,
+            workers,
+            resolve_raw_root(raw_dir),
+            sources,
+            limits,
+            on_progress,
+            hints,
+            cluster,
+        )
 
 
 def _ingest(
     paths: list[str],
     db_url: str | None,
     workers: int,
-    raw_dir: str,
+    raw_root: str,
     sources: dict[str, str] | None,
     limits: DocumentLimits | None,
     on_progress: Callable[[int, int], None] | None,
     hints: dict[str, SourceHints] | None,
+    cluster: str | None,
 ) -> IngestSummary | State:
     logger = get_run_logger()
     limits = limits or DocumentLimits()
@@ -295,11 +342,12 @@ def _ingest(
     url = complete_db_url(resolve_db_url(db_url))
     upgrade(url)
     run_id = retry_while_unavailable(
-        lambda: start_run(_engine(url), "nianbao-ingest", flow_run.get_id()), retry_seconds
+        lambda: start_run(engine_of(url), "nianbao-ingest", flow_run.get_id()), retry_seconds
     )
     files = discover_files(paths)
     summary = IngestSummary(seen=len(files))
-    todo, unchanged, still_failed = plan(files, url, raw_dir, sources or {}, hints or {})
+    raw_root = RawStore(raw_root).root  # a local folder made absolute, for every worker
+    todo, unchanged, still_failed = plan(files, url, raw_root, sources or {}, hints or {})
     logger.info("%d files: %d to parse, %d unchanged", len(files), len(todo), unchanged)
     summary.outcomes[LoadOutcome.UNCHANGED.value] += unchanged
     for source, code, message in still_failed:
@@ -308,13 +356,19 @@ def _ingest(
     progress = [unchanged]
     if on_progress:
         on_progress(unchanged, len(files))
-    raw_paths = {item.sha256: item.raw_path for item in todo}
+    raw_keys = {item.sha256: item.raw_key for item in todo}
     touched: list[str] = []  # sha256 of the documents this run loaded as reports
+    load_here = loads_in_workers(url)
+    # A cluster's workers complete the URL from their own environment: no password travels.
+    target = LoadTarget(public_db_url(url) if cluster else url, run_id, retry_seconds)
 
-    def on_batch(results: list[dict]) -> None:
-        # quote(): Prefect would otherwise walk every fact of every result looking for futures,
-        # twice a call (~35 ms a document, five times the load itself).
-        loaded = load_batch(quote(results), url, quote(raw_paths), retry_seconds, run_id)
+    def on_batch(results: list[dict | Loaded]) -> None:
+        if all(isinstance(result, Loaded) for result in results):
+            loaded = results  # loaded by the workers
+        else:
+            # quote(): Prefect would otherwise walk every fact of every result looking for
+            # futures, twice a call (~35 ms a document, five times the load itself).
+            loaded = load_batch(quote(results), quote(raw_keys), target)
         for document in loaded:
             _record(summary, document)
             if document.outcome in REPORT_OUTCOMES:
@@ -331,8 +385,11 @@ def _ingest(
             on_progress(progress[0], len(files))
 
     try:
-        if todo:
-            parse_all(todo, workers, limits, on_batch)
+        if todo and cluster:
+            _run_on_dask(todo, limits, raw_root, target, load_here, on_batch)
+        elif todo:
+            work = partial(parse_and_load, target=target) if load_here else parse_batch
+            parse_all(todo, workers, limits, on_batch, raw_root, work)
         logger.info("R5 evaluated: %d rows", cross_year(url, retry_seconds, touched))
     except DatabaseUnavailable as exc:
         summary.stopped = str(exc)
@@ -340,12 +397,63 @@ def _ingest(
         logger.error("run stopped: %s", exc)
     _publish(summary)
     if not summary.stopped:
-        _close_run(_engine(url), run_id, summary)
+        _close_run(engine_of(url), run_id, summary)
         # A harvest publishes one report at its end, not one per portal's ingest.
         if flow_run.get_parent_flow_run_id() is None:
-            publish_quality_report(_engine(url))
-    _engine(url).dispose()
+            publish_quality_report(engine_of(url))
+    engine_of(url).dispose()
     return final_state(summary)
+
+
+def _run_on_dask(
+    todo: list[WorkItem],
+    limits: DocumentLimits,
+    raw_root: str,
+    target: LoadTarget,
+    load_here: bool,
+    on_batch: Callable[[list[dict | Loaded]], None],
+) -> None:
+    """Map `parse_chunk` over chunks of `todo` on the flow's Dask cluster, two chunks a worker
+    thread in flight, so that the results held stay bounded however many documents there are.
+
+    Dask runs a chunk again elsewhere when its worker dies (loading is idempotent); a chunk
+    that keeps failing is split into single documents, and a document that still fails is
+    recorded as `worker_crashed`.
+    """
+    from distributed import KilledWorker, as_completed
+
+    runner = FlowRunContext.get().task_runner
+    slots = max(1, sum(runner.client.nthreads().values()))
+    chunks = iter(batches(todo, slots, CHUNK_SIZE))
+    pending: dict[object, tuple[PrefectFuture, list[WorkItem]]] = {}
+
+    def submit(chunk: list[WorkItem]) -> object:
+        future = parse_chunk.submit(chunk, limits, raw_root, target, load_here)
+        pending[future.wrapped_future] = (future, chunk)
+        return future.wrapped_future
+
+    finished = as_completed(
+        [submit(chunk) for chunk in itertools.islice(chunks, 2 * slots)],
+        loop=runner.client.loop,
+    )
+    for done in finished:
+        future, chunk = pending.pop(done)
+        try:
+            results = future.result()
+        except KilledWorker as exc:
+            # Dask gave up on the chunk after its workers died on it (allowed-failures times).
+            if len(chunk) > 1:
+                get_run_logger().warning("chunk of %d failed (%s): split", len(chunk), exc)
+                for item in chunk:
+                    finished.add(submit([item]))
+                continue
+            item = chunk[0]
+            data = RawStore(raw_root).read(item.raw_key)
+            message = f"the Dask worker failed on this file: {type(exc).__name__}: {exc}"
+            results = [failed_result(item, data, "worker_crashed", message)]
+        on_batch(results)
+        if (chunk := next(chunks, None)) is not None:
+            finished.add(submit(chunk))
 
 
 def _close_run(engine: Engine, run_id: int, summary: IngestSummary) -> None:

@@ -229,8 +229,11 @@ class PortalCrawl:
             assert response.content is not None
             fmt = sniff_format(response.content, urlsplit(response.url).path)
             name = f"file.{fmt}" if fmt != "unknown" else ""
-            sha256, path = self.history.store.put(response.content, name)
-            fetched = Fetched(response.url, sha256, path, response.content_type)
+            store = self.history.store
+            sha256, _ = store.put(response.content, name)
+            fetched = Fetched(
+                response.url, sha256, store.path_for(sha256, name), response.content_type
+            )
             self.result.downloaded += 1
         elif response.not_modified and (held := self.history.held(response.url)):
             fetched = Fetched(response.url, held.sha256, held.path, None)

@@ -1,7 +1,11 @@
-"""Raw bytes kept content-addressed on disk: `ROOT/ab/abcdef….ext`, never overwritten.
+"""Raw bytes kept content-addressed under a root: the key `ab/abcdef….ext`, never overwritten.
 
-The file name comes from the sha256 and a sanitised extension only, never from a document or a
-URL, so nothing outside ROOT can be written.
+The root is a local folder or any fsspec URL (`s3://bucket/raw`, `memory://raw`, …): $NIANBAO_RAW,
+or the `--raw-dir` option, else `./raw`. The warehouse stores the key only, never where the root
+is, so a team's machines can reach one store by different paths or URLs, and the store can move.
+
+The key comes from the sha256 and a sanitised extension only, never from a document or a URL, so
+nothing outside the root can be written.
 """
 
 from __future__ import annotations
@@ -10,9 +14,13 @@ import hashlib
 import os
 import re
 import tempfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+
+import fsspec
+from fsspec.implementations.local import LocalFileSystem
 
 DEFAULT_RAW_DIR = "raw"
+RAW_ROOT_ENV = "NIANBAO_RAW"
 
 
 class StorageError(RuntimeError):
@@ -20,6 +28,7 @@ class StorageError(RuntimeError):
 
 
 _SAFE_SUFFIX = re.compile(r"^\.[a-z0-9]{1,8}$")
+_KEY = re.compile(r"^[0-9a-f]{2}/[0-9a-f]{64}(\.[a-z0-9]{1,8})?$")
 
 
 def _suffix(name: str) -> str:
@@ -27,21 +36,64 @@ def _suffix(name: str) -> str:
     return suffix if _SAFE_SUFFIX.match(suffix) else ""
 
 
+def resolve_raw_root(option: str | Path | None) -> str:
+    """The raw store's root: the option, else $NIANBAO_RAW, else `raw` (a local folder)."""
+    return str(option or os.environ.get(RAW_ROOT_ENV) or DEFAULT_RAW_DIR)
+
+
+def key_for(sha256: str, name: str = "") -> str:
+    """The key of bytes with this sha256, named `name` where they came from."""
+    if not re.fullmatch(r"[0-9a-f]{64}", sha256):
+        raise ValueError(f"not a sha256: {sha256!r}")
+    return f"{sha256[:2]}/{sha256}{_suffix(name)}"
+
+
+def key_of(stored: str) -> str | None:
+    """The key in what an older warehouse stored (an absolute path into the store), or None."""
+    parts = PurePosixPath(stored.replace("\\", "/")).parts
+    key = "/".join(parts[-2:])
+    return key if _KEY.match(key) else None
+
+
 class RawStore:
     def __init__(self, root: str | Path = DEFAULT_RAW_DIR) -> None:
-        self.root = Path(root).resolve()
+        self.fs, path = fsspec.core.url_to_fs(str(root))
+        self.local = isinstance(self.fs, LocalFileSystem)
+        # A local root is made absolute once, so a worker started elsewhere reads the same files.
+        self.root = str(Path(path).resolve()) if self.local else str(root)
+        self._base = str(Path(path).resolve()) if self.local else path.rstrip("/")
+
+    def _where(self, key: str) -> str:
+        if not _KEY.match(key):
+            raise ValueError(f"not a raw store key: {key!r}")
+        return f"{self._base}/{key}"
 
     def path_for(self, sha256: str, name: str = "") -> Path:
-        if not re.fullmatch(r"[0-9a-f]{64}", sha256):
-            raise ValueError(f"not a sha256: {sha256!r}")
-        return self.root / sha256[:2] / f"{sha256}{_suffix(name)}"
+        """The local file of a key; only for a store in a local folder (the crawler's)."""
+        if not self.local:
+            raise StorageError(f"the raw store {self.root} is not a local folder")
+        return Path(self._where(key_for(sha256, name)))
 
-    def put(self, data: bytes, name: str = "") -> tuple[str, Path]:
-        """Store `data` (if new) and return its sha256 and path."""
+    def put(self, data: bytes, name: str = "") -> tuple[str, str]:
+        """Store `data` (if new) and return its sha256 and key."""
         sha256 = hashlib.sha256(data).hexdigest()
-        target = self.path_for(sha256, name)
+        key = key_for(sha256, name)
+        try:
+            if self.local:
+                self._put_local(Path(self._where(key)), data)
+            elif not self.fs.exists(self._where(key)):
+                # Object stores make a put visible whole or not at all.
+                self.fs.pipe_file(self._where(key), data)
+        except OSError as exc:
+            raise StorageError(
+                f"cannot keep raw bytes in {self.root}: {exc.strerror or exc}"
+            ) from exc
+        return sha256, key
+
+    @staticmethod
+    def _put_local(target: Path, data: bytes) -> None:
         if target.exists():
-            return sha256, target
+            return
         temporary = None
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -50,24 +102,30 @@ class RawStore:
             with os.fdopen(handle, "wb") as out:
                 out.write(data)
             os.replace(temporary, target)
-        except OSError as exc:
+        except OSError:
             if temporary is not None:
                 Path(temporary).unlink(missing_ok=True)
-            raise StorageError(
-                f"cannot keep raw bytes in {self.root}: {exc.strerror or exc}"
-            ) from exc
-        return sha256, target
+            raise
+
+    def read(self, key: str) -> bytes:
+        """The bytes kept under `key`."""
+        return self.fs.cat_file(self._where(key))
 
     def check_writable(self) -> None:
-        """StorageError now, rather than after the first parse, when ROOT cannot be written."""
+        """StorageError now, rather than after the first parse, when the root cannot be written."""
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryFile(dir=self.root, prefix=".part-"):
-                pass
+            if self.local:
+                Path(self.root).mkdir(parents=True, exist_ok=True)
+                with tempfile.TemporaryFile(dir=self.root, prefix=".part-"):
+                    pass
+            else:
+                probe = f"{self._base}/.part-probe"
+                self.fs.pipe_file(probe, b"")
+                self.fs.rm_file(probe)
         except OSError as exc:
             raise StorageError(
                 f"cannot keep raw bytes in {self.root}: {exc.strerror or exc}"
             ) from exc
 
-    def put_file(self, path: Path) -> tuple[str, Path]:
+    def put_file(self, path: Path) -> tuple[str, str]:
         return self.put(path.read_bytes(), path.name)

@@ -21,7 +21,8 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from pathlib import Path
+
+from nianbao.harvest.rawstore import RawStore
 
 from .metadata import SourceHints
 from .report import empty_result, parse_bytes
@@ -45,9 +46,14 @@ class DocumentLimits:
 @dataclass(frozen=True, slots=True)
 class WorkItem:
     sha256: str
-    raw_path: str
+    raw_key: str  # where the bytes are in the raw store (harvest/rawstore.py)
     source: str
     hints: SourceHints | None = None
+
+
+# What a worker does with a batch: (items, limits, raw store root) -> one result per item, in
+# order; a module-level function (or a partial of one), so that it pickles.
+BatchWork = Callable[[list[WorkItem], DocumentLimits, str], list]
 
 
 class DocumentTimeout(BaseException):
@@ -105,9 +111,9 @@ def failed_result(item: WorkItem, data: bytes, code: str, message: str) -> dict:
     return result
 
 
-def parse_item(item: WorkItem, limits: DocumentLimits) -> dict:
-    """Parse one stored file within the limits; every outcome is a result, never an exception."""
-    data = Path(item.raw_path).read_bytes()
+def parse_item(item: WorkItem, data: bytes, limits: DocumentLimits) -> dict:
+    """Parse one document's bytes within the limits; every outcome is a result, never an
+    exception."""
     if len(data) > limits.max_bytes:
         return failed_result(
             item, data, "too_large", f"{len(data)} bytes is over the {limits.max_bytes}-byte limit"
@@ -131,28 +137,29 @@ def parse_item(item: WorkItem, limits: DocumentLimits) -> dict:
     return result
 
 
-def parse_batch(items: list[WorkItem], limits: DocumentLimits) -> list[dict]:
+def parse_batch(items: list[WorkItem], limits: DocumentLimits, raw_root: str) -> list[dict]:
     """Runs in a worker process: plain data in, plain data out."""
-    return [parse_item(item, limits) for item in items]
+    store = RawStore(raw_root)
+    return [parse_item(item, store.read(item.raw_key), limits) for item in items]
 
 
-def _crashed(item: WorkItem) -> dict:
+def _crashed(item: WorkItem, store: RawStore) -> dict:
     return failed_result(
         item,
-        Path(item.raw_path).read_bytes(),
+        store.read(item.raw_key),
         "worker_crashed",
         "the parser process died on this file (out of memory or a crash in a native library)",
     )
 
 
-def batches(items: list[WorkItem], workers: int) -> list[list[WorkItem]]:
+def batches(items: list[WorkItem], workers: int, largest: int = BATCH_SIZE) -> list[list[WorkItem]]:
     """Batches that shrink as the work runs out (guided scheduling): few calls while much
     remains, and single documents at the end, so no worker idles while another finishes a
     long batch."""
     out: list[list[WorkItem]] = []
     start = 0
     while start < len(items):
-        size = max(1, min(BATCH_SIZE, (len(items) - start) // (workers * 2)))
+        size = max(1, min(largest, (len(items) - start) // (workers * 2)))
         out.append(items[start : start + size])
         start += size
     return out
@@ -162,68 +169,117 @@ def parse_all(
     todo: list[WorkItem],
     workers: int,
     limits: DocumentLimits,
-    on_batch: Callable[[list[dict]], None],
+    on_batch: Callable[[list], None],
+    raw_root: str,
+    work: BatchWork = parse_batch,
 ) -> None:
-    """Parse every item, calling `on_batch` as batches finish; survive a worker that dies.
-
-    At most two batches a worker are in flight, so a run holds a bounded number of parse results
-    however many documents it has. An exception from `on_batch` stops the parsing: queued
-    batches are cancelled and the exception propagates, without waiting for those in progress.
-    """
+    """Parse every item in a pool of `workers` processes started for this call; see
+    `ParserPool.run`."""
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
-    queue = batches(todo, workers)
-    while queue:
-        queue = _parse_round(queue, workers, limits, on_batch)
+    with ParserPool(workers, limits) as pool:
+        pool.run(todo, raw_root, on_batch, work)
 
 
-def _parse_round(
-    queue: list[list[WorkItem]],
-    workers: int,
-    limits: DocumentLimits,
-    on_batch: Callable[[list[dict]], None],
-) -> list[list[WorkItem]]:
-    """Parse `queue` in one pool; return the batches to retry, one document each, when a
-    worker died (the pool is then broken and a new one is needed)."""
-    retry: list[list[WorkItem]] = []
-    waiting = iter(queue)
-    pending: dict[Future, list[WorkItem]] = {}
-    pool = ProcessPoolExecutor(
-        workers,
-        mp_context=multiprocessing.get_context("spawn"),
-        initializer=_start_worker,
-        initargs=(os.getpid(), limits.memory_bytes),
-    )
+class ParserPool:
+    """Worker processes that parse batches, kept between `run` calls (a Dask worker keeps one
+    for its chunks); a pool broken by a dying worker is replaced."""
 
-    def submit_more() -> None:
-        while len(pending) < 2 * workers and (batch := next(waiting, None)) is not None:
-            try:
-                pending[pool.submit(parse_batch, batch, limits)] = batch
-            except BrokenProcessPool:
-                retry.extend([item] for item in batch)
-                return
+    def __init__(self, workers: int, limits: DocumentLimits) -> None:
+        self.workers = workers
+        self.limits = limits
+        self._executor: ProcessPoolExecutor | None = None
 
-    try:
-        submit_more()
-        while pending:
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for future in done:
-                batch = pending.pop(future)
+    def __enter__(self) -> ParserPool:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close(wait=exc_info[0] is None)
+
+    def close(self, wait: bool = True) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=wait, cancel_futures=True)
+            self._executor = None
+
+    def _pool(self) -> ProcessPoolExecutor:
+        if self._executor is None:
+            if multiprocessing.current_process().daemon:
+                raise RuntimeError(
+                    "parser processes cannot start in a daemonic process: start Dask workers "
+                    "with DASK_DISTRIBUTED__WORKER__DAEMON=False"
+                )
+            self._executor = ProcessPoolExecutor(
+                self.workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_start_worker,
+                initargs=(os.getpid(), self.limits.memory_bytes),
+            )
+        return self._executor
+
+    def run(
+        self,
+        todo: list[WorkItem],
+        raw_root: str,
+        on_batch: Callable[[list], None],
+        work: BatchWork = parse_batch,
+    ) -> None:
+        """Run `work` on every item, calling `on_batch` with its results as batches finish.
+
+        At most two batches a worker are in flight, so a run holds a bounded number of results
+        however many documents it has. A document whose worker died is retried alone, and
+        recorded as `worker_crashed` when it kills its worker again. An exception from
+        `on_batch` or from `work` stops the run: queued batches are cancelled and the exception
+        propagates, without waiting for those in progress.
+        """
+        store = RawStore(raw_root)
+        queue = batches(todo, self.workers)
+        while queue:
+            queue = self._round(queue, store, on_batch, work)
+
+    def _round(
+        self,
+        queue: list[list[WorkItem]],
+        store: RawStore,
+        on_batch: Callable[[list], None],
+        work: BatchWork,
+    ) -> list[list[WorkItem]]:
+        """Run `queue` until done or the pool breaks; return the batches to retry, one document
+        each, when a worker died (the pool is then replaced)."""
+        retry: list[list[WorkItem]] = []
+        waiting = iter(queue)
+        pending: dict[Future, list[WorkItem]] = {}
+        pool = self._pool()
+
+        def submit_more() -> None:
+            while len(pending) < 2 * self.workers and (batch := next(waiting, None)) is not None:
                 try:
-                    results = future.result()
+                    pending[pool.submit(work, batch, self.limits, store.root)] = batch
                 except BrokenProcessPool:
-                    if len(batch) == 1:
-                        results = [_crashed(batch[0])]
-                    else:
-                        # Find the file that kills the process: retry one document a call.
-                        retry.extend([item] for item in batch)
-                        continue
-                on_batch(results)
+                    retry.extend([item] for item in batch)
+                    return
+
+        try:
             submit_more()
-    except BaseException:
-        pool.shutdown(wait=False, cancel_futures=True)
-        raise
-    pool.shutdown(wait=True)
-    # What a broken pool left unsubmitted.
-    retry.extend([item] for batch in waiting for item in batch)
-    return retry
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    batch = pending.pop(future)
+                    try:
+                        results = future.result()
+                    except BrokenProcessPool:
+                        if len(batch) == 1:
+                            results = [_crashed(batch[0], store)]
+                        else:
+                            # Find the file that kills the process: retry one document a call.
+                            retry.extend([item] for item in batch)
+                            continue
+                    on_batch(results)
+                submit_more()
+        except BaseException:
+            self.close(wait=False)
+            raise
+        # What a broken pool left unsubmitted.
+        retry.extend([item] for batch in waiting for item in batch)
+        if retry:
+            self.close()
+        return retry

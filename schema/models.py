@@ -90,7 +90,12 @@ class Document(Base):
     problem_message: Mapped[str | None] = mapped_column(Text)
     # The parser version that produced the stored rows: a newer one re-parses the document.
     parser_version: Mapped[str] = mapped_column(Text)
-    raw_path: Mapped[str | None] = mapped_column(Text)
+    # The key of the raw bytes under the raw store's root (harvest/rawstore.py), never a path
+    # of one machine: the root is configuration.
+    raw_path: Mapped[str | None] = mapped_column(
+        Text,
+        comment="key of the raw bytes under the raw store root ($NIANBAO_RAW), e.g. ab/abcd….pdf",
+    )
     # The run that last wrote this row (NULL for rows loaded before runs were recorded).
     run_id: Mapped[int | None] = mapped_column(
         ForeignKey("runs.id"), index=True, comment="runs.id of the run that last wrote it"

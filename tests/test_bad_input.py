@@ -22,6 +22,7 @@ from pathlib import Path
 import pdfplumber
 import pytest
 
+from nianbao.harvest.rawstore import RawStore
 from nianbao.parsers.blocks import ParseError
 from nianbao.parsers.docx import DEFAULT_LIMITS
 from nianbao.parsers.legacy import read_legacy_word
@@ -260,19 +261,20 @@ def test_docx_external_entity_is_not_resolved(part: str, encoding: str, secret: 
 # --- the ingest flow's per-document limits ---------------------------------------------------------
 
 
-def _parse_in_worker(path: Path, limits: DocumentLimits) -> dict:
-    """One document through the worker pool the ingest flow uses."""
-    item = WorkItem(hashlib.sha256(path.read_bytes()).hexdigest(), str(path), path.name)
+def _parse_in_worker(path: Path, limits: DocumentLimits, raw: Path) -> dict:
+    """One document through the worker pool the ingest flow uses, read from a raw store."""
+    store = RawStore(raw)
+    sha256, key = store.put_file(path)
     results: list[dict] = []
-    parse_all([item], 1, limits, results.extend)
+    parse_all([WorkItem(sha256, key, path.name)], 1, limits, results.extend, store.root)
     (result,) = results
     return result
 
 
-def test_document_over_its_time_limit_is_stopped_and_recorded() -> None:
+def test_document_over_its_time_limit_is_stopped_and_recorded(tmp_path: Path) -> None:
     started = time.monotonic()
     result = _parse_in_worker(
-        SAMPLES / "01_huaian_shizhengfu_2024.pdf", DocumentLimits(seconds=0.001)
+        SAMPLES / "01_huaian_shizhengfu_2024.pdf", DocumentLimits(seconds=0.001), tmp_path
     )
     assert result["status"] == "failed"
     assert result["problems"][0]["code"] == "parse_timeout"
@@ -287,7 +289,7 @@ def test_conversion_stopped_by_the_time_limit_leaves_no_office_behind(
     # from any other on the machine.
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    result = _parse_in_worker(BAD / "legacy.doc", DocumentLimits(seconds=0.5))
+    result = _parse_in_worker(BAD / "legacy.doc", DocumentLimits(seconds=0.5), tmp_path / "raw")
     assert result["problems"][0]["code"] == "parse_timeout"
     commands = [_command_line(p) for p in Path("/proc").glob("[0-9]*")]
     assert not [c for c in commands if str(tmp_path) in c]
@@ -301,8 +303,10 @@ def _command_line(process: Path) -> str:
         return ""
 
 
-def test_document_over_the_size_cap_is_not_parsed() -> None:
-    result = _parse_in_worker(SAMPLES / "huzhu-employment-2023.txt", DocumentLimits(max_bytes=1000))
+def test_document_over_the_size_cap_is_not_parsed(tmp_path: Path) -> None:
+    result = _parse_in_worker(
+        SAMPLES / "huzhu-employment-2023.txt", DocumentLimits(max_bytes=1000), tmp_path
+    )
     assert result["status"] == "failed"
     assert result["problems"][0]["code"] == "too_large"
 
@@ -356,7 +360,8 @@ def test_ingest_of_bad_folder_keeps_every_file_and_reruns_unchanged(tmp_path: Pa
         if status == "failed":
             assert message, name
         # The raw bytes are kept, whatever became of the parse.
-        assert raw_path and hashlib.sha256(Path(raw_path).read_bytes()).hexdigest() == sha, name
+        kept = (tmp_path / "raw" / raw_path).read_bytes()
+        assert hashlib.sha256(kept).hexdigest() == sha, name
         if status == "parsed":
             parsed.add(sha)
     assert len(rows) == len(EXPECTED)

@@ -8,12 +8,12 @@ about, and no title, section heading or template table header.
 
 from __future__ import annotations
 
-import hashlib
 import re
 
 import pytest
 from sqlalchemy import func, select
 
+from nianbao.harvest.rawstore import RawStore
 from nianbao.parsers.evidence import ordered_sections
 from nianbao.parsers.html import read_html
 from nianbao.parsers.metadata import SourceHints
@@ -53,13 +53,15 @@ def junk(pages: list[bytes], tmp_path_factory: pytest.TempPathFactory) -> list[t
     folder = tmp_path_factory.mktemp("junk")
     memory = _address_space() + MEMORY_HEADROOM
     limits = DocumentLimits(seconds=SECONDS, memory_bytes=memory)
-    items = []
-    for index, data in enumerate(pages):
-        path = folder / f"junk-{index}.html"
-        path.write_bytes(data)
-        items.append(WorkItem(hashlib.sha256(data).hexdigest(), str(path), path.name))
+    store = RawStore(folder)
+    items = [
+        WorkItem(*store.put(data, f"junk-{index}.html"), f"junk-{index}.html")
+        for index, data in enumerate(pages)
+    ]
     results: dict[str, dict] = {}
-    parse_all(items, 1, limits, lambda batch: results.update((r["sha256"], r) for r in batch))
+    parse_all(
+        items, 1, limits, lambda batch: results.update((r["sha256"], r) for r in batch), store.root
+    )
     return [(data, results[item.sha256]) for data, item in zip(pages, items, strict=True)]
 
 
