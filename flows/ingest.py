@@ -400,7 +400,8 @@ def _ingest(
         _close_run(engine_of(url), run_id, summary)
         # A harvest publishes one report at its end, not one per portal's ingest.
         if flow_run.get_parent_flow_run_id() is None:
-            publish_quality_report(engine_of(url))
+            # The run's own reports: reading the whole warehouse would cost every run more.
+            publish_quality_report(engine_of(url), run_id)
     engine_of(url).dispose()
     return final_state(summary)
 
@@ -461,20 +462,22 @@ def _close_run(engine: Engine, run_id: int, summary: IngestSummary) -> None:
     finish_run(engine, run_id, counts, failed=summary.failure_message() is not None)
 
 
-def publish_quality_report(engine: Engine) -> None:
-    """The data-quality report's figures as the Markdown artifact `quality-report`.
+def publish_quality_report(engine: Engine, run_id: int | None = None) -> None:
+    """The data-quality report's figures as the Markdown artifact `quality-report`: of the
+    reports run `run_id` loaded, or of the whole warehouse.
 
     A database error here is logged, not raised: the run's data is loaded by then.
     """
     try:
-        markdown = render_markdown(gather(engine))
+        markdown = render_markdown(gather(engine, run_id))
     except DBAPIError as exc:
         get_run_logger().warning("quality report not published: %s", exc.__class__.__name__)
         return
     create_markdown_artifact(
         key="quality-report",
         markdown=markdown,
-        description="Data quality of the warehouse (`nianbao report` draws it with charts)",
+        description=f"Data quality of {'the warehouse' if run_id is None else f'run {run_id}'}"
+        " (`nianbao report` draws the warehouse's with charts)",
     )
 
 

@@ -69,11 +69,12 @@ class QualityData:
     findings_by_code: dict[str, dict[str, float]] = field(default_factory=dict)
     worst_reports: list[dict[str, Any]] = field(default_factory=list)
     largest_changes: list[dict[str, Any]] = field(default_factory=list)
+    scope: str = "the warehouse"  # or "run N": the reports one ingest run loaded
 
 
-def _rows(engine: Engine, sql: str) -> list[dict[str, Any]]:
+def _rows(engine: Engine, sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     with engine.connect() as connection:
-        return [dict(row) for row in connection.execute(text(sql)).mappings()]
+        return [dict(row) for row in connection.execute(text(sql), params or {}).mappings()]
 
 
 def _number(value: Any) -> float:
@@ -84,29 +85,54 @@ def _label(value: Any) -> str:
     return "unknown" if value is None else str(value)
 
 
-def gather(engine: Engine) -> QualityData:
-    """Every figure of the report, from the views of the warehouse at `engine`."""
+def gather(engine: Engine, run_id: int | None = None) -> QualityData:
+    """Every figure of the report, from the views of the warehouse at `engine`.
+
+    With `run_id`, the figures of the documents and reports that run wrote only: what an
+    ingest publishes then costs the size of the run, not of the warehouse.
+    """
+
+    def only(column: str) -> str:
+        # A condition to AND: the report in `column` was loaded by the run.
+        if run_id is None:
+            return "1 = 1"
+        return f"{column} IN (SELECT id FROM reports WHERE run_id = :run)"
+
+    params = {"run": run_id} if run_id is not None else {}
+    documents = "1 = 1" if run_id is None else "run_id = :run"
     totals = _rows(
         engine,
-        "SELECT (SELECT COUNT(*) FROM documents) AS documents,"
-        " (SELECT COUNT(*) FROM documents WHERE status = 'failed') AS failed_documents,"
-        " (SELECT COUNT(*) FROM documents WHERE status = 'not_a_report') AS not_reports,"
-        " (SELECT COUNT(*) FROM v_reports) AS current_reports,"
-        " (SELECT COUNT(*) FROM v_reports WHERE failed_checks > 0) AS reports_failing_rules,"
-        " (SELECT COUNT(*) FROM v_reports WHERE findings > 0) AS reports_with_findings,"
+        f"SELECT (SELECT COUNT(*) FROM documents WHERE {documents}) AS documents,"
+        f" (SELECT COUNT(*) FROM documents WHERE status = 'failed' AND {documents})"
+        " AS failed_documents,"
+        f" (SELECT COUNT(*) FROM documents WHERE status = 'not_a_report' AND {documents})"
+        " AS not_reports,"
+        f" (SELECT COUNT(*) FROM v_reports WHERE {only('report_id')}) AS current_reports,"
+        " (SELECT COUNT(*) FROM v_reports WHERE failed_checks > 0"
+        f" AND {only('report_id')}) AS reports_failing_rules,"
+        " (SELECT COUNT(*) FROM v_reports WHERE findings > 0"
+        f" AND {only('report_id')}) AS reports_with_findings,"
         " (SELECT COUNT(*) FROM runs) AS runs",
+        params,
     )[0]
     data = QualityData(
         generated_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         totals={k: int(v or 0) for k, v in totals.items()},
+        scope="the warehouse" if run_id is None else f"run {run_id}",
     )
     for row in _rows(
-        engine, "SELECT year, template, COUNT(*) AS n FROM v_reports GROUP BY year, template"
+        engine,
+        "SELECT year, template, COUNT(*) AS n FROM v_reports"
+        f" WHERE {only('report_id')} GROUP BY year, template",
+        params,
     ):
         data.reports_by_year.setdefault(_label(row["year"]), {})[_label(row["template"])] = row["n"]
     data.reports_by_year = dict(sorted(data.reports_by_year.items()))
     for row in _rows(
-        engine, "SELECT province, level, COUNT(*) AS n FROM v_reports GROUP BY province, level"
+        engine,
+        "SELECT province, level, COUNT(*) AS n FROM v_reports"
+        f" WHERE {only('report_id')} GROUP BY province, level",
+        params,
     ):
         data.reports_by_region.setdefault(_label(row["province"]), {})[_label(row["level"])] = row[
             "n"
@@ -120,7 +146,8 @@ def gather(engine: Engine) -> QualityData:
         "SELECT v.year, v.level, c.rule, COUNT(DISTINCT c.report_id) AS evaluated,"
         " COUNT(DISTINCT CASE WHEN NOT c.ok THEN c.report_id END) AS failed"
         " FROM checks c JOIN v_reports v ON v.report_id = c.report_id"
-        " GROUP BY v.year, v.level, c.rule",
+        f" WHERE {only('c.report_id')} GROUP BY v.year, v.level, c.rule",
+        params,
     )
     for key, target in (("year", data.failure_rate_by_year), ("level", data.failure_rate_by_level)):
         evaluated: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
@@ -145,7 +172,8 @@ def gather(engine: Engine) -> QualityData:
         engine,
         "SELECT year, row_code, SUM(value) AS n FROM v_facts WHERE is_current"
         " AND table_code = 'applications' AND col_code = 'total' AND state = 'value'"
-        " GROUP BY year, row_code",
+        f" AND {only('report_id')} GROUP BY year, row_code",
+        params,
     ):
         if row["row_code"] in outcome_of:
             sums[_label(row["year"])][outcome_of[row["row_code"]]] += _number(row["n"])
@@ -157,29 +185,37 @@ def gather(engine: Engine) -> QualityData:
             }
     sums_sql = ", ".join(f"SUM({c}) AS {c}" for c in REVIEW_OUTCOMES)
     for row in _rows(
-        engine, f"SELECT proceeding, {sums_sql} FROM v_review_litigation GROUP BY proceeding"
+        engine,
+        f"SELECT proceeding, {sums_sql} FROM v_review_litigation"
+        f" WHERE {only('report_id')} GROUP BY proceeding",
+        params,
     ):
         data.review_litigation[row["proceeding"]] = {c: _number(row[c]) for c in REVIEW_OUTCOMES}
     for row in _rows(
         engine,
         "SELECT g.code, COUNT(*) AS n FROM findings g JOIN v_reports v ON v.report_id = g.report_id"
-        " GROUP BY g.code ORDER BY n DESC, g.code",
+        f" WHERE {only('g.report_id')} GROUP BY g.code ORDER BY n DESC, g.code",
+        params,
     ):
         data.findings_by_code[row["code"]] = {"findings": row["n"]}
     data.worst_reports = _rows(
         engine,
         "SELECT report_id, agency, year, template, source, failed_rules, failed_checks, findings,"
         " unreadable_cells, blank_cells, cells FROM v_reports"
-        " WHERE failed_checks > 0 OR findings > 0 OR unreadable_cells > 0"
+        " WHERE (failed_checks > 0 OR findings > 0 OR unreadable_cells > 0)"
+        f" AND {only('report_id')}"
         " ORDER BY failed_rules DESC, failed_checks DESC, findings DESC, unreadable_cells DESC,"
         f" report_id LIMIT {WORST_REPORTS}",
+        params,
     )
     data.largest_changes = _rows(
         engine,
         "SELECT agency_canonical, year, figure, previous_figure, previous_value, value, change,"
         " change_ratio FROM v_year_over_year WHERE change IS NOT NULL AND change <> 0"
+        f" AND {only('report_id')}"
         " ORDER BY ABS(change) DESC, agency_canonical, year, figure"
         f" LIMIT {LARGEST_CHANGES}",
+        params,
     )
     return data
 
@@ -396,7 +432,7 @@ def render_markdown(data: QualityData) -> str:
     """The report's figures as Markdown tables (a Prefect artifact shows Markdown, not SVG)."""
     return "\n".join(
         [
-            f"# nianbao data quality ({data.generated_at})",
+            f"# nianbao data quality of {data.scope} ({data.generated_at})",
             _markdown_table([data.totals]),
             "## Current reports per year, by template",
             _grid(data.reports_by_year, "year"),

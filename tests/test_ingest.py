@@ -78,12 +78,17 @@ def test_ingest_samples_then_rerun_changes_nothing(tmp_path: Path, prefect_home:
         ("nianbao-ingest", "completed", SAMPLE_DOCUMENTS, 0, SAMPLE_DOCUMENTS),
     ]
     assert all(len(row[2]) == 36 for row in runs) and linked == [(runs[0][0],)]
-    # And each published the quality report to the temporary server's database.
+    # And each published the quality report of its own reports to the temporary server's
+    # database: 6 documents, 3 current reports, 1 failing rules; then nothing new.
     with sqlite3.connect(Path(prefect_home) / "prefect.db") as conn:
-        published = conn.execute(
-            "SELECT data FROM artifact WHERE key = 'quality-report' ORDER BY created"
-        ).fetchall()
-    assert len(published) >= 2 and "| 6 | 0 | 0 | 3 | 1 |" in published[-1][0]
+        published = [
+            data
+            for (data,) in conn.execute(
+                "SELECT data FROM artifact WHERE key = 'quality-report' ORDER BY created"
+            )
+        ]
+    assert f"of run {runs[0][0]}" in published[-2] and "| 6 | 0 | 0 | 3 | 1 |" in published[-2]
+    assert f"of run {runs[1][0]}" in published[-1] and "| 0 | 0 | 0 | 0 | 0 |" in published[-1]
 
 
 def test_raw_bytes_are_kept_by_content(tmp_path: Path, prefect_home: str) -> None:

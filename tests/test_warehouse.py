@@ -586,3 +586,29 @@ def test_downgrade_from_agencies_keeps_reports(db_url: str, engine: Engine) -> N
     upgrade(db_url)  # and up again: the back-fill resolves the report once more
     with engine_for(db_url).connect() as conn:
         assert conn.scalar(select(Report.region_code)) == "320800"
+
+
+def test_migration_turns_stored_raw_paths_into_keys(db_url: str, engine: Engine) -> None:
+    # A warehouse at 0006 stored where the bytes were on the machine that ingested them.
+    load_document(engine, parsed(HUAIAN))
+    engine.dispose()
+    downgrade(db_url, "0006")
+    with engine_for(db_url).begin() as conn:
+        sha = conn.scalar(text("SELECT sha256 FROM documents"))
+        conn.execute(
+            text("UPDATE documents SET raw_path = :path"),
+            {"path": f"/srv/nianbao/raw/{sha[:2]}/{sha}.pdf"},
+        )
+        odd = hashlib.sha256(b"odd").hexdigest()
+        conn.execute(
+            text(
+                "INSERT INTO documents (sha256, source, format, bytes, status, parser_version,"
+                " raw_path) VALUES (:sha, 'x.pdf', 'pdf', 1, 'failed', '0.1', '/tmp/x.pdf')"
+            ),
+            {"sha": odd},
+        )
+    upgrade(db_url)
+    with engine_for(db_url).connect() as conn:
+        stored = dict(conn.execute(text("SELECT sha256, raw_path FROM documents")).all())
+    # The key under the raw store's root; a path the raw store did not write is cleared.
+    assert stored == {sha: f"{sha[:2]}/{sha}.pdf", odd: None}

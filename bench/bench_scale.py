@@ -1,0 +1,383 @@
+"""Scale-out: throughput, the share outside parsing, flat memory and a backfill projection.
+
+Run from the repository root (about 10–20 minutes on 2 cores with the defaults):
+
+    .venv/bin/python bench/bench_scale.py                        # 300 docs; memory at 1k and 10k
+    .venv/bin/python bench/bench_scale.py --docs 120 --memory 300 1000   # quicker
+
+In one invocation, into a temporary folder it deletes afterwards, with a throwaway PostgreSQL
+cluster and a long-lived `prefect server` (as in production), it measures:
+
+- parse only: the corpus through a bare process pool, 1 and 2 workers (the baseline);
+- `nianbao ingest` into a new PostgreSQL database each run: over an empty folder (the fixed cost
+  of a run), with 1 and 2 local workers (which load their own batches), and on a Dask cluster of
+  a `dask scheduler` and 2 `dask worker` processes started here and kept between runs
+  (`--cluster tcp://…`). Documents/s, and the share of wall time outside parsing
+  (orchestration + loading) = 1 − parse only / (ingest − empty run), same number of workers;
+- peak memory (VmHWM) of the flow's process and of its largest worker at each `--memory` size,
+  2 local workers, PostgreSQL;
+- a projection from the measured CPU per document (every process of the run: flow, workers,
+  Prefect server, PostgreSQL) of a national year (100,000 reports) and of the 2008–2025 backfill
+  (1.5 M) on 8 cores and on 4 machines of 8 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_ingest import (  # noqa: E402
+    BIN,
+    RUN_TIMEOUT,
+    _cpu,
+    _env,
+    _free_port,
+    _group_cpu,
+    _stop_group,
+    postgres_cluster,
+    prefect_server,
+    run_parse_only,
+)
+from corpus import make_corpus  # noqa: E402
+
+NATIONAL_YEAR = 100_000
+BACKFILL = 1_500_000
+CORES = 8
+MACHINES = 4
+
+
+@dataclass
+class Measured:
+    what: str
+    workers: int
+    documents: int
+    seconds: float
+    cpu: float  # every process of the run: its own, the server's, the cluster's, PostgreSQL's
+    flow_peak_mb: float = 0.0
+    worker_peak_mb: float = 0.0
+
+
+# --- peak memory of a process tree ---------------------------------------------------------------
+
+
+def _children() -> dict[int, list[int]]:
+    tree: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        tree.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    return tree
+
+
+def _peak_kb(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+class PeakMemory:
+    """Polls the VmHWM (peak resident set) of a process and of its descendants until stopped."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.peaks: dict[int, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            tree, todo = _children(), [self.pid]
+            while todo:
+                pid = todo.pop()
+                self.peaks[pid] = max(self.peaks.get(pid, 0), _peak_kb(pid))
+                todo += tree.get(pid, [])
+            self._stop.wait(0.25)
+
+    def stop(self) -> tuple[float, float]:
+        """(flow process, largest worker) peaks in MB."""
+        self._stop.set()
+        self._thread.join()
+        workers = [kb for pid, kb in self.peaks.items() if pid != self.pid]
+        return self.peaks.get(self.pid, 0) / 1024, max(workers, default=0) / 1024
+
+
+# --- runs ----------------------------------------------------------------------------------------
+
+
+def _groups_cpu(groups: list[int]) -> float:
+    return sum(_group_cpu(group) for group in groups)
+
+
+def run_ingest(
+    env: dict[str, str],
+    db_url: str,
+    folder: Path,
+    work: Path,
+    workers: int,
+    billed: list[int],
+    cluster: str | None = None,
+    what: str = "local",
+) -> Measured:
+    """One `nianbao ingest` into `db_url`; CPU of the run's processes and of the `billed`
+    process groups (the Prefect server, the PostgreSQL cluster, Dask's processes)."""
+    raw = work / f"raw-{time.monotonic_ns()}"
+    cmd = [str(BIN / "nianbao"), "ingest", str(folder), "--db", db_url]
+    cmd += ["--workers", str(workers), "--raw-dir", str(raw)]
+    if cluster:
+        cmd += ["--cluster", cluster]
+    cpu = _cpu(resource.RUSAGE_CHILDREN) + _groups_cpu(billed)
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=work
+    )
+    memory = PeakMemory(process.pid)
+    try:
+        out, err = process.communicate(timeout=RUN_TIMEOUT * 4)
+    finally:
+        flow_peak, worker_peak = memory.stop()
+    seconds = time.perf_counter() - started
+    cpu = _cpu(resource.RUSAGE_CHILDREN) + _groups_cpu(billed) - cpu
+    documents = sum(1 for p in folder.iterdir() if p.is_file())
+    if process.returncode != 0 or f"{documents} loaded" not in out:
+        sys.exit(f"{what} failed ({process.returncode}):\n{out[-2000:]}\n{err[-2000:]}")
+    shutil.rmtree(raw, ignore_errors=True)
+    return Measured(what, workers, documents, seconds, cpu, flow_peak, worker_peak)
+
+
+@contextmanager
+def dask_cluster(work: Path, env: dict[str, str], workers: int):
+    """`dask scheduler` and `workers` × `dask worker --nthreads 1`, each in a process group of
+    its own; yields (address, process groups)."""
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    env = {**env, "DASK_DISTRIBUTED__WORKER__DAEMON": "False"}
+    log = (work / "dask.log").open("w")
+    processes = [
+        subprocess.Popen(
+            [str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port)]
+            + ["--no-dashboard"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+    ]
+    try:
+        for _ in range(workers):
+            processes.append(
+                subprocess.Popen(
+                    [str(BIN / "dask"), "worker", address, "--nthreads", "1", "--host"]
+                    + ["127.0.0.1", "--no-dashboard"],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    start_new_session=True,
+                )
+            )
+        from distributed import Client
+
+        with Client(address, timeout=60) as client:
+            client.wait_for_workers(workers, timeout=120)
+        yield address, [p.pid for p in processes]
+    finally:
+        for process in reversed(processes):
+            _stop_group(process)
+        log.close()
+
+
+# --- report --------------------------------------------------------------------------------------
+
+
+def _hours(documents: int, cpu_per_document: float, cores: int) -> str:
+    seconds = documents * cpu_per_document / cores
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
+
+
+def report(parse: dict[int, Measured], runs: list[Measured], memory: list[Measured]) -> None:
+    empty = next(r for r in runs if r.what == "empty")
+    print()
+    print("PostgreSQL, long-lived Prefect server; outside = 1 − parse only / (ingest − empty run)")
+    print(
+        f"{'run':14}{'workers':>8}{'docs':>7}{'wall s':>9}{'docs/s':>9}{'CPU s':>9}{'outside':>9}"
+    )
+    print(f"{'empty run':14}{'':>8}{0:>7}{empty.seconds:>9.1f}{'':>9}{empty.cpu:>9.1f}")
+    for w, r in sorted(parse.items()):
+        rate = r.documents / r.seconds
+        print(f"{'parse only':14}{w:>8}{r.documents:>7}{r.seconds:>9.1f}{rate:>9.2f}{r.cpu:>9.1f}")
+    for r in runs:
+        if r.what == "empty":
+            continue
+        base = parse.get(r.workers)
+        net = r.seconds - empty.seconds
+        outside = f"{1 - base.seconds / net:.1%}" if base and net > 0 else "—"
+        rate = r.documents / r.seconds
+        print(
+            f"{r.what:14}{r.workers:>8}{r.documents:>7}{r.seconds:>9.1f}{rate:>9.2f}"
+            f"{r.cpu:>9.1f}{outside:>9}"
+        )
+    by = {(r.what, r.workers): r for r in runs}
+    if ("local", 1) in by and ("local", 2) in by:
+        print(f"2 local workers vs 1: {by['local', 1].seconds / by['local', 2].seconds:.2f}x")
+    if ("dask", 2) in by and ("local", 2) in by:
+        print(f"2 Dask workers vs 2 local: {by['local', 2].seconds / by['dask', 2].seconds:.2f}x")
+
+    if memory:
+        print()
+        print("peak memory (VmHWM), 2 local workers, PostgreSQL")
+        print(f"{'documents':>10}{'wall s':>9}{'docs/s':>9}{'flow MB':>10}{'worker MB':>11}")
+        for r in memory:
+            print(
+                f"{r.documents:>10}{r.seconds:>9.1f}{r.documents / r.seconds:>9.2f}"
+                f"{r.flow_peak_mb:>10.0f}{r.worker_peak_mb:>11.0f}"
+            )
+        small, large = memory[0], memory[-1]
+        if large.documents > small.documents:
+            print(
+                f"{large.documents} vs {small.documents} documents: flow "
+                f"{large.flow_peak_mb / small.flow_peak_mb - 1:+.1%}, worker "
+                f"{large.worker_peak_mb / small.worker_peak_mb - 1:+.1%}"
+            )
+
+    print()
+    print("projection from the measured CPU per document (samples' mix of formats):")
+    local2 = by.get(("local", 2))
+    measured = [(f"parse only ({parse[1].documents} docs)", parse[1].cpu / parse[1].documents)]
+    if local2:
+        per = (local2.cpu - empty.cpu) / local2.documents
+        measured.append((f"ingest, every process ({local2.documents} docs)", per))
+    if len(memory) >= 2 and memory[-1].documents > memory[0].documents:
+        # The marginal cost: fixed costs (start-up, workers' dictionaries) cancel out.
+        small, large = memory[0], memory[-1]
+        per = (large.cpu - small.cpu) / (large.documents - small.documents)
+        measured.append((f"ingest, every process, {small.documents}→{large.documents} docs", per))
+    for label, per_document in measured:
+        print(f"  {label}: {per_document * 1000:.0f} ms CPU a document")
+        for documents, name in ((NATIONAL_YEAR, "national year"), (BACKFILL, "2008–2025")):
+            print(
+                f"    {name} ({documents:,} reports): {_hours(documents, per_document, CORES)}"
+                f" on {CORES} cores, {_hours(documents, per_document, CORES * MACHINES)} on "
+                f"{MACHINES} × {CORES} cores"
+            )
+    print("  (ideal scaling of CPU over cores; the measured 2-vs-1 speed-ups above show the loss)")
+
+
+# --- main ----------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--docs", type=int, default=300, help="documents in the speed corpus")
+    parser.add_argument(
+        "--memory", type=int, nargs="*", default=[1000, 10000], help="corpus sizes for memory"
+    )
+    args = parser.parse_args()
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    work = Path(tempfile.mkdtemp(prefix="nianbao-bench-scale-"))
+    try:
+        corpus, empty_folder = work / "corpus", work / "empty"
+        mix = make_corpus(corpus, args.docs)
+        empty_folder.mkdir()
+        formats = ", ".join(f"{n} {f}" for f, n in sorted(mix.items()))
+        print(f"corpus: {args.docs} documents ({formats}); {os.cpu_count()} CPUs")
+        print(f"load average at start: {os.getloadavg()[0]:.2f}", flush=True)
+
+        parse = {}
+        for w in (1, 2):
+            r = run_parse_only(corpus, w)
+            parse[w] = Measured("parse only", w, r.documents, r.seconds, r.cpu)
+            print(f"  parse only {w} worker(s): {r.seconds:.1f} s", flush=True)
+
+        runs: list[Measured] = []
+        memory: list[Measured] = []
+        with (
+            prefect_server(work) as server,
+            postgres_cluster(work) as new_database,
+        ):
+            if not server or not new_database:
+                sys.exit("needs a Prefect server and PostgreSQL")
+            api, server_group = server
+            env = _env(work / "prefect-client-home", api)
+            pg_group = _postgres_group()
+            billed = [server_group, *([pg_group] if pg_group else [])]
+
+            def note(run: Measured) -> Measured:
+                print(
+                    f"  {run.what:8}{run.workers:>3} worker(s){run.documents:>7} docs"
+                    f"{run.seconds:8.1f} s{run.cpu:8.1f} s CPU  peak flow "
+                    f"{run.flow_peak_mb:.0f} MB, local worker {run.worker_peak_mb:.0f} MB",
+                    flush=True,
+                )
+                return run
+
+            def ingest(
+                folder: Path,
+                w: int,
+                what: str = "local",
+                cluster: str | None = None,
+                also_billed: tuple[int, ...] = (),
+            ) -> Measured:
+                return note(
+                    run_ingest(
+                        env,
+                        new_database(),
+                        folder,
+                        work,
+                        w,
+                        [*billed, *also_billed],
+                        cluster,
+                        what,
+                    )
+                )
+
+            runs.append(ingest(empty_folder, 1, what="empty"))
+            runs.append(ingest(corpus, 1))
+            runs.append(ingest(corpus, 2))
+            with dask_cluster(work, env, 2) as (address, groups):
+                runs.append(ingest(corpus, 2, "dask", address, tuple(groups)))
+            for size in args.memory:
+                folder = work / f"corpus-{size}"
+                make_corpus(folder, size)
+                memory.append(ingest(folder, 2, what=f"memory {size}"))
+                shutil.rmtree(folder, ignore_errors=True)
+        report(parse, runs, memory)
+        print(f"load average at end: {os.getloadavg()[0]:.2f}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _postgres_group() -> int | None:
+    """The process group of the throwaway PostgreSQL server (its postmaster leads it)."""
+    for stat in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            command = stat.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if command and command[0].endswith(b"/postgres") and b"nianbao-bench" in b" ".join(command):
+            group = os.getpgid(int(stat.parent.name))
+            # Billed apart only when it is not this script's own group (counted as children).
+            return group if group != os.getpgrp() else None
+    return None
+
+
+if __name__ == "__main__":
+    main()
