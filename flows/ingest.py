@@ -71,9 +71,9 @@ from nianbao.schema.db import (  # noqa: E402
     retry_while_unavailable,
     upgrade,
 )
-from nianbao.schema.load import LoadOutcome, known_documents, report_ids_of  # noqa: E402
+from nianbao.schema.load import LoadOutcome, known_documents  # noqa: E402
 from nianbao.schema.quality import gather, render_markdown  # noqa: E402
-from nianbao.schema.runs import finish_run, start_run  # noqa: E402
+from nianbao.schema.runs import finish_run, reports_of_run, start_run  # noqa: E402
 
 if TYPE_CHECKING:
     from prefect_dask import DaskTaskRunner
@@ -251,13 +251,14 @@ def parse_chunk(
 
 
 @task(name="cross-year-rules", cache_policy=NO_CACHE)
-def cross_year(db_url: str, retry_seconds: float, sha256s: list[str]) -> int:
-    """R5 for the reports of the documents this run loaded, and the next year's of their
-    agencies: not the whole warehouse on every run."""
+def cross_year(db_url: str, retry_seconds: float, run_id: int) -> int:
+    """R5 for the reports this run loaded, and the next year's of their agencies: not the whole
+    warehouse on every run. The reports are found by their run, wherever they were loaded."""
 
     def evaluate() -> int:
         engine = engine_of(db_url)
-        return evaluate_r5(engine, report_ids_of(engine, sha256s)) if sha256s else 0
+        report_ids = reports_of_run(engine, run_id)
+        return evaluate_r5(engine, report_ids) if report_ids else 0
 
     return retry_while_unavailable(evaluate, retry_seconds)
 
@@ -357,7 +358,6 @@ def _ingest(
     if on_progress:
         on_progress(unchanged, len(files))
     raw_keys = {item.sha256: item.raw_key for item in todo}
-    touched: list[str] = []  # sha256 of the documents this run loaded as reports
     load_here = loads_in_workers(url)
     # A cluster's workers complete the URL from their own environment: no password travels.
     target = LoadTarget(public_db_url(url) if cluster else url, run_id, retry_seconds)
@@ -371,8 +371,6 @@ def _ingest(
             loaded = load_batch(quote(results), quote(raw_keys), target)
         for document in loaded:
             _record(summary, document)
-            if document.outcome in REPORT_OUTCOMES:
-                touched.append(document.sha256)
         progress[0] += len(results)
         logger.info(
             "batch of %d loaded (%s); %d/%d documents done",
@@ -390,7 +388,7 @@ def _ingest(
         elif todo:
             work = partial(parse_and_load, target=target) if load_here else parse_batch
             parse_all(todo, workers, limits, on_batch, raw_root, work)
-        logger.info("R5 evaluated: %d rows", cross_year(url, retry_seconds, touched))
+        logger.info("R5 evaluated: %d rows", cross_year(url, retry_seconds, run_id))
     except DatabaseUnavailable as exc:
         summary.stopped = str(exc)
         summary.not_loaded = len(files) - progress[0]

@@ -73,17 +73,6 @@ def _chunks(values: list[str], size: int = 500) -> Iterator[list[str]]:
         yield values[start : start + size]
 
 
-def report_ids_of(engine: Engine, sha256s: Iterable[str]) -> list[int]:
-    """The ids of the reports of these documents (those that loaded as reports)."""
-    ids: list[int] = []
-    with engine.connect() as conn:
-        for chunk in _chunks(list(sha256s)):
-            ids += conn.execute(
-                select(Report.id).where(Report.document_sha256.in_(chunk))
-            ).scalars()
-    return ids
-
-
 class _DocumentRace(Exception):
     """Another worker inserted the same document between our read and our insert."""
 

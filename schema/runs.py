@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from sqlalchemy import Engine, insert, update
+from sqlalchemy import Engine, insert, select, update
 
-from nianbao.schema.models import Run, utcnow
+from nianbao.schema.models import Report, Run, utcnow
 
 COUNTS = ("documents_seen", "loaded", "reloaded", "unchanged", "failed", "not_a_report")
 
@@ -40,3 +40,9 @@ def finish_run(engine: Engine, run_id: int, counts: Mapping[str, int], failed: b
                 **{name: counts.get(name, 0) for name in COUNTS},
             )
         )
+
+
+def reports_of_run(engine: Engine, run_id: int) -> list[int]:
+    """The ids of the reports the run loaded (or reloaded): what R5 re-checks after it."""
+    with engine.connect() as connection:
+        return list(connection.execute(select(Report.id).where(Report.run_id == run_id)).scalars())

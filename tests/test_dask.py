@@ -215,3 +215,24 @@ def test_dask_run_with_a_worker_killed_loads_exactly_what_the_local_pool_loads(
         assert got[name] == expected[name], name
     # R5 linked the real Pingtan reports of 2021 and 2022 on both.
     assert any(check[1] == "R5" for check in got["checks"])
+
+
+def test_local_dask_cluster_on_sqlite_loads_what_the_local_pool_loads(
+    prefect_api: str, tmp_path: Path
+) -> None:
+    # SQLite has one writer: the Dask workers parse, and the flow's process loads.
+    env = _env(prefect_api, tmp_path)
+    urls = {name: f"sqlite:///{tmp_path / name}.db" for name in ("local", "dask")}
+    raw = ["--raw-dir", str(tmp_path / "raw")]
+    local = _ingest(["samples/", "--db", urls["local"], "--workers", "2", *raw], env)
+    on_dask = _ingest(
+        ["samples/", "--db", urls["dask"], "--workers", "2", "--cluster", "local", *raw], env
+    )
+    for process in (local, on_dask):
+        out, err = process.communicate(timeout=180)
+        assert process.returncode == 0, out + err[-3000:]
+        assert "6 loaded, 0 unchanged" in out
+    expected, got = _content(urls["local"]), _content(urls["dask"])
+    assert len(expected["facts"]) == 200 + 198 + 4 * 186
+    for name in CONTENT:
+        assert got[name] == expected[name], name
