@@ -422,6 +422,8 @@ def _run_on_dask(
     from distributed import KilledWorker, as_completed
 
     runner = FlowRunContext.get().task_runner
+    if not hasattr(runner, "client"):
+        raise ValueError("a run on a Dask cluster needs the flow of ingest_flow_on(cluster)")
     slots = max(1, sum(runner.client.nthreads().values()))
     chunks = iter(batches(todo, slots, CHUNK_SIZE))
     pending: dict[object, tuple[PrefectFuture, list[WorkItem]]] = {}
