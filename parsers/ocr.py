@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -107,12 +108,52 @@ def enabled() -> bool:
     return os.environ.get("NIANBAO_OCR", "on").strip().lower() not in ("off", "0", "no", "false")
 
 
+THREADS_VARIABLE = "NIANBAO_OCR_THREADS"
+
+
+def threads() -> int:
+    """Threads one process gives onnxruntime and OpenCV: `NIANBAO_OCR_THREADS`, which the
+    parser pool sets to the cores shared among its workers (N workers must not each start a
+    thread per core); all cores in a lone process."""
+    cores = os.cpu_count() or 1
+    try:
+        return min(max(1, int(os.environ[THREADS_VARIABLE])), cores)
+    except (KeyError, ValueError):
+        return cores
+
+
+# Called with the number of pages OCR is about to read, where the process reading them bounds
+# its time per document (the parser pool's workers: the limit grows with the pages).
+_on_pages: Callable[[int], None] | None = None
+
+
+def budget_pages(callback: Callable[[int], None] | None) -> None:
+    """Have `callback` told how many pages each document's OCR reads, before it reads them."""
+    global _on_pages
+    _on_pages = callback
+
+
+def announce_pages(count: int) -> None:
+    """Say that OCR is about to read `count` pages (or pictures) of the document."""
+    if _on_pages is not None and count:
+        _on_pages(count)
+
+
 @cache
 def _engine() -> Any:
     # Loaded once per process (≈1 s); the detector is given the page at the size chosen here.
+    import cv2
     from rapidocr_onnxruntime import RapidOCR
 
-    return RapidOCR(det_limit_type="min", det_limit_side_len=32, use_cls=False)
+    count = threads()
+    cv2.setNumThreads(count)
+    return RapidOCR(
+        det_limit_type="min",
+        det_limit_side_len=32,
+        use_cls=False,
+        intra_op_num_threads=count,
+        inter_op_num_threads=1,
+    )
 
 
 def read_page(page: Any, region: tuple[float, float, float, float] | None = None) -> OcrPage:
