@@ -23,7 +23,7 @@ from nianbao.parsers.docx import _HEADING_STYLE, _heading_style_ids
 from nianbao.parsers.report import parse_bytes
 from nianbao.schema import registry
 
-from .helpers import SAMPLES
+from .helpers import REAL, SAMPLES
 
 SAMPLE_FILES = sorted(
     p for p in SAMPLES.iterdir() if p.suffix in (".pdf", ".docx", ".html", ".txt")
@@ -72,10 +72,39 @@ def test_cells_hold_the_characters_whose_centre_is_inside_them():
             assert set(shown) - {" "} <= inside
 
 
+def test_bulk_character_read_matches_pypdfium2s_per_character_calls():
+    # _page_chars maps pdfium's calls over the page and reads the boxes back from one array;
+    # pypdfium2's own per-character API must give the same characters, in the same frame.
+    paths = [*SAMPLES.glob("*.pdf"), REAL.parent / "bad" / "garbled.pdf"]
+    checked = unmapped = 0
+    for path in paths:
+        document = pypdfium2.PdfDocument(str(path))
+        for page in document:
+            left, _, _, top = page.get_mediabox()
+            textpage = page.get_textpage()
+            expected = []
+            for i in range(textpage.count_chars()):
+                code = pypdfium2.raw.FPDFText_GetUnicode(textpage, i)
+                if code == 0x0D:
+                    continue
+                if pypdfium2.raw.FPDFText_HasUnicodeMapError(textpage, i) == 1:
+                    code = 0xFFFD
+                    unmapped += 1
+                x0, bottom, x1, box_top = textpage.get_charbox(i, loose=True)
+                expected.append((chr(code), x0 - left, x1 - left, top - box_top, top - bottom))
+            found = pdf._page_chars(textpage, left, top)
+            assert [(c.text, c.x0, c.x1, c.top, c.bottom) for c in found] == expected
+            checked += len(found)
+            textpage.close()
+        document.close()
+    assert checked > 5000 and unmapped > 0
+
+
 def _clear_caches() -> None:
     for cached in (
         registry.normalize_label,
         registry.similarity,
+        registry._nfkc_run,
         sections._matcher,
         tables._label_like,
         tables._parse_value,
