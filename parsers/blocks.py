@@ -48,11 +48,17 @@ class Table:
             for cell in row:
                 while (r, c) in placed:
                     c += 1
-                for dr in range(max(cell.rowspan, 1)):
-                    for dc in range(max(cell.colspan, 1)):
-                        placed[(r + dr, c + dc)] = cell
-                c += max(cell.colspan, 1)
-                width = max(width, c)
+                rowspan = cell.rowspan if cell.rowspan > 1 else 1
+                colspan = cell.colspan if cell.colspan > 1 else 1
+                if rowspan == colspan == 1:  # most cells: one position, no loops
+                    placed[(r, c)] = cell
+                else:
+                    for dr in range(rowspan):
+                        for dc in range(colspan):
+                            placed[(r + dr, c + dc)] = cell
+                c += colspan
+                if c > width:
+                    width = c
         height = len(self.rows)
         return [[placed.get((r, c)) for c in range(width)] for r in range(height)]
 

@@ -149,13 +149,14 @@ class _CentreIndex:
     whose centre lies in a band of the page are one bisection away."""
 
     def __init__(self, chars: list[_Char]) -> None:
-        entries = []
-        for position, ch in enumerate(chars):
-            x, y = (ch.x0 + ch.x1) / 2, (ch.top + ch.bottom) / 2
-            # A NaN centre fails every comparison, so it lies in no cell or table: leave it out
-            # of the sort, where it would break the order.
-            if ch.text != "\n" and x == x and y == y:
-                entries.append((y, x, position, ch))
+        centres = [
+            ((ch.top + ch.bottom) / 2, (ch.x0 + ch.x1) / 2, position, ch)
+            for position, ch in enumerate(chars)
+            if ch.text != "\n"
+        ]
+        # A NaN centre fails every comparison, so it lies in no cell or table: leave it out of
+        # the sort, where it would break the order.
+        entries = [entry for entry in centres if entry[0] == entry[0] and entry[1] == entry[1]]
         entries.sort(key=_Y)
         self._entries = entries
         self._ys = [entry[0] for entry in entries]

@@ -82,6 +82,12 @@ def similarity(label: str, reference: str) -> float:
     return SequenceMatcher(None, label, reference, autojunk=False).ratio()
 
 
+@lru_cache(maxsize=_LABEL_CACHE)
+def _normalized_labels(label: str, aliases: tuple[str, ...]) -> tuple[str, ...]:
+    # A row's labels are read for every printed row matched against it.
+    return tuple(normalize_label(x) for x in (label, *aliases))
+
+
 @dataclass(frozen=True, slots=True)
 class Column:
     code: str
@@ -99,7 +105,7 @@ class Row:
     only: str | None = None
 
     def labels(self) -> tuple[str, ...]:
-        return tuple(normalize_label(x) for x in (self.label, *self.aliases))
+        return _normalized_labels(self.label, self.aliases)
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,7 +268,7 @@ class VocabularyRow:
     negations: tuple[re.Pattern[str], ...] = ()
 
     def labels(self) -> tuple[str, ...]:
-        return tuple(normalize_label(x) for x in (self.label, *self.aliases))
+        return _normalized_labels(self.label, self.aliases)
 
 
 @dataclass(frozen=True, slots=True)

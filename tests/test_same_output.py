@@ -105,6 +105,7 @@ def _clear_caches() -> None:
         registry.normalize_label,
         registry.similarity,
         registry._nfkc_run,
+        registry._normalized_labels,
         sections._matcher,
         tables._label_like,
         tables._parse_value,
