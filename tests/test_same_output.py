@@ -7,6 +7,7 @@ ratio, python-docx's style objects, a parse with every cache empty).
 
 from __future__ import annotations
 
+import gc
 import io
 import random
 from difflib import SequenceMatcher
@@ -192,3 +193,20 @@ def test_heading_styles_match_python_docx_style_objects():
     }
     assert _heading_style_ids(word) == expected
     assert expected
+
+
+def test_a_parse_leaves_garbage_collection_as_it_found_it():
+    # parse_bytes pauses the cyclic collector for one document; a failed parse must resume it
+    # too, and a caller that turned it off keeps it off.
+    good = (SAMPLES / "huzhu-employment-2023.txt").read_bytes()
+    broken = (REAL.parent / "bad" / "truncated.pdf").read_bytes()
+    assert gc.isenabled()
+    assert parse_bytes(good, "good.txt")["status"] == "parsed"
+    assert parse_bytes(broken, "broken.pdf")["status"] == "failed"
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        assert parse_bytes(good, "good.txt")["facts"]
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
