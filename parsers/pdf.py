@@ -235,11 +235,13 @@ def read_pdf(data: bytes) -> Document:
 
 
 def _properties(pdf: pypdfium2.PdfDocument) -> dict[str, str]:
-    """The Info dictionary's non-empty text entries (pdfium decodes UTF-16 ones right)."""
+    """The Info dictionary's non-empty Title and Author, the entries a report is read for
+    (pdfium decodes UTF-16 ones right)."""
     try:
-        return {k: v.strip() for k, v in pdf.get_metadata_dict().items() if v and v.strip()}
+        values = {key: pdf.get_metadata_value(key) for key in ("Title", "Author")}
     except pypdfium2.PdfiumError:
         return {}  # unreadable metadata is no reason to lose the report
+    return {key: value.strip() for key, value in values.items() if value and value.strip()}
 
 
 # --- opening and errors -------------------------------------------------------------------------
