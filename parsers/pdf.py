@@ -381,9 +381,15 @@ def _ocr_pictures(pdf: pypdfium2.PdfDocument, pages: list[_Page], ocr) -> list[d
 
 def _scan_page(page: pypdfium2.PdfPage, number: int) -> _Page:
     left, bottom, _, top = page.get_mediabox()
-    textpage = page.get_textpage()
-    chars = _page_chars(textpage, left, top)
-    textpage.close()
+    # The raw text page, closed here: pypdfium2's helper object (a finalizer and a parent link
+    # per page) costs more than the load itself on a short page.
+    textpage = pdfium_c.FPDFText_LoadPage(page.raw)
+    if not textpage:
+        raise pypdfium2.PdfiumError("Failed to load text page.")
+    try:
+        chars = _page_chars(textpage, left, top)
+    finally:
+        pdfium_c.FPDFText_ClosePage(textpage)
     objects = _Objects(rotated=page.get_rotation() in (90, 270), left=left, top=top)
     handle = ctypes.cast(page.raw, _VOID_P).value
     count = pdfium_c.FPDFPage_CountObjects(page.raw)
@@ -423,14 +429,16 @@ _SEGMENT_CLOSE = _prototype(pdfium_c.FPDFPathSegment_GetClose, _INT, _VOID_P)
 _FLOAT_BYTES = ctypes.sizeof(ctypes.c_float)
 
 
-def _page_chars(textpage: pypdfium2.PdfTextPage, left: float, top: float) -> list[_Char]:
+def _page_chars(textpage: pdfium_c.FPDF_TEXTPAGE, left: float, top: float) -> list[_Char]:
     """Every character of the page with its loose box, in pdfplumber's frame (top-left of the
     media box). pdfium has no bulk call for boxes, so each character costs three calls; they
     run as `map`s over the page (the boxes land in one array, read back in one slice), not
     as a Python loop of calls. Its bulk text (`FPDFText_GetText`) is not used: it leaves out
     characters of the list, so text and boxes would drift apart."""
-    count = textpage.count_chars()
-    handle = ctypes.cast(textpage.raw, _VOID_P).value
+    count = pdfium_c.FPDFText_CountChars(textpage)
+    if count < 0:
+        raise pypdfium2.PdfiumError("Failed to get character count.")
+    handle = ctypes.cast(textpage, _VOID_P).value
     codes = list(map(_GET_UNICODE, repeat(handle, count), range(count)))
     map_errors = list(map(_HAS_MAP_ERROR, repeat(handle, count), range(count)))
     boxes = (ctypes.c_float * (4 * count))()

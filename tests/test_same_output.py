@@ -93,7 +93,7 @@ def test_bulk_character_read_matches_pypdfium2s_per_character_calls():
                     unmapped += 1
                 x0, bottom, x1, box_top = textpage.get_charbox(i, loose=True)
                 expected.append((chr(code), x0 - left, x1 - left, top - box_top, top - bottom))
-            found = pdf._page_chars(textpage, left, top)
+            found = pdf._page_chars(textpage.raw, left, top)
             assert [(c.text, c.x0, c.x1, c.top, c.bottom) for c in found] == expected
             checked += len(found)
             textpage.close()
