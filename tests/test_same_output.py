@@ -17,11 +17,14 @@ import pdfplumber.table
 import pypdfium2
 import pytest
 from docx.enum.style import WD_STYLE_TYPE
+from hypothesis import given
+from hypothesis import strategies as st
 from pdfplumber.utils import filter_edges
 
 from nianbao.parsers import pdf, sections, tables
+from nianbao.parsers.blocks import Cell, Table
 from nianbao.parsers.docx import _HEADING_STYLE, _heading_style_ids
-from nianbao.parsers.report import parse_bytes
+from nianbao.parsers.report import _reader, parse_bytes
 from nianbao.schema import registry
 
 from .helpers import REAL, SAMPLES
@@ -210,3 +213,44 @@ def test_a_parse_leaves_garbage_collection_as_it_found_it():
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def _reference_grid(table: Table) -> list[list[Cell | None]]:
+    # Table.grid() as it was: every covered position a key of one dict.
+    placed: dict[tuple[int, int], Cell] = {}
+    width = 0
+    for r, row in enumerate(table.rows):
+        c = 0
+        for cell in row:
+            while (r, c) in placed:
+                c += 1
+            for dr in range(max(cell.rowspan, 1)):
+                for dc in range(max(cell.colspan, 1)):
+                    placed[(r + dr, c + dc)] = cell
+            c += max(cell.colspan, 1)
+            width = max(width, c)
+    return [[placed.get((r, c)) for c in range(width)] for r in range(len(table.rows))]
+
+
+_SPAN = st.integers(min_value=-1, max_value=4)
+
+
+@given(
+    st.lists(
+        st.lists(st.builds(Cell, st.text(max_size=2), _SPAN, _SPAN), max_size=6),
+        max_size=8,
+    )
+)
+def test_grid_places_cells_as_the_dict_of_positions_did(rows):
+    table = Table(rows)
+    assert table.grid() == _reference_grid(table)
+
+
+def test_grid_of_every_sample_table_is_unchanged():
+    tables = 0
+    for path in SAMPLE_FILES:
+        for block in _reader(path.suffix[1:])(path.read_bytes()).blocks:
+            if isinstance(block, Table):
+                assert block.grid() == _reference_grid(block)
+                tables += 1
+    assert tables >= 10
