@@ -316,6 +316,7 @@ def _ocr_image_pages(pdf: pypdfium2.PdfDocument, pages: list[_Page]) -> list[dic
 
     if not ocr.enabled():
         return []
+    ocr.announce_pages(len(scanned) + len(pictured))
     findings = _ocr_pictures(pdf, pictured, ocr)
     skews = []
     for page in scanned:
