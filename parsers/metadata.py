@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import logging
 import re
-import unicodedata
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import PurePath
+
+from nianbao.schema.registry import nfkc
 
 from .agency import Agency, fold, resolve_agency
 
@@ -146,7 +147,7 @@ class _Candidate:
 
 
 def _fold(text: str) -> str:
-    return unicodedata.normalize("NFKC", text).strip()
+    return nfkc(text).strip()
 
 
 def _clean_line(text: str) -> str:

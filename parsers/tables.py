@@ -269,6 +269,12 @@ class _Mapper:
         self.group: str | None = None
         self.header_columns: list[str] = []
         self.application_columns = [c.code for c in spec.applications.columns]
+        # What a header row of the applications table names: applicant columns (自然人 …).
+        self.applicant_names = {
+            normalize_label(c.label)
+            for c in spec.applications.columns
+            if c.code not in ("total", "other_org")
+        }
         # A unit printed in the column header (本年收费金额（单位：万元）) applies to its cells.
         self.column_units = {
             ("active_disclosure", c.code): c.unit for c in spec.active_disclosure.columns if c.unit
@@ -521,12 +527,7 @@ class _Mapper:
 
     def _is_applicant_header(self, view: RowView) -> bool:
         """A header row names applicant columns (自然人, 商业企业 …), which no data row does."""
-        names = {
-            normalize_label(c.label)
-            for c in self.spec.applications.columns
-            if c.code not in ("total", "other_org")
-        }
-        return any(normalize_label(part) in names for part in view.parts)
+        return any(normalize_label(part) in self.applicant_names for part in view.parts)
 
     def _add_subtotal_column(self) -> None:
         for column, after in self.spec.optional_application_columns:
