@@ -16,6 +16,7 @@ Completed otherwise; the CLI's exit status follows the same rule.
 from __future__ import annotations
 
 import itertools
+import os
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -42,6 +43,7 @@ from sqlalchemy.exc import DBAPIError  # noqa: E402
 
 from nianbao.flows.orchestrator import recorded_run  # noqa: E402
 from nianbao.harvest.rawstore import RawStore, resolve_raw_root  # noqa: E402
+from nianbao.parsers import ocr  # noqa: E402
 from nianbao.parsers.metadata import SourceHints  # noqa: E402
 from nianbao.parsers.pool import (  # noqa: E402
     DocumentLimits,
@@ -273,6 +275,8 @@ def dask_task_runner(cluster: str, workers: int) -> DaskTaskRunner:
     if cluster == "local":
         # Non-daemonic workers: a chunk's parser runs in a child process of the Dask worker.
         dask.config.set({"distributed.worker.daemon": False})
+        # Each worker's parser gives OCR its share of the cores (they inherit this).
+        os.environ.setdefault(ocr.THREADS_VARIABLE, str(max(1, (os.cpu_count() or 1) // workers)))
         return DaskTaskRunner(
             cluster_kwargs={
                 "n_workers": workers,

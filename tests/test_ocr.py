@@ -5,7 +5,6 @@ against the printed sums, and `--no-ocr` leaves a scan `no_text_layer` as before
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import subprocess
@@ -16,6 +15,7 @@ import pypdfium2
 import pytest
 
 from nianbao.flows.evaluate import cell_matches
+from nianbao.harvest.rawstore import RawStore
 from nianbao.parsers import ocr
 from nianbao.parsers.ocr_check import verify_digits
 from nianbao.parsers.pool import DocumentLimits, WorkItem, parse_all
@@ -229,21 +229,23 @@ def test_an_unsure_value_no_sum_checks_is_reported() -> None:
 
 
 def _first_page_scan(tmp_path) -> tuple[WorkItem, int]:
-    """A one-page scan (the title page of the huzhu scan) as a stored work item."""
+    """A one-page scan (the title page of the huzhu scan) as a work item in the raw store
+    `tmp_path/raw`."""
     source = pypdfium2.PdfDocument(str(HUZHU_SCAN))
     single = pypdfium2.PdfDocument.new()
     single.import_pages(source, [0])
     path = tmp_path / "title-page.scan.pdf"
     single.save(str(path))
-    data = path.read_bytes()
-    return WorkItem(hashlib.sha256(data).hexdigest(), str(path), path.name), len(single)
+    sha256, key = RawStore(tmp_path / "raw").put_file(path)
+    return WorkItem(sha256, key, path.name), len(single)
 
 
 def test_the_time_limit_of_a_scan_grows_with_the_pages_ocr_reads(tmp_path) -> None:
     item, pages = _first_page_scan(tmp_path)
+    raw = str(tmp_path / "raw")
     results: list[dict] = []
     # One second is too short to OCR a page; a minute more for each page read is enough.
-    parse_all([item], 1, DocumentLimits(seconds=1, ocr_seconds_per_page=60), results.extend)
+    parse_all([item], 1, DocumentLimits(seconds=1, ocr_seconds_per_page=60), results.extend, raw)
     (result,) = results
     assert not any(p["code"] == "parse_timeout" for p in result["problems"])
     assert any(p["code"] == "ocr_read" for p in result["problems"])
@@ -252,9 +254,10 @@ def test_the_time_limit_of_a_scan_grows_with_the_pages_ocr_reads(tmp_path) -> No
 
 def test_a_scan_over_its_time_limit_says_ocr_took_it(tmp_path) -> None:
     item, pages = _first_page_scan(tmp_path)
+    raw = str(tmp_path / "raw")
     results: list[dict] = []
     started = time.monotonic()
-    parse_all([item], 1, DocumentLimits(seconds=1, ocr_seconds_per_page=0.5), results.extend)
+    parse_all([item], 1, DocumentLimits(seconds=1, ocr_seconds_per_page=0.5), results.extend, raw)
     (result,) = results
     assert result["status"] == "failed"
     assert [p["code"] for p in result["problems"]] == ["parse_timeout"]
