@@ -25,14 +25,15 @@ from pathlib import Path
 from nianbao.flows.evaluate import score_document
 from nianbao.parsers import ocr
 from nianbao.parsers.report import parse_file
+from nianbao.parsers.result import ParseResult
 
 ROOT = Path(__file__).resolve().parents[1]
 SCANS = ROOT / "tests" / "fixtures" / "scans"
 CONVERTED = ROOT / "tests" / "fixtures" / "markdown"
 
 
-def timed(path: Path, repeat: int) -> tuple[float, dict]:
-    times, result = [], {}
+def timed(path: Path, repeat: int) -> tuple[float, ParseResult]:
+    times, result = [], None
     for _ in range(repeat):
         started = time.perf_counter()
         result = parse_file(str(path))
@@ -56,7 +57,7 @@ def main() -> None:
         seconds, result = timed(scan, args.repeat)
         original = ROOT / "samples" / scan.name.replace(".scan.pdf", ".pdf")
         base, _ = timed(original, args.repeat)
-        pages = result["pages"] or 1
+        pages = result.pages or 1
         score = score_document(scan, gold_of(scan))
         meta = (
             "agency/year right" if not score.metadata_errors else "; ".join(score.metadata_errors)

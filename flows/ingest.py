@@ -40,6 +40,7 @@ from nianbao.harvest.rawstore import DEFAULT_RAW_DIR, RawStore  # noqa: E402
 from nianbao.parsers.metadata import SourceHints  # noqa: E402
 from nianbao.parsers.pool import DocumentLimits, WorkItem, parse_all  # noqa: E402
 from nianbao.parsers.report import PARSER_VERSION  # noqa: E402
+from nianbao.parsers.result import ParseResult  # noqa: E402
 from nianbao.schema.crossyear import evaluate_r5  # noqa: E402
 from nianbao.schema.db import (  # noqa: E402
     DatabaseSettings,
@@ -83,19 +84,19 @@ class Loaded(NamedTuple):
     failed_rules: tuple[str, ...]
 
     @classmethod
-    def of(cls, result: dict, outcome: LoadOutcome) -> Loaded:
-        problem = result["problems"][0] if result["problems"] else {}
+    def of(cls, result: ParseResult, outcome: LoadOutcome) -> Loaded:
+        problem = result.problem
         return cls(
-            result["sha256"],
-            result["source"],
+            result.sha256,
+            result.source,
             outcome.value,
-            problem.get("code"),
-            problem.get("message"),
-            result["agency"],
-            result["year"],
-            result["template"],
-            len(result["facts"]),
-            tuple(check["rule"] for check in result["checks"] if not check["ok"]),
+            problem.code if problem else None,
+            problem.message if problem else None,
+            result.agency,
+            result.year,
+            result.template,
+            len(result.facts),
+            result.failed_rules(),
         )
 
 
@@ -217,7 +218,7 @@ def plan(
 # No Prefect retries: `retry_while_unavailable` retries for a bounded time, then stops the run.
 @task(name="load-batch", cache_policy=NO_CACHE)
 def load_batch(
-    results: list[dict],
+    results: list[ParseResult],
     db_url: str,
     raw_paths: dict[str, str],
     retry_seconds: float,
@@ -236,7 +237,7 @@ def load_batch(
         # Retried one document at a time: each loads in its own transaction.
         outcome = retry_while_unavailable(
             lambda result=result: load_document(
-                engine, result, raw_paths.get(result["sha256"]), run_id
+                engine, result, raw_paths.get(result.sha256), run_id
             ),
             retry_seconds,
             on_retry,
@@ -311,7 +312,7 @@ def _ingest(
     raw_paths = {item.sha256: item.raw_path for item in todo}
     touched: list[str] = []  # sha256 of the documents this run loaded as reports
 
-    def on_batch(results: list[dict]) -> None:
+    def on_batch(results: list[ParseResult]) -> None:
         # quote(): Prefect would otherwise walk every fact of every result looking for futures,
         # twice a call (~35 ms a document, five times the load itself).
         loaded = load_batch(quote(results), url, quote(raw_paths), retry_seconds, run_id)

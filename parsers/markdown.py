@@ -20,6 +20,7 @@ import re
 
 from .blocks import Cell, Document, Paragraph, Table
 from .encoding import decode_text
+from .result import Problem
 from .values import is_value_text
 
 _HEADING = re.compile(r"^\s{0,3}(#{1,6})\s+(.*?)\s*#*\s*$")
@@ -83,11 +84,11 @@ def read_markdown(data: bytes) -> Document:
                     pass  # values under a header row of their own (table 四's one row)
                 else:
                     document.problems.append(
-                        {
-                            "code": "row_label_missing",
-                            "message": f"a table row of values without a label: {' | '.join(cells)}; "
+                        Problem(
+                            "row_label_missing",
+                            f"a table row of values without a label: {' | '.join(cells)}; "
                             "not mapped",
-                        }
+                        )
                     )
                     continue
             flush_label()

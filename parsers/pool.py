@@ -25,6 +25,7 @@ from pathlib import Path
 
 from .metadata import SourceHints
 from .report import empty_result, parse_bytes
+from .result import ParseResult, Problem
 
 # Most documents one worker call parses; batches shrink as the work runs out (see `batches`).
 BATCH_SIZE = 16
@@ -98,20 +99,17 @@ def _start_worker(owner: int, memory_bytes: int | None) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
 
 
-def failed_result(item: WorkItem, data: bytes, code: str, message: str) -> dict:
+def failed_result(item: WorkItem, data: bytes, problem: Problem) -> ParseResult:
     """The result of a document the parser could not be run on, with its problem."""
-    result = empty_result(item.source, data, "unknown")
-    result["problems"].append({"code": code, "message": message})
-    return result
+    return empty_result(item.source, data, "unknown", problem)
 
 
-def parse_item(item: WorkItem, limits: DocumentLimits) -> dict:
+def parse_item(item: WorkItem, limits: DocumentLimits) -> ParseResult:
     """Parse one stored file within the limits; every outcome is a result, never an exception."""
     data = Path(item.raw_path).read_bytes()
     if len(data) > limits.max_bytes:
-        return failed_result(
-            item, data, "too_large", f"{len(data)} bytes is over the {limits.max_bytes}-byte limit"
-        )
+        too_large = f"{len(data)} bytes is over the {limits.max_bytes}-byte limit"
+        return failed_result(item, data, Problem("too_large", too_large))
     started = time.monotonic()
     signal.setitimer(signal.ITIMER_REAL, limits.seconds)
     try:
@@ -122,27 +120,19 @@ def parse_item(item: WorkItem, limits: DocumentLimits) -> dict:
         signal.setitimer(signal.ITIMER_REAL, 0)
     # The alarm can fire inside a finalizer, where Python swallows it: the clock decides.
     if result is None or time.monotonic() - started > limits.seconds:
-        return failed_result(
-            item,
-            data,
-            "parse_timeout",
-            f"parsing took longer than {limits.seconds:g} s and was stopped",
-        )
+        timeout = f"parsing took longer than {limits.seconds:g} s and was stopped"
+        return failed_result(item, data, Problem("parse_timeout", timeout))
     return result
 
 
-def parse_batch(items: list[WorkItem], limits: DocumentLimits) -> list[dict]:
-    """Runs in a worker process: plain data in, plain data out."""
+def parse_batch(items: list[WorkItem], limits: DocumentLimits) -> list[ParseResult]:
+    """Runs in a worker process: plain data in, plain data out (pickled dataclasses)."""
     return [parse_item(item, limits) for item in items]
 
 
-def _crashed(item: WorkItem) -> dict:
-    return failed_result(
-        item,
-        Path(item.raw_path).read_bytes(),
-        "worker_crashed",
-        "the parser process died on this file (out of memory or a crash in a native library)",
-    )
+def _crashed(item: WorkItem) -> ParseResult:
+    data = Path(item.raw_path).read_bytes()
+    return failed_result(item, data, Problem.of("worker_crashed"))
 
 
 def batches(items: list[WorkItem], workers: int) -> list[list[WorkItem]]:
@@ -162,7 +152,7 @@ def parse_all(
     todo: list[WorkItem],
     workers: int,
     limits: DocumentLimits,
-    on_batch: Callable[[list[dict]], None],
+    on_batch: Callable[[list[ParseResult]], None],
 ) -> None:
     """Parse every item, calling `on_batch` as batches finish; survive a worker that dies.
 
@@ -181,7 +171,7 @@ def _parse_round(
     queue: list[list[WorkItem]],
     workers: int,
     limits: DocumentLimits,
-    on_batch: Callable[[list[dict]], None],
+    on_batch: Callable[[list[ParseResult]], None],
 ) -> list[list[WorkItem]]:
     """Parse `queue` in one pool; return the batches to retry, one document each, when a
     worker died (the pool is then broken and a new one is needed)."""

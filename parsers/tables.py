@@ -14,7 +14,7 @@ template's order: a table of other statistics that happens to hold a template ro
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache, lru_cache
 
 from nianbao.schema.registry import (
@@ -29,6 +29,7 @@ from nianbao.schema.registry import (
 )
 
 from .blocks import Cell, Table
+from .result import Fact, Problem
 from .values import is_value_text, parse_value
 
 ROW_MATCH = 0.6
@@ -58,47 +59,9 @@ class RowView:
 
 
 @dataclass(slots=True)
-class Fact:
-    table: str
-    row: str
-    col: str
-    value: int | float | None
-    raw: str
-    label: str
-    unit: str | None = None
-    # Values read by OCR: the cell's lowest character confidence, and other readings of it.
-    confidence: float | None = None
-    alternatives: tuple[str, ...] = ()
-    # A reading replaced by `ocr_check` (the only one that made the printed sums hold).
-    ocr_reading: str | None = None
-    # Template 2008 only: prose | table, the sentence or printed 统计表 row, and its section.
-    source: str | None = None
-    evidence: str | None = None
-    section: str | None = None
-
-    def as_dict(self) -> dict:
-        fact = {
-            "table": self.table,
-            "row": self.row,
-            "col": self.col,
-            "value": self.value,
-            "raw": self.raw,
-            "label": self.label,
-            "unit": self.unit,
-        }
-        if self.confidence is not None:
-            fact["confidence"] = round(self.confidence, 3)
-        if self.ocr_reading is not None:
-            fact["ocr_reading"] = self.ocr_reading
-        if self.source is not None:
-            fact.update(source=self.source, evidence=self.evidence, section=self.section)
-        return fact
-
-
-@dataclass(slots=True)
 class Extraction:
     facts: list[Fact] = field(default_factory=list)
-    problems: list[dict[str, str]] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
     # Template tables recognised by a printed header, in the order first seen.
     headers: list[str] = field(default_factory=list)
 
@@ -261,7 +224,7 @@ class _Mapper:
         }
 
     def problem(self, code: str, message: str) -> None:
-        self.out.problems.append({"code": code, "message": message})
+        self.out.problems.append(Problem(code, message))
 
     def emit(self, table: str, row: str, columns: list[str], view: RowView) -> None:
         start, end = _trim_span(view.values, len(columns))
@@ -292,7 +255,7 @@ class _Mapper:
             unit = cell.unit or self.column_units.get((table, column))
             fact = Fact(table, row, column, cell.value, cell.raw, label, unit)
             if source is not None and source.confidence is not None:
-                fact.confidence, fact.alternatives = source.confidence, source.alternatives
+                fact = replace(fact, confidence=source.confidence, alternatives=source.alternatives)
             self.out.facts.append(fact)
 
     def saw_header(self, table: str) -> None:

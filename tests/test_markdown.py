@@ -12,6 +12,7 @@ from nianbao.flows.evaluate import cell_matches
 from nianbao.parsers.detect import sniff_format
 from nianbao.parsers.markdown import read_markdown
 from nianbao.parsers.report import parse_bytes, parse_file
+from nianbao.parsers.result import Fact
 
 from .helpers import ROOT, SAMPLES
 
@@ -21,10 +22,10 @@ CONVERTED = ROOT / "tests" / "fixtures" / "markdown"
 @pytest.mark.parametrize("path", sorted(CONVERTED.glob("*.converted.md")), ids=lambda p: p.stem)
 def test_a_conversion_parses_to_every_gold_cell(path: Path) -> None:
     gold = json.loads(path.with_name(path.stem + ".canon.json").read_text("utf-8"))
-    result = parse_file(str(path))
+    result = parse_file(str(path)).to_json()
     assert (result["format"], result["status"], result["year"]) == ("md", "parsed", gold["year"])
     assert result["template"] == gold["template"]
-    facts = {f"{f['table']}/{f['row']}/{f['col']}": f for f in result["facts"]}
+    facts = {f.key: f for f in map(Fact.from_json, result["facts"])}
     wrong = [k for k, v in gold["facts"].items() if not cell_matches(v, facts.get(k))]
     assert wrong == []
     assert not any(f["row"].startswith("extra.") for f in result["facts"])
@@ -49,7 +50,7 @@ def test_a_row_of_values_without_a_label_is_reported_not_guessed() -> None:
     markdown = (CONVERTED / "huzhu-employment-2023.converted.md").read_text("utf-8")
     # A tool that dropped a label outright, at the top of a table piece.
     damaged = markdown.replace("二、上年结转政府信息公开申请数量\n", "", 1)
-    result = parse_bytes(damaged.encode(), "converted.md")
+    result = parse_bytes(damaged.encode(), "converted.md").to_json()
     missing = [p for p in result["problems"] if p["code"] == "row_label_missing"]
     assert len(missing) == 1
     rows = {f["row"] for f in result["facts"]}

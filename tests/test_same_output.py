@@ -94,7 +94,7 @@ def test_a_parse_with_warm_caches_equals_one_with_empty_caches(path):
         parse_bytes(other.read_bytes(), other.name)
     warm = parse_bytes(data, path.name)
     assert warm == cold
-    assert cold["status"] == "parsed" and len(cold["facts"]) > 100
+    assert cold.status == "parsed" and len(cold.facts) > 100
 
 
 def _leading_heading_by_full_ratio(text: str):
