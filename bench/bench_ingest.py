@@ -46,11 +46,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+# bench/corpus.py: run as a script (`python bench/bench_ingest.py`), bench/ is on sys.path.
+from corpus import make_corpus
+
 if TYPE_CHECKING:
     from nianbao.parsers.result import ParseResult
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from corpus import make_corpus  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

@@ -319,7 +319,7 @@ def _orchestrated(run: Callable[[], Any], url: str, raw_dir: Path) -> Any:
     _quiet_prefect()
     from nianbao.flows.orchestrator import configure_prefect
 
-    configure_prefect()
+    configure_prefect()  # before Prefect is first imported: it reads its settings then
     from nianbao.flows.orchestrator import mark_crashed_runs, prefect_api
 
     with prefect_api():
@@ -530,6 +530,9 @@ def serve(
     _load_portals_or_exit(portals)
     url = _database(db)
     _quiet_prefect()
+    from nianbao.flows.orchestrator import configure_prefect
+
+    configure_prefect()  # before Prefect is first imported: it reads its settings then
     from nianbao.flows.harvest import cron_schedule, serve_harvest
     from nianbao.harvest.client import ClientSettings
 

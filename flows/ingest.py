@@ -22,27 +22,23 @@ from functools import cache
 from pathlib import Path
 from typing import NamedTuple
 
-from nianbao.flows.orchestrator import configure_prefect
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
+from prefect.states import Failed, State
+from prefect.utilities.annotations import quote
+from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
 
-configure_prefect()
-
-from prefect import flow, get_run_logger, task  # noqa: E402
-from prefect.artifacts import create_markdown_artifact, create_table_artifact  # noqa: E402
-from prefect.cache_policies import NO_CACHE  # noqa: E402
-from prefect.runtime import flow_run  # noqa: E402
-from prefect.states import Failed, State  # noqa: E402
-from prefect.utilities.annotations import quote  # noqa: E402
-from sqlalchemy import Engine  # noqa: E402
-from sqlalchemy.exc import DBAPIError  # noqa: E402
-
-from nianbao.flows.orchestrator import recorded_run  # noqa: E402
-from nianbao.harvest.rawstore import DEFAULT_RAW_DIR, RawStore  # noqa: E402
-from nianbao.parsers.metadata import SourceHints  # noqa: E402
-from nianbao.parsers.pool import DocumentLimits, WorkItem, parse_all  # noqa: E402
-from nianbao.parsers.report import PARSER_VERSION  # noqa: E402
-from nianbao.parsers.result import ParseResult  # noqa: E402
-from nianbao.schema.crossyear import evaluate_r5  # noqa: E402
-from nianbao.schema.db import (  # noqa: E402
+from nianbao.flows.orchestrator import configure_prefect, recorded_run
+from nianbao.harvest.rawstore import DEFAULT_RAW_DIR, RawStore
+from nianbao.parsers.metadata import SourceHints
+from nianbao.parsers.pool import DocumentLimits, WorkItem, parse_all
+from nianbao.parsers.report import PARSER_VERSION
+from nianbao.parsers.result import ParseResult
+from nianbao.schema.crossyear import evaluate_r5
+from nianbao.schema.db import (
     DatabaseSettings,
     DatabaseUnavailable,
     complete_db_url,
@@ -51,14 +47,14 @@ from nianbao.schema.db import (  # noqa: E402
     retry_while_unavailable,
     upgrade,
 )
-from nianbao.schema.load import (  # noqa: E402
+from nianbao.schema.load import (
     LoadOutcome,
     known_documents,
     load_document,
     report_ids_of,
 )
-from nianbao.schema.quality import gather, render_markdown  # noqa: E402
-from nianbao.schema.runs import finish_run, start_run  # noqa: E402
+from nianbao.schema.quality import gather, render_markdown
+from nianbao.schema.runs import finish_run, start_run
 
 # A run loading more reports than this prints counts only.
 MAX_LISTED_REPORTS = 20
@@ -276,6 +272,7 @@ def ingest_flow(
     means $NIANBAO_DB or the SQLite default. `sources` maps a file path to where it came from
     (a URL), `hints` to what the harvest knows of it (listing entry, portal region).
     """
+    configure_prefect()  # a run a Prefect worker starts has not been through the CLI
     with recorded_run():
         return _ingest(paths, db_url, workers, raw_dir, sources, limits, on_progress, hints)
 
