@@ -42,21 +42,32 @@ class Table:
     page: int | None = None
 
     def grid(self) -> list[list[Cell | None]]:
-        """Place every cell on a rectangle; covered positions hold the covering cell."""
-        placed: dict[tuple[int, int], Cell] = {}
+        """Place every cell on a rectangle; covered positions hold the covering cell.
+
+        A cell takes the first free position of its row, left to right, and covers its spans;
+        a later cell's span may cover a position again. Spans below the last row are dropped.
+        """
+        height = len(self.rows)
+        lines: list[list[Cell | None]] = [[] for _ in range(height)]
         width = 0
         for r, row in enumerate(self.rows):
+            line = lines[r]
             c = 0
             for cell in row:
-                while (r, c) in placed:
+                while c < len(line) and line[c] is not None:
                     c += 1
-                for dr in range(max(cell.rowspan, 1)):
-                    for dc in range(max(cell.colspan, 1)):
-                        placed[(r + dr, c + dc)] = cell
-                c += max(cell.colspan, 1)
-                width = max(width, c)
-        height = len(self.rows)
-        return [[placed.get((r, c)) for c in range(width)] for r in range(height)]
+                colspan = cell.colspan if cell.colspan > 1 else 1
+                end = c + colspan
+                for below in lines[r : r + max(cell.rowspan, 1)]:
+                    if len(below) < end:
+                        below.extend([None] * (end - len(below)))
+                    below[c:end] = [cell] * colspan
+                c = end
+                if c > width:
+                    width = c
+        for line in lines:
+            line.extend([None] * (width - len(line)))
+        return lines
 
 
 Block = Paragraph | Table

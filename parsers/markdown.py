@@ -9,8 +9,9 @@ PDF-to-Markdown and OCR tools rearrange a report in a few typical ways, undone h
   `tables.py`, which maps rows by their labels and the section they sit in);
 - a row label moved out of the table onto a loose line just above a row of values: put back
   as the row's first cell;
-- a row of values with no label at all: not guessed, reported as `row_label_missing` (unless
-  it sits right under a header row, as table 四's one row of values does);
+- a row of values with no label at all: kept without one; `tables.py` places it by the
+  template's row order where the printed sums agree (`placement.py`), else reports it as
+  `row_label_missing`;
 - table-二 cells written as plain lines (`行政许可 97`, `规章 0 0 0`): a one-row table.
 """
 
@@ -76,21 +77,9 @@ def read_markdown(data: bytes) -> Document:
             cells = _cells(line)
             if (not any(cells) and pending_label is None) or _is_invented_header(cells):
                 continue
-            if all(is_value_text(c) for c in cells if c):
-                if pending_label is not None:
-                    cells = [pending_label, *cells]
-                    pending_label = None
-                elif rows and not any(is_value_text(c) for c in rows[-1] if c):
-                    pass  # values under a header row of their own (table 四's one row)
-                else:
-                    document.problems.append(
-                        Problem(
-                            "row_label_missing",
-                            f"a table row of values without a label: {' | '.join(cells)}; "
-                            "not mapped",
-                        )
-                    )
-                    continue
+            if pending_label is not None and all(is_value_text(c) for c in cells if c):
+                cells = [pending_label, *cells]
+                pending_label = None
             flush_label()
             rows.append(cells)
             continue

@@ -11,10 +11,11 @@ Candidates naming the same body add up, and the report records which place won.
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePath
+
+from nianbao.schema.registry import nfkc
 
 from .agency import Agency, fold, resolve_agency
 from .result import Problem
@@ -141,7 +142,7 @@ class _Candidate:
 
 
 def _fold(text: str) -> str:
-    return unicodedata.normalize("NFKC", text).strip()
+    return nfkc(text).strip()
 
 
 def _clean_line(text: str) -> str:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -57,6 +58,13 @@ _SHORT_GLYPHS = 2.5
 _CELLS_PER_COMPOSITE = 8
 # A printed digit is about this share of its line's height wide (with its spacing).
 _DIGIT_WIDTH = 0.6
+# A value cell is re-read as digits only if it is no wider than this many digits, and its
+# column has at least this many other cells, most of them read as numbers, that overlap it by
+# this share of the wider one's width.
+_NUMBER_GLYPHS = 8
+_NUMERIC_COLUMN_CELLS = 3
+_NUMERIC_COLUMN_SHARE = 2 / 3
+_SAME_COLUMN = 0.8
 # Recogniser batch size: larger batches pad more; this keeps memory and padding small.
 _REC_BATCH = 16
 # Lines whose aspect ratios differ by more than this factor are not batched together.
@@ -100,12 +108,52 @@ def enabled() -> bool:
     return os.environ.get("NIANBAO_OCR", "on").strip().lower() not in ("off", "0", "no", "false")
 
 
+THREADS_VARIABLE = "NIANBAO_OCR_THREADS"
+
+
+def threads() -> int:
+    """Threads one process gives onnxruntime and OpenCV: `NIANBAO_OCR_THREADS`, which the
+    parser pool sets to the cores shared among its workers (N workers must not each start a
+    thread per core); all cores in a lone process."""
+    cores = os.cpu_count() or 1
+    try:
+        return min(max(1, int(os.environ[THREADS_VARIABLE])), cores)
+    except (KeyError, ValueError):
+        return cores
+
+
+# Called with the number of pages OCR is about to read, where the process reading them bounds
+# its time per document (the parser pool's workers: the limit grows with the pages).
+_on_pages: Callable[[int], None] | None = None
+
+
+def budget_pages(callback: Callable[[int], None] | None) -> None:
+    """Have `callback` told how many pages each document's OCR reads, before it reads them."""
+    global _on_pages
+    _on_pages = callback
+
+
+def announce_pages(count: int) -> None:
+    """Say that OCR is about to read `count` pages (or pictures) of the document."""
+    if _on_pages is not None and count:
+        _on_pages(count)
+
+
 @cache
 def _engine() -> Any:
     # Loaded once per process (≈1 s); the detector is given the page at the size chosen here.
+    import cv2
     from rapidocr_onnxruntime import RapidOCR
 
-    return RapidOCR(det_limit_type="min", det_limit_side_len=32, use_cls=False)
+    count = threads()
+    cv2.setNumThreads(count)
+    return RapidOCR(
+        det_limit_type="min",
+        det_limit_side_len=32,
+        use_cls=False,
+        intra_op_num_threads=count,
+        inter_op_num_threads=1,
+    )
 
 
 def read_page(page: Any, region: tuple[float, float, float, float] | None = None) -> OcrPage:
@@ -159,9 +207,13 @@ def read_page(page: Any, region: tuple[float, float, float, float] | None = None
     text_ink = ink.copy()
     text_ink[grid > 0] = 0
     cell_crops: list[tuple[np.ndarray, tuple[int, int, int, int]]] = []
-    for box in tables:
+    # The cell (and its table) each cell line was read from.
+    crop_cells: list[tuple[int, tuple[int, int, int, int]]] = []
+    for number, box in enumerate(tables):
         for cell in _cells(grid, box):
-            cell_crops.extend(_cell_lines(text_image, text_ink, cell))
+            lines = _cell_lines(text_image, text_ink, cell)
+            cell_crops.extend(lines)
+            crop_cells.extend((number, cell) for _ in lines)
     outside = text_image.copy()
     outside_ink = text_ink.copy()
     for x0, y0, x1, y1 in tables:
@@ -180,6 +232,10 @@ def read_page(page: Any, region: tuple[float, float, float, float] | None = None
         readings[index] = max(
             readings[index], _as_number(reading), key=lambda r: _reading_rank(r, glyphs)
         )
+    # A value cell read as something else (11 as 日): where its column holds numbers and the
+    # reading is unsure, it is decoded again with digits as the only characters allowed.
+    for index, reading in _digits_in_numeric_columns(cell_crops, crop_cells, readings):
+        readings[index] = reading
     to_points = 1 / scale
     placed = [
         _place(reading, box, to_points, (left, top))
@@ -412,6 +468,58 @@ def _recognise_in_rows(
     return results
 
 
+def _digits_in_numeric_columns(
+    crops: list[tuple[np.ndarray, tuple[int, int, int, int]]],
+    cells: list[tuple[int, tuple[int, int, int, int]]],
+    readings: list[_Reading],
+) -> list[tuple[int, _Reading]]:
+    """Cell lines of numeric columns read, unsure, as no number: read again as digits only.
+
+    A column is the cells of one table that span the same width; it is numeric when most of
+    its other one-line cells read as numbers. The digits-only reading keeps the model's own
+    probabilities, so an unsure value stays low-confidence and the printed sums verify it.
+    """
+    import cv2
+
+    lines_in: dict[tuple[int, tuple[int, int, int, int]], int] = {}
+    for cell in cells:
+        lines_in[cell] = lines_in.get(cell, 0) + 1
+    unsure = [
+        i
+        for i, reading in enumerate(readings[: len(crops)])
+        if lines_in[cells[i]] == 1
+        and not _is_number(reading)
+        and reading.chars
+        and min(c for _, c, _ in reading.chars) < LOW_CONFIDENCE
+        and _digit_count(crops[i][1]) <= _NUMBER_GLYPHS
+    ]
+    again = []
+    for i in unsure:
+        table, (x0, _, x1, _) = cells[i]
+        column = [
+            j
+            for j, (other_table, (a, _, b, _)) in enumerate(cells)
+            if j != i
+            and other_table == table
+            and lines_in[cells[j]] == 1
+            and min(b, x1) - max(a, x0) >= _SAME_COLUMN * max(b - a, x1 - x0)
+        ]
+        numbers = sum(_is_number(readings[j]) for j in column)
+        if numbers >= _NUMERIC_COLUMN_CELLS and numbers >= _NUMERIC_COLUMN_SHARE * len(column):
+            again.append(i)
+    # Read again from a black-and-white copy: a blurred "11" reads as 日 in grey and as 11 in
+    # black and white, the cell's own contrast decides the threshold (Otsu).
+    binarised = [
+        cv2.threshold(crops[i][0], 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)[1] for i in again
+    ]
+    digits = _recognise(binarised, allowed=_DIGITS)
+    return [(i, reading) for i, reading in zip(again, digits, strict=True) if reading.chars]
+
+
+def _is_number(reading: _Reading) -> bool:
+    return bool(reading.chars) and all(text in _DIGITS + ".,%-" for text, _, _ in reading.chars)
+
+
 def _runs(indices: np.ndarray, gap: int) -> list[np.ndarray]:
     if not len(indices):
         return []
@@ -478,8 +586,10 @@ class _Reading:
     positions: list[float] = field(default_factory=list)
 
 
-def _recognise(images: list[np.ndarray]) -> list[_Reading]:
-    """Read each line image; keep per-character probabilities and digit alternatives."""
+def _recognise(images: list[np.ndarray], allowed: str | None = None) -> list[_Reading]:
+    """Read each line image; keep per-character probabilities and digit alternatives.
+
+    With `allowed`, only those characters (and the blank) may be read."""
     import cv2
 
     if not images:
@@ -487,6 +597,11 @@ def _recognise(images: list[np.ndarray]) -> list[_Reading]:
     recogniser = _engine().text_rec
     alphabet = recogniser.postprocess_op.character
     digit_ids = np.array([alphabet.index(d) for d in _DIGITS])
+    keep = None
+    if allowed is not None:
+        keep = np.zeros(len(alphabet), bool)
+        keep[0] = True  # the CTC blank
+        keep[[alphabet.index(c) for c in allowed]] = True
     ratios = [image.shape[1] / image.shape[0] for image in images]
     readings: list[_Reading] = [_Reading([]) for _ in images]
     for batch in _batches(ratios):
@@ -499,6 +614,8 @@ def _recognise(images: list[np.ndarray]) -> list[_Reading]:
         ]
         probabilities = recogniser.session(np.stack(tensors).astype(np.float32))[0]
         for i, steps in zip(batch, probabilities, strict=True):
+            if keep is not None:
+                steps = np.where(keep, steps, 0.0)
             reading = _decode(steps, alphabet, digit_ids)
             # The image fills the first `filled` share of the padded tensor.
             filled = min(ratios[i] / ratio, 1.0)

@@ -18,8 +18,8 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from functools import lru_cache, partial
-from itertools import pairwise, product
+from functools import lru_cache
+from itertools import pairwise, product, repeat
 from operator import attrgetter, itemgetter
 
 import pypdfium2
@@ -151,13 +151,14 @@ class _CentreIndex:
     whose centre lies in a band of the page are one bisection away."""
 
     def __init__(self, chars: list[_Char]) -> None:
-        entries = []
-        for position, ch in enumerate(chars):
-            x, y = (ch.x0 + ch.x1) / 2, (ch.top + ch.bottom) / 2
-            # A NaN centre fails every comparison, so it lies in no cell or table: leave it out
-            # of the sort, where it would break the order.
-            if ch.text != "\n" and x == x and y == y:
-                entries.append((y, x, position, ch))
+        centres = [
+            ((ch.top + ch.bottom) / 2, (ch.x0 + ch.x1) / 2, position, ch)
+            for position, ch in enumerate(chars)
+            if ch.text != "\n"
+        ]
+        # A NaN centre fails every comparison, so it lies in no cell or table: leave it out of
+        # the sort, where it would break the order.
+        entries = [entry for entry in centres if entry[0] == entry[0] and entry[1] == entry[1]]
         entries.sort(key=_Y)
         self._entries = entries
         self._ys = [entry[0] for entry in entries]
@@ -236,11 +237,13 @@ def read_pdf(data: bytes) -> Document:
 
 
 def _properties(pdf: pypdfium2.PdfDocument) -> dict[str, str]:
-    """The Info dictionary's non-empty text entries (pdfium decodes UTF-16 ones right)."""
+    """The Info dictionary's non-empty Title and Author, the entries a report is read for
+    (pdfium decodes UTF-16 ones right)."""
     try:
-        return {k: v.strip() for k, v in pdf.get_metadata_dict().items() if v and v.strip()}
+        values = {key: pdf.get_metadata_value(key) for key in ("Title", "Author")}
     except pypdfium2.PdfiumError:
         return {}  # unreadable metadata is no reason to lose the report
+    return {key: value.strip() for key, value in values.items() if value and value.strip()}
 
 
 # --- opening and errors -------------------------------------------------------------------------
@@ -315,6 +318,7 @@ def _ocr_image_pages(pdf: pypdfium2.PdfDocument, pages: list[_Page]) -> list[Pro
 
     if not ocr.enabled():
         return []
+    ocr.announce_pages(len(scanned) + len(pictured))
     findings = _ocr_pictures(pdf, pictured, ocr)
     skews = []
     for page in scanned:
@@ -379,29 +383,19 @@ def _ocr_pictures(pdf: pypdfium2.PdfDocument, pages: list[_Page], ocr) -> list[P
 
 def _scan_page(page: pypdfium2.PdfPage, number: int) -> _Page:
     left, bottom, _, top = page.get_mediabox()
-    textpage = page.get_textpage()
-    raw, box = textpage.raw, pdfium_c.FS_RECTF()
-    chars = []
-    # Per-character calls (~3 ms a page) rather than one get_text_range(): each character gets
-    # its box, and nothing drifts where pdfium's text output inserts or drops characters.
-    for i in range(textpage.count_chars()):
-        code = pdfium_c.FPDFText_GetUnicode(raw, i)
-        if code == 0x0D:  # pdfium ends lines with \r\n; \n alone marks the break
-            continue
-        if pdfium_c.FPDFText_HasUnicodeMapError(raw, i) == 1:
-            # A font with no ToUnicode map: pdfium passes the glyph number through as if it
-            # were a code point, which reads as random scripts, not as unreadable text.
-            code = 0xFFFD
-        pdfium_c.FPDFText_GetLooseCharBox(raw, i, box)
-        # pdfplumber measures from the top-left of the media box; use its frame throughout.
-        chars.append(
-            _Char(chr(code), box.left - left, box.right - left, top - box.top, top - box.bottom)
-        )
-    textpage.close()
+    # The raw text page, closed here: pypdfium2's helper object (a finalizer and a parent link
+    # per page) costs more than the load itself on a short page.
+    textpage = pdfium_c.FPDFText_LoadPage(page.raw)
+    if not textpage:
+        raise pypdfium2.PdfiumError("Failed to load text page.")
+    try:
+        chars = _page_chars(textpage, left, top)
+    finally:
+        pdfium_c.FPDFText_ClosePage(textpage)
     objects = _Objects(rotated=page.get_rotation() in (90, 270), left=left, top=top)
-    objects.scan(
-        pdfium_c.FPDFPage_CountObjects(page.raw), partial(pdfium_c.FPDFPage_GetObject, page.raw)
-    )
+    handle = ctypes.cast(page.raw, _VOID_P).value
+    count = pdfium_c.FPDFPage_CountObjects(page.raw)
+    objects.scan(list(map(_PAGE_OBJECT, repeat(handle, count), range(count))))
     page.close()
     return _Page(
         number=number,
@@ -411,6 +405,62 @@ def _scan_page(page: pypdfium2.PdfPage, number: int) -> _Page:
         has_images=objects.has_images,
         subpaths=objects.subpaths,
     )
+
+
+def _prototype(function: Callable, restype: type, *argtypes: type) -> Callable:
+    """`function` of pdfium called with plain C types: handles and buffers go in as addresses,
+    which spares ctypes the pointer-type checks of pypdfium2's bindings on every call."""
+    return ctypes.CFUNCTYPE(restype, *argtypes)(ctypes.cast(function, ctypes.c_void_p).value)
+
+
+_INT, _VOID_P = ctypes.c_int, ctypes.c_void_p
+_GET_UNICODE = _prototype(pdfium_c.FPDFText_GetUnicode, ctypes.c_uint, _VOID_P, _INT)
+_HAS_MAP_ERROR = _prototype(pdfium_c.FPDFText_HasUnicodeMapError, _INT, _VOID_P, _INT)
+_GET_LOOSE_BOX = _prototype(pdfium_c.FPDFText_GetLooseCharBox, _INT, _VOID_P, _INT, _VOID_P)
+_RECT_BYTES = ctypes.sizeof(pdfium_c.FS_RECTF)  # four floats: left, top, right, bottom
+_PAGE_OBJECT = _prototype(pdfium_c.FPDFPage_GetObject, _VOID_P, _VOID_P, _INT)
+_FORM_OBJECT_AT = _prototype(pdfium_c.FPDFFormObj_GetObject, _VOID_P, _VOID_P, ctypes.c_ulong)
+_FORM_COUNT = _prototype(pdfium_c.FPDFFormObj_CountObjects, _INT, _VOID_P)
+_OBJECT_TYPE = _prototype(pdfium_c.FPDFPageObj_GetType, _INT, _VOID_P)
+_OBJECT_MATRIX = _prototype(pdfium_c.FPDFPageObj_GetMatrix, _INT, _VOID_P, _VOID_P)
+_SEGMENT_COUNT = _prototype(pdfium_c.FPDFPath_CountSegments, _INT, _VOID_P)
+_SEGMENT = _prototype(pdfium_c.FPDFPath_GetPathSegment, _VOID_P, _VOID_P, _INT)
+_SEGMENT_POINT = _prototype(pdfium_c.FPDFPathSegment_GetPoint, _INT, _VOID_P, _VOID_P, _VOID_P)
+_SEGMENT_TYPE = _prototype(pdfium_c.FPDFPathSegment_GetType, _INT, _VOID_P)
+_SEGMENT_CLOSE = _prototype(pdfium_c.FPDFPathSegment_GetClose, _INT, _VOID_P)
+_FLOAT_BYTES = ctypes.sizeof(ctypes.c_float)
+
+
+def _page_chars(textpage: pdfium_c.FPDF_TEXTPAGE, left: float, top: float) -> list[_Char]:
+    """Every character of the page with its loose box, in pdfplumber's frame (top-left of the
+    media box). pdfium has no bulk call for boxes, so each character costs three calls; they
+    run as `map`s over the page (the boxes land in one array, read back in one slice), not
+    as a Python loop of calls. Its bulk text (`FPDFText_GetText`) is not used: it leaves out
+    characters of the list, so text and boxes would drift apart."""
+    count = pdfium_c.FPDFText_CountChars(textpage)
+    if count < 0:
+        raise pypdfium2.PdfiumError("Failed to get character count.")
+    handle = ctypes.cast(textpage, _VOID_P).value
+    codes = list(map(_GET_UNICODE, repeat(handle, count), range(count)))
+    map_errors = list(map(_HAS_MAP_ERROR, repeat(handle, count), range(count)))
+    boxes = (ctypes.c_float * (4 * count))()
+    start = ctypes.addressof(boxes)
+    addresses = range(start, start + _RECT_BYTES * count, _RECT_BYTES)
+    for _ in map(_GET_LOOSE_BOX, repeat(handle, count), range(count), addresses):
+        pass
+    sides = iter(boxes[:])
+    chars = []
+    for code, map_error, x0, box_top, x1, box_bottom in zip(
+        codes, map_errors, sides, sides, sides, sides, strict=True
+    ):
+        if code == 0x0D:  # pdfium ends lines with \r\n; \n alone marks the break
+            continue
+        if map_error == 1:
+            # A font with no ToUnicode map: pdfium passes the glyph number through as if it
+            # were a code point, which reads as random scripts, not as unreadable text.
+            code = 0xFFFD
+        chars.append(_Char(chr(code), x0 - left, x1 - left, top - box_top, top - box_bottom))
+    return chars
 
 
 Matrix = tuple[float, float, float, float, float, float]  # a b c d e f, as in PDF
@@ -430,18 +480,11 @@ class _Objects:
     has_images: bool = False
     rule_xs: set[int] = field(default_factory=set)
     subpaths: list[Subpath] = field(default_factory=list)
-    _x: ctypes.c_float = field(default_factory=ctypes.c_float)
-    _y: ctypes.c_float = field(default_factory=ctypes.c_float)
 
-    def scan(
-        self, count: int, get: Callable[[int], object], outer: Matrix = _IDENTITY, depth: int = 0
-    ) -> None:
-        # Raw calls: PdfPage.get_objects() wraps every object in a helper, which costs ~3x more.
-        # Most objects are text, which needs nothing here.
-        get_type = pdfium_c.FPDFPageObj_GetType
-        for i in range(count):
-            obj = get(i)
-            kind = get_type(obj)
+    def scan(self, objects: list[int], outer: Matrix = _IDENTITY, depth: int = 0) -> None:
+        # Raw calls on handles: PdfPage.get_objects() wraps every object in a helper, which
+        # costs ~3x more. Most objects are text, which needs nothing here.
+        for obj, kind in zip(objects, map(_OBJECT_TYPE, objects), strict=True):
             if kind == _TEXT_OBJECT:
                 continue
             if kind == _IMAGE_OBJECT:
@@ -450,27 +493,39 @@ class _Objects:
                 self._path(obj, _compose(outer, _matrix(obj)))
             elif kind == _FORM_OBJECT and depth < _MAX_FORM_DEPTH:
                 # Objects inside a form are in the form's space; its matrix maps that to the page.
+                count = _FORM_COUNT(obj)
                 self.scan(
-                    pdfium_c.FPDFFormObj_CountObjects(obj),
-                    partial(pdfium_c.FPDFFormObj_GetObject, obj),
+                    list(map(_FORM_OBJECT_AT, repeat(obj, count), range(count))),
                     _compose(outer, _matrix(obj)),
                     depth + 1,
                 )
 
-    def _path(self, obj: object, matrix: Matrix) -> None:
+    def _path(self, obj: int, matrix: Matrix) -> None:
         a, b, c, d, e, f = matrix
         start = prev = None
         shape: list[str] = []
         points: list[Point] = []
         bezier = 0  # pdfium gives a Bézier curve as three points; pdfminer keeps only the last
-        for i in range(pdfium_c.FPDFPath_CountSegments(obj)):
-            segment = pdfium_c.FPDFPath_GetPathSegment(obj, i)
-            pdfium_c.FPDFPathSegment_GetPoint(segment, self._x, self._y)
-            x, y = self._x.value, self._y.value
+        count = _SEGMENT_COUNT(obj)
+        segments = list(map(_SEGMENT, repeat(obj, count), range(count)))
+        # Each segment's point lands in one array of x, y pairs, read back in one slice.
+        xys = (ctypes.c_float * (2 * count))()
+        first = ctypes.addressof(xys)
+        stride = 2 * _FLOAT_BYTES
+        xs = range(first, first + stride * count, stride)
+        for _ in map(_SEGMENT_POINT, segments, xs, range(xs.start + _FLOAT_BYTES, xs.stop, stride)):
+            pass
+        coordinates = iter(xys[:])
+        for x, y, kind, closes in zip(
+            coordinates,
+            coordinates,
+            map(_SEGMENT_TYPE, segments),
+            map(_SEGMENT_CLOSE, segments),
+            strict=True,
+        ):
             page_x, page_y = a * x + c * y + e, b * x + d * y + f
             at = (page_x - self.left, self.top - page_y)
             point = (page_y, page_x) if self.rotated else (page_x, page_y)
-            kind = pdfium_c.FPDFPathSegment_GetType(segment)
             if kind == pdfium_c.FPDF_SEGMENT_MOVETO:
                 self._subpath(shape, points)
                 shape, points = ["m"], [at]
@@ -486,7 +541,7 @@ class _Objects:
                 else:
                     shape.append("l")
                     points.append(at)
-            if start is not None and pdfium_c.FPDFPathSegment_GetClose(segment):
+            if start is not None and closes:
                 self._edge(point, start)
                 if points:
                     shape.append("h")
@@ -503,9 +558,9 @@ class _Objects:
             self.rule_xs.add(round(min(p[0], q[0])))
 
 
-def _matrix(obj: object) -> Matrix:
+def _matrix(obj: int) -> Matrix:
     m = pdfium_c.FS_MATRIX()
-    if not pdfium_c.FPDFPageObj_GetMatrix(obj, m):
+    if not _OBJECT_MATRIX(obj, ctypes.addressof(m)):
         return _IDENTITY
     return (m.a, m.b, m.c, m.d, m.e, m.f)
 

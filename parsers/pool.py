@@ -23,6 +23,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import ocr
 from .metadata import SourceHints
 from .report import empty_result, parse_bytes
 from .result import ParseResult, Problem
@@ -38,6 +39,9 @@ class DocumentLimits:
     """Bounds on one document, so a pathological file is stopped and recorded, not the run."""
 
     seconds: float = 120.0
+    # A scan's limit grows by this much for each page (or pasted picture) OCR reads: ~5 s a
+    # page on a quiet core, with room for a machine shared by its workers.
+    ocr_seconds_per_page: float = 20.0
     max_bytes: int = 200 * 1024 * 1024
     # Address-space cap of a parser process; None leaves it unbounded.
     memory_bytes: int | None = 4 * 1024 * 1024 * 1024
@@ -83,9 +87,11 @@ def _watch_owner(owner: int) -> None:
     os._exit(1)
 
 
-def _start_worker(owner: int, memory_bytes: int | None) -> None:
+def _start_worker(owner: int, memory_bytes: int | None, workers: int) -> None:
     # A terminal's Ctrl-C reaches the whole process group: the owner decides, not the worker.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # The cores are shared among the workers: each gives OCR its share (unless set by hand).
+    os.environ.setdefault(ocr.THREADS_VARIABLE, str(max(1, (os.cpu_count() or 1) // workers)))
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGALRM, _on_alarm)
     threading.Thread(target=_watch_owner, args=(owner,), daemon=True, name="owner-watch").start()
@@ -111,6 +117,17 @@ def parse_item(item: WorkItem, limits: DocumentLimits) -> ParseResult:
         too_large = f"{len(data)} bytes is over the {limits.max_bytes}-byte limit"
         return failed_result(item, data, Problem("too_large", too_large))
     started = time.monotonic()
+    ocr_pages = 0
+
+    def more_time(pages: int) -> None:
+        # OCR is about to read `pages` pages: the limit grows by their share, from now on.
+        nonlocal ocr_pages
+        ocr_pages += pages
+        left = signal.getitimer(signal.ITIMER_REAL)[0]
+        if left > 0:
+            signal.setitimer(signal.ITIMER_REAL, left + pages * limits.ocr_seconds_per_page)
+
+    ocr.budget_pages(more_time)
     signal.setitimer(signal.ITIMER_REAL, limits.seconds)
     try:
         result = parse_bytes(data, item.source, item.hints)
@@ -118,9 +135,17 @@ def parse_item(item: WorkItem, limits: DocumentLimits) -> ParseResult:
         result = None
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
+        ocr.budget_pages(None)
+    allowed = limits.seconds + ocr_pages * limits.ocr_seconds_per_page
     # The alarm can fire inside a finalizer, where Python swallows it: the clock decides.
-    if result is None or time.monotonic() - started > limits.seconds:
-        timeout = f"parsing took longer than {limits.seconds:g} s and was stopped"
+    if result is None or time.monotonic() - started > allowed:
+        reason = f"{limits.seconds:g} s"
+        if ocr_pages:
+            reason += (
+                f" + {limits.ocr_seconds_per_page:g} s for each of the {ocr_pages} page(s) "
+                f"read by OCR = {allowed:g} s"
+            )
+        timeout = f"parsing took longer than {reason} and was stopped"
         return failed_result(item, data, Problem("parse_timeout", timeout))
     return result
 
@@ -182,7 +207,7 @@ def _parse_round(
         workers,
         mp_context=multiprocessing.get_context("spawn"),
         initializer=_start_worker,
-        initargs=(os.getpid(), limits.memory_bytes),
+        initargs=(os.getpid(), limits.memory_bytes, workers),
     )
 
     def submit_more() -> None:

@@ -15,7 +15,7 @@ from difflib import SequenceMatcher
 from functools import cache
 from importlib import resources
 
-from nianbao.schema.registry import SectionSpec, normalize_label, sections, similarity
+from nianbao.schema.registry import SectionSpec, nfkc, normalize_label, sections, similarity
 
 from .blocks import Block, Paragraph, Table
 
@@ -73,7 +73,7 @@ def match_heading(text: str, styled: bool = False) -> SectionSpec | None:
     `styled`: the reader knows the line is a heading (an HTML <h2>, a Word heading style), so an
     unnumbered one needs a close match only, not an exact one.
     """
-    folded = unicodedata.normalize("NFKC", text).strip()
+    folded = nfkc(text).strip()
     squeezed = re.sub(r"\s+", "", folded)
     if not squeezed or len(squeezed) > MAX_HEADING_CHARS or squeezed.startswith(("(", "（")):
         return None

@@ -29,11 +29,15 @@ from nianbao.schema.registry import (
 )
 
 from .blocks import Cell, Table
+from .placement import HeldRow, place_rows
 from .result import Fact, Problem
 from .values import is_value_text, parse_value
 
 ROW_MATCH = 0.6
 GROUP_MATCH = 0.8
+# A text label too unlike every template row to be matched may still be a misspelt one where
+# the template's order and the printed sums place it (`placement.py`): at least this like it.
+PLACE_MATCH = 0.5
 # Header words of one template table a row must print to be that table's header: one could be a
 # stray word; two in one row are a header.
 HEADER_WORDS_NEEDED = 2
@@ -215,9 +219,17 @@ class _Mapper:
             for code in TABLE_CODES
         }
         self.read_up_to: dict[str, int] = {}
+        # Rows of 三 whose label names no template row, to be placed once the table is read.
+        self.held: list[tuple[RowView, list[str], HeldRow]] = []
         self.group: str | None = None
         self.header_columns: list[str] = []
         self.application_columns = [c.code for c in spec.applications.columns]
+        # What a header row of the applications table names: applicant columns (自然人 …).
+        self.applicant_names = {
+            normalize_label(c.label)
+            for c in spec.applications.columns
+            if c.code not in ("total", "other_org")
+        }
         # A unit printed in the column header (本年收费金额（单位：万元）) applies to its cells.
         self.column_units = {
             ("active_disclosure", c.code): c.unit for c in spec.active_disclosure.columns if c.unit
@@ -227,12 +239,7 @@ class _Mapper:
         self.out.problems.append(Problem(code, message))
 
     def emit(self, table: str, row: str, columns: list[str], view: RowView) -> None:
-        start, end = _trim_span(view.values, len(columns))
-        if end - start > len(columns):
-            # Extra cells come from label spans on the left: values are right-aligned.
-            start = end - len(columns)
-        values = view.values[start:end]
-        cells: list[Cell | None] = list(view.cells[start:end]) or [None] * len(values)
+        values, cells = _value_cells(view, len(columns))
         if len(values) < len(columns):
             self.problem(
                 "row_cells_missing",
@@ -247,16 +254,90 @@ class _Mapper:
         position = self.positions[table].get(row)
         if position is not None:
             self.read_up_to[table] = max(self.read_up_to.get(table, -1), position)
-        label = view.leaf
-        for column, raw, source in zip(columns, values, cells, strict=True):
+        for fact, raw in zip(self._facts(table, row, columns, view), values, strict=True):
+            if not _parse_value(raw).readable:
+                self.problem("unreadable_cell", f"{table}/{row}/{fact.col}: {raw!r}")
+            self.out.facts.append(fact)
+
+    def _facts(self, table: str, row: str, columns: list[str], view: RowView) -> list[Fact]:
+        """The row's facts, its values right-aligned to `columns` (as many as it has)."""
+        facts = []
+        values, cells = _value_cells(view, len(columns))
+        for column, raw, source in zip(columns, values, cells, strict=False):
             cell = _parse_value(raw)
-            if not cell.readable:
-                self.problem("unreadable_cell", f"{table}/{row}/{column}: {raw!r}")
             unit = cell.unit or self.column_units.get((table, column))
-            fact = Fact(table, row, column, cell.value, cell.raw, label, unit)
+            fact = Fact(table, row, column, cell.value, cell.raw, view.leaf, unit)
             if source is not None and source.confidence is not None:
                 fact = replace(fact, confidence=source.confidence, alternatives=source.alternatives)
-            self.out.facts.append(fact)
+            facts.append(fact)
+        return facts
+
+    def hold(self, table: str, view: RowView, columns: list[str]) -> None:
+        """A row of values whose label names no template row: placed at the end by the
+        template's order and the printed sums (`placement.py`), else an extra row."""
+        values, _ = _value_cells(view, len(columns))
+        if len(values) < len(columns) or not any(v.strip() for v in values):
+            self.extra(table, view, columns)
+            return
+        facts = self._facts(table, "", columns, view)
+        at = len(self.out.facts)
+        self.held.append(
+            (view, columns, HeldRow(view.leaf, facts, at, self.read_up_to.get(table, -1)))
+        )
+
+    def place_held(self) -> None:
+        """Place the held rows of table 三 (the one whose rows the printed sums tie together)."""
+        if not self.held:
+            return
+        by_row = {id(held): (view, columns) for view, columns, held in self.held}
+        printed = {id(held): index for index, (_, _, held) in enumerate(self.held)}
+        order = list(self.positions["applications"])
+        facts = [f for f in self.out.facts if f.table == "applications"]
+        # Where each held row's facts go among the table's facts, not the whole extraction's.
+        for _, _, held in self.held:
+            held.at = sum(1 for f in self.out.facts[: held.at] if f.table == "applications")
+        placements = place_rows(
+            [held for _, _, held in self.held], facts, order, self.spec.version, self._resembles
+        )
+        # Inserted from the last printed: each keeps its place among the facts read by label.
+        for placement in sorted(placements, key=lambda p: -printed[id(p.held)]):
+            view, columns = by_row[id(placement.held)]
+            table_facts = [f for f in self.out.facts if f.table == "applications"]
+            anchor = (
+                self.out.facts.index(table_facts[placement.held.at])
+                if placement.held.at < len(table_facts)
+                else len(self.out.facts)
+            )
+            start = len(self.out.facts)
+            label = f"'{view.leaf}'" if view.parts else "with no label"
+            if placement.confirmed and placement.code is not None:
+                self.emit("applications", placement.code, columns, view)
+                self.problem(
+                    "row_placed_by_order",
+                    f"applications/{placement.code}: the row {label} ({' | '.join(view.values)}) "
+                    f"is placed by the template's row order; {placement.why}",
+                )
+            else:
+                if placement.code is not None or not view.parts:
+                    suggested = f"applications/{placement.code}" if placement.code else "no row"
+                    self.problem(
+                        "row_label_unmatched" if view.parts else "row_label_missing",
+                        f"a row of table 三 {label} ({' | '.join(view.values)}): the template's "
+                        f"order suggests {suggested}, but {placement.why}; not mapped",
+                    )
+                if view.parts:
+                    self.extra("applications", view, columns)
+            placed = self.out.facts[start:]
+            del self.out.facts[start:]
+            self.out.facts[anchor:anchor] = placed
+
+    def _resembles(self, held: HeldRow, code: str) -> bool:
+        """No label, an OCR reading (which can be far off), or a text label like the row's."""
+        view, _, _ = next(entry for entry in self.held if entry[2] is held)
+        if not view.parts or any(cell.confidence is not None for cell in view.cells):
+            return True
+        row = next(r for r in self.spec.applications.rows if r.code == code)
+        return best_row(normalize_label(held.label), (row,))[0] >= PLACE_MATCH
 
     def saw_header(self, table: str) -> None:
         if table not in self.out.headers:
@@ -299,6 +380,13 @@ class _Mapper:
 
     def extra(self, table: str, view: RowView, columns: list[str]) -> None:
         if not any(v.strip() for v in view.values):
+            return
+        if not view.parts:
+            self.problem(
+                "row_label_missing",
+                f"a row of {table} with values and no label ({' | '.join(view.values)}); "
+                "not mapped",
+            )
             return
         code = f"extra.{hashlib.sha1(view.joined().encode()).hexdigest()[:8]}"
         if len(_trim(view.values, len(columns))) != len(columns):
@@ -347,7 +435,7 @@ class _Mapper:
             # A numbered sub-row may have lost its group context (a page break, a dropped cell).
             score, row = best_row(leaf, spec.rows_for(self.spec.version))
         if row is None or score < ROW_MATCH:
-            self.extra("applications", view, self.application_columns)
+            self.hold("applications", view, list(self.application_columns))
             return
         if row.group is None and not leaf_is_group:
             self.group = None
@@ -355,12 +443,7 @@ class _Mapper:
 
     def _is_applicant_header(self, view: RowView) -> bool:
         """A header row names applicant columns (自然人, 商业企业 …), which no data row does."""
-        names = {
-            normalize_label(c.label)
-            for c in self.spec.applications.columns
-            if c.code not in ("total", "other_org")
-        }
-        return any(normalize_label(part) in names for part in view.parts)
+        return any(normalize_label(part) in self.applicant_names for part in view.parts)
 
     def _add_subtotal_column(self) -> None:
         for column, after in self.spec.optional_application_columns:
@@ -392,6 +475,18 @@ class _Mapper:
             best = max(by_label, key=lambda label: similarity(leaf, label))
             if similarity(leaf, best) >= GROUP_MATCH:
                 self.emit("review_litigation", by_label[best], columns, view)
+
+
+def _value_cells(view: RowView, wanted: int) -> tuple[list[str], list[Cell | None]]:
+    """The row's value texts for `wanted` columns (trailing blanks trimmed, right-aligned), and
+    the cells they were read from where known."""
+    start, end = _trim_span(view.values, wanted)
+    if end - start > wanted:
+        # Extra cells come from label spans on the left: values are right-aligned.
+        start = end - wanted
+    values = view.values[start:end]
+    cells: list[Cell | None] = list(view.cells[start:end]) or [None] * len(values)
+    return values, cells
 
 
 def _header_only(view: RowView, width: int) -> bool:
@@ -446,4 +541,5 @@ def extract_facts(
                 mapper.saw_header(head)
             if reading is not None:
                 getattr(mapper, reading)(view)
+    mapper.place_held()
     return mapper.out

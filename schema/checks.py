@@ -9,12 +9,11 @@ where a row it needs is absent from the report. R5 needs the previous year and r
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Iterable
 
 from nianbao.parsers.result import Check, Fact
 
-from .registry import VERSIONS, template
+from .registry import VERSIONS, nfkc, template
 
 # The six applicant columns that add up to 总计 (rule R3), in print order.
 APPLICANT_COLUMNS = tuple(
@@ -159,7 +158,7 @@ _PROSE_FIGURES = (
 
 
 def rule_r6(cells: _Cells, prose: str) -> list[Check]:
-    text = unicodedata.normalize("NFKC", prose)
+    text = nfkc(prose)
     checks = []
     for scope, pattern, targets in _PROSE_FIGURES:
         if not all(cells.has(t, r) for t, r, _ in targets):

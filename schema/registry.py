@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
-from functools import cache, lru_cache
+from functools import cache, lru_cache, partial
 from importlib import resources
 
 VERSIONS = ("2019", "2021")
@@ -38,6 +39,26 @@ def strip_numbering(text: str) -> str:
     return text
 
 
+# Characters NFKC keeps as they are and that never reorder or compose with a neighbour (ccc 0, no
+# decomposition, in no canonical composition): CJK ideographs, digits, spaces and line breaks,
+# and the CJK punctuation NFKC leaves alone. NFKC of a text is NFKC of the runs between them,
+# with them unchanged; tests/test_sections.py checks every one against the Unicode data.
+NFKC_INERT = "\u4e00-\u9fff0-9 \n\u3001\u3002\u201c\u201d\u300a\u300b\u300c\u300d"
+_NOT_INERT = re.compile(f"[^{NFKC_INERT}]+")
+# The runs are mostly full-width punctuation and Latin words, which repeat.
+_nfkc_run = lru_cache(maxsize=1 << 12)(partial(unicodedata.normalize, "NFKC"))
+
+
+def nfkc(text: str) -> str:
+    """`unicodedata.normalize("NFKC", text)`, ~4x faster on Chinese prose: only the runs of
+    characters that NFKC may change are normalised (the same runs recur across a text)."""
+    return _NOT_INERT.sub(_nfkc_match, text)
+
+
+def _nfkc_match(match: re.Match[str]) -> str:
+    return _nfkc_run(match.group())
+
+
 @lru_cache(maxsize=_LABEL_CACHE)
 def normalize_label(text: str) -> str:
     """Label text reduced to its characters: no numbering, punctuation, quotes or spaces."""
@@ -61,6 +82,12 @@ def similarity(label: str, reference: str) -> float:
     return SequenceMatcher(None, label, reference, autojunk=False).ratio()
 
 
+@lru_cache(maxsize=_LABEL_CACHE)
+def _normalized_labels(label: str, aliases: tuple[str, ...]) -> tuple[str, ...]:
+    # A row's labels are read for every printed row matched against it.
+    return tuple(normalize_label(x) for x in (label, *aliases))
+
+
 @dataclass(frozen=True, slots=True)
 class Column:
     code: str
@@ -78,7 +105,7 @@ class Row:
     only: str | None = None
 
     def labels(self) -> tuple[str, ...]:
-        return tuple(normalize_label(x) for x in (self.label, *self.aliases))
+        return _normalized_labels(self.label, self.aliases)
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,7 +268,7 @@ class VocabularyRow:
     negations: tuple[re.Pattern[str], ...] = ()
 
     def labels(self) -> tuple[str, ...]:
-        return tuple(normalize_label(x) for x in (self.label, *self.aliases))
+        return _normalized_labels(self.label, self.aliases)
 
 
 @dataclass(frozen=True, slots=True)

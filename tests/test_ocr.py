@@ -5,8 +5,11 @@ against the printed sums, and `--no-ocr` leaves a scan `no_text_layer` as before
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
+import os
 import subprocess
+import time
 
 import numpy as np
 import pypdfium2
@@ -15,6 +18,7 @@ import pytest
 from nianbao.flows.evaluate import cell_matches
 from nianbao.parsers import ocr
 from nianbao.parsers.ocr_check import verify_digits
+from nianbao.parsers.pool import DocumentLimits, WorkItem, parse_all
 from nianbao.parsers.report import parse_file
 from nianbao.parsers.result import Fact
 
@@ -79,7 +83,7 @@ def test_a_scanned_pdf_report_keeps_its_title_and_most_cells(huaian_scan: dict) 
         "active_disclosure/fees/amount_10k_yuan",
     ):
         assert cell_matches(expected["facts"][key], facts.get(key)), key
-    assert right_cells(huaian_scan, expected) >= 0.85 * len(expected["facts"])
+    assert right_cells(huaian_scan, expected) >= 0.99 * len(expected["facts"])
 
 
 def test_tables_pasted_as_pictures_into_a_text_pdf_are_read() -> None:
@@ -179,3 +183,51 @@ def test_an_unsure_value_no_sum_checks_is_reported() -> None:
     assert [f.code for f in findings] == ["ocr_low_confidence"]
     assert "no printed sum checks it" in findings[0].message
     assert fact.value == 3985758
+
+
+# --- OCR inside the parser workers: threads and the time limit ----------------------------------
+
+
+def _first_page_scan(tmp_path) -> tuple[WorkItem, int]:
+    """A one-page scan (the title page of the huzhu scan) as a stored work item."""
+    source = pypdfium2.PdfDocument(str(HUZHU_SCAN))
+    single = pypdfium2.PdfDocument.new()
+    single.import_pages(source, [0])
+    path = tmp_path / "title-page.scan.pdf"
+    single.save(str(path))
+    data = path.read_bytes()
+    return WorkItem(hashlib.sha256(data).hexdigest(), str(path), path.name), len(single)
+
+
+def test_the_time_limit_of_a_scan_grows_with_the_pages_ocr_reads(tmp_path) -> None:
+    item, pages = _first_page_scan(tmp_path)
+    results: list[dict] = []
+    # One second is too short to OCR a page; a minute more for each page read is enough.
+    parse_all([item], 1, DocumentLimits(seconds=1, ocr_seconds_per_page=60), results.extend)
+    (result,) = results
+    assert not any(p["code"] == "parse_timeout" for p in result["problems"])
+    assert any(p["code"] == "ocr_read" for p in result["problems"])
+    assert result["year"] == 2023
+
+
+def test_a_scan_over_its_time_limit_says_ocr_took_it(tmp_path) -> None:
+    item, pages = _first_page_scan(tmp_path)
+    results: list[dict] = []
+    started = time.monotonic()
+    parse_all([item], 1, DocumentLimits(seconds=1, ocr_seconds_per_page=0.5), results.extend)
+    (result,) = results
+    assert result["status"] == "failed"
+    assert [p["code"] for p in result["problems"]] == ["parse_timeout"]
+    message = result["problems"][0]["message"]
+    assert f"0.5 s for each of the {pages} page(s) read by OCR = 1.5 s" in message
+    assert time.monotonic() - started < 60
+
+
+def test_ocr_threads_are_the_workers_share_of_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    cores = os.cpu_count() or 1
+    monkeypatch.delenv(ocr.THREADS_VARIABLE, raising=False)
+    assert ocr.threads() == cores
+    monkeypatch.setenv(ocr.THREADS_VARIABLE, "1")
+    assert ocr.threads() == 1
+    monkeypatch.setenv(ocr.THREADS_VARIABLE, str(cores + 8))
+    assert ocr.threads() == cores

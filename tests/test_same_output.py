@@ -7,6 +7,7 @@ ratio, python-docx's style objects, a parse with every cache empty).
 
 from __future__ import annotations
 
+import gc
 import io
 import random
 from difflib import SequenceMatcher
@@ -16,14 +17,17 @@ import pdfplumber.table
 import pypdfium2
 import pytest
 from docx.enum.style import WD_STYLE_TYPE
+from hypothesis import given
+from hypothesis import strategies as st
 from pdfplumber.utils import filter_edges
 
 from nianbao.parsers import pdf, sections, tables
+from nianbao.parsers.blocks import Cell, Table
 from nianbao.parsers.docx import _HEADING_STYLE, _heading_style_ids
-from nianbao.parsers.report import parse_bytes
+from nianbao.parsers.report import _reader, parse_bytes
 from nianbao.schema import registry
 
-from .helpers import SAMPLES
+from .helpers import REAL, SAMPLES
 
 SAMPLE_FILES = sorted(
     p for p in SAMPLES.iterdir() if p.suffix in (".pdf", ".docx", ".html", ".txt")
@@ -72,10 +76,40 @@ def test_cells_hold_the_characters_whose_centre_is_inside_them():
             assert set(shown) - {" "} <= inside
 
 
+def test_bulk_character_read_matches_pypdfium2s_per_character_calls():
+    # _page_chars maps pdfium's calls over the page and reads the boxes back from one array;
+    # pypdfium2's own per-character API must give the same characters, in the same frame.
+    paths = [*SAMPLES.glob("*.pdf"), REAL.parent / "bad" / "garbled.pdf"]
+    checked = unmapped = 0
+    for path in paths:
+        document = pypdfium2.PdfDocument(str(path))
+        for page in document:
+            left, _, _, top = page.get_mediabox()
+            textpage = page.get_textpage()
+            expected = []
+            for i in range(textpage.count_chars()):
+                code = pypdfium2.raw.FPDFText_GetUnicode(textpage, i)
+                if code == 0x0D:
+                    continue
+                if pypdfium2.raw.FPDFText_HasUnicodeMapError(textpage, i) == 1:
+                    code = 0xFFFD
+                    unmapped += 1
+                x0, bottom, x1, box_top = textpage.get_charbox(i, loose=True)
+                expected.append((chr(code), x0 - left, x1 - left, top - box_top, top - bottom))
+            found = pdf._page_chars(textpage.raw, left, top)
+            assert [(c.text, c.x0, c.x1, c.top, c.bottom) for c in found] == expected
+            checked += len(found)
+            textpage.close()
+        document.close()
+    assert checked > 5000 and unmapped > 0
+
+
 def _clear_caches() -> None:
     for cached in (
         registry.normalize_label,
         registry.similarity,
+        registry._nfkc_run,
+        registry._normalized_labels,
         sections._matcher,
         tables._label_like,
         tables._parse_value,
@@ -162,3 +196,61 @@ def test_heading_styles_match_python_docx_style_objects():
     }
     assert _heading_style_ids(word) == expected
     assert expected
+
+
+def test_a_parse_leaves_garbage_collection_as_it_found_it():
+    # parse_bytes pauses the cyclic collector for one document; a failed parse must resume it
+    # too, and a caller that turned it off keeps it off.
+    good = (SAMPLES / "huzhu-employment-2023.txt").read_bytes()
+    broken = (REAL.parent / "bad" / "truncated.pdf").read_bytes()
+    assert gc.isenabled()
+    assert parse_bytes(good, "good.txt").status == "parsed"
+    assert parse_bytes(broken, "broken.pdf").status == "failed"
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        assert parse_bytes(good, "good.txt").facts
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def _reference_grid(table: Table) -> list[list[Cell | None]]:
+    # Table.grid() as it was: every covered position a key of one dict.
+    placed: dict[tuple[int, int], Cell] = {}
+    width = 0
+    for r, row in enumerate(table.rows):
+        c = 0
+        for cell in row:
+            while (r, c) in placed:
+                c += 1
+            for dr in range(max(cell.rowspan, 1)):
+                for dc in range(max(cell.colspan, 1)):
+                    placed[(r + dr, c + dc)] = cell
+            c += max(cell.colspan, 1)
+            width = max(width, c)
+    return [[placed.get((r, c)) for c in range(width)] for r in range(len(table.rows))]
+
+
+_SPAN = st.integers(min_value=-1, max_value=4)
+
+
+@given(
+    st.lists(
+        st.lists(st.builds(Cell, st.text(max_size=2), _SPAN, _SPAN), max_size=6),
+        max_size=8,
+    )
+)
+def test_grid_places_cells_as_the_dict_of_positions_did(rows):
+    table = Table(rows)
+    assert table.grid() == _reference_grid(table)
+
+
+def test_grid_of_every_sample_table_is_unchanged():
+    tables = 0
+    for path in SAMPLE_FILES:
+        for block in _reader(path.suffix[1:])(path.read_bytes()).blocks:
+            if isinstance(block, Table):
+                assert block.grid() == _reference_grid(block)
+                tables += 1
+    assert tables >= 10
