@@ -20,7 +20,7 @@ from nianbao.parsers import ocr
 from nianbao.parsers.ocr_check import verify_digits
 from nianbao.parsers.pool import DocumentLimits, WorkItem, parse_all
 from nianbao.parsers.report import parse_file
-from nianbao.parsers.result import Fact
+from nianbao.parsers.result import Fact, ParseResult
 
 from .helpers import ROOT, SAMPLES
 
@@ -201,10 +201,10 @@ def _first_page_scan(tmp_path) -> tuple[WorkItem, int]:
 
 def test_the_time_limit_of_a_scan_grows_with_the_pages_ocr_reads(tmp_path) -> None:
     item, pages = _first_page_scan(tmp_path)
-    results: list[dict] = []
+    results: list[ParseResult] = []
     # One second is too short to OCR a page; a minute more for each page read is enough.
     parse_all([item], 1, DocumentLimits(seconds=1, ocr_seconds_per_page=60), results.extend)
-    (result,) = results
+    (result,) = (r.to_json() for r in results)
     assert not any(p["code"] == "parse_timeout" for p in result["problems"])
     assert any(p["code"] == "ocr_read" for p in result["problems"])
     assert result["year"] == 2023
@@ -212,10 +212,10 @@ def test_the_time_limit_of_a_scan_grows_with_the_pages_ocr_reads(tmp_path) -> No
 
 def test_a_scan_over_its_time_limit_says_ocr_took_it(tmp_path) -> None:
     item, pages = _first_page_scan(tmp_path)
-    results: list[dict] = []
+    results: list[ParseResult] = []
     started = time.monotonic()
     parse_all([item], 1, DocumentLimits(seconds=1, ocr_seconds_per_page=0.5), results.extend)
-    (result,) = results
+    (result,) = (r.to_json() for r in results)
     assert result["status"] == "failed"
     assert [p["code"] for p in result["problems"]] == ["parse_timeout"]
     message = result["problems"][0]["message"]
