@@ -21,7 +21,6 @@ import re
 
 from .blocks import Cell, Document, Paragraph, Table
 from .encoding import decode_text
-from .result import Problem
 from .values import is_value_text
 
 _HEADING = re.compile(r"^\s{0,3}(#{1,6})\s+(.*?)\s*#*\s*$")
