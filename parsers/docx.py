@@ -88,6 +88,9 @@ _SKIPPED_INLINE = {
     qn("w:pict"),
     qn("w:object"),
     "{http://schemas.openxmlformats.org/markup-compatibility/2006}AlternateContent",
+    # Paragraph and run properties hold formatting only, never text: most of a run's elements.
+    qn("w:pPr"),
+    qn("w:rPr"),
 }
 
 
