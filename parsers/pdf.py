@@ -199,7 +199,7 @@ def read_pdf(data: bytes) -> Document:
     ocr_findings: list[dict[str, str]] = []
     try:
         with _library_errors("pypdfium2"):
-            pages = [_scan_page(pdf[i], i + 1) for i in range(len(pdf))]
+            pages = [_scan_page(pdf, i) for i in range(len(pdf))]
             properties = _properties(pdf)
         ocr_findings = _ocr_image_pages(pdf, pages)
     finally:
@@ -380,30 +380,51 @@ def _ocr_pictures(pdf: pypdfium2.PdfDocument, pages: list[_Page], ocr) -> list[d
 # --- pdfium: characters, object kinds, rules ------------------------------------------------------
 
 
-def _scan_page(page: pypdfium2.PdfPage, number: int) -> _Page:
-    left, bottom, _, top = page.get_mediabox()
-    # The raw text page, closed here: pypdfium2's helper object (a finalizer and a parent link
-    # per page) costs more than the load itself on a short page.
-    textpage = pdfium_c.FPDFText_LoadPage(page.raw)
-    if not textpage:
-        raise pypdfium2.PdfiumError("Failed to load text page.")
+def _scan_page(pdf: pypdfium2.PdfDocument, index: int) -> _Page:
+    """Page `index` (from 0): its characters, whether it holds images, and its rules.
+
+    The page and its text page are loaded and closed through pdfium's raw calls: pypdfium2's
+    helper objects (a finalizer and a parent link each) cost about as much as loading the text
+    of a short page.
+    """
+    page = pdfium_c.FPDF_LoadPage(pdf.raw, index)
+    if not page:
+        raise pypdfium2.PdfiumError("Failed to load page.")
     try:
-        chars = _page_chars(textpage, left, top)
+        left, bottom, top = _media_box(page)
+        textpage = pdfium_c.FPDFText_LoadPage(page)
+        if not textpage:
+            raise pypdfium2.PdfiumError("Failed to load text page.")
+        try:
+            chars = _page_chars(textpage, left, top)
+        finally:
+            pdfium_c.FPDFText_ClosePage(textpage)
+        rotation = pdfium_c.FPDFPage_GetRotation(page)  # quarter turns, clockwise
+        if rotation == -1:
+            raise pypdfium2.PdfiumError("Failed to get page rotation.")
+        objects = _Objects(rotated=rotation in (1, 3), left=left, top=top)
+        handle = ctypes.cast(page, _VOID_P).value
+        count = pdfium_c.FPDFPage_CountObjects(page)
+        objects.scan(list(map(_PAGE_OBJECT, repeat(handle, count), range(count))))
     finally:
-        pdfium_c.FPDFText_ClosePage(textpage)
-    objects = _Objects(rotated=page.get_rotation() in (90, 270), left=left, top=top)
-    handle = ctypes.cast(page.raw, _VOID_P).value
-    count = pdfium_c.FPDFPage_CountObjects(page.raw)
-    objects.scan(list(map(_PAGE_OBJECT, repeat(handle, count), range(count))))
-    page.close()
+        pdfium_c.FPDF_ClosePage(page)
     return _Page(
-        number=number,
+        number=index + 1,
         height=top - bottom,
         chars=chars,
         ruled=len(objects.rule_xs) >= _MIN_RULE_XS,
         has_images=objects.has_images,
         subpaths=objects.subpaths,
     )
+
+
+def _media_box(page: pdfium_c.FPDF_PAGE) -> tuple[float, float, float]:
+    """Left, bottom and top of the page's MediaBox; US Letter where it has none, as pypdfium2's
+    `get_mediabox()` gives it."""
+    left, bottom, right, top = (ctypes.c_float() for _ in range(4))
+    if not pdfium_c.FPDFPage_GetMediaBox(page, left, bottom, right, top):
+        return 0, 0, 792
+    return left.value, bottom.value, top.value
 
 
 def _prototype(function: Callable, restype: type, *argtypes: type) -> Callable:

@@ -38,7 +38,7 @@ def _ruled_pages() -> list[pdf._Page]:
     pages = []
     for path in sorted(SAMPLES.glob("*.pdf")):
         document = pypdfium2.PdfDocument(str(path))
-        pages += [pdf._scan_page(document[i], i + 1) for i in range(len(document))]
+        pages += [pdf._scan_page(document, i) for i in range(len(document))]
         document.close()
     return [page for page in pages if page.ruled]
 
