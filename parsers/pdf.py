@@ -25,7 +25,7 @@ from operator import attrgetter, itemgetter
 import pypdfium2
 import pypdfium2.raw as pdfium_c
 from pdfplumber.table import TableSettings, merge_edges
-from pdfplumber.utils import filter_edges, obj_to_bbox
+from pdfplumber.utils import filter_edges
 
 from .blocks import Block, Cell, Document, Paragraph, ParseError, Table
 
@@ -149,14 +149,16 @@ class _CentreIndex:
     whose centre lies in a band of the page are one bisection away."""
 
     def __init__(self, chars: list[_Char]) -> None:
-        centres = [
-            ((ch.top + ch.bottom) / 2, (ch.x0 + ch.x1) / 2, position, ch)
-            for position, ch in enumerate(chars)
-            if ch.text != "\n"
-        ]
         # A NaN centre fails every comparison, so it lies in no cell or table: leave it out of
         # the sort, where it would break the order.
-        entries = [entry for entry in centres if entry[0] == entry[0] and entry[1] == entry[1]]
+        entries = [
+            (y, x, position, ch)
+            for position, ch in enumerate(chars)
+            if ch.text != "\n"
+            for y in ((ch.top + ch.bottom) / 2,)
+            for x in ((ch.x0 + ch.x1) / 2,)
+            if y == y and x == x
+        ]
         entries.sort(key=_Y)
         self._entries = entries
         self._ys = [entry[0] for entry in entries]
@@ -722,6 +724,10 @@ def _edges_to_intersections(
     return intersections
 
 
+# pdfplumber's obj_to_bbox as one C call: an edge's box, the key its edge_connects compares.
+_BBOX = itemgetter("x0", "top", "x1", "bottom")
+
+
 def _intersections_to_cells(intersections: dict[Point, dict[str, list]]) -> list[Box]:
     """pdfplumber's `intersections_to_cells`, same cells in the same order, without its cost.
 
@@ -729,8 +735,8 @@ def _intersections_to_cells(intersections: dict[Point, dict[str, list]]) -> list
     points for the ones below and to the right of each point. Here each point's edge boxes are
     sets built once, and the points in each column and row are grouped once.
     """
-    v_boxes = {p: {obj_to_bbox(e) for e in edges["v"]} for p, edges in intersections.items()}
-    h_boxes = {p: {obj_to_bbox(e) for e in edges["h"]} for p, edges in intersections.items()}
+    v_boxes = {p: set(map(_BBOX, edges["v"])) for p, edges in intersections.items()}
+    h_boxes = {p: set(map(_BBOX, edges["h"])) for p, edges in intersections.items()}
     points = sorted(intersections)
     # In sorted order, a column's points come top to bottom and a row's left to right, so the
     # points below (right of) one are those after it in its column (row).
