@@ -10,9 +10,12 @@ Candidates naming the same body add up, and the report records which place won.
 
 from __future__ import annotations
 
+import logging
 import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import PurePath
 
 from nianbao.schema.registry import nfkc
@@ -47,6 +50,9 @@ _SPACED_DIGITS = re.compile(r"(?<=\d)\s+(?=\d)")
 _LETTER_SPACED = re.compile(r"(?:\S\s+){4,}\S")
 # A browser's print header before a page's title: 2024/1/20 10:15, 1/6.
 _LEADING_STAMP = re.compile(r"^[\d\s/:.\-]+")
+# A name this long with one character unlike another's is that name misread (shorter names of
+# one place differ in a character by meaning: 淮安市水利局, 淮安市水务局).
+_MISREAD_MIN_CHARS = 7
 _ATTACHMENT = re.compile(r"^附件\s*\d*\s*[:：]?\s*")
 # Where a breadcrumb or a label ends and the title's own words begin.
 _LAST_DELIMITER = re.compile(r".*[。，,；;：:！!？?>》\]】|]")
@@ -379,6 +385,30 @@ def extract_metadata(
     )
 
 
+def _misread_of(agency: Agency, other: Agency) -> bool:
+    """Two names of one place, as long, that differ in one character only (the kind may
+    differ: 人民玫府办公厅 reads as a department, 人民政府办公厅 as the government's office)."""
+    a, b = agency.name, other.name
+    return (
+        agency.region_code == other.region_code
+        and len(a) == len(b) >= _MISREAD_MIN_CHARS
+        and sum(x != y for x, y in zip(a, b, strict=True)) == 1
+    )
+
+
+@cache
+def _words_in(name: str) -> int:
+    """How many dictionary words and stray characters a name reads as (jieba's own dictionary,
+    loaded only for this): a misread character breaks a word apart."""
+    with warnings.catch_warnings():
+        # jieba imports pkg_resources, which warns about our editable install's namespace.
+        warnings.simplefilter("ignore")
+        import jieba
+
+    jieba.setLogLevel(logging.WARNING)
+    return len(jieba.lcut(name, HMM=False))
+
+
 def _choose(candidates: list[_Candidate]) -> _Candidate | None:
     """The best-supported candidate: weight of its best place, plus a little per other place
     naming the same body; within a body, the most precisely placed name."""
@@ -388,7 +418,15 @@ def _choose(candidates: list[_Candidate]) -> _Candidate | None:
 
     def identity(candidate: _Candidate) -> str:
         if candidate.agency.region_code:
-            return candidate.agency.key
+            # 互助县就业服条局 beside 互助县就业服务局: one character misread (by OCR, or by the
+            # tool that converted the report) in one of the places that print the name.
+            # Both spellings take the key of whichever comes first among the candidates.
+            return next(
+                other.agency.key
+                for other in placed
+                if other.agency.key == candidate.agency.key
+                or _misread_of(candidate.agency, other.agency)
+            )
         # 河包镇 beside 荣昌区河包镇人民政府: the placed name says which 河包镇.
         for other in placed:
             if other.agency.name.endswith(candidate.agency.name) or other.agency.name.startswith(
@@ -408,4 +446,16 @@ def _choose(candidates: list[_Candidate]) -> _Candidate | None:
     best = max(groups.values(), key=support)
     leader = max(best, key=lambda m: m.weight)
     precise = max(best, key=lambda m: (m.agency.region_code is not None, m.weight))
+    # A spelling with one character misread gives way to the other: the one printed in more
+    # places, else the one that reads as dictionary words (服务局, not 服/条/局).
+    variants = [m for m in best if m is precise or _misread_of(precise.agency, m.agency)]
+    if len(variants) > 1:
+        printed_in = {
+            name: len({m.source for m in best if m.agency.name == name})
+            for name in {m.agency.name for m in variants}
+        }
+        precise = min(
+            variants,
+            key=lambda m: (-printed_in[m.agency.name], _words_in(m.agency.name), -m.weight),
+        )
     return _Candidate(precise.agency, leader.source, leader.weight)

@@ -3,6 +3,9 @@
 A low-confidence value is corrected only where exactly one combination of the other readings
 the recogniser allowed makes every sum it takes part in hold, and breaks no sum that held: the
 finding `ocr_corrected` names the original reading, which the fact keeps in `ocr_reading`.
+Where several misreads (some read with confidence) leave no such combination, the failing sums
+are taken one at a time: a sum is mended where exactly one combination of its own unsure cells'
+readings makes it hold and breaks no sum that held.
 Otherwise the value stays as read, with the finding `ocr_low_confidence` — never guessed. A
 low-confidence value that every sum it takes part in confirms needs no finding.
 """
@@ -60,6 +63,12 @@ def verify_digits(facts: list[Fact], version: str) -> list[Problem]:
     failing = _failing(base)
     involved = {i: _involved(facts, i, version, base) for i in unsure}
     corrected = _correct(facts, version, failing, involved) if failing else {}
+    why_corrected = dict.fromkeys(corrected, "every printed sum hold")
+    if failing and not corrected:
+        for i, (reading, key) in _correct_sum_by_sum(facts, version, involved).items():
+            corrected[i] = reading
+            why_corrected[i] = f"the printed sum {key[0]} {key[1]} hold, breaking none that held"
+    failing = _failing(_checks(facts, version))
     findings = []
     for i, reading in corrected.items():
         fact = facts[i]
@@ -68,7 +77,7 @@ def verify_digits(facts: list[Fact], version: str) -> list[Problem]:
                 "ocr_corrected",
                 f"{fact.table}/{fact.row}/{fact.col}: read {reading!r} "
                 f"(confidence {fact.confidence:.2f}); {fact.raw!r} is the only other reading "
-                "that makes every printed sum hold",
+                f"that makes {why_corrected[i]}",
             )
         )
     for i in unsure:
@@ -84,6 +93,69 @@ def verify_digits(facts: list[Fact], version: str) -> list[Problem]:
             )
         )
     return findings
+
+
+def _correct_sum_by_sum(
+    facts: list[Fact], version: str, involved: dict[int, set[CheckKey]]
+) -> dict[int, tuple[str, CheckKey]]:
+    """Where no one set of readings makes every sum hold (several misreads, some read sure),
+    one failing sum at a time: the one combination of other readings, among its own unsure
+    cells, that makes it hold and breaks no sum that held. Repeated while a sum is mended."""
+    corrected: dict[int, tuple[str, CheckKey]] = {}
+    mended = True
+    while mended:
+        mended = False
+        base = _checks(facts, version)
+        for key in sorted(_failing(base)):
+            candidates = [
+                i
+                for i, keys in involved.items()
+                if key in keys and facts[i].alternatives and i not in corrected
+            ]
+            solution = _only_mending(facts, version, base, key, candidates)
+            if solution is None:
+                continue
+            for i, raw in solution.items():
+                parsed = parse_value(raw)
+                corrected[i] = (facts[i].raw, key)
+                facts[i] = replace(
+                    facts[i], raw=parsed.raw, value=parsed.value, ocr_reading=facts[i].raw
+                )
+            mended = True
+            break
+    return corrected
+
+
+def _only_mending(
+    facts: list[Fact],
+    version: str,
+    base: dict[CheckKey, tuple[bool, str]],
+    key: CheckKey,
+    candidates: list[int],
+) -> dict[int, str] | None:
+    """The readings of `candidates` that alone make sum `key` hold and break no held sum."""
+    options = [[facts[i].raw, *facts[i].alternatives] for i in candidates]
+    total = 1
+    for choice in options:
+        total *= len(choice)
+    if not candidates or total > _MAX_COMBINATIONS:
+        return None
+    held = {k for k, (ok, _) in base.items() if ok}
+    solutions = []
+    for choice in product(*options):
+        changes = {i: raw for i, raw in zip(candidates, choice, strict=True) if raw != facts[i].raw}
+        if not changes:
+            continue
+        trial = list(facts)
+        for i, raw in changes.items():
+            parsed = parse_value(raw)
+            trial[i] = replace(facts[i], raw=parsed.raw, value=parsed.value)
+        outcome = _checks(trial, version)
+        if outcome.get(key, (False, ""))[0] and all(outcome.get(k, (False, ""))[0] for k in held):
+            solutions.append(changes)
+            if len(solutions) > 1:
+                return None
+    return solutions[0] if solutions else None
 
 
 def _correct(

@@ -14,6 +14,7 @@ template's order: a table of other statistics that happens to hold a template ro
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field, replace
 from functools import cache, lru_cache
 
@@ -35,6 +36,13 @@ from .values import is_value_text, parse_value
 
 ROW_MATCH = 0.6
 GROUP_MATCH = 0.8
+# An OCR'd label (its row's values carry a confidence) too garbled for ROW_MATCH is still the
+# row it is most like when it is at least this like it, by this margin over any other row, and
+# that row comes next in the template's order (not read yet, after the rows read so far).
+OCR_ROW_MATCH = 0.4
+OCR_ROW_MARGIN = 0.1
+# Numbering an OCR'd label may keep (8. read as 8, 七) as 七): one or two leading characters.
+_STRAY_NUMBERING = re.compile(r"^[0-9A-Za-z一二三四五六七八九十]{1,2}")
 # A text label too unlike every template row to be matched may still be a misspelt one where
 # the template's order and the printed sums place it (`placement.py`): at least this like it.
 PLACE_MATCH = 0.5
@@ -361,11 +369,14 @@ class _Mapper:
 
         The template rows among its labelled rows come in the template's order, after the rows
         already read, and make at least half of them; a table with no labelled row (a value row
-        alone) only continues a table just read.
+        alone) continues a table just read, or is table 四 printed as its one row of values
+        (whose header row OCR may have misread).
         """
         labelled = [view for view in views if view.parts and view.values]
         if not labelled:
-            return continuing and any(view.values for view in views)
+            return (continuing and any(view.values for view in views)) or (
+                table == "review_litigation" and any(self._review_values(view) for view in views)
+            )
         last = self.read_up_to.get(table, -1)
         matched = 0
         for view in labelled:
@@ -377,6 +388,12 @@ class _Mapper:
             last = position
             matched += 1
         return matched > 0 and 2 * matched >= len(labelled)
+
+    def _review_values(self, view: RowView) -> bool:
+        """A row of nothing but table 四's values: every column of every group, no label."""
+        width = len(self.spec.review_litigation.columns) * len(self.spec.review_groups)
+        values = _trim(view.values, width)
+        return not view.parts and len(values) == width and all(map(is_value_text, values))
 
     def extra(self, table: str, view: RowView, columns: list[str]) -> None:
         if not any(v.strip() for v in view.values):
@@ -435,11 +452,41 @@ class _Mapper:
             # A numbered sub-row may have lost its group context (a page break, a dropped cell).
             score, row = best_row(leaf, spec.rows_for(self.spec.version))
         if row is None or score < ROW_MATCH:
+            row = self._ocr_reading_of(view)
+        if row is None:
             self.hold("applications", view, list(self.application_columns))
             return
         if row.group is None and not leaf_is_group:
             self.group = None
         self.emit("applications", row.code, self.application_columns, view)
+
+    def _ocr_reading_of(self, view: RowView) -> Row | None:
+        """The template row an OCR'd label misread past ROW_MATCH names, if the order and a
+        clear margin say so (see OCR_ROW_MATCH); None for a text label."""
+        if not any(cell.confidence is not None for cell in view.cells):
+            return None
+        label = normalize_label(view.leaf)
+        readings = {label, _STRAY_NUMBERING.sub("", label)} - {""}
+        rows = self.spec.applications.rows_for(self.spec.version)
+        scored = sorted(
+            (
+                (max(similarity(text, ref) for text in readings for ref in row.labels()), index)
+                for index, row in enumerate(rows)
+            ),
+            reverse=True,
+        )
+        if len(scored) < 2 or not readings:
+            return None
+        (best, index), (second, _) = scored[0], scored[1]
+        row = rows[index]
+        if (
+            best >= OCR_ROW_MATCH
+            and best - second >= OCR_ROW_MARGIN
+            and self.positions["applications"][row.code] > self.read_up_to.get("applications", -1)
+            and ("applications", row.code) not in self.seen
+        ):
+            return row
+        return None
 
     def _is_applicant_header(self, view: RowView) -> bool:
         """A header row names applicant columns (自然人, 商业企业 …), which no data row does."""

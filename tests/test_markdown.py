@@ -88,6 +88,24 @@ def test_two_rows_without_labels_in_one_gap_of_zeros_are_placed_in_order() -> No
     assert len(placed) == 2 and all("a row of zeros" in message for message in placed)
 
 
+@pytest.mark.parametrize(
+    ("name", "printed", "misread"),
+    [
+        ("huzhu-employment-2023", "互助县就业服务局", "互助县就业服条局"),
+        ("04_shanghai_szfbgt_2019", "上海市人民政府办公厅", "上海市人民玫府办公厅"),
+    ],
+)
+def test_a_name_the_tool_misread_in_the_title_gives_way_to_its_right_spelling(
+    name: str, printed: str, misread: str
+) -> None:
+    markdown = (CONVERTED / f"{name}.converted.md").read_text("utf-8")
+    assert markdown.startswith(f"# **{printed}**")
+    # One character misread in the title only; the report prints the name right elsewhere.
+    result = parse_bytes(markdown.replace(printed, misread, 1).encode(), "converted.md")
+    assert result["agency"] == printed
+    assert result["agency_source"] == "title"
+
+
 def test_markdown_is_recognised_by_its_bytes() -> None:
     converted = (CONVERTED / "huzhu-employment-2023.converted.md").read_bytes()
     assert sniff_format(converted, "report") == "md"

@@ -28,6 +28,7 @@ SCANS = ROOT / "tests" / "fixtures" / "scans"
 HUZHU_SCAN = SCANS / "huzhu-employment-2023.scan.pdf"
 HUAIAN_SCAN = SCANS / "01_huaian_shizhengfu_2024.scan.pdf"
 HUAIAN_PICTURES = SCANS / "01_huaian_shizhengfu_2024.picture.pdf"
+HUAIAN_HEAVY = SCANS / "01_huaian_shizhengfu_2024.heavy.pdf"
 NIANBAO = str(ROOT / ".venv" / "bin" / "nianbao")
 
 
@@ -84,6 +85,24 @@ def test_a_scanned_pdf_report_keeps_its_title_and_most_cells(huaian_scan: dict) 
     ):
         assert cell_matches(expected["facts"][key], facts.get(key)), key
     assert right_cells(huaian_scan, expected) >= 0.99 * len(expected["facts"])
+
+
+def test_a_heavily_degraded_scan_keeps_its_rows_by_order_and_sums() -> None:
+    # Fainter ink, more blur, noise and JPEG loss: most row labels of table 三 come out garbled.
+    result = parse_file(str(HUAIAN_HEAVY)).to_json()
+    expected = gold(HUAIAN_HEAVY)
+    assert (result["agency"], result["year"]) == ("淮安市人民政府", 2024)
+    facts = {f.key: f for f in map(Fact.from_json, result["facts"])}
+    # Rows whose labels OCR garbled (（七）总计 read as (七)要计), found by the template's order.
+    for key in ("applications/total_processed/total", "applications/carried_forward/total"):
+        assert cell_matches(expected["facts"][key], facts.get(key)), key
+    assert "总计" not in facts["applications/total_processed/total"].label
+    # Rows whose labels are past recognition are not guessed where the sums do not agree.
+    unmatched = [p for p in result["problems"] if p["code"] == "row_label_unmatched"]
+    assert unmatched and all("not mapped" in p["message"] for p in unmatched)
+    # Table 四 under a header row OCR could not read.
+    assert facts["review_litigation/review/total"].value == 351
+    assert right_cells(result, expected) >= 0.9 * len(expected["facts"])
 
 
 def test_tables_pasted_as_pictures_into_a_text_pdf_are_read() -> None:
@@ -167,6 +186,32 @@ def test_a_misread_digit_no_reading_repairs_is_kept_and_reported() -> None:
     assert [f.code for f in findings] == ["ocr_low_confidence"]
     assert "do not hold" in findings[0].message
     assert (fact.value, fact.ocr_reading) == (154, None)
+
+
+def test_with_another_misread_read_sure_each_sum_is_mended_on_its_own() -> None:
+    facts = real_facts()
+    index = unsure(facts, "applications/partially_granted/total", "154", ("454", "754"))
+    # A misread the recogniser was sure of (no other reading): R2's total can never hold, so no
+    # set of readings makes every sum hold; R3 of the row alone is mended by 454.
+    at = next(i for i, f in enumerate(facts) if (f.row, f.col) == ("granted", "total"))
+    facts[at] = dataclasses.replace(facts[at], raw="1562", value=1562, confidence=0.99)
+    findings = verify_digits(facts, "2021")
+    fact, sure = facts[index], facts[at]
+    assert [f.code for f in findings] == ["ocr_corrected"]
+    assert "R3 partially_granted" in findings[0].message
+    assert (fact.value, fact.ocr_reading) == (454, "154")
+    assert sure.value == 1562 and sure.ocr_reading is None
+
+
+def test_a_sum_two_readings_could_mend_is_not_guessed() -> None:
+    facts = real_facts()
+    # 72 + 64 + 178 + 37 = 351: a total read 352 could be 351, or 64 could be 65; no other sum
+    # tells which.
+    total = unsure(facts, "review_litigation/review/total", "352", ("351",))
+    corrected = unsure(facts, "review_litigation/review/corrected", "64", ("65",))
+    findings = verify_digits(facts, "2021")
+    assert [f.code for f in findings] == ["ocr_low_confidence", "ocr_low_confidence"]
+    assert (facts[total].value, facts[corrected].value) == (352, 64)
 
 
 def test_an_unsure_value_the_sums_confirm_needs_no_finding() -> None:

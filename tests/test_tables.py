@@ -89,3 +89,58 @@ def test_template_version_comes_from_the_table_not_the_year():
     result = parse_file(str(REAL / "22_unknown_xian_ju_2023_oldtemplate.partial.txt")).to_json()
     assert (result["year"], result["template"]) == (2023, "2019")
     assert "active_disclosure/rules/made" in cells(result)
+
+
+# Row labels of the huaian report's table 三 as OCR read them off a degraded scan.
+_GARBLED = {
+    "denied.query_matters": "8.属子转越查询事项",
+    "denied.process_information": "6.属于时美建税性体息",
+    "total_processed": "七)基计",
+}
+
+
+def _huaian_applications(read_by_ocr: bool, garbled: dict[str, str] = _GARBLED):
+    """Table 三 of the huaian report, labels from the registry but for the `garbled` ones."""
+    from nianbao.schema.registry import template
+
+    expected = gold("01_huaian_shizhengfu_2024.canon.json")["facts"]
+    spec = template("2021").applications
+    columns = [c.code for c in spec.columns]
+    confidence = 0.97 if read_by_ocr else None
+    rows = []
+    for index, row in enumerate(spec.rows_for("2021")):
+        if f"applications/{row.code}/total" not in expected:
+            continue
+        # Sub-rows are numbered within their group, as printed (3.其他).
+        number = sum(1 for r in spec.rows_for("2021")[:index] if r.group and r.group == row.group)
+        label = f"{number + 1}.{row.label}" if row.group else row.label
+        label = garbled.get(row.code, label)
+        values = [str(expected[f"applications/{row.code}/{c}"]) for c in columns]
+        # A sub-row carries its group's label (不予公开 …) in a cell before its own.
+        labels = [Cell(spec.groups[row.group]), Cell(label)] if row.group else [Cell(label)]
+        rows.append(labels + [Cell(v, confidence=confidence) for v in values])
+    return extract_facts([Table(rows)], ["applications"], "2021"), expected
+
+
+def test_an_ocr_label_garbled_past_the_match_is_the_next_row_it_is_clearly_like():
+    extraction, expected = _huaian_applications(read_by_ocr=True)
+    found = {f"applications/{f.row}/{f.col}": f.value for f in extraction.facts}
+    for code in _GARBLED:
+        assert found[f"applications/{code}/total"] == expected[f"applications/{code}/total"]
+    assert not any(f.row.startswith("extra.") for f in extraction.facts)
+    assert extraction.problems == []
+
+
+def test_garbled_labels_in_text_are_placed_only_by_order_and_sums():
+    misspelt = {"denied.query_matters": _GARBLED["denied.query_matters"]}
+    extraction, _ = _huaian_applications(read_by_ocr=False, garbled=misspelt)
+    found = {f"applications/{f.row}/{f.col}": f.value for f in extraction.facts}
+    # 属子转越查询事项 is like its row, and R2 holds only with it there.
+    assert found["applications/denied.query_matters/total"] == 105
+    assert [p.code for p in extraction.problems] == ["row_placed_by_order"]
+    # 属于时美建税性体息 is too unlike 属于四类过程性信息 for a printed text label: kept aside.
+    unlike = {"denied.process_information": _GARBLED["denied.process_information"]}
+    extraction, _ = _huaian_applications(read_by_ocr=False, garbled=unlike)
+    assert not any(f.row == "denied.process_information" for f in extraction.facts)
+    assert [p.code for p in extraction.problems] == ["row_label_unmatched"]
+    assert any(f.row.startswith("extra.") for f in extraction.facts)
