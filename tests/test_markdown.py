@@ -101,7 +101,7 @@ def test_a_name_the_tool_misread_in_the_title_gives_way_to_its_right_spelling(
     markdown = (CONVERTED / f"{name}.converted.md").read_text("utf-8")
     assert markdown.startswith(f"# **{printed}**")
     # One character misread in the title only; the report prints the name right elsewhere.
-    result = parse_bytes(markdown.replace(printed, misread, 1).encode(), "converted.md")
+    result = parse_bytes(markdown.replace(printed, misread, 1).encode(), "converted.md").to_json()
     assert result["agency"] == printed
     assert result["agency_source"] == "title"
 
