@@ -25,27 +25,23 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from nianbao.flows.orchestrator import configure_prefect
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.context import FlowRunContext
+from prefect.flows import Flow
+from prefect.futures import PrefectFuture
+from prefect.runtime import flow_run
+from prefect.states import Failed, State
+from prefect.utilities.annotations import quote
+from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
 
-configure_prefect()
-
-from prefect import flow, get_run_logger, task  # noqa: E402
-from prefect.artifacts import create_markdown_artifact, create_table_artifact  # noqa: E402
-from prefect.cache_policies import NO_CACHE  # noqa: E402
-from prefect.context import FlowRunContext  # noqa: E402
-from prefect.flows import Flow  # noqa: E402
-from prefect.futures import PrefectFuture  # noqa: E402
-from prefect.runtime import flow_run  # noqa: E402
-from prefect.states import Failed, State  # noqa: E402
-from prefect.utilities.annotations import quote  # noqa: E402
-from sqlalchemy import Engine  # noqa: E402
-from sqlalchemy.exc import DBAPIError  # noqa: E402
-
-from nianbao.flows.orchestrator import recorded_run  # noqa: E402
-from nianbao.harvest.rawstore import RawStore, resolve_raw_root  # noqa: E402
-from nianbao.parsers import ocr  # noqa: E402
-from nianbao.parsers.metadata import SourceHints  # noqa: E402
-from nianbao.parsers.pool import (  # noqa: E402
+from nianbao.flows.orchestrator import configure_prefect, recorded_run
+from nianbao.harvest.rawstore import RawStore, resolve_raw_root
+from nianbao.parsers import ocr
+from nianbao.parsers.metadata import SourceHints
+from nianbao.parsers.pool import (
     DocumentLimits,
     ParserPool,
     WorkItem,
@@ -53,18 +49,19 @@ from nianbao.parsers.pool import (  # noqa: E402
     failed_result,
     parse_all,
     parse_batch,
+    parse_then,
 )
-from nianbao.parsers.report import PARSER_VERSION  # noqa: E402
-from nianbao.schema.batchload import (  # noqa: E402
+from nianbao.parsers.report import PARSER_VERSION
+from nianbao.parsers.result import ParseResult, Problem
+from nianbao.schema.batchload import (
     Loaded,
     LoadTarget,
     engine_of,
     load_results,
     loads_in_workers,
-    parse_and_load,
 )
-from nianbao.schema.crossyear import evaluate_r5  # noqa: E402
-from nianbao.schema.db import (  # noqa: E402
+from nianbao.schema.crossyear import evaluate_r5
+from nianbao.schema.db import (
     DatabaseSettings,
     DatabaseUnavailable,
     complete_db_url,
@@ -73,9 +70,9 @@ from nianbao.schema.db import (  # noqa: E402
     retry_while_unavailable,
     upgrade,
 )
-from nianbao.schema.load import LoadOutcome, known_documents  # noqa: E402
-from nianbao.schema.quality import gather, render_markdown  # noqa: E402
-from nianbao.schema.runs import finish_run, reports_of_run, start_run  # noqa: E402
+from nianbao.schema.load import LoadOutcome, known_documents
+from nianbao.schema.quality import gather, render_markdown
+from nianbao.schema.runs import finish_run, reports_of_run, start_run
 
 if TYPE_CHECKING:
     from prefect_dask import DaskTaskRunner
@@ -202,7 +199,7 @@ def plan(
 # No Prefect retries: `retry_while_unavailable` retries for a bounded time, then stops the run.
 @task(name="load-batch", cache_policy=NO_CACHE)
 def load_batch(
-    results: list[dict | Loaded], raw_keys: dict[str, str], target: LoadTarget
+    results: list[ParseResult | Loaded], raw_keys: dict[str, str], target: LoadTarget
 ) -> list[Loaded]:
     """Load each parsed document in this process; what comes back is small, so a long run's
     memory stays flat (a parse result with its facts is ~80 KB and is dropped once loaded)."""
@@ -237,15 +234,15 @@ def parse_chunk(
     raw_root: str,
     target: LoadTarget,
     load_here: bool,
-) -> list[dict | Loaded]:
+) -> list[ParseResult | Loaded]:
     """Runs on a Dask worker: parse a chunk of documents and, on PostgreSQL, load them there.
 
     With `load_here` the results are `Loaded` records (a few fields each); else the parse
     results, for the one writer (SQLite) in the flow's process.
     """
-    results: list[dict | Loaded] = []
-    work = partial(parse_and_load, target=target) if load_here else parse_batch
-    _chunk_pool(limits).run(items, raw_root, results.extend, work)
+    results: list[ParseResult | Loaded] = []
+    work = partial(parse_then, then=target) if load_here else parse_batch
+    _chunk_pool(limits).run(items, RawStore(raw_root), results.extend, work)
     if not load_here:
         return results
     # A document whose parser crashed comes back as its failed result: load it here too.
@@ -316,6 +313,7 @@ def ingest_flow(
     (a URL), `hints` to what the harvest knows of it (listing entry, portal region). With
     `cluster`, parsing and loading run on Dask: call the flow `ingest_flow_on(cluster)` gives.
     """
+    configure_prefect()  # a run a Prefect worker starts has not been through the CLI
     with recorded_run():
         return _ingest(
             paths,
@@ -366,7 +364,7 @@ def _ingest(
     # A cluster's workers complete the URL from their own environment: no password travels.
     target = LoadTarget(public_db_url(url) if cluster else url, run_id, retry_seconds)
 
-    def on_batch(results: list[dict | Loaded]) -> None:
+    def on_batch(results: list[ParseResult | Loaded]) -> None:
         if all(isinstance(result, Loaded) for result in results):
             loaded = results  # loaded by the workers
         else:
@@ -390,8 +388,8 @@ def _ingest(
         if todo and cluster:
             _run_on_dask(todo, limits, raw_root, target, load_here, on_batch)
         elif todo:
-            work = partial(parse_and_load, target=target) if load_here else parse_batch
-            parse_all(todo, workers, limits, on_batch, raw_root, work)
+            work = partial(parse_then, then=target) if load_here else parse_batch
+            parse_all(todo, workers, limits, on_batch, RawStore(raw_root), work)
         logger.info("R5 evaluated: %d rows", cross_year(url, retry_seconds, run_id))
     except DatabaseUnavailable as exc:
         summary.stopped = str(exc)
@@ -414,7 +412,7 @@ def _run_on_dask(
     raw_root: str,
     target: LoadTarget,
     load_here: bool,
-    on_batch: Callable[[list[dict | Loaded]], None],
+    on_batch: Callable[[list[ParseResult | Loaded]], None],
 ) -> None:
     """Map `parse_chunk` over chunks of `todo` on the flow's Dask cluster, two chunks a worker
     thread in flight, so that the results held stay bounded however many documents there are.
@@ -455,7 +453,7 @@ def _run_on_dask(
             item = chunk[0]
             data = RawStore(raw_root).read(item.raw_key)
             message = f"the Dask worker failed on this file: {type(exc).__name__}: {exc}"
-            results = [failed_result(item, data, "worker_crashed", message)]
+            results = [failed_result(item, data, Problem("worker_crashed", message))]
         on_batch(results)
         if (chunk := next(chunks, None)) is not None:
             finished.add(submit(chunk))

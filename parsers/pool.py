@@ -21,12 +21,12 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-
-from nianbao.harvest.rawstore import RawStore
+from typing import Protocol
 
 from . import ocr
 from .metadata import SourceHints
 from .report import empty_result, parse_bytes
+from .result import ParseResult, Problem
 
 # Most documents one worker call parses; batches shrink as the work runs out (see `batches`).
 BATCH_SIZE = 16
@@ -55,9 +55,16 @@ class WorkItem:
     hints: SourceHints | None = None
 
 
-# What a worker does with a batch: (items, limits, raw store root) -> one result per item, in
-# order; a module-level function (or a partial of one), so that it pickles.
-BatchWork = Callable[[list[WorkItem], DocumentLimits, str], list]
+class RawBytes(Protocol):
+    """Where a worker reads a document's bytes: the raw store (harvest/rawstore.py), handed
+    over by the caller so that parsing knows no storage."""
+
+    def read(self, key: str) -> bytes: ...
+
+
+# What a worker does with a batch: (items, limits, raw store) -> one result per item, in order;
+# a module-level function (or a partial of one), so that it pickles.
+BatchWork = Callable[[list[WorkItem], DocumentLimits, RawBytes], list]
 
 
 class DocumentTimeout(BaseException):
@@ -110,20 +117,17 @@ def _start_worker(owner: int, memory_bytes: int | None, workers: int) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
 
 
-def failed_result(item: WorkItem, data: bytes, code: str, message: str) -> dict:
+def failed_result(item: WorkItem, data: bytes, problem: Problem) -> ParseResult:
     """The result of a document the parser could not be run on, with its problem."""
-    result = empty_result(item.source, data, "unknown")
-    result["problems"].append({"code": code, "message": message})
-    return result
+    return empty_result(item.source, data, "unknown", problem)
 
 
-def parse_item(item: WorkItem, data: bytes, limits: DocumentLimits) -> dict:
+def parse_item(item: WorkItem, data: bytes, limits: DocumentLimits) -> ParseResult:
     """Parse one document's bytes within the limits; every outcome is a result, never an
     exception."""
     if len(data) > limits.max_bytes:
-        return failed_result(
-            item, data, "too_large", f"{len(data)} bytes is over the {limits.max_bytes}-byte limit"
-        )
+        too_large = f"{len(data)} bytes is over the {limits.max_bytes}-byte limit"
+        return failed_result(item, data, Problem("too_large", too_large))
     started = time.monotonic()
     ocr_pages = 0
 
@@ -153,25 +157,31 @@ def parse_item(item: WorkItem, data: bytes, limits: DocumentLimits) -> dict:
                 f" + {limits.ocr_seconds_per_page:g} s for each of the {ocr_pages} page(s) "
                 f"read by OCR = {allowed:g} s"
             )
-        return failed_result(
-            item, data, "parse_timeout", f"parsing took longer than {reason} and was stopped"
-        )
+        timeout = f"parsing took longer than {reason} and was stopped"
+        return failed_result(item, data, Problem("parse_timeout", timeout))
     return result
 
 
-def parse_batch(items: list[WorkItem], limits: DocumentLimits, raw_root: str) -> list[dict]:
-    """Runs in a worker process: plain data in, plain data out."""
-    store = RawStore(raw_root)
+def parse_batch(
+    items: list[WorkItem], limits: DocumentLimits, store: RawBytes
+) -> list[ParseResult]:
+    """Runs in a worker process: plain data in, plain data out (pickled dataclasses)."""
     return [parse_item(item, store.read(item.raw_key), limits) for item in items]
 
 
-def _crashed(item: WorkItem, store: RawStore) -> dict:
-    return failed_result(
-        item,
-        store.read(item.raw_key),
-        "worker_crashed",
-        "the parser process died on this file (out of memory or a crash in a native library)",
-    )
+def parse_then(
+    items: list[WorkItem],
+    limits: DocumentLimits,
+    store: RawBytes,
+    then: Callable[[list[WorkItem], list[ParseResult]], list],
+) -> list:
+    """Runs in a worker process: parse a batch, then hand its results to `then` there (a
+    picklable callable: the warehouse's loader, so that a worker loads what it parsed)."""
+    return then(items, parse_batch(items, limits, store))
+
+
+def _crashed(item: WorkItem, store: RawBytes) -> ParseResult:
+    return failed_result(item, store.read(item.raw_key), Problem.of("worker_crashed"))
 
 
 def batches(items: list[WorkItem], workers: int, largest: int = BATCH_SIZE) -> list[list[WorkItem]]:
@@ -192,7 +202,7 @@ def parse_all(
     workers: int,
     limits: DocumentLimits,
     on_batch: Callable[[list], None],
-    raw_root: str,
+    store: RawBytes,
     work: BatchWork = parse_batch,
 ) -> None:
     """Parse every item in a pool of `workers` processes started for this call; see
@@ -200,7 +210,7 @@ def parse_all(
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
     with ParserPool(workers, limits) as pool:
-        pool.run(todo, raw_root, on_batch, work)
+        pool.run(todo, store, on_batch, work)
 
 
 class ParserPool:
@@ -241,7 +251,7 @@ class ParserPool:
     def run(
         self,
         todo: list[WorkItem],
-        raw_root: str,
+        store: RawBytes,
         on_batch: Callable[[list], None],
         work: BatchWork = parse_batch,
     ) -> None:
@@ -253,7 +263,6 @@ class ParserPool:
         `on_batch` or from `work` stops the run: queued batches are cancelled and the exception
         propagates, without waiting for those in progress.
         """
-        store = RawStore(raw_root)
         queue = batches(todo, self.workers)
         while queue:
             queue = self._round(queue, store, on_batch, work)
@@ -261,7 +270,7 @@ class ParserPool:
     def _round(
         self,
         queue: list[list[WorkItem]],
-        store: RawStore,
+        store: RawBytes,
         on_batch: Callable[[list], None],
         work: BatchWork,
     ) -> list[list[WorkItem]]:
@@ -275,7 +284,7 @@ class ParserPool:
         def submit_more() -> None:
             while len(pending) < 2 * self.workers and (batch := next(waiting, None)) is not None:
                 try:
-                    pending[pool.submit(work, batch, self.limits, store.root)] = batch
+                    pending[pool.submit(work, batch, self.limits, store)] = batch
                 except BrokenProcessPool:
                     retry.extend([item] for item in batch)
                     return

@@ -15,14 +15,17 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
-from nianbao.parsers.pool import DocumentLimits, WorkItem, parse_batch
+from nianbao.parsers.result import ParseResult
 from nianbao.schema.db import complete_db_url, engine_for, retry_while_unavailable
 from nianbao.schema.load import LoadOutcome, load_document
+
+if TYPE_CHECKING:  # the warehouse loads no reader: the pool's items are only named here
+    from nianbao.parsers.pool import WorkItem
 
 
 class Loaded(NamedTuple):
@@ -40,19 +43,19 @@ class Loaded(NamedTuple):
     failed_rules: tuple[str, ...]
 
     @classmethod
-    def of(cls, result: dict, outcome: LoadOutcome) -> Loaded:
-        problem = result["problems"][0] if result["problems"] else {}
+    def of(cls, result: ParseResult, outcome: LoadOutcome) -> Loaded:
+        problem = result.problem
         return cls(
-            result["sha256"],
-            result["source"],
+            result.sha256,
+            result.source,
             outcome.value,
-            problem.get("code"),
-            problem.get("message"),
-            result["agency"],
-            result["year"],
-            result["template"],
-            len(result["facts"]),
-            tuple(check["rule"] for check in result["checks"] if not check["ok"]),
+            problem.code if problem else None,
+            problem.message if problem else None,
+            result.agency,
+            result.year,
+            result.template,
+            len(result.facts),
+            result.failed_rules(),
         )
 
 
@@ -68,6 +71,11 @@ class LoadTarget:
     run_id: int | None
     retry_seconds: float
 
+    def __call__(self, items: list[WorkItem], results: list[ParseResult]) -> list[Loaded]:
+        """Load a batch in the worker that parsed it (`parsers.pool.parse_then`'s `then`);
+        a parse result is dropped as soon as its document is loaded."""
+        return load_results(results, {item.sha256: item.raw_key for item in items}, self)
+
 
 def loads_in_workers(db_url: str) -> bool:
     """Whether workers load their own batches: PostgreSQL yes, SQLite (one writer) no."""
@@ -81,7 +89,7 @@ def engine_of(db_url: str) -> Engine:
 
 
 def load_results(
-    results: list[dict | Loaded],
+    results: list[ParseResult | Loaded],
     raw_keys: Mapping[str, str],
     target: LoadTarget,
     on_retry: Callable[[str, float], None] | None = None,
@@ -97,19 +105,10 @@ def load_results(
             continue
         outcome = retry_while_unavailable(
             lambda result=result: load_document(
-                engine, result, raw_keys.get(result["sha256"]), target.run_id
+                engine, result, raw_keys.get(result.sha256), target.run_id
             ),
             target.retry_seconds,
             on_retry,
         )
         loaded.append(Loaded.of(result, outcome))
     return loaded
-
-
-def parse_and_load(
-    items: list[WorkItem], limits: DocumentLimits, raw_root: str, target: LoadTarget
-) -> list[Loaded]:
-    """Runs in a parser worker (a `parsers.pool.BatchWork`): parse a batch, then load it here;
-    a parse result is dropped as soon as its document is loaded."""
-    raw_keys = {item.sha256: item.raw_key for item in items}
-    return load_results(parse_batch(items, limits, raw_root), raw_keys, target)

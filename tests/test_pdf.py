@@ -331,7 +331,7 @@ def test_scanned_pdf_has_no_text_layer() -> None:
 def test_a_scanned_page_among_text_pages_is_reported() -> None:
     document = read_pdf(pages_pdf([text_at([(72, 700, "Report text.")]), SCAN]))
     assert [p.text for p in document.paragraphs()] == ["Report text."]
-    assert [(p["code"], p["page"]) for p in document.problems] == [("no_text_layer", "2")]
+    assert [(p.code, p.page) for p in document.problems] == [("no_text_layer", "2")]
 
 
 def test_text_without_a_unicode_map_is_garbled() -> None:
@@ -436,7 +436,7 @@ def test_only_pages_with_ruled_tables_go_to_the_table_finder():
     from nianbao.parsers.pdf import _scan_page
 
     document = pypdfium2.PdfDocument(str(SAMPLES / "01_huaian_shizhengfu_2024.pdf"))
-    ruled = [_scan_page(document[i], i + 1).ruled for i in range(len(document))]
+    ruled = [_scan_page(document, i).ruled for i in range(len(document))]
     assert ruled == [False, False, True, True, True, False]
 
 

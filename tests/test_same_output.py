@@ -21,7 +21,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pdfplumber.utils import filter_edges
 
-from nianbao.parsers import pdf, sections, tables
+from nianbao.parsers import agency, pdf, sections, tables
 from nianbao.parsers.blocks import Cell, Table
 from nianbao.parsers.docx import _HEADING_STYLE, _heading_style_ids
 from nianbao.parsers.report import _reader, parse_bytes
@@ -38,7 +38,7 @@ def _ruled_pages() -> list[pdf._Page]:
     pages = []
     for path in sorted(SAMPLES.glob("*.pdf")):
         document = pypdfium2.PdfDocument(str(path))
-        pages += [pdf._scan_page(document[i], i + 1) for i in range(len(document))]
+        pages += [pdf._scan_page(document, i) for i in range(len(document))]
         document.close()
     return [page for page in pages if page.ruled]
 
@@ -110,6 +110,7 @@ def _clear_caches() -> None:
         registry.similarity,
         registry._nfkc_run,
         registry._normalized_labels,
+        agency.resolve_agency,
         sections._matcher,
         tables._label_like,
         tables._parse_value,
@@ -128,7 +129,7 @@ def test_a_parse_with_warm_caches_equals_one_with_empty_caches(path):
         parse_bytes(other.read_bytes(), other.name)
     warm = parse_bytes(data, path.name)
     assert warm == cold
-    assert cold["status"] == "parsed" and len(cold["facts"]) > 100
+    assert cold.status == "parsed" and len(cold.facts) > 100
 
 
 def _leading_heading_by_full_ratio(text: str):
@@ -204,12 +205,12 @@ def test_a_parse_leaves_garbage_collection_as_it_found_it():
     good = (SAMPLES / "huzhu-employment-2023.txt").read_bytes()
     broken = (REAL.parent / "bad" / "truncated.pdf").read_bytes()
     assert gc.isenabled()
-    assert parse_bytes(good, "good.txt")["status"] == "parsed"
-    assert parse_bytes(broken, "broken.pdf")["status"] == "failed"
+    assert parse_bytes(good, "good.txt").status == "parsed"
+    assert parse_bytes(broken, "broken.pdf").status == "failed"
     assert gc.isenabled()
     gc.disable()
     try:
-        assert parse_bytes(good, "good.txt")["facts"]
+        assert parse_bytes(good, "good.txt").facts
         assert not gc.isenabled()
     finally:
         gc.enable()
