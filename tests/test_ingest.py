@@ -187,5 +187,5 @@ def test_a_folder_gives_its_reports_and_conversions_not_its_readme(tmp_path: Pat
 
     for name in ("report.pdf", "report.converted.md", "README.md", "LICENSE", "gold.canon.json"):
         (tmp_path / name).write_bytes(b"x")
-    found = [p.name for p in discover_files([tmp_path])]
+    found = [Path(p).name for p in discover_files([tmp_path])]
     assert found == ["report.converted.md", "report.pdf"]
