@@ -23,7 +23,7 @@ import re
 import tomllib
 import unicodedata
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from pathlib import Path
 
@@ -286,6 +286,10 @@ def _key_rest(rest: str) -> str:
     return re.sub(r"^(?:人民)?政府办(?:公室)?$", "人民政府办公室", rest)
 
 
+# A pure function of its arguments and the code tables (~50 us a call): a report asks it about
+# the same names several times, and an agency's reports repeat them from year to year. The
+# most recent names are kept, so a long run's memory stays bounded; an Agency is frozen.
+@lru_cache(maxsize=1 << 12)
 def resolve_agency(
     printed: str, year: int | None = None, region_hint: str | None = None
 ) -> Agency | None:

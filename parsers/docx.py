@@ -73,11 +73,12 @@ _P, _TBL, _TR, _TC = qn("w:p"), qn("w:tbl"), qn("w:tr"), qn("w:tc")
 _SDT, _SDT_CONTENT, _CUSTOM_XML = qn("w:sdt"), qn("w:sdtContent"), qn("w:customXml")
 _T, _TAB, _BR, _CR = qn("w:t"), qn("w:tab"), qn("w:br"), qn("w:cr")
 _NB_HYPHEN, _VAL, _TYPE = qn("w:noBreakHyphen"), qn("w:val"), qn("w:type")
-# Property paths, spelt out once: qn() on every cell cost more than the lookups.
-_P_STYLE = f"{qn('w:pPr')}/{qn('w:pStyle')}"
-_GRID_BEFORE = f"{qn('w:trPr')}/{qn('w:gridBefore')}"
-_GRID_SPAN = f"{qn('w:tcPr')}/{qn('w:gridSpan')}"
-_V_MERGE = f"{qn('w:tcPr')}/{qn('w:vMerge')}"
+# Properties as (container, property) tags, spelt out once: qn() on every cell cost more than
+# the lookups.
+_P_STYLE = (qn("w:pPr"), qn("w:pStyle"))
+_GRID_BEFORE = (qn("w:trPr"), qn("w:gridBefore"))
+_GRID_SPAN = (qn("w:tcPr"), qn("w:gridSpan"))
+_V_MERGE = (qn("w:tcPr"), qn("w:vMerge"))
 _STYLE_TYPES = {member.xml_value: member for member in WD_STYLE_TYPE}
 # Deleted revisions, and drawings whose text boxes would otherwise leak (often twice, through
 # mc:Fallback) into the paragraph that anchors them.
@@ -88,6 +89,9 @@ _SKIPPED_INLINE = {
     qn("w:pict"),
     qn("w:object"),
     "{http://schemas.openxmlformats.org/markup-compatibility/2006}AlternateContent",
+    # Paragraph and run properties hold formatting only, never text: most of a run's elements.
+    qn("w:pPr"),
+    qn("w:rPr"),
 }
 
 
@@ -199,8 +203,18 @@ def _paragraph_text(p: etree._Element) -> str:
     return "".join(parts)
 
 
+def _property(element: etree._Element, tags: tuple[str, str]) -> etree._Element | None:
+    """`element.find("container/property")`, the first match in document order, without
+    lxml's path machinery, which costs more than the lookup on every cell and paragraph."""
+    container_tag, property_tag = tags
+    for container in element.iterchildren(container_tag):
+        for found in container.iterchildren(property_tag):
+            return found
+    return None
+
+
 def _style_id(p: etree._Element) -> str | None:
-    style = p.find(_P_STYLE)
+    style = _property(p, _P_STYLE)
     return None if style is None else style.get(_VAL)
 
 
@@ -314,8 +328,8 @@ def _kept_columns(rows: list[list[_PendingCell]], widths: list[int | None]) -> l
     return sorted(starts)
 
 
-def _int_property(element: etree._Element, path: str, default: int) -> int:
-    found = element.find(path)
+def _int_property(element: etree._Element, tags: tuple[str, str], default: int) -> int:
+    found = _property(element, tags)
     if found is None:
         return default
     try:
@@ -326,7 +340,7 @@ def _int_property(element: etree._Element, path: str, default: int) -> int:
 
 def _vmerge(tc: etree._Element) -> str | None:
     """The cell's vertical merge: restart, continue (a w:vMerge without val) or None."""
-    element = tc.find(_V_MERGE)
+    element = _property(tc, _V_MERGE)
     if element is None:
         return None
     return element.get(_VAL, "continue")

@@ -25,7 +25,7 @@ from operator import attrgetter, itemgetter
 import pypdfium2
 import pypdfium2.raw as pdfium_c
 from pdfplumber.table import TableSettings, merge_edges
-from pdfplumber.utils import filter_edges, obj_to_bbox
+from pdfplumber.utils import filter_edges
 
 from .blocks import Block, Cell, Document, Paragraph, ParseError, Table
 
@@ -149,14 +149,16 @@ class _CentreIndex:
     whose centre lies in a band of the page are one bisection away."""
 
     def __init__(self, chars: list[_Char]) -> None:
-        centres = [
-            ((ch.top + ch.bottom) / 2, (ch.x0 + ch.x1) / 2, position, ch)
-            for position, ch in enumerate(chars)
-            if ch.text != "\n"
-        ]
         # A NaN centre fails every comparison, so it lies in no cell or table: leave it out of
         # the sort, where it would break the order.
-        entries = [entry for entry in centres if entry[0] == entry[0] and entry[1] == entry[1]]
+        entries = [
+            (y, x, position, ch)
+            for position, ch in enumerate(chars)
+            if ch.text != "\n"
+            for y in ((ch.top + ch.bottom) / 2,)
+            for x in ((ch.x0 + ch.x1) / 2,)
+            if y == y and x == x
+        ]
         entries.sort(key=_Y)
         self._entries = entries
         self._ys = [entry[0] for entry in entries]
@@ -199,7 +201,7 @@ def read_pdf(data: bytes) -> Document:
     ocr_findings: list[dict[str, str]] = []
     try:
         with _library_errors("pypdfium2"):
-            pages = [_scan_page(pdf[i], i + 1) for i in range(len(pdf))]
+            pages = [_scan_page(pdf, i) for i in range(len(pdf))]
             properties = _properties(pdf)
         ocr_findings = _ocr_image_pages(pdf, pages)
     finally:
@@ -380,24 +382,36 @@ def _ocr_pictures(pdf: pypdfium2.PdfDocument, pages: list[_Page], ocr) -> list[d
 # --- pdfium: characters, object kinds, rules ------------------------------------------------------
 
 
-def _scan_page(page: pypdfium2.PdfPage, number: int) -> _Page:
-    left, bottom, _, top = page.get_mediabox()
-    # The raw text page, closed here: pypdfium2's helper object (a finalizer and a parent link
-    # per page) costs more than the load itself on a short page.
-    textpage = pdfium_c.FPDFText_LoadPage(page.raw)
-    if not textpage:
-        raise pypdfium2.PdfiumError("Failed to load text page.")
+def _scan_page(pdf: pypdfium2.PdfDocument, index: int) -> _Page:
+    """Page `index` (from 0): its characters, whether it holds images, and its rules.
+
+    The page and its text page are loaded and closed through pdfium's raw calls: pypdfium2's
+    helper objects (a finalizer and a parent link each) cost about as much as loading the text
+    of a short page.
+    """
+    page = pdfium_c.FPDF_LoadPage(pdf.raw, index)
+    if not page:
+        raise pypdfium2.PdfiumError("Failed to load page.")
     try:
-        chars = _page_chars(textpage, left, top)
+        left, bottom, top = _media_box(page)
+        textpage = pdfium_c.FPDFText_LoadPage(page)
+        if not textpage:
+            raise pypdfium2.PdfiumError("Failed to load text page.")
+        try:
+            chars = _page_chars(textpage, left, top)
+        finally:
+            pdfium_c.FPDFText_ClosePage(textpage)
+        rotation = pdfium_c.FPDFPage_GetRotation(page)  # quarter turns, clockwise
+        if rotation == -1:
+            raise pypdfium2.PdfiumError("Failed to get page rotation.")
+        objects = _Objects(rotated=rotation in (1, 3), left=left, top=top)
+        handle = ctypes.cast(page, _VOID_P).value
+        count = pdfium_c.FPDFPage_CountObjects(page)
+        objects.scan(list(map(_PAGE_OBJECT, repeat(handle, count), range(count))))
     finally:
-        pdfium_c.FPDFText_ClosePage(textpage)
-    objects = _Objects(rotated=page.get_rotation() in (90, 270), left=left, top=top)
-    handle = ctypes.cast(page.raw, _VOID_P).value
-    count = pdfium_c.FPDFPage_CountObjects(page.raw)
-    objects.scan(list(map(_PAGE_OBJECT, repeat(handle, count), range(count))))
-    page.close()
+        pdfium_c.FPDF_ClosePage(page)
     return _Page(
-        number=number,
+        number=index + 1,
         height=top - bottom,
         chars=chars,
         ruled=len(objects.rule_xs) >= _MIN_RULE_XS,
@@ -406,15 +420,33 @@ def _scan_page(page: pypdfium2.PdfPage, number: int) -> _Page:
     )
 
 
+def _media_box(page: pdfium_c.FPDF_PAGE) -> tuple[float, float, float]:
+    """Left, bottom and top of the page's MediaBox; US Letter where it has none, as pypdfium2's
+    `get_mediabox()` gives it."""
+    left, bottom, right, top = (ctypes.c_float() for _ in range(4))
+    if not pdfium_c.FPDFPage_GetMediaBox(page, left, bottom, right, top):
+        return 0, 0, 792
+    return left.value, bottom.value, top.value
+
+
 def _prototype(function: Callable, restype: type, *argtypes: type) -> Callable:
     """`function` of pdfium called with plain C types: handles and buffers go in as addresses,
     which spares ctypes the pointer-type checks of pypdfium2's bindings on every call."""
     return ctypes.CFUNCTYPE(restype, *argtypes)(ctypes.cast(function, ctypes.c_void_p).value)
 
 
+def _by_index(function: Callable, restype: type) -> Callable:
+    """`function(handle, index)` of pdfium without argument types: called with a `c_void_p`
+    handle and an int, which ctypes passes as they are (a third less time a call than through
+    argument types, on the two calls every character makes)."""
+    bare = ctypes.CFUNCTYPE(restype)(ctypes.cast(function, ctypes.c_void_p).value)
+    bare.argtypes = None
+    return bare
+
+
 _INT, _VOID_P = ctypes.c_int, ctypes.c_void_p
-_GET_UNICODE = _prototype(pdfium_c.FPDFText_GetUnicode, ctypes.c_uint, _VOID_P, _INT)
-_HAS_MAP_ERROR = _prototype(pdfium_c.FPDFText_HasUnicodeMapError, _INT, _VOID_P, _INT)
+_GET_UNICODE = _by_index(pdfium_c.FPDFText_GetUnicode, ctypes.c_uint)
+_HAS_MAP_ERROR = _by_index(pdfium_c.FPDFText_HasUnicodeMapError, _INT)
 _GET_LOOSE_BOX = _prototype(pdfium_c.FPDFText_GetLooseCharBox, _INT, _VOID_P, _INT, _VOID_P)
 _RECT_BYTES = ctypes.sizeof(pdfium_c.FS_RECTF)  # four floats: left, top, right, bottom
 _PAGE_OBJECT = _prototype(pdfium_c.FPDFPage_GetObject, _VOID_P, _VOID_P, _INT)
@@ -439,9 +471,10 @@ def _page_chars(textpage: pdfium_c.FPDF_TEXTPAGE, left: float, top: float) -> li
     count = pdfium_c.FPDFText_CountChars(textpage)
     if count < 0:
         raise pypdfium2.PdfiumError("Failed to get character count.")
-    handle = ctypes.cast(textpage, _VOID_P).value
-    codes = list(map(_GET_UNICODE, repeat(handle, count), range(count)))
-    map_errors = list(map(_HAS_MAP_ERROR, repeat(handle, count), range(count)))
+    pointer = ctypes.cast(textpage, _VOID_P)
+    handle = pointer.value
+    codes = list(map(_GET_UNICODE, repeat(pointer, count), range(count)))
+    map_errors = list(map(_HAS_MAP_ERROR, repeat(pointer, count), range(count)))
     boxes = (ctypes.c_float * (4 * count))()
     start = ctypes.addressof(boxes)
     addresses = range(start, start + _RECT_BYTES * count, _RECT_BYTES)
@@ -691,6 +724,10 @@ def _edges_to_intersections(
     return intersections
 
 
+# pdfplumber's obj_to_bbox as one C call: an edge's box, the key its edge_connects compares.
+_BBOX = itemgetter("x0", "top", "x1", "bottom")
+
+
 def _intersections_to_cells(intersections: dict[Point, dict[str, list]]) -> list[Box]:
     """pdfplumber's `intersections_to_cells`, same cells in the same order, without its cost.
 
@@ -698,8 +735,8 @@ def _intersections_to_cells(intersections: dict[Point, dict[str, list]]) -> list
     points for the ones below and to the right of each point. Here each point's edge boxes are
     sets built once, and the points in each column and row are grouped once.
     """
-    v_boxes = {p: {obj_to_bbox(e) for e in edges["v"]} for p, edges in intersections.items()}
-    h_boxes = {p: {obj_to_bbox(e) for e in edges["h"]} for p, edges in intersections.items()}
+    v_boxes = {p: set(map(_BBOX, edges["v"])) for p, edges in intersections.items()}
+    h_boxes = {p: set(map(_BBOX, edges["h"])) for p, edges in intersections.items()}
     points = sorted(intersections)
     # In sorted order, a column's points come top to bottom and a row's left to right, so the
     # points below (right of) one are those after it in its column (row).

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from functools import cache
+from itertools import islice
 
 from .blocks import Cell, Document, Paragraph, Table
 
 # Characters common in these reports that only traditional text uses.
 _TRADITIONAL_MARKERS = frozenset("資訊開與機關處請復審議訴務報據辦執規實體當時個數總計結轉獲")
 MIN_MARKERS = 8
+# Searched by the regex engine: a Python test per character took ~1 ms of a report.
+_MARKER = re.compile(f"[{''.join(sorted(_TRADITIONAL_MARKERS))}]")
 
 
 @cache
@@ -26,7 +30,7 @@ def to_simplified(text: str) -> str:
 
 
 def is_traditional(text: str) -> bool:
-    return sum(1 for ch in text if ch in _TRADITIONAL_MARKERS) >= MIN_MARKERS
+    return len(list(islice(_MARKER.finditer(text), MIN_MARKERS))) >= MIN_MARKERS
 
 
 def to_simplified_document(document: Document) -> bool:

@@ -436,7 +436,7 @@ def test_only_pages_with_ruled_tables_go_to_the_table_finder():
     from nianbao.parsers.pdf import _scan_page
 
     document = pypdfium2.PdfDocument(str(SAMPLES / "01_huaian_shizhengfu_2024.pdf"))
-    ruled = [_scan_page(document[i], i + 1).ruled for i in range(len(document))]
+    ruled = [_scan_page(document, i).ruled for i in range(len(document))]
     assert ruled == [False, False, True, True, True, False]
 
 

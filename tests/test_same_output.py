@@ -21,7 +21,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pdfplumber.utils import filter_edges
 
-from nianbao.parsers import pdf, sections, tables
+from nianbao.parsers import agency, pdf, sections, tables
 from nianbao.parsers.blocks import Cell, Table
 from nianbao.parsers.docx import _HEADING_STYLE, _heading_style_ids
 from nianbao.parsers.report import _reader, parse_bytes
@@ -38,7 +38,7 @@ def _ruled_pages() -> list[pdf._Page]:
     pages = []
     for path in sorted(SAMPLES.glob("*.pdf")):
         document = pypdfium2.PdfDocument(str(path))
-        pages += [pdf._scan_page(document[i], i + 1) for i in range(len(document))]
+        pages += [pdf._scan_page(document, i) for i in range(len(document))]
         document.close()
     return [page for page in pages if page.ruled]
 
@@ -110,6 +110,7 @@ def _clear_caches() -> None:
         registry.similarity,
         registry._nfkc_run,
         registry._normalized_labels,
+        agency.resolve_agency,
         sections._matcher,
         tables._label_like,
         tables._parse_value,
