@@ -44,9 +44,13 @@ from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from corpus import make_corpus  # noqa: E402
+# bench/corpus.py: run as a script (`python bench/bench_ingest.py`), bench/ is on sys.path.
+from corpus import make_corpus
+
+if TYPE_CHECKING:
+    from nianbao.parsers.result import ParseResult
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -63,7 +67,7 @@ def _start_parser() -> None:
     load_tokenizer()
 
 
-def _parse_path(path: str) -> dict:
+def _parse_path(path: str) -> ParseResult:
     from nianbao.parsers.report import parse_file
 
     return parse_file(path)
@@ -79,7 +83,7 @@ def parse_only(folder: str, workers: int) -> dict:
     cpu = _cpu(resource.RUSAGE_SELF) + _cpu(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     with ProcessPoolExecutor(workers, initializer=_start_parser) as pool:
-        statuses = [r["status"] for r in pool.map(_parse_path, files, chunksize=1)]
+        statuses = [r.status for r in pool.map(_parse_path, files, chunksize=1)]
     seconds = time.perf_counter() - start
     cpu = _cpu(resource.RUSAGE_SELF) + _cpu(resource.RUSAGE_CHILDREN) - cpu
     return {"seconds": seconds, "cpu": cpu, "parsed": statuses.count("parsed")}

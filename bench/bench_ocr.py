@@ -27,14 +27,15 @@ from pathlib import Path
 from nianbao.flows.evaluate import score_document
 from nianbao.parsers import ocr
 from nianbao.parsers.report import parse_file
+from nianbao.parsers.result import ParseResult
 
 ROOT = Path(__file__).resolve().parents[1]
 SCANS = ROOT / "tests" / "fixtures" / "scans"
 CONVERTED = ROOT / "tests" / "fixtures" / "markdown"
 
 
-def timed(path: Path, repeat: int) -> tuple[float, dict]:
-    times, result = [], {}
+def timed(path: Path, repeat: int) -> tuple[float, ParseResult]:
+    times, result = [], None
     for _ in range(repeat):
         started = time.perf_counter()
         result = parse_file(str(path))
@@ -47,13 +48,13 @@ def gold_of(path: Path) -> dict:
     return json.loads((path.parent / name).read_text("utf-8"))
 
 
-def ocr_pages(result: dict) -> int:
+def ocr_pages(result: ParseResult) -> int:
     """Pages (or pasted pictures) OCR read, from the `ocr_read` findings."""
     count = 0
-    for problem in result["problems"]:
-        if problem["code"] != "ocr_read":
+    for problem in result.problems:
+        if problem.code != "ocr_read":
             continue
-        scanned = re.match(r"(\d+) image-only page", problem["message"])
+        scanned = re.match(r"(\d+) image-only page", problem.message)
         count += int(scanned.group(1)) if scanned else 1
     return count
 

@@ -74,8 +74,8 @@ def _parse(data: bytes) -> None:
     from nianbao.parsers.report import parse_bytes
 
     result = parse_bytes(data, "bench")
-    if result["status"] != "parsed":
-        raise RuntimeError(f"a sample did not parse: {result['problems']}")
+    if result.status != "parsed":
+        raise RuntimeError(f"a sample did not parse: {result.problems}")
 
 
 def _parse_cold(data: bytes) -> None:

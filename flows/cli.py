@@ -9,7 +9,6 @@ be reached or started. Errors are one line; `--debug` shows the traceback.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
@@ -22,7 +21,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 if TYPE_CHECKING:
+    from rich.table import Table
+
     from nianbao.harvest.portals import Portal
+    from nianbao.parsers.result import Fact, ParseResult
 
 EXIT_FAILED_DOCUMENTS = 1
 EXIT_USAGE = 2
@@ -87,54 +89,56 @@ def _errors_as_exit_statuses() -> Iterator[None]:
         raise _die(1, f"{message} (a bug in nianbao? run with --debug and report it)") from None
 
 
-def _print_summary(result: dict) -> None:
+def _print_summary(result: ParseResult) -> None:
     from rich.console import Console
-    from rich.table import Table
 
     console = Console()
     console.print(
-        f"[bold]{result['source']}[/bold]  ({result['format']}, {result['bytes']} bytes, status {result['status']})"
+        f"[bold]{result.source}[/bold]  ({result.format}, {result.bytes} bytes, status {result.status})"
     )
     console.print(
-        f"agency: {result['agency']} ({result.get('agency_source') or '—'}, "
-        f"{result.get('level') or '—'}, {result.get('region_code') or '—'})   "
-        f"year: {result['year']}   template: {result['template']}"
+        f"agency: {result.agency} ({result.agency_source or '—'}, "
+        f"{result.level or '—'}, {result.region_code or '—'})   "
+        f"year: {result.year}   template: {result.template}"
     )
     console.print(
-        "sections: " + ", ".join(f"{s['code']} ({s['heading'] or '—'})" for s in result["sections"])
+        "sections: " + ", ".join(f"{s.code} ({s.heading or '—'})" for s in result.sections)
     )
     # The national tables in print order, then whatever else holds facts (2008: statistics, prose).
     tables = dict.fromkeys(
-        ["active_disclosure", "applications", "review_litigation"]
-        + [f["table"] for f in result["facts"]]
+        ["active_disclosure", "applications", "review_litigation"] + [f.table for f in result.facts]
     )
     for table_code in tables:
-        facts = [f for f in result["facts"] if f["table"] == table_code]
-        if not facts:
-            continue
-        columns = list(dict.fromkeys(f["col"] for f in facts))
-        grid = Table(title=table_code, show_lines=False)
-        grid.add_column("row")
-        for column in columns:
-            grid.add_column(column, justify="right")
-        for row in dict.fromkeys(f["row"] for f in facts):
-            cells = {f["col"]: f for f in facts if f["row"] == row}
-            grid.add_row(
-                row,
-                *[
-                    ("·" if cells[c]["value"] is None else str(cells[c]["value"]))
-                    if c in cells
-                    else ""
-                    for c in columns
-                ],
-            )
-        console.print(grid)
-    failed = [c for c in result["checks"] if not c["ok"]]
-    console.print(f"checks: {len(result['checks'])} evaluated, {len(failed)} failed")
+        facts = [f for f in result.facts if f.table == table_code]
+        if facts:
+            console.print(_fact_grid(table_code, facts))
+    failed = [c for c in result.checks if not c.ok]
+    console.print(f"checks: {len(result.checks)} evaluated, {len(failed)} failed")
     for check in failed:
-        console.print(f"  [red]{check['rule']}[/red] {check['scope']}: {check['detail']}")
-    for problem in result["problems"]:
-        console.print(f"  [yellow]{problem['code']}[/yellow]: {problem['message']}")
+        console.print(f"  [red]{check.rule}[/red] {check.scope}: {check.detail}")
+    for problem in result.problems:
+        console.print(f"  [yellow]{problem.code}[/yellow]: {problem.message}")
+
+
+def _fact_grid(table_code: str, facts: list[Fact]) -> Table:
+    """One table's facts as printed rows × columns; `·` is a printed blank."""
+    from rich.table import Table
+
+    columns = list(dict.fromkeys(f.col for f in facts))
+    grid = Table(title=table_code, show_lines=False)
+    grid.add_column("row")
+    for column in columns:
+        grid.add_column(column, justify="right")
+    for row in dict.fromkeys(f.row for f in facts):
+        cells = {f.col: f for f in facts if f.row == row}
+        grid.add_row(
+            row,
+            *[
+                ("·" if cells[c].value is None else str(cells[c].value)) if c in cells else ""
+                for c in columns
+            ],
+        )
+    return grid
 
 
 NoOcrOption = Annotated[
@@ -171,9 +175,9 @@ def parse(
     failed = False
     for path in paths:
         result = parse_file(str(path))
-        failed |= result["status"] == "failed"
+        failed |= result.status == "failed"
         if as_json:
-            sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
+            sys.stdout.write(result.json_line())
         else:
             _print_summary(result)
     raise typer.Exit(1 if failed else 0)
@@ -315,7 +319,7 @@ def _orchestrated(run: Callable[[], Any], url: str, raw_dir: Path) -> Any:
     _quiet_prefect()
     from nianbao.flows.orchestrator import configure_prefect
 
-    configure_prefect()
+    configure_prefect()  # before Prefect is first imported: it reads its settings then
     from nianbao.flows.orchestrator import mark_crashed_runs, prefect_api
 
     with prefect_api():
@@ -526,6 +530,9 @@ def serve(
     _load_portals_or_exit(portals)
     url = _database(db)
     _quiet_prefect()
+    from nianbao.flows.orchestrator import configure_prefect
+
+    configure_prefect()  # before Prefect is first imported: it reads its settings then
     from nianbao.flows.harvest import cron_schedule, serve_harvest
     from nianbao.harvest.client import ClientSettings
 

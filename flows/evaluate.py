@@ -26,6 +26,7 @@ from functools import cache
 from pathlib import Path
 
 from nianbao.parsers.report import parse_file
+from nianbao.parsers.result import Fact, ParseResult
 from nianbao.parsers.traditional import to_simplified
 from nianbao.parsers.values import clean, parse_value
 from nianbao.schema.registry import FREEFORM_VERSION, normalize_label, sections
@@ -47,31 +48,31 @@ class DocumentScore:
         return self.right / self.cells if self.cells else 1.0
 
 
-def cell_matches(expected, fact: dict | None) -> bool:
+def cell_matches(expected: str | float, fact: Fact | None) -> bool:
     if fact is None:
         return False
     if expected == "":
-        return fact["value"] is None and clean(fact["raw"]) == ""
+        return fact.value is None and clean(fact.raw) == ""
     if isinstance(expected, str):
         wanted = parse_value(expected)
-        return clean(fact["raw"]) == clean(expected) or (
-            wanted.value == fact["value"] and wanted.unit == fact.get("unit")
+        return clean(fact.raw) == clean(expected) or (
+            wanted.value == fact.value and wanted.unit == fact.unit
         )
-    return fact["value"] is not None and float(fact["value"]) == float(expected)
+    return fact.value is not None and float(fact.value) == float(expected)
 
 
 METADATA_FIELDS = ("agency", "year", "level", "region_code")
 
 
 @cache
-def _parsed(path: str) -> dict:
+def _parsed(path: str) -> ParseResult:
     # A document scored for its cells and for its metadata is parsed once.
     return parse_file(path)
 
 
 def score_document(path: Path, gold: dict) -> DocumentScore:
     parsed = _parsed(str(path))
-    facts = {f"{f['table']}/{f['row']}/{f['col']}": f for f in parsed["facts"]}
+    facts = {f.key: f for f in parsed.facts}
     score = DocumentScore(str(path))
     for key, expected in gold["facts"].items():
         score.cells += 1
@@ -79,14 +80,14 @@ def score_document(path: Path, gold: dict) -> DocumentScore:
         if cell_matches(expected, fact):
             score.right += 1
         else:
-            got = "missing" if fact is None else f"{fact['value']!r} (raw {fact['raw']!r})"
+            got = "missing" if fact is None else f"{fact.value!r} (raw {fact.raw!r})"
             score.wrong.append(f"{key}: expected {expected!r}, got {got}")
     for name in ("agency", "year", "template"):
-        if name in gold and str(gold[name]) != str(parsed.get(name)):
+        if name in gold and str(gold[name]) != str(getattr(parsed, name)):
             score.metadata_errors.append(
-                f"{name}: expected {gold[name]!r}, got {parsed.get(name)!r}"
+                f"{name}: expected {gold[name]!r}, got {getattr(parsed, name)!r}"
             )
-    found = {s["code"] for s in parsed["sections"]}
+    found = {s.code for s in parsed.sections}
     score.missing_sections = [c for c in SECTION_CODES if c not in found]
     return score
 
@@ -115,7 +116,7 @@ def score_facts_document(path: Path, gold: dict) -> DocumentScore:
     score = DocumentScore(str(path))
     used: set[int] = set()
     # Evidence of a report in traditional characters is shown converted, as the parser read it.
-    converted = any(p["code"] == "traditional_characters" for p in parsed["problems"])
+    converted = any(p.code == "traditional_characters" for p in parsed.problems)
     for expected in gold["facts"]:
         score.cells += 1
         source = _gold_source(expected.get("where", ""))
@@ -124,20 +125,19 @@ def score_facts_document(path: Path, gold: dict) -> DocumentScore:
         if converted:
             sentence = to_simplified(sentence)
         candidates = []
-        for index, fact in enumerate(parsed["facts"]):
-            if index in used or fact.get("source") != source or fact["value"] is None:
+        for index, fact in enumerate(parsed.facts):
+            if index in used or fact.source != source or fact.value is None:
                 continue
-            if float(fact["value"]) != float(expected["value"]):
+            if float(fact.value) != float(expected["value"]):
                 continue
-            code = f"{fact['table']}/{fact['row']}/{fact['col']}"
             if expected.get("code"):
-                if code != expected["code"]:
+                if fact.key != expected["code"]:
                     continue
-            elif source == "table" and fact["col"] != ("cumulative" if "累计" in key else "year"):
+            elif source == "table" and fact.col != ("cumulative" if "累计" in key else "year"):
                 continue
-            if not _overlaps(sentence, fact.get("evidence", "")):
+            if not _overlaps(sentence, fact.evidence or ""):
                 continue
-            label = normalize_label(fact.get("label") or "")
+            label = normalize_label(fact.label or "")
             closeness = SequenceMatcher(None, normalize_label(key), label).ratio()
             candidates.append((closeness, index))
         if candidates:
@@ -151,20 +151,20 @@ def score_facts_document(path: Path, gold: dict) -> DocumentScore:
         score.cells += 1
         bound = [
             f
-            for f in parsed["facts"]
-            if f"{f['table']}/{f['row']}/{f['col']}" == wrong["code"]
-            and f["value"] is not None
-            and float(f["value"]) == float(wrong["value"])
+            for f in parsed.facts
+            if f.key == wrong["code"]
+            and f.value is not None
+            and float(f.value) == float(wrong["value"])
         ]
         if bound:
             score.wrong.append(f"{wrong['code']}: {wrong['value']!r} bound, but {wrong['why']}")
         else:
             score.right += 1
-    if "year" in gold and str(gold["year"]) != str(parsed.get("year")):
-        score.metadata_errors.append(f"year: expected {gold['year']!r}, got {parsed.get('year')!r}")
-    if parsed.get("template") != FREEFORM_VERSION:
+    if "year" in gold and str(gold["year"]) != str(parsed.year):
+        score.metadata_errors.append(f"year: expected {gold['year']!r}, got {parsed.year!r}")
+    if parsed.template != FREEFORM_VERSION:
         score.metadata_errors.append(
-            f"template: expected {FREEFORM_VERSION!r}, got {parsed.get('template')!r}"
+            f"template: expected {FREEFORM_VERSION!r}, got {parsed.template!r}"
         )
     return score
 
@@ -211,9 +211,9 @@ def evaluate_metadata(roots: list[Path]) -> list[MetadataScore]:
                 if not path.exists():
                     continue
                 parsed = _parsed(str(path))
-                right = {f: parsed.get(f) == expected.get(f) for f in METADATA_FIELDS}
+                right = {f: getattr(parsed, f) == expected.get(f) for f in METADATA_FIELDS}
                 wrong = [
-                    f"{f}: expected {expected.get(f)!r}, got {parsed.get(f)!r}"
+                    f"{f}: expected {expected.get(f)!r}, got {getattr(parsed, f)!r}"
                     for f, ok in right.items()
                     if not ok
                 ]

@@ -16,42 +16,38 @@ from dataclasses import asdict
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from nianbao.flows.orchestrator import configure_prefect
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.schedules import Cron, Schedule
+from prefect.settings import PREFECT_API_URL
+from prefect.states import Failed, State
+from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.types.entrypoint import EntrypointType
+from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
 
-configure_prefect()
-
-from prefect import flow, get_run_logger, task  # noqa: E402
-from prefect.artifacts import create_table_artifact  # noqa: E402
-from prefect.cache_policies import NO_CACHE  # noqa: E402
-from prefect.schedules import Cron, Schedule  # noqa: E402
-from prefect.settings import PREFECT_API_URL  # noqa: E402
-from prefect.states import Failed, State  # noqa: E402
-from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
-from prefect.types.entrypoint import EntrypointType  # noqa: E402
-from sqlalchemy import Engine  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
-
-from nianbao.flows.ingest import (  # noqa: E402
+from nianbao.flows.ingest import (
     IngestSummary,
     ingest_flow,
     publish_quality_report,
 )
-from nianbao.flows.orchestrator import NoPrefectServer, recorded_run  # noqa: E402
-from nianbao.harvest.client import (  # noqa: E402
+from nianbao.flows.orchestrator import NoPrefectServer, configure_prefect, recorded_run
+from nianbao.harvest.client import (
     ClientSettings,
     PoliteClient,
 )
-from nianbao.harvest.crawler import (  # noqa: E402
+from nianbao.harvest.crawler import (
     FetchHistory,
     Harvested,
     HarvestSummary,
     PortalResult,
     crawl,
 )
-from nianbao.harvest.portals import Portal, load_portals  # noqa: E402
-from nianbao.harvest.rawstore import DEFAULT_RAW_DIR, RawStore  # noqa: E402
-from nianbao.parsers.report import PARSER_VERSION  # noqa: E402
-from nianbao.schema.db import (  # noqa: E402
+from nianbao.harvest.portals import Portal, load_portals
+from nianbao.harvest.rawstore import DEFAULT_RAW_DIR, RawStore
+from nianbao.parsers.report import PARSER_VERSION
+from nianbao.schema.db import (
     DB_URL_ENV,
     complete_db_url,
     engine_for,
@@ -60,7 +56,7 @@ from nianbao.schema.db import (  # noqa: E402
     resolve_db_url,
     upgrade,
 )
-from nianbao.schema.load import LoadOutcome, known_documents  # noqa: E402
+from nianbao.schema.load import LoadOutcome, known_documents
 
 DEFAULT_TIMEZONE = "Asia/Shanghai"
 # `nianbao serve` registers this deployment; prefect.yaml declares `nightly` for workers. Two
@@ -109,6 +105,7 @@ def harvest_flow(
     password comes from $NIANBAO_DB, PGPASSWORD or ~/.pgpass where the run executes. The run
     ends Failed when a portal failed or a harvested document did not load.
     """
+    configure_prefect()  # a run a Prefect worker starts has not been through the CLI
     with recorded_run():
         return _harvest(portals, db_url, years, raw_dir, workers, client_settings)
 

@@ -22,26 +22,23 @@ from functools import cache
 from pathlib import Path
 from typing import NamedTuple
 
-from nianbao.flows.orchestrator import configure_prefect
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
+from prefect.states import Failed, State
+from prefect.utilities.annotations import quote
+from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
 
-configure_prefect()
-
-from prefect import flow, get_run_logger, task  # noqa: E402
-from prefect.artifacts import create_markdown_artifact, create_table_artifact  # noqa: E402
-from prefect.cache_policies import NO_CACHE  # noqa: E402
-from prefect.runtime import flow_run  # noqa: E402
-from prefect.states import Failed, State  # noqa: E402
-from prefect.utilities.annotations import quote  # noqa: E402
-from sqlalchemy import Engine  # noqa: E402
-from sqlalchemy.exc import DBAPIError  # noqa: E402
-
-from nianbao.flows.orchestrator import recorded_run  # noqa: E402
-from nianbao.harvest.rawstore import DEFAULT_RAW_DIR, RawStore  # noqa: E402
-from nianbao.parsers.metadata import SourceHints  # noqa: E402
-from nianbao.parsers.pool import DocumentLimits, WorkItem, parse_all  # noqa: E402
-from nianbao.parsers.report import PARSER_VERSION  # noqa: E402
-from nianbao.schema.crossyear import evaluate_r5  # noqa: E402
-from nianbao.schema.db import (  # noqa: E402
+from nianbao.flows.orchestrator import configure_prefect, recorded_run
+from nianbao.harvest.rawstore import DEFAULT_RAW_DIR, RawStore
+from nianbao.parsers.metadata import SourceHints
+from nianbao.parsers.pool import DocumentLimits, WorkItem, parse_all
+from nianbao.parsers.report import PARSER_VERSION
+from nianbao.parsers.result import ParseResult
+from nianbao.schema.crossyear import evaluate_r5
+from nianbao.schema.db import (
     DatabaseSettings,
     DatabaseUnavailable,
     complete_db_url,
@@ -50,14 +47,14 @@ from nianbao.schema.db import (  # noqa: E402
     retry_while_unavailable,
     upgrade,
 )
-from nianbao.schema.load import (  # noqa: E402
+from nianbao.schema.load import (
     LoadOutcome,
     known_documents,
     load_document,
     report_ids_of,
 )
-from nianbao.schema.quality import gather, render_markdown  # noqa: E402
-from nianbao.schema.runs import finish_run, start_run  # noqa: E402
+from nianbao.schema.quality import gather, render_markdown
+from nianbao.schema.runs import finish_run, start_run
 
 # A run loading more reports than this prints counts only.
 MAX_LISTED_REPORTS = 20
@@ -83,19 +80,19 @@ class Loaded(NamedTuple):
     failed_rules: tuple[str, ...]
 
     @classmethod
-    def of(cls, result: dict, outcome: LoadOutcome) -> Loaded:
-        problem = result["problems"][0] if result["problems"] else {}
+    def of(cls, result: ParseResult, outcome: LoadOutcome) -> Loaded:
+        problem = result.problem
         return cls(
-            result["sha256"],
-            result["source"],
+            result.sha256,
+            result.source,
             outcome.value,
-            problem.get("code"),
-            problem.get("message"),
-            result["agency"],
-            result["year"],
-            result["template"],
-            len(result["facts"]),
-            tuple(check["rule"] for check in result["checks"] if not check["ok"]),
+            problem.code if problem else None,
+            problem.message if problem else None,
+            result.agency,
+            result.year,
+            result.template,
+            len(result.facts),
+            result.failed_rules(),
         )
 
 
@@ -217,7 +214,7 @@ def plan(
 # No Prefect retries: `retry_while_unavailable` retries for a bounded time, then stops the run.
 @task(name="load-batch", cache_policy=NO_CACHE)
 def load_batch(
-    results: list[dict],
+    results: list[ParseResult],
     db_url: str,
     raw_paths: dict[str, str],
     retry_seconds: float,
@@ -236,7 +233,7 @@ def load_batch(
         # Retried one document at a time: each loads in its own transaction.
         outcome = retry_while_unavailable(
             lambda result=result: load_document(
-                engine, result, raw_paths.get(result["sha256"]), run_id
+                engine, result, raw_paths.get(result.sha256), run_id
             ),
             retry_seconds,
             on_retry,
@@ -275,6 +272,7 @@ def ingest_flow(
     means $NIANBAO_DB or the SQLite default. `sources` maps a file path to where it came from
     (a URL), `hints` to what the harvest knows of it (listing entry, portal region).
     """
+    configure_prefect()  # a run a Prefect worker starts has not been through the CLI
     with recorded_run():
         return _ingest(paths, db_url, workers, raw_dir, sources, limits, on_progress, hints)
 
@@ -311,7 +309,7 @@ def _ingest(
     raw_paths = {item.sha256: item.raw_path for item in todo}
     touched: list[str] = []  # sha256 of the documents this run loaded as reports
 
-    def on_batch(results: list[dict]) -> None:
+    def on_batch(results: list[ParseResult]) -> None:
         # quote(): Prefect would otherwise walk every fact of every result looking for futures,
         # twice a call (~35 ms a document, five times the load itself).
         loaded = load_batch(quote(results), url, quote(raw_paths), retry_seconds, run_id)

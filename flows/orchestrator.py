@@ -1,7 +1,10 @@
 """The Prefect side of a run: settings, the API server it talks to, and runs left behind.
 
-- `configure_prefect()` sets nianbao's defaults before Prefect is imported (anything the user
-  set wins): no telemetry, INFO logs to the Prefect API, only warnings on the terminal.
+- `configure_prefect()` sets nianbao's defaults (anything the user set wins): no telemetry,
+  INFO logs to the Prefect API, only warnings on the terminal, passwords masked in log records.
+  Prefect reads its settings when it is first imported, so it is called where a run starts,
+  before that: by the CLI, by the test session (tests/conftest.py), and by each flow at its
+  start for the runs a Prefect worker starts (there, masking is what still takes effect).
 - `prefect_api()` gives a run its server: PREFECT_API_URL when set (checked first, so an
   unreachable server is one clear error), else a temporary server started for this run. Starts
   are serialised by a lock file in PREFECT_HOME: temporary servers started together migrate the

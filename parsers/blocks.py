@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from .result import Problem
+
 BlockKind = Literal["heading", "paragraph"]
 
 
@@ -81,7 +83,7 @@ class Document:
     title: str | None = None
     author: str | None = None
     # Reader-level findings that do not stop the parse (e.g. a page with no text layer).
-    problems: list[dict[str, str]] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
 
     def paragraphs(self) -> list[Paragraph]:
         return [b for b in self.blocks if isinstance(b, Paragraph)]

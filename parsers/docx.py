@@ -25,6 +25,7 @@ from docx.styles.style import StyleFactory
 from lxml import etree
 
 from .blocks import Block, Cell, Document, Paragraph, ParseError, Table
+from .problems import MESSAGES
 
 _MB = 1024 * 1024
 
@@ -98,7 +99,7 @@ _SKIPPED_INLINE = {
 def read_docx(data: bytes, limits: DocxLimits = DEFAULT_LIMITS) -> Document:
     """Read a .docx file into blocks; raise `ParseError` when it cannot or should not be opened."""
     if not data:
-        raise ParseError("empty_file", "the file is empty")
+        raise ParseError("empty_file", MESSAGES["empty_file"])
     _vet_package(data, limits)
     try:
         word = docx.Document(io.BytesIO(data))

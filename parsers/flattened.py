@@ -15,6 +15,7 @@ from collections.abc import Callable
 from nianbao.schema.registry import Row, normalize_label, template
 
 from .blocks import Cell, Table
+from .result import Problem
 from .tables import ROW_MATCH, best_row
 
 # A label (no ASCII digits) followed by a run of digits, spaces and decimal points.
@@ -93,9 +94,7 @@ def decode_run(
     return list(next(iter(unique))) if len(unique) == 1 else None
 
 
-def recover_table(
-    table_code: str, text: str, version: str
-) -> tuple[Table | None, list[dict[str, str]]]:
+def recover_table(table_code: str, text: str, version: str) -> tuple[Table | None, list[Problem]]:
     """Rows of one template table recovered from run-together text, and what could not be."""
     spec = template(version)
     if not _HEADER_MARKERS[table_code].search(text):
@@ -103,7 +102,7 @@ def recover_table(
         return None, []
     text = _GLUED_NUMBER.sub(lambda m: _NUMERALS[int(m[1]) - 1] + "、", text)
     rows: list[list[Cell]] = []
-    problems: list[dict[str, str]] = []
+    problems: list[Problem] = []
     for match in _SEGMENT.finditer(text):
         run = match["run"].strip()
         labels = [p.strip() for p in _LABEL_BOUNDARY.split(match["label"]) if p.strip()]
@@ -126,26 +125,26 @@ def recover_table(
         cells = decode_run(run, parts, constraint)
         if cells is None:
             problems.append(
-                {
-                    "code": "fused_cells",
-                    "message": f"{table_code}: the cells of “{labels[-1] if labels else leaf}” "
+                Problem(
+                    "fused_cells",
+                    f"{table_code}: the cells of “{labels[-1] if labels else leaf}” "
                     f"run together as “{run}” "
                     f"and cannot be split into {parts} cells unambiguously",
-                }
+                )
             )
             continue
         rows.append([Cell(label) for label in labels] + [Cell(c) for c in cells])
     if rows:
         problems.append(
-            {
-                "code": "fused_cells_decoded",
-                "message": f"{table_code}: {len(rows)} rows split from run-together digits"
+            Problem(
+                "fused_cells_decoded",
+                f"{table_code}: {len(rows)} rows split from run-together digits"
                 + (
                     " using the printed totals, so R3/R4 hold by construction"
                     if table_code != "active_disclosure"
                     else ""
                 ),
-            }
+            )
         )
     return (Table(rows) if rows else None), problems
 

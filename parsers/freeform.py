@@ -34,7 +34,8 @@ from nianbao.schema.registry import (
 )
 
 from .blocks import Document, Paragraph, Table
-from .tables import Fact, row_views
+from .result import Fact, Problem
+from .tables import row_views
 from .values import parse_value
 
 # A unit printed right after a count. Longer units first: 人次 before 次, 万元 before 元.
@@ -102,7 +103,7 @@ class _TableRow:
 @dataclass(slots=True)
 class FreeformExtraction:
     facts: list[Fact] = field(default_factory=list)
-    problems: list[dict[str, str]] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
 
 
 def extract_freeform(document: Document) -> FreeformExtraction:
@@ -230,12 +231,12 @@ def _bind_clause(
             codes += _coordinated(context, matched[codes[0]], codes[0], unit, vocabulary)
         if len(codes) > 1:
             extraction.problems.append(
-                {
-                    "code": "ambiguous_binding",
-                    "message": f"prose “{sentence}”: {count.group()} could be "
+                Problem(
+                    "ambiguous_binding",
+                    f"prose “{sentence}”: {count.group()} could be "
                     + " or ".join(codes)
                     + "; not bound",
-                }
+                )
             )
             continue
         if not codes:
@@ -373,11 +374,11 @@ def _check_parts(head: _Mention, group: list[_Mention], extraction: FreeformExtr
     if total != float(head.value):
         shown = " + ".join(m.raw for m in parts)
         extraction.problems.append(
-            {
-                "code": "prose_parts_disagree",
-                "message": f"{head.code}: the prose gives {head.raw} (“{head.sentence}”) and "
+            Problem(
+                "prose_parts_disagree",
+                f"{head.code}: the prose gives {head.raw} (“{head.sentence}”) and "
                 f"its parts {shown} (shares adding up to {shares:g}%), which make {total:g}",
-            }
+            )
         )
 
 
@@ -578,12 +579,12 @@ def _table_facts(
             cells, why = _decode(row.run, columns, parent if row.child else None, heads.get(code))
             if cells is None:
                 extraction.problems.append(
-                    {
-                        "code": "fused_cells",
-                        "message": f"统计表: the cells of “{row.label}” run together as "
+                    Problem(
+                        "fused_cells",
+                        f"统计表: the cells of “{row.label}” run together as "
                         f"“{row.run}” and cannot be split into {len(columns)} cells "
                         f"unambiguously ({why})",
-                    }
+                    )
                 )
                 if not row.child:
                     parent = None
@@ -610,11 +611,10 @@ def _table_facts(
             )
     if decoded:
         extraction.problems.append(
-            {
-                "code": "fused_cells_decoded",
-                "message": f"统计表: {decoded} rows split from run-together digits where one "
-                "split alone fits",
-            }
+            Problem(
+                "fused_cells_decoded",
+                f"统计表: {decoded} rows split from run-together digits where one split alone fits",
+            )
         )
 
 
@@ -627,10 +627,10 @@ def _report_disagreements(extraction: FreeformExtraction) -> None:
             continue
         if float(other.value) != float(fact.value or 0):
             extraction.problems.append(
-                {
-                    "code": "prose_table_disagree",
-                    "message": f"{fact.row} ({fact.col}): the prose says {fact.raw} "
+                Problem(
+                    "prose_table_disagree",
+                    f"{fact.row} ({fact.col}): the prose says {fact.raw} "
                     f"(“{fact.evidence}”), the 统计表 says {other.raw}{other.unit or ''} "
                     f"(“{other.evidence}”)",
-                }
+                )
             )

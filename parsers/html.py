@@ -9,6 +9,7 @@ from lxml import etree
 
 from .blocks import Cell, Document, Paragraph, ParseError, Table
 from .encoding import declared_charset, decode_text
+from .problems import MESSAGES
 
 _SKIP_TAGS = {
     "script",
@@ -170,7 +171,7 @@ class _Collector:
 def read_html(data: bytes) -> Document:
     text = decode_text(data, declared_charset(data))
     if not text.strip():
-        raise ParseError("empty_file", "the HTML file has no content")
+        raise ParseError("empty_file", MESSAGES["empty_file"])
     # The text parser never fetches anything: no DTDs, no external entities, no network. Plain
     # lxml elements: lxml.html's element classes cost a class lookup on every element touched,
     # and the tree is the same (lxml.html.HTMLParser only adds that lookup).

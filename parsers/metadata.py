@@ -21,6 +21,7 @@ from pathlib import PurePath
 from nianbao.schema.registry import nfkc
 
 from .agency import Agency, fold, resolve_agency
+from .result import Problem
 
 # 政府信息公开工作年度报告, 政府信息公开年报, 政府信息公开工作报告 …, and a department's
 # 信息公开(工作)年度报告 without 政府 (平潭综合实验区地方税务局2013年信息公开年度报告): the crawler
@@ -136,7 +137,7 @@ class Metadata:
     agency_source: str | None = None
     resolved: Agency | None = None
     # Findings about who published the report (agency_missing, year_missing).
-    problems: list[dict[str, str]] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -357,21 +358,21 @@ def extract_metadata(
         if name and (agency := resolve_agency(_clean_line(name), year, hints.region)) is not None
     ]
     chosen = _choose(candidates)
-    problems: list[dict[str, str]] = []
+    problems: list[Problem] = []
     if chosen is None:
         problems.append(
-            {
-                "code": "agency_missing",
-                "message": "no credible agency: the report does not print a full name of the body "
+            Problem(
+                "agency_missing",
+                "no credible agency: the report does not print a full name of the body "
                 "that published it (only 我局, 本机关 or a name without its place)",
-            }
+            )
         )
     if year is None:
         problems.append(
-            {
-                "code": "year_missing",
-                "message": "no report year: neither the title nor the 统计期限 names one",
-            }
+            Problem(
+                "year_missing",
+                "no report year: neither the title nor the 统计期限 names one",
+            )
         )
     shown_title = title_text or property_text or hint_text
     return Metadata(

@@ -18,7 +18,7 @@ from itertools import product
 from nianbao.schema.checks import run_checks
 
 from .ocr import LOW_CONFIDENCE
-from .tables import Fact
+from .result import Fact, Problem
 from .values import parse_value
 
 # The rules that verify digits: sums within one report's tables.
@@ -31,9 +31,9 @@ CheckKey = tuple[str, str]
 
 def _checks(facts: list[Fact], version: str) -> dict[CheckKey, tuple[bool, str]]:
     return {
-        (c["rule"], c["scope"]): (c["ok"], c["detail"])
-        for c in run_checks([f.as_dict() for f in facts], version)
-        if c["rule"] in _SUM_RULES
+        (c.rule, c.scope): (c.ok, c.detail)
+        for c in run_checks(facts, version)
+        if c.rule in _SUM_RULES
     }
 
 
@@ -52,7 +52,7 @@ def _involved(
     return {key for key, outcome in moved.items() if base.get(key) != outcome}
 
 
-def verify_digits(facts: list[Fact], version: str) -> list[dict[str, str]]:
+def verify_digits(facts: list[Fact], version: str) -> list[Problem]:
     """Correct or flag low-confidence OCR values in `facts` (in place); return the findings."""
     unsure = [
         i for i, f in enumerate(facts) if f.confidence is not None and f.confidence < LOW_CONFIDENCE
@@ -73,12 +73,12 @@ def verify_digits(facts: list[Fact], version: str) -> list[dict[str, str]]:
     for i, reading in corrected.items():
         fact = facts[i]
         findings.append(
-            {
-                "code": "ocr_corrected",
-                "message": f"{fact.table}/{fact.row}/{fact.col}: read {reading!r} "
+            Problem(
+                "ocr_corrected",
+                f"{fact.table}/{fact.row}/{fact.col}: read {reading!r} "
                 f"(confidence {fact.confidence:.2f}); {fact.raw!r} is the only other reading "
                 f"that makes {why_corrected[i]}",
-            }
+            )
         )
     for i in unsure:
         fact = facts[i]
@@ -86,11 +86,11 @@ def verify_digits(facts: list[Fact], version: str) -> list[dict[str, str]]:
             continue
         why = "no printed sum checks it" if not involved[i] else "the printed sums do not hold"
         findings.append(
-            {
-                "code": "ocr_low_confidence",
-                "message": f"{fact.table}/{fact.row}/{fact.col}: read {fact.raw!r} with "
+            Problem(
+                "ocr_low_confidence",
+                f"{fact.table}/{fact.row}/{fact.col}: read {fact.raw!r} with "
                 f"confidence {fact.confidence:.2f} and kept ({why})",
-            }
+            )
         )
     return findings
 
@@ -118,8 +118,9 @@ def _correct_sum_by_sum(
             for i, raw in solution.items():
                 parsed = parse_value(raw)
                 corrected[i] = (facts[i].raw, key)
-                facts[i].ocr_reading = facts[i].raw
-                facts[i].raw, facts[i].value = parsed.raw, parsed.value
+                facts[i] = replace(
+                    facts[i], raw=parsed.raw, value=parsed.value, ocr_reading=facts[i].raw
+                )
             mended = True
             break
     return corrected
@@ -190,6 +191,7 @@ def _correct(
         if raw != facts[i].raw:
             parsed = parse_value(raw)
             changed[i] = facts[i].raw
-            facts[i].ocr_reading = facts[i].raw
-            facts[i].raw, facts[i].value = parsed.raw, parsed.value
+            facts[i] = replace(
+                facts[i], raw=parsed.raw, value=parsed.value, ocr_reading=facts[i].raw
+            )
     return changed

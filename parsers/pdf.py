@@ -28,6 +28,8 @@ from pdfplumber.table import TableSettings, merge_edges
 from pdfplumber.utils import filter_edges
 
 from .blocks import Block, Cell, Document, Paragraph, ParseError, Table
+from .problems import MESSAGES
+from .result import Problem
 
 # Form XObjects can nest; pdfium's own object iterator stops at the same depth.
 _MAX_FORM_DEPTH = 15
@@ -196,9 +198,9 @@ def read_pdf(data: bytes) -> Document:
     Image-only pages are read by OCR (`ocr.py`) unless it is turned off (`NIANBAO_OCR=off`).
     """
     if not data:
-        raise ParseError("empty_file", "The file is empty (0 bytes); download it again.")
+        raise ParseError("empty_file", MESSAGES["empty_file"])
     pdf = _open_pdfium(data)
-    ocr_findings: list[dict[str, str]] = []
+    ocr_findings: list[Problem] = []
     try:
         with _library_errors("pypdfium2"):
             pages = [_scan_page(pdf, i) for i in range(len(pdf))]
@@ -220,11 +222,11 @@ def read_pdf(data: bytes) -> Document:
         author=properties.get("Author"),
     )
     doc.problems = ocr_findings + [
-        {
-            "code": "no_text_layer",
-            "page": str(page.number),
-            "message": f"Page {page.number} is an image without text; its content is missing.",
-        }
+        Problem(
+            "no_text_layer",
+            f"Page {page.number} is an image without text; its content is missing.",
+            page=str(page.number),
+        )
         for page in pages
         if page.has_images and not page.has_text
     ]
@@ -307,7 +309,7 @@ def _block_text(block: Block) -> str:
     return "".join(cell.text for row in block.rows for cell in row)
 
 
-def _ocr_image_pages(pdf: pypdfium2.PdfDocument, pages: list[_Page]) -> list[dict[str, str]]:
+def _ocr_image_pages(pdf: pypdfium2.PdfDocument, pages: list[_Page]) -> list[Problem]:
     """Give each image-only page the characters and ruling lines OCR reads from it, and a text
     page those of each large image on it that no text lies on (a table pasted as a picture)."""
     scanned = [page for page in pages if page.has_images and not page.has_text]
@@ -334,16 +336,15 @@ def _ocr_image_pages(pdf: pypdfium2.PdfDocument, pages: list[_Page]) -> list[dic
     if skews:
         findings.insert(
             0,
-            {
-                "code": "ocr_read",
-                "message": f"{len(skews)} image-only page(s) read by OCR, deskewed by: "
-                + ", ".join(skews),
-            },
+            Problem(
+                "ocr_read",
+                f"{len(skews)} image-only page(s) read by OCR, deskewed by: " + ", ".join(skews),
+            ),
         )
     return findings
 
 
-def _ocr_pictures(pdf: pypdfium2.PdfDocument, pages: list[_Page], ocr) -> list[dict[str, str]]:
+def _ocr_pictures(pdf: pypdfium2.PdfDocument, pages: list[_Page], ocr) -> list[Problem]:
     findings = []
     for page in pages:
         pdf_page = pdf[page.number - 1]
@@ -369,12 +370,12 @@ def _ocr_pictures(pdf: pypdfium2.PdfDocument, pages: list[_Page], ocr) -> list[d
             rule_xs = {round(a) for a, _, c, _ in read.rules if a == c}
             page.ruled = page.ruled or len(rule_xs) >= _MIN_RULE_XS
             findings.append(
-                {
-                    "code": "ocr_read",
-                    "page": str(page.number),
-                    "message": f"an image on page {page.number} with no text on it was read by "
+                Problem(
+                    "ocr_read",
+                    f"an image on page {page.number} with no text on it was read by "
                     "OCR (a table or text pasted as a picture)",
-                }
+                    page=str(page.number),
+                )
             )
     return findings
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from nianbao.schema.checks import run_checks
 
 if TYPE_CHECKING:
-    from .tables import Fact
+    from .result import Fact
 
 # The sums that tell where a row of table 三 stands: R1 (received + carried over = processed +
 # carried forward) and R2 (the outcome rows add up to 总计).
@@ -139,13 +139,13 @@ def _alternative_read(code: str, read: set[str]) -> bool:
 
 
 def _sums(facts: list[Fact], placed: list[Placement], version: str) -> dict[tuple[str, str], bool]:
-    rows = [f.as_dict() for f in facts]
+    rows = list(facts)
     for placement in placed:
-        rows += [replace(f, row=placement.code).as_dict() for f in placement.held.facts]
+        rows += [replace(f, row=placement.code) for f in placement.held.facts]
     return {
-        (check["rule"], check["scope"]): check["ok"]
+        (check.rule, check.scope): check.ok
         for check in run_checks(rows, version)
-        if check["rule"] in _PLACING_RULES
+        if check.rule in _PLACING_RULES
     }
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 from . import ocr
 from .metadata import SourceHints
 from .report import empty_result, parse_bytes
+from .result import ParseResult, Problem
 
 # Most documents one worker call parses; batches shrink as the work runs out (see `batches`).
 BATCH_SIZE = 16
@@ -104,20 +105,17 @@ def _start_worker(owner: int, memory_bytes: int | None, workers: int) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
 
 
-def failed_result(item: WorkItem, data: bytes, code: str, message: str) -> dict:
+def failed_result(item: WorkItem, data: bytes, problem: Problem) -> ParseResult:
     """The result of a document the parser could not be run on, with its problem."""
-    result = empty_result(item.source, data, "unknown")
-    result["problems"].append({"code": code, "message": message})
-    return result
+    return empty_result(item.source, data, "unknown", problem)
 
 
-def parse_item(item: WorkItem, limits: DocumentLimits) -> dict:
+def parse_item(item: WorkItem, limits: DocumentLimits) -> ParseResult:
     """Parse one stored file within the limits; every outcome is a result, never an exception."""
     data = Path(item.raw_path).read_bytes()
     if len(data) > limits.max_bytes:
-        return failed_result(
-            item, data, "too_large", f"{len(data)} bytes is over the {limits.max_bytes}-byte limit"
-        )
+        too_large = f"{len(data)} bytes is over the {limits.max_bytes}-byte limit"
+        return failed_result(item, data, Problem("too_large", too_large))
     started = time.monotonic()
     ocr_pages = 0
 
@@ -147,24 +145,19 @@ def parse_item(item: WorkItem, limits: DocumentLimits) -> dict:
                 f" + {limits.ocr_seconds_per_page:g} s for each of the {ocr_pages} page(s) "
                 f"read by OCR = {allowed:g} s"
             )
-        return failed_result(
-            item, data, "parse_timeout", f"parsing took longer than {reason} and was stopped"
-        )
+        timeout = f"parsing took longer than {reason} and was stopped"
+        return failed_result(item, data, Problem("parse_timeout", timeout))
     return result
 
 
-def parse_batch(items: list[WorkItem], limits: DocumentLimits) -> list[dict]:
-    """Runs in a worker process: plain data in, plain data out."""
+def parse_batch(items: list[WorkItem], limits: DocumentLimits) -> list[ParseResult]:
+    """Runs in a worker process: plain data in, plain data out (pickled dataclasses)."""
     return [parse_item(item, limits) for item in items]
 
 
-def _crashed(item: WorkItem) -> dict:
-    return failed_result(
-        item,
-        Path(item.raw_path).read_bytes(),
-        "worker_crashed",
-        "the parser process died on this file (out of memory or a crash in a native library)",
-    )
+def _crashed(item: WorkItem) -> ParseResult:
+    data = Path(item.raw_path).read_bytes()
+    return failed_result(item, data, Problem.of("worker_crashed"))
 
 
 def batches(items: list[WorkItem], workers: int) -> list[list[WorkItem]]:
@@ -184,7 +177,7 @@ def parse_all(
     todo: list[WorkItem],
     workers: int,
     limits: DocumentLimits,
-    on_batch: Callable[[list[dict]], None],
+    on_batch: Callable[[list[ParseResult]], None],
 ) -> None:
     """Parse every item, calling `on_batch` as batches finish; survive a worker that dies.
 
@@ -203,7 +196,7 @@ def _parse_round(
     queue: list[list[WorkItem]],
     workers: int,
     limits: DocumentLimits,
-    on_batch: Callable[[list[dict]], None],
+    on_batch: Callable[[list[ParseResult]], None],
 ) -> list[list[WorkItem]]:
     """Parse `queue` in one pool; return the batches to retry, one document each, when a
     worker died (the pool is then broken and a new one is needed)."""

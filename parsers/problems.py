@@ -47,3 +47,11 @@ FINDINGS: dict[str, str] = {
 }
 
 PROBLEM_CODES: frozenset[str] = frozenset(FAILURES) | frozenset(FINDINGS)
+
+# The message of each problem kind whose message has no detail of its own: one wording,
+# whichever stage finds it.
+MESSAGES: dict[str, str] = {
+    "empty_file": "the file is empty (0 bytes)",
+    "traditional_characters": FINDINGS["traditional_characters"],
+    "worker_crashed": "the parser process died on this file (out of memory or a crash in a native library)",
+}

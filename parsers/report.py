@@ -7,9 +7,10 @@ messages), returning plain data that crosses process boundaries and feeds the lo
 from __future__ import annotations
 
 import gc
-import hashlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
+from typing import Any
 
 from nianbao.schema.checks import run_checks
 from nianbao.schema.registry import FREEFORM_VERSION
@@ -20,6 +21,7 @@ from .evidence import weigh
 from .flattened import recover_table
 from .freeform import extract_freeform
 from .metadata import Metadata, SourceHints, extract_metadata
+from .result import Fact, ParseResult, Problem, RegionNames, SectionText
 from .sections import Section, find_sections
 from .tables import TABLE_CODES, detect_version, extract_facts
 from .traditional import to_simplified_document
@@ -61,44 +63,27 @@ def _reader(fmt: str) -> Callable[[bytes], Document]:
     )
 
 
-def empty_result(source: str, data: bytes, fmt: str) -> dict:
-    return {
-        "source": source,
-        "sha256": hashlib.sha256(data).hexdigest(),
-        "format": fmt,
-        "bytes": len(data),
-        "pages": None,
-        "status": "failed",
-        "agency": None,
-        "agency_source": None,
-        "agency_canonical": None,
-        "agency_kind": None,
-        "level": None,
-        "region_code": None,
-        "region": None,
-        "region_names": None,
-        "year": None,
-        "template": None,
-        "parser_version": PARSER_VERSION,
-        "sections": [],
-        "facts": [],
-        "checks": [],
-        "problems": [],
-    }
+def empty_result(source: str, data: bytes, fmt: str, *problems: Problem) -> ParseResult:
+    """The result of a document that yielded nothing but its problems (status failed)."""
+    return ParseResult.failed(source, data, fmt, PARSER_VERSION, *problems)
 
 
-def parse_document(document: Document, result: dict, hints: SourceHints | None = None) -> dict:
-    """Fill `result` from a document already read into blocks."""
-    problems = result["problems"]
+def parse_document(
+    document: Document,
+    result: ParseResult,
+    hints: SourceHints | None = None,
+    problems: list[Problem] | None = None,
+) -> ParseResult:
+    """`result` (a document's identity: source, sha256, format) filled from its blocks.
+
+    Problems are gathered in `problems`, so that a caller whose parse stops half way still has
+    those found before it stopped.
+    """
+    problems = [] if problems is None else problems
     problems.extend(document.problems)
     converted = to_simplified_document(document)
     if converted:
-        problems.append(
-            {
-                "code": "traditional_characters",
-                "message": "converted from traditional characters (OpenCC tw2sp); raw bytes keep the original",
-            }
-        )
+        problems.append(Problem.of("traditional_characters"))
     found, block_sections = find_sections(document.blocks)
     preamble = next(s for s in found if s.code == "preamble")
     opening = preamble.paragraphs[:8] or [p.text for p in document.paragraphs()[:8]]
@@ -117,7 +102,7 @@ def parse_document(document: Document, result: dict, hints: SourceHints | None =
         overview=overview.paragraphs[:3] if overview else (),
         closing=[p.text for p in document.paragraphs()[-8:]],
         author=document.author,
-        source=result["source"],
+        source=result.source,
         page_header=header_rows,
     )
     placed = [
@@ -129,8 +114,8 @@ def parse_document(document: Document, result: dict, hints: SourceHints | None =
     table_sections = [section for _, section in placed]
     table_texts = [s.text for s in found if s.code in TABLE_CODES]
     version = detect_version(tables, meta.year, table_texts)
-    findings: list[dict[str, str]] = []
-    facts: list[dict] = []
+    findings: list[Problem] = []
+    facts: list[Fact] = []
     headers: list[str] = []
     if version:
         more_tables, more_sections = _recover_flattened(found, table_sections, version, findings)
@@ -145,7 +130,7 @@ def parse_document(document: Document, result: dict, hints: SourceHints | None =
             from .ocr_check import verify_digits
 
             findings.extend(verify_digits(extraction.facts, version))
-        facts = [f.as_dict() for f in extraction.facts]
+        facts = extraction.facts
         headers = extraction.headers
     evidence = weigh(
         ([document.title] if document.title else []) + opening,
@@ -158,21 +143,21 @@ def parse_document(document: Document, result: dict, hints: SourceHints | None =
     else:
         # Cells of a page that is not a report are not facts, and nothing about them is a finding.
         facts = []
-        problems.insert(0, {"code": "not_a_report", "message": evidence.shortfall()})
+        problems.insert(0, Problem("not_a_report", evidence.shortfall()))
     has_sections = len(found) > 1
     pre_2019 = meta.year is None or meta.year < FIRST_TABLE_YEAR
     if (
         evidence.is_report
         and pre_2019
         and has_sections
-        and all(f["row"].startswith("extra.") for f in facts)
+        and all(f.row.startswith("extra.") for f in facts)
     ):
         # No row of the national tables: a free-form report (before 2019), whose figures are
         # in its prose and, often, a local 统计表 that the table reader only saw as extra rows.
         freeform = extract_freeform(document)
         problems.extend(freeform.problems)
         if freeform.facts:
-            facts = [f.as_dict() for f in freeform.facts]
+            facts = freeform.facts
             version = FREEFORM_VERSION
     if facts:
         template = version
@@ -180,33 +165,33 @@ def parse_document(document: Document, result: dict, hints: SourceHints | None =
         template = "free_form"  # section headings and no template table
     else:
         template = None
-    result.update(
+    checks = run_checks(facts, version if facts else None, "\n".join(s.text for s in found))
+    if evidence.is_report:
+        problems.extend(meta.problems)  # who published it matters only for a report
+    return replace(
+        result,
         pages=document.pages,
+        status="parsed" if evidence.is_report else "not_a_report",
         agency=meta.agency,
         **_agency_fields(meta, hints),
         year=meta.year,
         template=template,
-        sections=[
-            {"code": s.code, "heading": s.heading, "text": s.text}
+        sections=tuple(
+            SectionText(s.code, s.heading, s.text)
             for s in found
             if s.code != "preamble" or s.paragraphs
-        ],
-        facts=facts,
+        ),
+        facts=tuple(facts),
+        checks=tuple(checks),
+        problems=tuple(problems),
     )
-    result["checks"] = run_checks(
-        facts, version if facts else None, "\n".join(s.text for s in found)
-    )
-    result["status"] = "parsed" if evidence.is_report else "not_a_report"
-    if evidence.is_report:
-        problems.extend(meta.problems)  # who published it matters only for a report
-    return result
 
 
-def _agency_fields(meta: Metadata, hints: SourceHints | None) -> dict:
+def _agency_fields(meta: Metadata, hints: SourceHints | None) -> dict[str, Any]:
     """Who published it, for `parse --json`. `region` keeps its meaning (the portal's region,
     as harvested); the resolved place is `region_code` with its names in `region_names`."""
     agency = meta.resolved
-    fields: dict = {"region": hints.region if hints else None}
+    fields: dict[str, Any] = {"region": hints.region if hints else None}
     if agency is not None:
         fields.update(
             agency_source=meta.agency_source,
@@ -214,7 +199,7 @@ def _agency_fields(meta: Metadata, hints: SourceHints | None) -> dict:
             agency_kind=agency.kind,
             level=agency.level,
             region_code=agency.region_code,
-            region_names=agency.region_names() if agency.region_code else None,
+            region_names=RegionNames(**agency.region_names()) if agency.region_code else None,
         )
     return fields
 
@@ -223,7 +208,7 @@ def _recover_flattened(
     found: list[Section],
     table_sections: list[str | None],
     version: str,
-    problems: list[dict[str, str]],
+    problems: list[Problem],
 ) -> tuple[list[Table], list[str | None]]:
     """Tables printed as run-together text, in the table sections that hold no real table."""
     tables: list[Table] = []
@@ -239,43 +224,31 @@ def _recover_flattened(
     return tables, sections
 
 
-def parse_bytes(data: bytes, source: str = "<bytes>", hints: SourceHints | None = None) -> dict:
+def parse_bytes(
+    data: bytes, source: str = "<bytes>", hints: SourceHints | None = None
+) -> ParseResult:
     """Parse one published report. Never raises for a bad file: problems say what went wrong.
 
     `hints` say what is known of the file from where it was found (a harvest's listing entry).
     """
     fmt = sniff_format(data, source)
-    result = empty_result(source, data, fmt)
     if not data:
-        result["problems"].append({"code": "empty_file", "message": "the file is empty (0 bytes)"})
-        return result
+        return empty_result(source, data, fmt, Problem.of("empty_file"))
+    problems: list[Problem] = []
     try:
         with _collection_paused():
             document = _reader(fmt)(data)
-            return parse_document(document, result, hints)
+            return parse_document(document, empty_result(source, data, fmt), hints, problems)
     except ParseError as error:
-        result["problems"].append({"code": error.code, "message": error.message})
-        return result
+        problem = Problem(error.code, error.message)
     except MemoryError:
-        result["problems"].append(
-            {
-                "code": "too_large",
-                "message": "the document needs more memory than the parser may use",
-            }
-        )
-        result["facts"], result["checks"], result["sections"] = [], [], []
-        result["status"] = "failed"
-        return result
+        problem = Problem("too_large", "the document needs more memory than the parser may use")
     except Exception as error:  # noqa: BLE001 - one bad file must never stop a batch
-        result["problems"].append(
-            {
-                "code": "parser_error",
-                "message": f"nianbao failed on this file ({type(error).__name__}: {error}); please report it with the file",
-            }
+        problem = Problem(
+            "parser_error",
+            f"nianbao failed on this file ({type(error).__name__}: {error}); please report it with the file",
         )
-        result["facts"], result["checks"], result["sections"] = [], [], []
-        result["status"] = "failed"
-        return result
+    return empty_result(source, data, fmt, *problems, problem)
 
 
 @contextmanager
@@ -298,6 +271,6 @@ def _collection_paused() -> Iterator[None]:
         gc.enable()
 
 
-def parse_file(path: str) -> dict:
+def parse_file(path: str) -> ParseResult:
     with open(path, "rb") as handle:
         return parse_bytes(handle.read(), path)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache, lru_cache
 
 from nianbao.schema.registry import (
@@ -31,6 +31,7 @@ from nianbao.schema.registry import (
 
 from .blocks import Cell, Table
 from .placement import HeldRow, place_rows
+from .result import Fact, Problem
 from .values import is_value_text, parse_value
 
 ROW_MATCH = 0.6
@@ -70,47 +71,9 @@ class RowView:
 
 
 @dataclass(slots=True)
-class Fact:
-    table: str
-    row: str
-    col: str
-    value: int | float | None
-    raw: str
-    label: str
-    unit: str | None = None
-    # Values read by OCR: the cell's lowest character confidence, and other readings of it.
-    confidence: float | None = None
-    alternatives: tuple[str, ...] = ()
-    # A reading replaced by `ocr_check` (the only one that made the printed sums hold).
-    ocr_reading: str | None = None
-    # Template 2008 only: prose | table, the sentence or printed 统计表 row, and its section.
-    source: str | None = None
-    evidence: str | None = None
-    section: str | None = None
-
-    def as_dict(self) -> dict:
-        fact = {
-            "table": self.table,
-            "row": self.row,
-            "col": self.col,
-            "value": self.value,
-            "raw": self.raw,
-            "label": self.label,
-            "unit": self.unit,
-        }
-        if self.confidence is not None:
-            fact["confidence"] = round(self.confidence, 3)
-        if self.ocr_reading is not None:
-            fact["ocr_reading"] = self.ocr_reading
-        if self.source is not None:
-            fact.update(source=self.source, evidence=self.evidence, section=self.section)
-        return fact
-
-
-@dataclass(slots=True)
 class Extraction:
     facts: list[Fact] = field(default_factory=list)
-    problems: list[dict[str, str]] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
     # Template tables recognised by a printed header, in the order first seen.
     headers: list[str] = field(default_factory=list)
 
@@ -281,7 +244,7 @@ class _Mapper:
         }
 
     def problem(self, code: str, message: str) -> None:
-        self.out.problems.append({"code": code, "message": message})
+        self.out.problems.append(Problem(code, message))
 
     def emit(self, table: str, row: str, columns: list[str], view: RowView) -> None:
         values, cells = _value_cells(view, len(columns))
@@ -313,7 +276,7 @@ class _Mapper:
             unit = cell.unit or self.column_units.get((table, column))
             fact = Fact(table, row, column, cell.value, cell.raw, view.leaf, unit)
             if source is not None and source.confidence is not None:
-                fact.confidence, fact.alternatives = source.confidence, source.alternatives
+                fact = replace(fact, confidence=source.confidence, alternatives=source.alternatives)
             facts.append(fact)
         return facts
 

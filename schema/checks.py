@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+
+from nianbao.parsers.result import Check, Fact
 
 from .registry import VERSIONS, nfkc, template
 
@@ -18,17 +19,6 @@ from .registry import VERSIONS, nfkc, template
 APPLICANT_COLUMNS = tuple(
     c.code for c in template("2021").applications.columns if c.code != "total"
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Check:
-    rule: str
-    scope: str
-    ok: bool
-    detail: str
-
-    def as_dict(self) -> dict:
-        return {"rule": self.rule, "scope": self.scope, "ok": self.ok, "detail": self.detail}
 
 
 def _num(value) -> float:
@@ -40,9 +30,9 @@ def _fmt(value: float) -> str:
 
 
 class _Cells:
-    def __init__(self, facts: Iterable[dict]) -> None:
-        self.cells = {(f["table"], f["row"], f["col"]): f["value"] for f in facts}
-        self.rows = {(f["table"], f["row"]) for f in facts}
+    def __init__(self, facts: Iterable[Fact]) -> None:
+        self.cells = {(f.table, f.row, f.col): f.value for f in facts}
+        self.rows = {(f.table, f.row) for f in facts}
 
     def has(self, table: str, row: str) -> bool:
         return (table, row) in self.rows
@@ -191,7 +181,7 @@ def rule_r6(cells: _Cells, prose: str) -> list[Check]:
     return checks
 
 
-def run_checks(facts: list[dict], version: str | None, prose: str = "") -> list[dict]:
+def run_checks(facts: Iterable[Fact], version: str | None, prose: str = "") -> list[Check]:
     """R1–R4 and R6 for one report; `prose` is the text of its sections.
 
     The rules are arithmetic of the national tables: a report without them (None, or the
@@ -200,11 +190,10 @@ def run_checks(facts: list[dict], version: str | None, prose: str = "") -> list[
     if version not in VERSIONS:
         return []
     cells = _Cells(facts)
-    checks = (
+    return (
         rule_r1(cells)
         + rule_r2(cells, version)
         + rule_r3(cells)
         + rule_r4(cells)
         + rule_r6(cells, prose)
     )
-    return [c.as_dict() for c in checks]

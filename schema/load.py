@@ -1,4 +1,4 @@
-"""Idempotent load of one `parse --json` object into the warehouse.
+"""Idempotent load of one parsed document (a `ParseResult`) into the warehouse.
 
 A document is known by its sha256. Loading it again with the same parser version changes no
 report data; a new parser version replaces the document's rows. Each document loads in one
@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from nianbao.parsers.agency import resolve_agency
+from nianbao.parsers.result import ParseResult
 from nianbao.parsers.values import is_value_text
 from nianbao.schema.agencies import agency_id_for
 from nianbao.schema.models import Base, Check, Document, Fact, Finding, Report, Section, utcnow
@@ -89,17 +90,21 @@ class _DocumentRace(Exception):
 
 def load_document(
     engine: Engine,
-    parsed: Mapping[str, Any],
+    parsed: ParseResult | Mapping[str, Any],
     raw_path: str | None = None,
     run_id: int | None = None,
 ) -> LoadOutcome:
-    """Load one parsed document (the dict `nianbao parse --json` emits) in one transaction.
+    """Load one parsed document in one transaction.
 
-    `run_id` (a `runs` row, see `schema.runs`) is recorded on the document and report rows
-    this load writes; an unchanged document keeps the run that loaded it.
+    `parsed` is the parser's `ParseResult`, or the JSON object `nianbao parse --json` writes
+    for it (read through `ParseResult.from_json`). `run_id` (a `runs` row, see `schema.runs`)
+    is recorded on the document and report rows this load writes; an unchanged document keeps
+    the run that loaded it.
     """
-    if parsed["status"] not in _DOCUMENT_STATUS:
-        raise ValueError(f"unknown parse status {parsed['status']!r} for {parsed['source']}")
+    if not isinstance(parsed, ParseResult):
+        parsed = ParseResult.from_json(parsed)
+    if parsed.status not in _DOCUMENT_STATUS:
+        raise ValueError(f"unknown parse status {parsed.status!r} for {parsed.source}")
     try:
         return _load(engine, parsed, raw_path, run_id, first_attempt=True)
     except _DocumentRace:
@@ -117,7 +122,7 @@ def cell_state(value: object, raw: str | None) -> str:
 
 def _load(
     engine: Engine,
-    parsed: Mapping[str, Any],
+    parsed: ParseResult,
     raw_path: str | None,
     run_id: int | None,
     *,
@@ -126,30 +131,30 @@ def _load(
     now = utcnow()
     with Session(engine) as session, session.begin():
         document = session.scalars(
-            select(Document).where(Document.sha256 == parsed["sha256"]).with_for_update()
+            select(Document).where(Document.sha256 == parsed.sha256).with_for_update()
         ).one_or_none()
-        if document is not None and document.parser_version == parsed["parser_version"]:
+        if document is not None and document.parser_version == parsed.parser_version:
             document.last_seen_at = now
             document.raw_path = document.raw_path or raw_path
             return LoadOutcome.UNCHANGED
 
-        problem = parsed["problems"][0] if parsed["problems"] else {}
+        problem = parsed.problem
         fields = {
-            "format": parsed["format"],
-            "bytes": parsed["bytes"],
-            "pages": parsed.get("pages"),
-            "status": _DOCUMENT_STATUS[parsed["status"]],
-            "problem_code": problem.get("code"),
-            "problem_message": problem.get("message"),
-            "parser_version": parsed["parser_version"],
+            "format": parsed.format,
+            "bytes": parsed.bytes,
+            "pages": parsed.pages,
+            "status": _DOCUMENT_STATUS[parsed.status],
+            "problem_code": problem.code if problem else None,
+            "problem_message": problem.message if problem else None,
+            "parser_version": parsed.parser_version,
             "last_seen_at": now,
             "run_id": run_id,
         }
         if document is None:
             session.add(
                 Document(
-                    sha256=parsed["sha256"],
-                    source=parsed["source"],
+                    sha256=parsed.sha256,
+                    source=parsed.source,
                     raw_path=raw_path,
                     first_seen_at=now,
                     **fields,
@@ -167,8 +172,8 @@ def _load(
             document.raw_path = document.raw_path or raw_path
             _drop_report(session, document.sha256)
 
-        if parsed["status"] != "parsed":
-            return LoadOutcome(parsed["status"])
+        if parsed.status != "parsed":
+            return LoadOutcome(parsed.status)
         _insert_report(session, parsed, now, run_id)
         return LoadOutcome.LOADED if document is None else LoadOutcome.RELOADED
 
@@ -187,24 +192,24 @@ def _drop_report(session: Session, sha256: str) -> None:
 
 
 def _insert_report(
-    session: Session, parsed: Mapping[str, Any], now: datetime, run_id: int | None
+    session: Session, parsed: ParseResult, now: datetime, run_id: int | None
 ) -> None:
-    agency, year = parsed["agency"], parsed["year"]
+    agency, year = parsed.agency, parsed.year
     # Resolved again from the printed name and the region the parse found (or was hinted):
     # the same call as the 0003 back-fill, and output of older parser versions loads too.
-    resolved = resolve_agency(agency, year, parsed.get("region")) if agency else None
+    resolved = resolve_agency(agency, year, parsed.region) if agency else None
     agency_id = agency_id_for(session.connection(), resolved, agency) if resolved else None
     report = Report(
-        document_sha256=parsed["sha256"],
+        document_sha256=parsed.sha256,
         agency=agency,
-        region=parsed.get("region"),
+        region=parsed.region,
         year=year,
         agency_id=agency_id,
-        agency_source=parsed.get("agency_source"),
+        agency_source=parsed.agency_source,
         region_code=resolved.region_code if resolved else None,
         level=resolved.level if resolved else None,
-        template=parsed.get("template"),
-        parser_version=parsed["parser_version"],
+        template=parsed.template,
+        parser_version=parsed.parser_version,
         loaded_at=now,
         # Current once settled below: the unique index allows one current report per agency
         # and year at every moment, so a new one must not be current beside the old one.
@@ -223,11 +228,11 @@ def _insert_report(
             {
                 "report_id": rid,
                 "position": i,
-                "code": s["code"],
-                "heading": s.get("heading"),
-                "text": s["text"],
+                "code": s.code,
+                "heading": s.heading,
+                "text": s.text,
             }
-            for i, s in enumerate(parsed["sections"])
+            for i, s in enumerate(parsed.sections)
         ],
     )
     _bulk_insert(
@@ -236,19 +241,19 @@ def _insert_report(
         [
             {
                 "report_id": rid,
-                "table_code": f["table"],
-                "row_code": f["row"],
-                "col_code": f["col"],
-                "value": f["value"],
-                "raw": f["raw"],
-                "label": f.get("label"),
-                "unit": f.get("unit"),
-                "state": cell_state(f["value"], f["raw"]),
-                "source": f.get("source"),
-                "evidence": f.get("evidence"),
-                "section": f.get("section"),
+                "table_code": f.table,
+                "row_code": f.row,
+                "col_code": f.col,
+                "value": f.value,
+                "raw": f.raw,
+                "label": f.label,
+                "unit": f.unit,
+                "state": cell_state(f.value, f.raw),
+                "source": f.source,
+                "evidence": f.evidence,
+                "section": f.section,
             }
-            for f in parsed["facts"]
+            for f in parsed.facts
         ],
     )
     _bulk_insert(
@@ -257,21 +262,18 @@ def _insert_report(
         [
             {
                 "report_id": rid,
-                "rule": c["rule"],
-                "scope": c.get("scope"),
-                "ok": c["ok"],
-                "detail": c.get("detail"),
+                "rule": c.rule,
+                "scope": c.scope,
+                "ok": c.ok,
+                "detail": c.detail,
             }
-            for c in parsed["checks"]
+            for c in parsed.checks
         ],
     )
     _bulk_insert(
         session,
         Finding,
-        [
-            {"report_id": rid, "code": p["code"], "message": p.get("message")}
-            for p in parsed["problems"]
-        ],
+        [{"report_id": rid, "code": p.code, "message": p.message} for p in parsed.problems],
     )
     _settle_current(session, agency, agency_id, year)
 

@@ -21,6 +21,14 @@ from nianbao.schema.db import upgrade
 _database_names = itertools.count()
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # The test session starts runs as the CLI does: nianbao's Prefect settings (no telemetry,
+    # a quiet terminal) before any test module imports Prefect through the flows.
+    from nianbao.flows.orchestrator import configure_prefect
+
+    configure_prefect()
+
+
 class PostgresUnavailable(Exception):
     pass
 
@@ -145,9 +153,6 @@ def pg_url() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def prefect_api() -> Iterator[str]:
     """One Prefect test server for the session; subprocesses reach it by its URL."""
-    from nianbao.flows.orchestrator import configure_prefect
-
-    configure_prefect()  # no telemetry: these machines are offline
     from prefect.settings import PREFECT_API_URL
     from prefect.testing.utilities import prefect_test_harness
 

@@ -39,7 +39,7 @@ def _gold_table() -> list[tuple[Path, dict]]:
 
 @pytest.mark.parametrize("path, expected", _gold_table(), ids=lambda v: getattr(v, "name", ""))
 def test_real_report_has_its_agency_year_level_and_code(path: Path, expected: dict) -> None:
-    parsed = parse_file(str(path))
+    parsed = parse_file(str(path)).to_json()
     assert parsed["agency"] == expected["agency"]
     assert parsed["year"] == expected["year"]
     assert parsed["level"] == expected["level"]
@@ -61,7 +61,7 @@ def test_eval_scores_every_real_report() -> None:
 
 
 def test_parse_json_carries_where_the_agency_came_from_and_its_place() -> None:
-    parsed = parse_file(str(SAMPLES / "01_huaian_shizhengfu_2024.pdf"))
+    parsed = parse_file(str(SAMPLES / "01_huaian_shizhengfu_2024.pdf")).to_json()
     assert parsed["agency_source"] == "title"
     assert parsed["agency_canonical"] == "淮安市人民政府"
     assert parsed["agency_kind"] == "government"
@@ -70,7 +70,7 @@ def test_parse_json_carries_where_the_agency_came_from_and_its_place() -> None:
 
 
 def _parse_text(text: str, name: str = "report.txt", hints: SourceHints | None = None) -> dict:
-    return parse_bytes(text.encode("utf-8"), name, hints)
+    return parse_bytes(text.encode("utf-8"), name, hints).to_json()
 
 
 @pytest.mark.parametrize(
@@ -160,7 +160,7 @@ def test_year_from_the_year_end_the_overview_names() -> None:
         overview=["根据《条例》要求,2010年,我局继续开展政府信息公开工作。截至2010年底,我局…"],
     )
     assert (meta.agency, meta.year) == (None, 2010)
-    assert [p["code"] for p in meta.problems] == ["agency_missing"]
+    assert [p.code for p in meta.problems] == ["agency_missing"]
 
 
 def test_a_sentence_naming_the_report_is_not_its_title() -> None:
@@ -176,7 +176,7 @@ def test_a_sentence_naming_the_report_is_not_its_title() -> None:
         ]
     )
     assert (meta.title, meta.agency, meta.year) == (None, None, 2024)
-    notice = parse_file(str(ROOT / "tests" / "fixtures" / "bad" / "not_a_report.pdf"))
+    notice = parse_file(str(ROOT / "tests" / "fixtures" / "bad" / "not_a_report.pdf")).to_json()
     assert notice["status"] == "not_a_report"
     assert (notice["agency"], notice["year"]) == (None, 2024)
 
@@ -189,7 +189,7 @@ def test_signature_block_names_the_agency() -> None:
 def test_file_name_names_the_agency_and_year(tmp_path: Path) -> None:
     path = tmp_path / "互助县就业服务局2023年度政府信息公开工作年度报告.txt"
     path.write_text(FROM_OVERVIEW, "utf-8")
-    parsed = parse_file(str(path))
+    parsed = parse_file(str(path)).to_json()
     assert (parsed["agency"], parsed["agency_source"], parsed["year"]) == (
         "互助县就业服务局",
         "file_name",
@@ -239,7 +239,7 @@ def test_a_wrapped_preamble_never_becomes_the_agency() -> None:
         ]
     )
     assert (meta.agency, meta.year) == (None, 2023)
-    assert [p["code"] for p in meta.problems] == ["agency_missing"]
+    assert [p.code for p in meta.problems] == ["agency_missing"]
 
 
 def test_body_names_the_agency_inside_a_longer_phrase() -> None:
@@ -276,7 +276,7 @@ def test_docx_without_a_printed_title_is_named_by_its_properties() -> None:
         body.remove(paragraph._element)
     buffer = io.BytesIO()
     word.save(buffer)
-    parsed = parse_bytes(buffer.getvalue(), "report.docx")
+    parsed = parse_bytes(buffer.getvalue(), "report.docx").to_json()
     assert (parsed["agency"], parsed["agency_source"], parsed["year"]) == (
         "互助县就业服务局",
         "properties",
@@ -310,7 +310,7 @@ def test_pdf_printed_from_a_web_page_without_its_title(tmp_path: Path) -> None:
         capture_output=True,
         timeout=120,
     )
-    parsed = parse_file(str(tmp_path / "report.pdf"))
+    parsed = parse_file(str(tmp_path / "report.pdf")).to_json()
     assert parsed["status"] == "parsed"
     assert (parsed["agency"], parsed["agency_source"], parsed["year"]) == (
         "互助县就业服务局",

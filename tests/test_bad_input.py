@@ -72,7 +72,7 @@ DOCUMENT_STATUS = {"parsed": "loaded", "failed": "failed", "not_a_report": "not_
 
 @cache  # LibreOffice takes a second or two a file; the results are only read
 def parse_fixture(name: str) -> dict:
-    return parse_bytes((BAD / name).read_bytes(), name)
+    return parse_bytes((BAD / name).read_bytes(), name).to_json()
 
 
 def values(result: dict) -> dict[tuple[str, str, str], object]:
@@ -81,7 +81,7 @@ def values(result: dict) -> dict[tuple[str, str, str], object]:
 
 @pytest.fixture(scope="module")
 def seed() -> dict:
-    return parse_bytes((SAMPLES / "huzhu-employment-2023.txt").read_bytes(), "seed.txt")
+    return parse_bytes((SAMPLES / "huzhu-employment-2023.txt").read_bytes(), "seed.txt").to_json()
 
 
 # --- the fixture folder ----------------------------------------------------------------------------
@@ -177,7 +177,7 @@ def test_legacy_word_without_libreoffice_says_so(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
-    result = parse_bytes((BAD / "legacy.doc").read_bytes(), "legacy.doc")
+    result = parse_bytes((BAD / "legacy.doc").read_bytes(), "legacy.doc").to_json()
     assert result["status"] == "failed"
     [problem] = result["problems"]
     assert problem["code"] == "needs_libreoffice"
@@ -194,11 +194,14 @@ def test_legacy_word_conversion_is_stopped_at_its_time_limit() -> None:
 @needs_libreoffice
 def test_truncated_legacy_word_is_corrupt() -> None:
     data = (BAD / "legacy.doc").read_bytes()
-    assert parse_bytes(data[: len(data) // 3], "report.doc")["problems"][0]["code"] == "corrupt_doc"
+    assert (
+        parse_bytes(data[: len(data) // 3], "report.doc").to_json()["problems"][0]["code"]
+        == "corrupt_doc"
+    )
 
 
 def test_text_named_doc_is_corrupt_without_starting_libreoffice() -> None:
-    result = parse_bytes(b"404 Not Found", "report.doc")
+    result = parse_bytes(b"404 Not Found", "report.doc").to_json()
     assert result["problems"][0]["code"] == "corrupt_doc"
 
 
@@ -218,7 +221,7 @@ def test_html_external_entity_is_not_resolved(secret: Path) -> None:
         "<html><head><title>&xxe;</title></head><body><h2>一、总体情况</h2><p>&xxe;</p>"
         "<table><tr><td>&xxe;</td><td>1</td></tr></table></body></html>"
     )
-    result = parse_bytes(page.encode(), "report.html")
+    result = parse_bytes(page.encode(), "report.html").to_json()
     assert "TOPSECRET" not in json.dumps(result, ensure_ascii=False)
 
 
@@ -252,7 +255,7 @@ def _docx_with_entity(part: str, secret: Path, encoding: str) -> bytes:
     ],
 )
 def test_docx_external_entity_is_not_resolved(part: str, encoding: str, secret: Path) -> None:
-    result = parse_bytes(_docx_with_entity(part, secret, encoding), "report.docx")
+    result = parse_bytes(_docx_with_entity(part, secret, encoding), "report.docx").to_json()
     assert "TOPSECRET" not in json.dumps(result, ensure_ascii=False)
     assert result["problems"][0]["code"] == "corrupt_docx"
 
@@ -266,7 +269,7 @@ def _parse_in_worker(path: Path, limits: DocumentLimits) -> dict:
     results: list[dict] = []
     parse_all([item], 1, limits, results.extend)
     (result,) = results
-    return result
+    return result.to_json()
 
 
 def test_document_over_its_time_limit_is_stopped_and_recorded() -> None:

@@ -57,7 +57,7 @@ HUAIAN, SHANGHAI, HUZHU = "淮安市人民政府", "上海市人民政府办公�
 
 @cache
 def parsed_samples() -> tuple[dict[str, Any], ...]:
-    return tuple(parse_file(str(SAMPLES / name)) for name in SAMPLE_FILES)
+    return tuple(parse_file(str(SAMPLES / name)).to_json() for name in SAMPLE_FILES)
 
 
 def load_samples(engine: Engine) -> int:

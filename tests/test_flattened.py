@@ -8,7 +8,7 @@ from .helpers import REAL, cells
 
 
 def test_digit_run_split_where_only_one_split_fits_the_printed_total():
-    found = cells(parse_file(str(REAL / "08_pingtan_2022.flat.txt")))
+    found = cells(parse_file(str(REAL / "08_pingtan_2022.flat.txt")).to_json())
     row = [
         found[f"applications/new_received/{col}"]["value"] for col in (*APPLICANT_COLUMNS, "total")
     ]
@@ -16,7 +16,7 @@ def test_digit_run_split_where_only_one_split_fits_the_printed_total():
 
 
 def test_sub_row_number_glued_to_the_previous_run_stays_with_its_label():
-    found = cells(parse_file(str(REAL / "08_pingtan_2022.flat.txt")))
+    found = cells(parse_file(str(REAL / "08_pingtan_2022.flat.txt")).to_json())
     assert found["applications/unavailable.not_held/natural_person"]["value"] == 37
     assert found["applications/other_handling.no_correction/total"]["value"] == 2
 
@@ -25,13 +25,13 @@ def test_ambiguous_run_is_reported_not_guessed():
     assert (
         decode_run("270020130", 7, None) is None
     )  # 27|0|0|2|0|1|30 and 2|7|0|0|20|1|30 both add up
-    result = parse_file(str(REAL / "08_pingtan_2022.flat.txt"))
+    result = parse_file(str(REAL / "08_pingtan_2022.flat.txt")).to_json()
     assert "active_disclosure/normative_documents/issued" not in cells(result)
     assert any(p["code"] == "fused_cells" and "8855698" in p["message"] for p in result["problems"])
 
 
 def test_space_separated_review_row_and_single_cell_rows():
-    found = cells(parse_file(str(REAL / "08_pingtan_2022.flat.txt")))
+    found = cells(parse_file(str(REAL / "08_pingtan_2022.flat.txt")).to_json())
     assert [
         found[f"review_litigation/review/{c}"]["value"]
         for c in ("upheld", "corrected", "other", "pending", "total")
@@ -41,7 +41,7 @@ def test_space_separated_review_row_and_single_cell_rows():
 
 
 def test_label_repeated_mid_table_keeps_one_row_each():
-    result = parse_file(str(REAL / "10_pingtan_2019.flat.txt"))
+    result = parse_file(str(REAL / "10_pingtan_2019.flat.txt")).to_json()
     found = cells(result)
     assert found["applications/unavailable.not_held/total"]["value"] == 7
     assert not any(p["code"] == "duplicate_row" for p in result["problems"])

@@ -36,7 +36,7 @@ SHANGHAI_2010 = REAL / "33_shanghai_szfbm_2010_traditional.txt"
 
 @cache
 def parsed(path: Path) -> dict:
-    return parse_file(str(path))
+    return parse_file(str(path)).to_json()
 
 
 def facts(path: Path, table: str, row: str) -> dict[str, dict]:
@@ -131,7 +131,7 @@ def test_ambiguous_run_is_reported_not_guessed() -> None:
         "某县2013年政府信息公开工作年度报告 一、概述 本报告…… "
         "二、政府信息公开情况统计表 指标名称计量单位2013年度历年累计主动公开信息数条18535395"
     )
-    result = parse_bytes(text.encode(), "run.txt")
+    result = parse_bytes(text.encode(), "run.txt").to_json()
     assert [p for p in result["problems"] if p["code"] == "fused_cells"]
     assert not [f for f in result["facts"] if f["row"] == "active.items"]
 
@@ -148,7 +148,7 @@ def test_running_total_in_prose_is_cumulative() -> None:
         "一、概述 本年度工作稳步推进。 二、主动公开政府信息情况 "
         "本区到年底累计主动公开政府信息5928条，其中，本年度新增主动公开政府信息2110条。"
     )
-    result = parse_bytes(text.encode(), "cumulative.txt")
+    result = parse_bytes(text.encode(), "cumulative.txt").to_json()
     items = {f["col"]: f["value"] for f in result["facts"] if f["row"] == "active.items"}
     assert items == {"cumulative": 5928, "year": 2110}
 
@@ -165,7 +165,7 @@ def test_ambiguous_clause_is_a_finding() -> None:
         "一、概述 本年度工作稳步推进。 三、依申请公开情况 2016年共受理政府信息公开申请5件。"
         " 四、行政复议和行政诉讼情况 因政府信息公开被申请行政复议和提起行政诉讼共3件。"
     )
-    result = parse_bytes(text.encode(), "ambiguous.txt")
+    result = parse_bytes(text.encode(), "ambiguous.txt").to_json()
     assert [p for p in result["problems"] if p["code"] == "ambiguous_binding"]
     rows = {f["row"] for f in result["facts"]}
     assert "applications.received" in rows
@@ -276,7 +276,7 @@ def test_statistics_table_printed_as_a_real_table() -> None:
         "<p>二、主动公开政府信息情况</p><p>2012年主动公开政府信息1913条。</p>"
         f"<p>三、政府信息公开情况统计表</p><table>{table}</table></body></html>"
     )
-    result = parse_bytes(page.encode(), "table.html")
+    result = parse_bytes(page.encode(), "table.html").to_json()
     assert result["template"] == FREEFORM_VERSION
     cells = {
         (f["row"], f["col"]): f["value"] for f in result["facts"] if f["table"] == "statistics"
@@ -296,7 +296,7 @@ def test_quoted_reply_outcomes_and_fee_subsection() -> None:
         "“非本机关职责权限范围”的2件，“申请内容不明确”的1件。\n"
         "（三）依申请公开政府信息收费情况\n本局未收取任何费用。\n"
     )
-    result = parse_bytes(text.encode(), "quoted.txt")
+    result = parse_bytes(text.encode(), "quoted.txt").to_json()
     replies = {f["row"]: f["value"] for f in result["facts"] if f["row"].startswith("replies.")}
     assert replies == {
         "replies.total": 26,

@@ -83,7 +83,7 @@ def check(data: bytes, name: str, guard: float = GUARD_SECONDS) -> dict:
     previous = signal.signal(signal.SIGALRM, _alarm)
     signal.setitimer(signal.ITIMER_REAL, guard)
     try:
-        result = parse_bytes(data, name)
+        result = parse_bytes(data, name).to_json()
     except Hang:
         raise AssertionError(f"{name} ({len(data)} bytes) took over {guard:g} s") from None
     finally:

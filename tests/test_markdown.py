@@ -12,6 +12,7 @@ from nianbao.flows.evaluate import cell_matches
 from nianbao.parsers.detect import sniff_format
 from nianbao.parsers.markdown import read_markdown
 from nianbao.parsers.report import parse_bytes, parse_file
+from nianbao.parsers.result import Fact
 
 from .helpers import ROOT, SAMPLES
 
@@ -21,10 +22,10 @@ CONVERTED = ROOT / "tests" / "fixtures" / "markdown"
 @pytest.mark.parametrize("path", sorted(CONVERTED.glob("*.converted.md")), ids=lambda p: p.stem)
 def test_a_conversion_parses_to_every_gold_cell(path: Path) -> None:
     gold = json.loads(path.with_name(path.stem + ".canon.json").read_text("utf-8"))
-    result = parse_file(str(path))
+    result = parse_file(str(path)).to_json()
     assert (result["format"], result["status"], result["year"]) == ("md", "parsed", gold["year"])
     assert result["template"] == gold["template"]
-    facts = {f"{f['table']}/{f['row']}/{f['col']}": f for f in result["facts"]}
+    facts = {f.key: f for f in map(Fact.from_json, result["facts"])}
     wrong = [k for k, v in gold["facts"].items() if not cell_matches(v, facts.get(k))]
     assert wrong == []
     assert not any(f["row"].startswith("extra.") for f in result["facts"])
@@ -49,7 +50,7 @@ def test_a_row_without_a_label_is_placed_by_the_template_order_and_the_sums() ->
     markdown = (CONVERTED / "01_huaian_shizhengfu_2024.converted.md").read_text("utf-8")
     # A tool that dropped a label outright, at the top of a table piece.
     damaged = markdown.replace("二、上年结转政府信息公开申请数量\n", "", 1)
-    result = parse_bytes(damaged.encode(), "converted.md")
+    result = parse_bytes(damaged.encode(), "converted.md").to_json()
     facts = {(f["row"], f["col"]): f["value"] for f in result["facts"]}
     # Between 本年新收 and 予以公开 the template prints one row, and R1 holds only with it there.
     assert facts["carried_over", "natural_person"] == 34 and facts["carried_over", "total"] == 34
@@ -65,7 +66,7 @@ def test_a_row_without_a_label_that_the_sums_refute_is_reported_not_guessed() ->
     damaged = markdown.replace("二、上年结转政府信息公开申请数量\n", "", 1)
     # Its figures no longer fit the printed totals: the order alone does not place it.
     damaged = damaged.replace("| 34 | 0 | 0 | 0 | 0 | 0 | 34 |", "| 35 | 0 | 0 | 0 | 0 | 0 | 35 |")
-    result = parse_bytes(damaged.encode(), "converted.md")
+    result = parse_bytes(damaged.encode(), "converted.md").to_json()
     missing = [p for p in result["problems"] if p["code"] == "row_label_missing"]
     assert len(missing) == 1 and "applications/carried_over" in missing[0]["message"]
     rows = {f["row"] for f in result["facts"]}
@@ -80,7 +81,7 @@ def test_two_rows_without_labels_in_one_gap_of_zeros_are_placed_in_order() -> No
     damaged = markdown.replace("| 3.危及三安全一稳定 | 0", "| 0", 1)
     damaged = damaged.replace("4.保护第三方合法权益\n", "", 1)
     assert damaged.count("\n| 0 | 0 | 0 | 0 | 0 | 0 | 0 |\n| 0 | 0") == 1
-    result = parse_bytes(damaged.encode(), "converted.md")
+    result = parse_bytes(damaged.encode(), "converted.md").to_json()
     rows = [f["row"] for f in result["facts"] if f["col"] == "total"]
     assert rows.index("denied.security_stability") + 1 == rows.index("denied.third_party")
     placed = [p["message"] for p in result["problems"] if p["code"] == "row_placed_by_order"]
@@ -100,7 +101,7 @@ def test_a_name_the_tool_misread_in_the_title_gives_way_to_its_right_spelling(
     markdown = (CONVERTED / f"{name}.converted.md").read_text("utf-8")
     assert markdown.startswith(f"# **{printed}**")
     # One character misread in the title only; the report prints the name right elsewhere.
-    result = parse_bytes(markdown.replace(printed, misread, 1).encode(), "converted.md")
+    result = parse_bytes(markdown.replace(printed, misread, 1).encode(), "converted.md").to_json()
     assert result["agency"] == printed
     assert result["agency_source"] == "title"
 

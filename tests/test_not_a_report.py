@@ -59,7 +59,9 @@ def junk(pages: list[bytes], tmp_path_factory: pytest.TempPathFactory) -> list[t
         path.write_bytes(data)
         items.append(WorkItem(hashlib.sha256(data).hexdigest(), str(path), path.name))
     results: dict[str, dict] = {}
-    parse_all(items, 1, limits, lambda batch: results.update((r["sha256"], r) for r in batch))
+    parse_all(
+        items, 1, limits, lambda batch: results.update((r.sha256, r.to_json()) for r in batch)
+    )
     return [(data, results[item.sha256]) for data, item in zip(pages, items, strict=True)]
 
 
@@ -127,7 +129,7 @@ def test_a_harvest_title_alone_does_not_make_junk_a_report() -> None:
     hints = SourceHints(
         title="某县人民政府2023年政府信息公开工作年度报告", publisher="某县人民政府"
     )
-    result = parse_bytes(junk_page(5, 100_000), "junk.html", hints)
+    result = parse_bytes(junk_page(5, 100_000), "junk.html", hints).to_json()
     assert result["status"] == "not_a_report"
     assert result["facts"] == []
     assert "1 of the 2" in result["problems"][0]["message"]
@@ -155,7 +157,7 @@ def _cells(result: dict) -> dict[tuple[str, str, str], str]:
 
 @pytest.fixture(scope="module")
 def printed() -> dict[tuple[str, str, str], str]:
-    result = parse_bytes(SHANGHAI.encode(), "shanghai.html")
+    result = parse_bytes(SHANGHAI.encode(), "shanghai.html").to_json()
     assert len(result["facts"]) == 198
     return _cells(result)
 
@@ -178,7 +180,7 @@ def test_statistics_table_outside_the_table_sections_gives_no_facts(
 ) -> None:
     # Regression: its 本年新收… row made it table 三, and the real row 本年新收 (821, 35, …)
     # was then dropped as a duplicate of the statistics row (856, 12, …).
-    result = parse_bytes(_with(*where[:1], STATISTICS, where[1]), "shanghai.html")
+    result = parse_bytes(_with(*where[:1], STATISTICS, where[1]), "shanghai.html").to_json()
     assert result["status"] == "parsed"
     assert _cells(result) == printed
     assert _cells(result)[("applications", "new_received", "natural_person")] == "821"
@@ -194,7 +196,7 @@ def test_unrelated_table_after_table_two_in_its_section_gives_no_facts(
         "<table><tr><td>政务微博发布</td><td>1200</td><td>3</td><td>9</td></tr>"
         "<tr><td>规章</td><td>99</td><td>99</td><td>99</td></tr></table>"
     )
-    result = parse_bytes(_with(HEADING_3, after), "shanghai.html")
+    result = parse_bytes(_with(HEADING_3, after), "shanghai.html").to_json()
     assert _cells(result) == printed
 
 
@@ -206,8 +208,8 @@ def test_table_broken_over_a_page_keeps_the_rows_after_the_break() -> None:
     page = "</tr>".join(rows[:cut]) + "</tr></tbody></table><table><tbody>"
     page += "</tr>".join(rows[cut:])
     assert page.count("<table") == SHANGHAI.count("<table") + 1
-    split = _cells(parse_bytes(page.encode(), "split.html"))
-    whole = _cells(parse_bytes(SHANGHAI.encode(), "whole.html"))
+    split = _cells(parse_bytes(page.encode(), "split.html").to_json())
+    whole = _cells(parse_bytes(SHANGHAI.encode(), "whole.html").to_json())
     assert split == whole
     assert split[("applications", "unavailable.not_held", "natural_person")] == "252"
 
@@ -223,11 +225,11 @@ TABLE_TWO = (
 
 def test_one_template_table_alone_is_one_point_and_a_listing_title_the_second() -> None:
     page = f"<html><body>{TABLE_TWO}</body></html>".encode()
-    alone = parse_bytes(page, "table.html")
+    alone = parse_bytes(page, "table.html").to_json()
     assert alone["status"] == "not_a_report" and alone["facts"] == []
     assert "1 of the 2" in alone["problems"][0]["message"]
     hints = SourceHints(title="某区统计局2023年政府信息公开工作年度报告")
-    hinted = parse_bytes(page, "table.html", hints)
+    hinted = parse_bytes(page, "table.html", hints).to_json()
     assert hinted["status"] == "parsed"
     assert {(f["row"], f["col"]): f["value"] for f in hinted["facts"]} == {
         ("rules", "issued"): 1,
@@ -241,7 +243,7 @@ def test_one_template_table_alone_is_one_point_and_a_listing_title_the_second() 
 
 def test_title_and_section_one_cut_off_is_a_report() -> None:
     text = "某镇2023年政府信息公开工作年度报告\n一、总体情况\n2023年，我镇认真贯彻《条例》……"
-    result = parse_bytes(text.encode(), "cut.txt")
+    result = parse_bytes(text.encode(), "cut.txt").to_json()
     assert result["status"] == "parsed"
     assert result["template"] == "free_form"
     assert [s["code"] for s in result["sections"]] == ["preamble", "overview"]

@@ -20,7 +20,7 @@ from nianbao.parsers import ocr
 from nianbao.parsers.ocr_check import verify_digits
 from nianbao.parsers.pool import DocumentLimits, WorkItem, parse_all
 from nianbao.parsers.report import parse_file
-from nianbao.parsers.tables import Fact
+from nianbao.parsers.result import Fact, ParseResult
 
 from .helpers import ROOT, SAMPLES
 
@@ -37,18 +37,18 @@ def gold(scan) -> dict:
 
 
 def right_cells(result: dict, expected: dict) -> int:
-    facts = {f"{f['table']}/{f['row']}/{f['col']}": f for f in result["facts"]}
+    facts = {f.key: f for f in map(Fact.from_json, result["facts"])}
     return sum(cell_matches(value, facts.get(key)) for key, value in expected["facts"].items())
 
 
 @pytest.fixture(scope="module")
 def huzhu_scan() -> dict:
-    return parse_file(str(HUZHU_SCAN))
+    return parse_file(str(HUZHU_SCAN)).to_json()
 
 
 @pytest.fixture(scope="module")
 def huaian_scan() -> dict:
-    return parse_file(str(HUAIAN_SCAN))
+    return parse_file(str(HUAIAN_SCAN)).to_json()
 
 
 def test_a_scanned_word_report_parses_to_its_gold_cells(huzhu_scan: dict) -> None:
@@ -74,7 +74,7 @@ def test_every_ocr_value_carries_its_confidence(huzhu_scan: dict) -> None:
 def test_a_scanned_pdf_report_keeps_its_title_and_most_cells(huaian_scan: dict) -> None:
     expected = gold(HUAIAN_SCAN)
     assert (huaian_scan["agency"], huaian_scan["year"]) == ("淮安市人民政府", 2024)
-    facts = {f"{f['table']}/{f['row']}/{f['col']}": f for f in huaian_scan["facts"]}
+    facts = {f.key: f for f in map(Fact.from_json, huaian_scan["facts"])}
     # Large figures of table 三, read from a 150 dpi, skewed, noisy JPEG.
     for key in (
         "applications/new_received/natural_person",
@@ -89,44 +89,44 @@ def test_a_scanned_pdf_report_keeps_its_title_and_most_cells(huaian_scan: dict) 
 
 def test_a_heavily_degraded_scan_keeps_its_rows_by_order_and_sums() -> None:
     # Fainter ink, more blur, noise and JPEG loss: most row labels of table 三 come out garbled.
-    result = parse_file(str(HUAIAN_HEAVY))
+    result = parse_file(str(HUAIAN_HEAVY)).to_json()
     expected = gold(HUAIAN_HEAVY)
     assert (result["agency"], result["year"]) == ("淮安市人民政府", 2024)
-    facts = {f"{f['table']}/{f['row']}/{f['col']}": f for f in result["facts"]}
+    facts = {f.key: f for f in map(Fact.from_json, result["facts"])}
     # Rows whose labels OCR garbled (（七）总计 read as (七)要计), found by the template's order.
     for key in ("applications/total_processed/total", "applications/carried_forward/total"):
         assert cell_matches(expected["facts"][key], facts.get(key)), key
-    assert "总计" not in facts["applications/total_processed/total"]["label"]
+    assert "总计" not in facts["applications/total_processed/total"].label
     # Rows whose labels are past recognition are not guessed where the sums do not agree.
     unmatched = [p for p in result["problems"] if p["code"] == "row_label_unmatched"]
     assert unmatched and all("not mapped" in p["message"] for p in unmatched)
     # Table 四 under a header row OCR could not read.
-    assert facts["review_litigation/review/total"]["value"] == 351
+    assert facts["review_litigation/review/total"].value == 351
     assert right_cells(result, expected) >= 0.9 * len(expected["facts"])
 
 
 def test_tables_pasted_as_pictures_into_a_text_pdf_are_read() -> None:
-    result = parse_file(str(HUAIAN_PICTURES))
+    result = parse_file(str(HUAIAN_PICTURES)).to_json()
     expected = gold(HUAIAN_PICTURES)
     pages = sorted(p["page"] for p in result["problems"] if p["code"] == "ocr_read")
     assert pages == ["3", "4", "5"]
-    facts = {f"{f['table']}/{f['row']}/{f['col']}": f for f in result["facts"]}
+    facts = {f.key: f for f in map(Fact.from_json, result["facts"])}
     for key in (
         "active_disclosure/licensing/decisions",
         "active_disclosure/penalty/decisions",
         "active_disclosure/fees/amount_10k_yuan",
     ):
         assert cell_matches(expected["facts"][key], facts.get(key)), key
-        assert facts[key]["confidence"] is not None
+        assert facts[key].confidence is not None
     # The text tables keep their exact text: no confidence on them.
-    assert "confidence" not in facts["applications/new_received/total"]
-    assert facts["applications/new_received/total"]["value"] == 3119
+    assert facts["applications/new_received/total"].confidence is None
+    assert facts["applications/new_received/total"].value == 3119
     assert right_cells(result, expected) >= 0.95 * len(expected["facts"])
 
 
 def test_without_ocr_a_scan_has_no_text_layer(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NIANBAO_OCR", "off")
-    result = parse_file(str(HUZHU_SCAN))
+    result = parse_file(str(HUZHU_SCAN)).to_json()
     assert result["status"] == "failed"
     assert [p["code"] for p in result["problems"]] == ["no_text_layer"]
 
@@ -154,47 +154,51 @@ def test_skew_is_measured_on_a_rotated_page() -> None:
 
 
 def real_facts() -> list[Fact]:
-    result = parse_file(str(SAMPLES / "01_huaian_shizhengfu_2024.pdf"))
-    names = {f.name for f in dataclasses.fields(Fact)}
-    return [Fact(**{k: v for k, v in f.items() if k in names}) for f in result["facts"]]
+    return list(parse_file(str(SAMPLES / "01_huaian_shizhengfu_2024.pdf")).facts)
 
 
-def unsure(facts: list[Fact], key: str, raw: str, alternatives: tuple[str, ...]) -> Fact:
-    fact = next(f for f in facts if f"{f.table}/{f.row}/{f.col}" == key)
-    fact.raw, fact.value = raw, float(raw) if "." in raw else int(raw)
-    fact.confidence, fact.alternatives = 0.6, alternatives
-    return fact
+def unsure(facts: list[Fact], key: str, raw: str, alternatives: tuple[str, ...]) -> int:
+    """Make the fact at `key` an unsure OCR reading `raw`; return its index in `facts`."""
+    index = next(i for i, f in enumerate(facts) if f.key == key)
+    value = float(raw) if "." in raw else int(raw)
+    facts[index] = dataclasses.replace(
+        facts[index], raw=raw, value=value, confidence=0.6, alternatives=alternatives
+    )
+    return index
 
 
 def test_a_misread_digit_is_corrected_where_one_reading_makes_the_sums_hold() -> None:
     facts = real_facts()
-    fact = unsure(facts, "applications/partially_granted/total", "154", ("454", "754"))
+    index = unsure(facts, "applications/partially_granted/total", "154", ("454", "754"))
     findings = verify_digits(facts, "2021")
-    assert [f["code"] for f in findings] == ["ocr_corrected"]
-    assert "'154'" in findings[0]["message"] and "'454'" in findings[0]["message"]
+    fact = facts[index]
+    assert [f.code for f in findings] == ["ocr_corrected"]
+    assert "'154'" in findings[0].message and "'454'" in findings[0].message
     assert (fact.value, fact.raw, fact.ocr_reading) == (454, "454", "154")
-    assert fact.as_dict()["ocr_reading"] == "154"
+    assert fact.to_json()["ocr_reading"] == "154"
 
 
 def test_a_misread_digit_no_reading_repairs_is_kept_and_reported() -> None:
     facts = real_facts()
-    fact = unsure(facts, "applications/partially_granted/total", "154", ("184", "754"))
+    index = unsure(facts, "applications/partially_granted/total", "154", ("184", "754"))
     findings = verify_digits(facts, "2021")
-    assert [f["code"] for f in findings] == ["ocr_low_confidence"]
-    assert "do not hold" in findings[0]["message"]
+    fact = facts[index]
+    assert [f.code for f in findings] == ["ocr_low_confidence"]
+    assert "do not hold" in findings[0].message
     assert (fact.value, fact.ocr_reading) == (154, None)
 
 
 def test_with_another_misread_read_sure_each_sum_is_mended_on_its_own() -> None:
     facts = real_facts()
-    fact = unsure(facts, "applications/partially_granted/total", "154", ("454", "754"))
+    index = unsure(facts, "applications/partially_granted/total", "154", ("454", "754"))
     # A misread the recogniser was sure of (no other reading): R2's total can never hold, so no
     # set of readings makes every sum hold; R3 of the row alone is mended by 454.
-    sure = next(f for f in facts if (f.row, f.col) == ("granted", "total"))
-    sure.raw, sure.value, sure.confidence = "1562", 1562, 0.99
+    at = next(i for i, f in enumerate(facts) if (f.row, f.col) == ("granted", "total"))
+    facts[at] = dataclasses.replace(facts[at], raw="1562", value=1562, confidence=0.99)
     findings = verify_digits(facts, "2021")
-    assert [f["code"] for f in findings] == ["ocr_corrected"]
-    assert "R3 partially_granted" in findings[0]["message"]
+    fact, sure = facts[index], facts[at]
+    assert [f.code for f in findings] == ["ocr_corrected"]
+    assert "R3 partially_granted" in findings[0].message
     assert (fact.value, fact.ocr_reading) == (454, "154")
     assert sure.value == 1562 and sure.ocr_reading is None
 
@@ -206,8 +210,8 @@ def test_a_sum_two_readings_could_mend_is_not_guessed() -> None:
     total = unsure(facts, "review_litigation/review/total", "352", ("351",))
     corrected = unsure(facts, "review_litigation/review/corrected", "64", ("65",))
     findings = verify_digits(facts, "2021")
-    assert [f["code"] for f in findings] == ["ocr_low_confidence", "ocr_low_confidence"]
-    assert (total.value, corrected.value) == (352, 64)
+    assert [f.code for f in findings] == ["ocr_low_confidence", "ocr_low_confidence"]
+    assert (facts[total].value, facts[corrected].value) == (352, 64)
 
 
 def test_an_unsure_value_the_sums_confirm_needs_no_finding() -> None:
@@ -218,10 +222,11 @@ def test_an_unsure_value_the_sums_confirm_needs_no_finding() -> None:
 
 def test_an_unsure_value_no_sum_checks_is_reported() -> None:
     facts = real_facts()
-    fact = unsure(facts, "active_disclosure/penalty/decisions", "3985758", ("3985759",))
+    index = unsure(facts, "active_disclosure/penalty/decisions", "3985758", ("3985759",))
     findings = verify_digits(facts, "2021")
-    assert [f["code"] for f in findings] == ["ocr_low_confidence"]
-    assert "no printed sum checks it" in findings[0]["message"]
+    fact = facts[index]
+    assert [f.code for f in findings] == ["ocr_low_confidence"]
+    assert "no printed sum checks it" in findings[0].message
     assert fact.value == 3985758
 
 
@@ -241,10 +246,10 @@ def _first_page_scan(tmp_path) -> tuple[WorkItem, int]:
 
 def test_the_time_limit_of_a_scan_grows_with_the_pages_ocr_reads(tmp_path) -> None:
     item, pages = _first_page_scan(tmp_path)
-    results: list[dict] = []
+    results: list[ParseResult] = []
     # One second is too short to OCR a page; a minute more for each page read is enough.
     parse_all([item], 1, DocumentLimits(seconds=1, ocr_seconds_per_page=60), results.extend)
-    (result,) = results
+    (result,) = (r.to_json() for r in results)
     assert not any(p["code"] == "parse_timeout" for p in result["problems"])
     assert any(p["code"] == "ocr_read" for p in result["problems"])
     assert result["year"] == 2023
@@ -252,10 +257,10 @@ def test_the_time_limit_of_a_scan_grows_with_the_pages_ocr_reads(tmp_path) -> No
 
 def test_a_scan_over_its_time_limit_says_ocr_took_it(tmp_path) -> None:
     item, pages = _first_page_scan(tmp_path)
-    results: list[dict] = []
+    results: list[ParseResult] = []
     started = time.monotonic()
     parse_all([item], 1, DocumentLimits(seconds=1, ocr_seconds_per_page=0.5), results.extend)
-    (result,) = results
+    (result,) = (r.to_json() for r in results)
     assert result["status"] == "failed"
     assert [p["code"] for p in result["problems"]] == ["parse_timeout"]
     message = result["problems"][0]["message"]

@@ -331,7 +331,7 @@ def test_scanned_pdf_has_no_text_layer() -> None:
 def test_a_scanned_page_among_text_pages_is_reported() -> None:
     document = read_pdf(pages_pdf([text_at([(72, 700, "Report text.")]), SCAN]))
     assert [p.text for p in document.paragraphs()] == ["Report text."]
-    assert [(p["code"], p["page"]) for p in document.problems] == [("no_text_layer", "2")]
+    assert [(p.code, p.page) for p in document.problems] == [("no_text_layer", "2")]
 
 
 def test_text_without_a_unicode_map_is_garbled() -> None:

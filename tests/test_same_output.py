@@ -129,7 +129,7 @@ def test_a_parse_with_warm_caches_equals_one_with_empty_caches(path):
         parse_bytes(other.read_bytes(), other.name)
     warm = parse_bytes(data, path.name)
     assert warm == cold
-    assert cold["status"] == "parsed" and len(cold["facts"]) > 100
+    assert cold.status == "parsed" and len(cold.facts) > 100
 
 
 def _leading_heading_by_full_ratio(text: str):
@@ -205,12 +205,12 @@ def test_a_parse_leaves_garbage_collection_as_it_found_it():
     good = (SAMPLES / "huzhu-employment-2023.txt").read_bytes()
     broken = (REAL.parent / "bad" / "truncated.pdf").read_bytes()
     assert gc.isenabled()
-    assert parse_bytes(good, "good.txt")["status"] == "parsed"
-    assert parse_bytes(broken, "broken.pdf")["status"] == "failed"
+    assert parse_bytes(good, "good.txt").status == "parsed"
+    assert parse_bytes(broken, "broken.pdf").status == "failed"
     assert gc.isenabled()
     gc.disable()
     try:
-        assert parse_bytes(good, "good.txt")["facts"]
+        assert parse_bytes(good, "good.txt").facts
         assert not gc.isenabled()
     finally:
         gc.enable()

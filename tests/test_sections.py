@@ -36,20 +36,20 @@ def test_sub_headings_and_table_labels_are_not_sections(line):
 
 
 def test_seed_has_all_six_sections_with_text():
-    result = parse_file(str(SAMPLES / "huzhu-employment-2023.txt"))
+    result = parse_file(str(SAMPLES / "huzhu-employment-2023.txt")).to_json()
     sections = {s["code"]: s for s in result["sections"]}
     assert tuple(sections)[-6:] == SECTION_CODES
     assert "主动公开政府信息 70 条" in sections["overview"]["text"]
 
 
 def test_paragraph_broken_at_a_page_break_is_joined():
-    result = parse_file(str(SAMPLES / "huzhu-employment-2023.txt"))
+    result = parse_file(str(SAMPLES / "huzhu-employment-2023.txt")).to_json()
     overview = next(s for s in result["sections"] if s["code"] == "overview")
     assert "办公室主抓，其余部门各负其责" in overview["text"]
 
 
 def test_headings_run_on_inside_flattened_page_text_are_found():
-    result = parse_file(str(REAL / "08_pingtan_2022.flat.txt"))
+    result = parse_file(str(REAL / "08_pingtan_2022.flat.txt")).to_json()
     codes = [s["code"] for s in result["sections"]]
     assert tuple(codes[-6:]) == SECTION_CODES
     problems = next(s for s in result["sections"] if s["code"] == "problems")

@@ -16,7 +16,7 @@ def _applications(rows: list[list[str]], version: str = "2021") -> dict:
 
 
 def test_seed_text_every_cell_matches_gold():
-    result = parse_file(str(SAMPLES / "huzhu-employment-2023.txt"))
+    result = parse_file(str(SAMPLES / "huzhu-employment-2023.txt")).to_json()
     found = cells(result)
     for key, value in gold("huzhu-employment-2023.canon.json")["facts"].items():
         assert found[key]["value"] == value, key
@@ -28,7 +28,7 @@ def test_seed_text_every_cell_matches_gold():
 
 
 def test_other_handling_printed_as_one_row_in_2021_template():
-    found = cells(parse_file(str(SAMPLES / "huzhu-employment-2023.txt")))
+    found = cells(parse_file(str(SAMPLES / "huzhu-employment-2023.txt")).to_json())
     assert found["applications/other_handling/total"]["value"] == 0
     assert not any(k.startswith("applications/other_handling.") for k in found)
 
@@ -56,20 +56,20 @@ def test_missing_quotes_around_san_anquan():
 
 
 def test_local_extra_row_is_kept_with_an_extra_code():
-    result = parse_file(str(REAL / "14_xiaogan_szfbgs_2020.partial.txt"))
+    result = parse_file(str(REAL / "14_xiaogan_szfbgs_2020.partial.txt")).to_json()
     extra = [f for f in result["facts"] if f["row"].startswith("extra.")]
     assert {f["label"] for f in extra} == {"其他主动公开文件"}
     assert [f["value"] for f in extra][:2] == [56, 45]
 
 
 def test_letter_spaced_applicant_headers_do_not_become_rows():
-    result = parse_file(str(REAL / "16_chibi_pufang_yuanqu_2020.partial.txt"))
+    result = parse_file(str(REAL / "16_chibi_pufang_yuanqu_2020.partial.txt")).to_json()
     rows = {f["row"] for f in result["facts"] if f["table"] == "applications"}
     assert rows == {"new_received", "carried_over"}
 
 
 def test_applicant_header_split_over_two_rows():
-    result = parse_file(str(REAL / "20_zhanjiang_xuwen_sfj_2023.partial.txt"))
+    result = parse_file(str(REAL / "20_zhanjiang_xuwen_sfj_2023.partial.txt")).to_json()
     found = cells(result)
     assert found["applications/new_received/natural_person"]["value"] == 0
     assert found["applications/new_received/commercial"]["value"] is None
@@ -77,7 +77,7 @@ def test_applicant_header_split_over_two_rows():
 
 
 def test_blank_cells_dropped_from_a_row_are_reported_not_guessed():
-    result = parse_file(str(REAL / "12_yueyang_nanhu_ju_2019.partial.txt"))
+    result = parse_file(str(REAL / "12_yueyang_nanhu_ju_2019.partial.txt")).to_json()
     assert not any(f["table"] == "applications" for f in result["facts"])
     assert any(
         p["code"] == "row_cells_missing" and "new_received" in p["message"]
@@ -86,7 +86,7 @@ def test_blank_cells_dropped_from_a_row_are_reported_not_guessed():
 
 
 def test_template_version_comes_from_the_table_not_the_year():
-    result = parse_file(str(REAL / "22_unknown_xian_ju_2023_oldtemplate.partial.txt"))
+    result = parse_file(str(REAL / "22_unknown_xian_ju_2023_oldtemplate.partial.txt")).to_json()
     assert (result["year"], result["template"]) == (2023, "2019")
     assert "active_disclosure/rules/made" in cells(result)
 
@@ -137,10 +137,10 @@ def test_garbled_labels_in_text_are_placed_only_by_order_and_sums():
     found = {f"applications/{f.row}/{f.col}": f.value for f in extraction.facts}
     # 属子转越查询事项 is like its row, and R2 holds only with it there.
     assert found["applications/denied.query_matters/total"] == 105
-    assert [p["code"] for p in extraction.problems] == ["row_placed_by_order"]
+    assert [p.code for p in extraction.problems] == ["row_placed_by_order"]
     # 属于时美建税性体息 is too unlike 属于四类过程性信息 for a printed text label: kept aside.
     unlike = {"denied.process_information": _GARBLED["denied.process_information"]}
     extraction, _ = _huaian_applications(read_by_ocr=False, garbled=unlike)
     assert not any(f.row == "denied.process_information" for f in extraction.facts)
-    assert [p["code"] for p in extraction.problems] == ["row_label_unmatched"]
+    assert [p.code for p in extraction.problems] == ["row_label_unmatched"]
     assert any(f.row.startswith("extra.") for f in extraction.facts)

@@ -109,7 +109,7 @@ def parsed(
 
 def failed(sha_seed: str = "broken") -> dict[str, Any]:
     """A failed parse of a distinct (fake) file, shaped by the parser's own constructor."""
-    result = empty_result("broken.pdf", sha_seed.encode(), "pdf")
+    result = empty_result("broken.pdf", sha_seed.encode(), "pdf").to_json()
     result.update(
         sha256=hashlib.sha256(sha_seed.encode()).hexdigest(),
         parser_version="1.0",
