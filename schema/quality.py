@@ -72,9 +72,31 @@ class QualityData:
     scope: str = "the warehouse"  # or "run N": the reports one ingest run loaded
 
 
-def _rows(engine: Engine, sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+def _rows(engine: Engine, sql: str, scope: _Scope | None = None) -> list[dict[str, Any]]:
+    params = scope.params if scope else {}
     with engine.connect() as connection:
-        return [dict(row) for row in connection.execute(text(sql), params or {}).mappings()]
+        return [dict(row) for row in connection.execute(text(sql), params).mappings()]
+
+
+@dataclass(frozen=True)
+class _Scope:
+    """The reports and documents a figure counts: the whole warehouse, or one run's."""
+
+    run_id: int | None = None
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return {} if self.run_id is None else {"run": self.run_id}
+
+    def reports(self, column: str) -> str:
+        """A condition to AND: the report in `column` was loaded by the run."""
+        if self.run_id is None:
+            return "1 = 1"
+        return f"{column} IN (SELECT id FROM reports WHERE run_id = :run)"
+
+    @property
+    def documents(self) -> str:
+        return "1 = 1" if self.run_id is None else "run_id = :run"
 
 
 def _number(value: Any) -> float:
@@ -91,15 +113,8 @@ def gather(engine: Engine, run_id: int | None = None) -> QualityData:
     With `run_id`, the figures of the documents and reports that run wrote only: what an
     ingest publishes then costs the size of the run, not of the warehouse.
     """
-
-    def only(column: str) -> str:
-        # A condition to AND: the report in `column` was loaded by the run.
-        if run_id is None:
-            return "1 = 1"
-        return f"{column} IN (SELECT id FROM reports WHERE run_id = :run)"
-
-    params = {"run": run_id} if run_id is not None else {}
-    documents = "1 = 1" if run_id is None else "run_id = :run"
+    scope = _Scope(run_id)
+    only, documents = scope.reports, scope.documents
     totals = _rows(
         engine,
         f"SELECT (SELECT COUNT(*) FROM documents WHERE {documents}) AS documents,"
@@ -113,26 +128,68 @@ def gather(engine: Engine, run_id: int | None = None) -> QualityData:
         " (SELECT COUNT(*) FROM v_reports WHERE findings > 0"
         f" AND {only('report_id')}) AS reports_with_findings,"
         " (SELECT COUNT(*) FROM runs) AS runs",
-        params,
+        scope,
     )[0]
     data = QualityData(
         generated_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         totals={k: int(v or 0) for k, v in totals.items()},
         scope="the warehouse" if run_id is None else f"run {run_id}",
     )
+    _reports_by_year_and_region(engine, data, scope)
+    _rule_failure_rates(engine, data, scope)
+    _outcome_shares(engine, data, scope)
+    sums_sql = ", ".join(f"SUM({c}) AS {c}" for c in REVIEW_OUTCOMES)
+    for row in _rows(
+        engine,
+        f"SELECT proceeding, {sums_sql} FROM v_review_litigation"
+        f" WHERE {only('report_id')} GROUP BY proceeding",
+        scope,
+    ):
+        data.review_litigation[row["proceeding"]] = {c: _number(row[c]) for c in REVIEW_OUTCOMES}
+    for row in _rows(
+        engine,
+        "SELECT g.code, COUNT(*) AS n FROM findings g JOIN v_reports v ON v.report_id = g.report_id"
+        f" WHERE {only('g.report_id')} GROUP BY g.code ORDER BY n DESC, g.code",
+        scope,
+    ):
+        data.findings_by_code[row["code"]] = {"findings": row["n"]}
+    data.worst_reports = _rows(
+        engine,
+        "SELECT report_id, agency, year, template, source, failed_rules, failed_checks, findings,"
+        " unreadable_cells, blank_cells, cells FROM v_reports"
+        " WHERE (failed_checks > 0 OR findings > 0 OR unreadable_cells > 0)"
+        f" AND {only('report_id')}"
+        " ORDER BY failed_rules DESC, failed_checks DESC, findings DESC, unreadable_cells DESC,"
+        f" report_id LIMIT {WORST_REPORTS}",
+        scope,
+    )
+    data.largest_changes = _rows(
+        engine,
+        "SELECT agency_canonical, year, figure, previous_figure, previous_value, value, change,"
+        " change_ratio FROM v_year_over_year WHERE change IS NOT NULL AND change <> 0"
+        f" AND {only('report_id')}"
+        " ORDER BY ABS(change) DESC, agency_canonical, year, figure"
+        f" LIMIT {LARGEST_CHANGES}",
+        scope,
+    )
+    return data
+
+
+def _reports_by_year_and_region(engine: Engine, data: QualityData, scope: _Scope) -> None:
+    """Current reports by year × template and by province × level."""
     for row in _rows(
         engine,
         "SELECT year, template, COUNT(*) AS n FROM v_reports"
-        f" WHERE {only('report_id')} GROUP BY year, template",
-        params,
+        f" WHERE {scope.reports('report_id')} GROUP BY year, template",
+        scope,
     ):
         data.reports_by_year.setdefault(_label(row["year"]), {})[_label(row["template"])] = row["n"]
     data.reports_by_year = dict(sorted(data.reports_by_year.items()))
     for row in _rows(
         engine,
         "SELECT province, level, COUNT(*) AS n FROM v_reports"
-        f" WHERE {only('report_id')} GROUP BY province, level",
-        params,
+        f" WHERE {scope.reports('report_id')} GROUP BY province, level",
+        scope,
     ):
         data.reports_by_region.setdefault(_label(row["province"]), {})[_label(row["level"])] = row[
             "n"
@@ -140,14 +197,18 @@ def gather(engine: Engine, run_id: int | None = None) -> QualityData:
     data.reports_by_region = dict(
         sorted(data.reports_by_region.items(), key=lambda item: -sum(item[1].values()))
     )
+
+
+def _rule_failure_rates(engine: Engine, data: QualityData, scope: _Scope) -> None:
+    """Each rule's failure rate by year and by level."""
     # A rule's failure rate: reports where it failed / reports where it was evaluated.
     per_rule = _rows(
         engine,
         "SELECT v.year, v.level, c.rule, COUNT(DISTINCT c.report_id) AS evaluated,"
         " COUNT(DISTINCT CASE WHEN NOT c.ok THEN c.report_id END) AS failed"
         " FROM checks c JOIN v_reports v ON v.report_id = c.report_id"
-        f" WHERE {only('c.report_id')} GROUP BY v.year, v.level, c.rule",
-        params,
+        f" WHERE {scope.reports('c.report_id')} GROUP BY v.year, v.level, c.rule",
+        scope,
     )
     for key, target in (("year", data.failure_rate_by_year), ("level", data.failure_rate_by_level)):
         evaluated: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
@@ -166,14 +227,18 @@ def gather(engine: Engine, run_id: int | None = None) -> QualityData:
                 for rule in RULES
                 if evaluated[category][rule]
             }
+
+
+def _outcome_shares(engine: Engine, data: QualityData, scope: _Scope) -> None:
+    """The share of each outcome group among the applications processed, by year."""
     outcome_of = {row: group for group, rows in OUTCOME_GROUPS.items() for row in rows}
     sums: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     for row in _rows(
         engine,
         "SELECT year, row_code, SUM(value) AS n FROM v_facts WHERE is_current"
         " AND table_code = 'applications' AND col_code = 'total' AND state = 'value'"
-        f" AND {only('report_id')} GROUP BY year, row_code",
-        params,
+        f" AND {scope.reports('report_id')} GROUP BY year, row_code",
+        scope,
     ):
         if row["row_code"] in outcome_of:
             sums[_label(row["year"])][outcome_of[row["row_code"]]] += _number(row["n"])
@@ -183,41 +248,6 @@ def gather(engine: Engine, run_id: int | None = None) -> QualityData:
             data.outcome_share_by_year[year] = {
                 group: sums[year][group] / whole for group in OUTCOME_GROUPS if group in sums[year]
             }
-    sums_sql = ", ".join(f"SUM({c}) AS {c}" for c in REVIEW_OUTCOMES)
-    for row in _rows(
-        engine,
-        f"SELECT proceeding, {sums_sql} FROM v_review_litigation"
-        f" WHERE {only('report_id')} GROUP BY proceeding",
-        params,
-    ):
-        data.review_litigation[row["proceeding"]] = {c: _number(row[c]) for c in REVIEW_OUTCOMES}
-    for row in _rows(
-        engine,
-        "SELECT g.code, COUNT(*) AS n FROM findings g JOIN v_reports v ON v.report_id = g.report_id"
-        f" WHERE {only('g.report_id')} GROUP BY g.code ORDER BY n DESC, g.code",
-        params,
-    ):
-        data.findings_by_code[row["code"]] = {"findings": row["n"]}
-    data.worst_reports = _rows(
-        engine,
-        "SELECT report_id, agency, year, template, source, failed_rules, failed_checks, findings,"
-        " unreadable_cells, blank_cells, cells FROM v_reports"
-        " WHERE (failed_checks > 0 OR findings > 0 OR unreadable_cells > 0)"
-        f" AND {only('report_id')}"
-        " ORDER BY failed_rules DESC, failed_checks DESC, findings DESC, unreadable_cells DESC,"
-        f" report_id LIMIT {WORST_REPORTS}",
-        params,
-    )
-    data.largest_changes = _rows(
-        engine,
-        "SELECT agency_canonical, year, figure, previous_figure, previous_value, value, change,"
-        " change_ratio FROM v_year_over_year WHERE change IS NOT NULL AND change <> 0"
-        f" AND {only('report_id')}"
-        " ORDER BY ABS(change) DESC, agency_canonical, year, figure"
-        f" LIMIT {LARGEST_CHANGES}",
-        params,
-    )
-    return data
 
 
 # --- charts: inline SVG ------------------------------------------------------------------------
