@@ -17,14 +17,13 @@ process); the peak RSS of the process is printed at the end.
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import resource
 import statistics
 import time
 from pathlib import Path
 
-from nianbao.flows.evaluate import score_document
+from nianbao.flows.evaluate import read_gold, score_document
 from nianbao.parsers import ocr
 from nianbao.parsers.report import parse_file
 from nianbao.parsers.result import ParseResult
@@ -44,8 +43,7 @@ def timed(path: Path, repeat: int) -> tuple[float, ParseResult]:
 
 
 def gold_of(path: Path) -> dict:
-    name = path.name.rsplit(".", 1)[0] + ".canon.json"
-    return json.loads((path.parent / name).read_text("utf-8"))
+    return read_gold(path.parent / (path.name.rsplit(".", 1)[0] + ".canon.json"))
 
 
 def ocr_pages(result: ParseResult) -> int:

@@ -4,7 +4,9 @@ Two gold formats:
 
 - `*.canon.json` (template 2019/2021): the documents it applies to (`applies_to`, names beside
   it) and the printed cells keyed `table/row/col`; `""` is a cell printed blank, which must
-  parse to null.
+  parse to null. A gold file for another rendering of a report (a scan, a conversion) names the
+  report's own gold in `facts_from` (a path relative to it) instead of copying it: one copy of
+  each gold.
 - `*.facts.json` (template 2008, the corpus format for free-form reports): the document (`file`)
   and a list of `facts`, each with a descriptive `key`, `value`, `unit`, the `sentence` it stands
   in and `where` (a prose section or the 统计表). A gold fact is found when a parsed fact of the
@@ -169,11 +171,20 @@ def score_facts_document(path: Path, gold: dict) -> DocumentScore:
     return score
 
 
+def read_gold(path: Path) -> dict:
+    """A `*.canon.json`, with the year, template and facts of the gold it names in `facts_from`."""
+    gold = json.loads(path.read_text("utf-8"))
+    source = gold.pop("facts_from", None)
+    if source is None:
+        return gold
+    return {**read_gold(path.parent / source), **gold}
+
+
 def gold_documents(roots: list[Path]) -> list[tuple[Path, dict]]:
     pairs = []
     for root in roots:
         for gold_path in sorted(root.rglob("*.canon.json")):
-            gold = json.loads(gold_path.read_text("utf-8"))
+            gold = read_gold(gold_path)
             for name in gold.get("applies_to", []):
                 document = gold_path.parent / name
                 if document.exists():

@@ -12,7 +12,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from nianbao.schema.registry import Row, normalize_label, template
+from nianbao.schema.numbering import LABEL_BOUNDARY, NUMERALS
+from nianbao.schema.registry import Row, normalize_label, prints_header, template
 
 from .blocks import Cell, Table
 from .result import Problem
@@ -23,15 +24,7 @@ _SEGMENT = re.compile(r"(?P<label>[^\d]+?)\s*(?P<run>\d[\d .]*)")
 # The sub-row number glued to the end of the previous run: `00000002.其他法律…`. It is rewritten
 # as a Chinese numeral so that it leaves the run and stays with its label.
 _GLUED_NUMBER = re.compile(r"([1-9])[.．、](?=[^\d\s])")
-_NUMERALS = "一二三四五六七八九"
-# Where one printed label cell ends and the next begins: （一） or 一、 numbering.
-_LABEL_BOUNDARY = re.compile(r"(?=[（(][一二三四五六七八九十]+[)）])|(?=[一二三四五六七八九十]、)")
 MAX_DIGITS = 9
-_HEADER_MARKERS = {
-    "active_disclosure": re.compile(r"信息内容"),
-    "applications": re.compile(r"申请人情况|自然人"),
-    "review_litigation": re.compile(r"结果维持|尚未审结"),
-}
 
 
 def _splits(run: str, parts: int) -> list[list[str]]:
@@ -97,15 +90,15 @@ def decode_run(
 def recover_table(table_code: str, text: str, version: str) -> tuple[Table | None, list[Problem]]:
     """Rows of one template table recovered from run-together text, and what could not be."""
     spec = template(version)
-    if not _HEADER_MARKERS[table_code].search(text):
+    if not prints_header(table_code, text):
         # Without the table's own header, digits after a row name are prose (办理行政许可1件).
         return None, []
-    text = _GLUED_NUMBER.sub(lambda m: _NUMERALS[int(m[1]) - 1] + "、", text)
+    text = _GLUED_NUMBER.sub(lambda m: NUMERALS[int(m[1]) - 1] + "、", text)
     rows: list[list[Cell]] = []
     problems: list[Problem] = []
     for match in _SEGMENT.finditer(text):
         run = match["run"].strip()
-        labels = [p.strip() for p in _LABEL_BOUNDARY.split(match["label"]) if p.strip()]
+        labels = [p.strip() for p in LABEL_BOUNDARY.split(match["label"]) if p.strip()]
         leaf = labels[-1] if labels else ""
         if table_code == "applications":
             width = len(spec.applications.columns)

@@ -25,6 +25,7 @@ import re
 from dataclasses import dataclass, field
 from functools import cache
 
+from nianbao.schema.numbering import FREEFORM_HEADING, FREEFORM_SUBHEADING
 from nianbao.schema.registry import (
     FreeformTemplate,
     VocabularyRow,
@@ -43,11 +44,8 @@ _UNITS = ("万元", "人次", "元", "条", "件", "次", "项", "篇", "个", "
 _UNIT = "|".join(_UNITS)
 _COUNT = re.compile(r"(?<![\d.,])(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?)\s*(" + _UNIT + ")")
 _SENTENCE_END = re.compile(r"[。！？!?]")
-# A top-level heading of a free-form report: 一、 概述 / 三、主动公开政府信息情况
-_HEADING = re.compile(r"(?:^|(?<=[\s。；：:！？）)]))([一二三四五六七八九十]{1,3})\s*[、．.]\s*")
 # A heading ends before a space, bracket, punctuation or digit, or after 情况/概述/措施.
 _HEADING_END = re.compile(r"(?=[\s（(。，,：:\d])|(?<=情况)|(?<=概述)|(?<=措施)")
-_SUBHEADING = re.compile(r"[（(][一二三四五六七八九十]{1,2}[)）]\s*")
 MAX_HEADING_CHARS = 40
 # Read right after a number: `…主动公开的1853条政府信息中` refers back to a figure, and
 # `…1397条，占73%` states the figure as a share of a total.
@@ -139,8 +137,8 @@ def _headings(text: str, vocabulary: FreeformTemplate) -> list[tuple[int, int, s
     found = []
     parent = "preamble"
     marks = sorted(
-        [(m, True) for m in _HEADING.finditer(text)]
-        + [(m, False) for m in _SUBHEADING.finditer(text)],
+        [(m, True) for m in FREEFORM_HEADING.finditer(text)]
+        + [(m, False) for m in FREEFORM_SUBHEADING.finditer(text)],
         key=lambda pair: pair[0].start(),
     )
     for match, top in marks:

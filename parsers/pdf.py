@@ -27,6 +27,8 @@ import pypdfium2.raw as pdfium_c
 from pdfplumber.table import TableSettings, merge_edges
 from pdfplumber.utils import filter_edges
 
+from nianbao.schema import numbering
+
 from .blocks import Block, Cell, Document, Paragraph, ParseError, Table
 from .problems import MESSAGES
 from .result import Problem
@@ -69,14 +71,6 @@ _WHITESPACE = re.compile(r"\s+")
 _NUMBER = re.compile(r"[-+]?\d[\d,，]*(?:\.\d+)?%?")
 _PAGE_NUMBER = re.compile(
     r"[-–—－‐]*\s*(?:第\s*)?\d{1,4}(?:\s*页)?(?:\s*[/／]\s*\d{1,4}|\s*共\s*\d{1,4}\s*页)?\s*[-–—－‐]*"
-)
-_HEADING = re.compile(
-    r"(?:[一二三四五六七八九十]+、|[（(][一二三四五六七八九十]+[）)]|第[一二三四五六七八九十百]+(?:部分|章|节))"
-)
-# How a table row label opens: a cell starting like this is a new label, not the tail of one
-# broken by a page break.
-_LABEL_START = re.compile(
-    r"(?:[（(][一二三四五六七八九十\d]+[）)]|[一二三四五六七八九十]+、|\d+[.、．])"
 )
 _CID = re.compile(r"\(cid:\d+\)")
 # What _check_garbled counts, as character classes: the replacement character, the private use
@@ -1004,7 +998,7 @@ def _starts_paragraph(prev: _Line | None, line: _Line, margins: _Margins) -> boo
         return True  # a full last line may still end its paragraph; at a page end, trust the stop
     if line.text[:1] in ("\u3000", " ") or line.x0 > margins.left + _INDENT_EM * line.em:
         return True
-    return _HEADING.match(_clean_line(line.text)) is not None
+    return numbering.PDF_HEADING.match(_clean_line(line.text)) is not None
 
 
 # --- assembly ------------------------------------------------------------------------------------
@@ -1103,7 +1097,7 @@ def _carries_on(above: Cell, cell: Cell) -> bool:
     if not cell.text:
         return True
     # A label tail spans the rows it groups; a one-row cell is a row label in its own right.
-    return cell.rowspan > 1 and _LABEL_START.match(cell.text) is None
+    return cell.rowspan > 1 and numbering.ROW_LABEL_START.match(cell.text) is None
 
 
 def _replace(table: Table, old: Cell, new: Cell) -> None:

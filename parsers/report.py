@@ -10,7 +10,7 @@ import gc
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import Any
+from typing import Any, NamedTuple
 
 from nianbao.schema.checks import run_checks
 from nianbao.schema.registry import FREEFORM_VERSION
@@ -85,61 +85,17 @@ def parse_document(
     if converted:
         problems.append(Problem.of("traditional_characters"))
     found, block_sections = find_sections(document.blocks)
-    preamble = next(s for s in found if s.code == "preamble")
-    opening = preamble.paragraphs[:8] or [p.text for p in document.paragraphs()[:8]]
-    overview = next((s for s in found if s.code == "overview"), None)
-    # A web page's information table (索引号 | 发布机构 …) stands above the first heading.
-    header_rows = [
-        " | ".join(cell.text for cell in row)
-        for block, section in zip(document.blocks, block_sections, strict=True)
-        if isinstance(block, Table) and section == "preamble"
-        for row in block.rows
-    ]
-    meta = extract_metadata(
-        opening,
-        document.title,
-        hints,
-        overview=overview.paragraphs[:3] if overview else (),
-        closing=[p.text for p in document.paragraphs()[-8:]],
-        author=document.author,
-        source=result.source,
-        page_header=header_rows,
-    )
-    placed = [
-        (block, section)
-        for block, section in zip(document.blocks, block_sections, strict=True)
-        if isinstance(block, Table)
-    ]
-    tables = [block for block, _ in placed]
-    table_sections = [section for _, section in placed]
-    table_texts = [s.text for s in found if s.code in TABLE_CODES]
-    version = detect_version(tables, meta.year, table_texts)
-    findings: list[Problem] = []
-    facts: list[Fact] = []
-    headers: list[str] = []
-    if version:
-        more_tables, more_sections = _recover_flattened(found, table_sections, version, findings)
-        extraction = extract_facts(
-            tables + more_tables,
-            table_sections + more_sections,
-            version,
-            headed=[False] * len(tables) + [True] * len(more_tables),
-        )
-        findings.extend(extraction.problems)
-        if any(f.confidence is not None for f in extraction.facts):
-            from .ocr_check import verify_digits
-
-            findings.extend(verify_digits(extraction.facts, version))
-        facts = extraction.facts
-        headers = extraction.headers
+    meta, opening = _who_published(document, found, block_sections, hints, result.source)
+    tables = _table_facts(document, found, block_sections, meta.year)
+    version, facts = tables.version, tables.facts
     evidence = weigh(
         ([document.title] if document.title else []) + opening,
         hints,
         [s.code for s in found],
-        headers,
+        tables.headers,
     )
     if evidence.is_report:
-        problems.extend(findings)
+        problems.extend(tables.findings)
     else:
         # Cells of a page that is not a report are not facts, and nothing about them is a finding.
         facts = []
@@ -185,6 +141,77 @@ def parse_document(
         checks=tuple(checks),
         problems=tuple(problems),
     )
+
+
+def _who_published(
+    document: Document,
+    found: list[Section],
+    block_sections: list[str | None],
+    hints: SourceHints | None,
+    source: str,
+) -> tuple[Metadata, list[str]]:
+    """Who published the report and its year, from every place it says them; and its opening
+    lines (the preamble's, else the first paragraphs), which also weigh as evidence."""
+    preamble = next(s for s in found if s.code == "preamble")
+    opening = preamble.paragraphs[:8] or [p.text for p in document.paragraphs()[:8]]
+    overview = next((s for s in found if s.code == "overview"), None)
+    # A web page's information table (索引号 | 发布机构 …) stands above the first heading.
+    header_rows = [
+        " | ".join(cell.text for cell in row)
+        for block, section in zip(document.blocks, block_sections, strict=True)
+        if isinstance(block, Table) and section == "preamble"
+        for row in block.rows
+    ]
+    meta = extract_metadata(
+        opening,
+        document.title,
+        hints,
+        overview=overview.paragraphs[:3] if overview else (),
+        closing=[p.text for p in document.paragraphs()[-8:]],
+        author=document.author,
+        source=source,
+        page_header=header_rows,
+    )
+    return meta, opening
+
+
+class _TableFacts(NamedTuple):
+    version: str | None  # the template version the tables print; None: no template table
+    facts: list[Fact]
+    headers: list[str]  # template tables recognised by a printed header
+    findings: list[Problem]
+
+
+def _table_facts(
+    document: Document, found: list[Section], block_sections: list[str | None], year: int | None
+) -> _TableFacts:
+    """Facts of the template tables, those printed as run-together text too, with OCR'd digits
+    checked against the printed sums."""
+    placed = [
+        (block, section)
+        for block, section in zip(document.blocks, block_sections, strict=True)
+        if isinstance(block, Table)
+    ]
+    tables = [block for block, _ in placed]
+    table_sections = [section for _, section in placed]
+    table_texts = [s.text for s in found if s.code in TABLE_CODES]
+    version = detect_version(tables, year, table_texts)
+    if not version:
+        return _TableFacts(None, [], [], [])
+    findings: list[Problem] = []
+    more_tables, more_sections = _recover_flattened(found, table_sections, version, findings)
+    extraction = extract_facts(
+        tables + more_tables,
+        table_sections + more_sections,
+        version,
+        headed=[False] * len(tables) + [True] * len(more_tables),
+    )
+    findings.extend(extraction.problems)
+    if any(f.confidence is not None for f in extraction.facts):
+        from .ocr_check import verify_digits
+
+        findings.extend(verify_digits(extraction.facts, version))
+    return _TableFacts(version, extraction.facts, extraction.headers, findings)
 
 
 def _agency_fields(meta: Metadata, hints: SourceHints | None) -> dict[str, Any]:

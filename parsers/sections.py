@@ -15,11 +15,11 @@ from difflib import SequenceMatcher
 from functools import cache
 from importlib import resources
 
+from nianbao.schema import numbering
 from nianbao.schema.registry import SectionSpec, nfkc, normalize_label, sections, similarity
 
 from .blocks import Block, Paragraph, Table
 
-_TOP_NUMBER = re.compile(r"^\s*(?:第\s*([一二三四五六])\s*部分|([一二三四五六])\s*[、.．,，:：\s])")
 _STOPWORDS = frozenset(
     ["、", "的", "和", "及", "与", "工作", "情况", "政府信息公开", "政府信息", "信息公开", "年度"]
 )
@@ -63,7 +63,7 @@ def _tokens(text: str) -> set[str]:
 
 
 def _number_of(text: str) -> str | None:
-    match = _TOP_NUMBER.match(text)
+    match = numbering.SECTION_NUMBER.match(text)
     return (match.group(1) or match.group(2)) if match else None
 
 
@@ -101,9 +101,6 @@ def match_heading(text: str, styled: bool = False) -> SectionSpec | None:
     return None
 
 
-_INLINE = re.compile(r"(?<![（(第])(?:第\s*)?[一二三四五六]\s*(?:部分|[、.．])")
-
-
 def _label_end(text: str, label: str) -> int | None:
     """Index just past `label` at the start of `text`, skipping spaces and punctuation."""
     wanted = normalize_label(label)
@@ -119,7 +116,7 @@ def _label_end(text: str, label: str) -> int | None:
 
 def leading_heading(text: str) -> tuple[SectionSpec, int] | None:
     """A numbered section heading at the start of `text` and where it ends (exact labels only)."""
-    match = _TOP_NUMBER.match(unicodedata.normalize("NFKC", text[:12]))
+    match = numbering.SECTION_NUMBER.match(unicodedata.normalize("NFKC", text[:12]))
     if not match:
         return None
     number = match.group(1) or match.group(2)
@@ -159,7 +156,11 @@ def _matcher(reference: str) -> SequenceMatcher:
 
 def _split_run_on(text: str) -> list[tuple[SectionSpec | None, str, str]]:
     """Pieces of a flattened paragraph: (section, heading, body) where a heading runs on inside it."""
-    cuts = [m.start() for m in _INLINE.finditer(text) if leading_heading(text[m.start() :])]
+    cuts = [
+        m.start()
+        for m in numbering.SECTION_NUMBER_INLINE.finditer(text)
+        if leading_heading(text[m.start() :])
+    ]
     if not cuts or cuts[0] != 0:
         cuts.insert(0, 0)
     pieces = []

@@ -6,7 +6,8 @@ Paragraphs broken by a page or line break mid-sentence are joined.
 
 from __future__ import annotations
 
-import re
+from nianbao.schema import numbering
+from nianbao.schema.registry import prints_header
 
 from .blocks import Cell, Document, Paragraph, Table
 from .encoding import decode_text
@@ -14,11 +15,7 @@ from .sections import match_heading
 from .values import is_value_text
 
 # A paragraph that ends like this is complete; anything else ran on to the next line.
-_TABLE_START = re.compile(r"第二十条|信息内容|申请人情况|勾稽关系|行政复议")
 _SENTENCE_END = tuple("。！？；：!?;:」』”）)")
-_HEADING_START = re.compile(
-    r"^\s*(?:第[一二三四五六七八九十]+部分|[一二三四五六七八九十]+[、.．]|[（(][一二三四五六七八九十]+[)）])"
-)
 
 
 def _is_table_line(line: str) -> bool:
@@ -83,7 +80,7 @@ def _cell_per_line_rows(lines: list[str]) -> list[list[str]]:
 
 
 def _is_heading(text: str) -> bool:
-    return bool(_HEADING_START.match(text)) and len(text) <= 40
+    return bool(numbering.TEXT_HEADING.match(text)) and len(text) <= 40
 
 
 def _join_paragraphs(paragraphs: list[str]) -> list[str]:
@@ -159,7 +156,7 @@ def _tables_from_short_lines(blocks: list[Paragraph | Table]) -> list[Paragraph 
         values = sum(1 for text in run if is_value_text(text))
         if len(run) >= MIN_CELL_RUN and values >= 2 and values >= len(run) // 5:
             # Leading lines up to the first table-like label stay paragraphs (headings).
-            start = next((i for i, t in enumerate(run) if _TABLE_START.search(t)), 0)
+            start = next((i for i, t in enumerate(run) if prints_header(None, t)), 0)
             result.extend(blocks[index : index + start])
             table = _table_from_lines([f"{t} |" for t in run[start:]], force_cells=True)
             result.append(table)

@@ -218,64 +218,57 @@ def _insert_report(
     )
     session.add(report)
     session.flush()
-    rid = report.id
 
     # Bulk executemany: ~200 facts a report, one round trip per batch instead of per row.
-    _bulk_insert(
-        session,
-        Section,
-        [
-            {
-                "report_id": rid,
-                "position": i,
-                "code": s.code,
-                "heading": s.heading,
-                "text": s.text,
-            }
-            for i, s in enumerate(parsed.sections)
-        ],
-    )
-    _bulk_insert(
-        session,
-        Fact,
-        [
-            {
-                "report_id": rid,
-                "table_code": f.table,
-                "row_code": f.row,
-                "col_code": f.col,
-                "value": f.value,
-                "raw": f.raw,
-                "label": f.label,
-                "unit": f.unit,
-                "state": cell_state(f.value, f.raw),
-                "source": f.source,
-                "evidence": f.evidence,
-                "section": f.section,
-            }
-            for f in parsed.facts
-        ],
-    )
-    _bulk_insert(
-        session,
-        Check,
-        [
-            {
-                "report_id": rid,
-                "rule": c.rule,
-                "scope": c.scope,
-                "ok": c.ok,
-                "detail": c.detail,
-            }
-            for c in parsed.checks
-        ],
-    )
+    _bulk_insert(session, Section, _section_rows(report.id, parsed))
+    _bulk_insert(session, Fact, _fact_rows(report.id, parsed))
+    _bulk_insert(session, Check, _check_rows(report.id, parsed))
     _bulk_insert(
         session,
         Finding,
-        [{"report_id": rid, "code": p.code, "message": p.message} for p in parsed.problems],
+        [{"report_id": report.id, "code": p.code, "message": p.message} for p in parsed.problems],
     )
     _settle_current(session, agency, agency_id, year)
+
+
+def _section_rows(report_id: int, parsed: ParseResult) -> list[dict[str, Any]]:
+    return [
+        {
+            "report_id": report_id,
+            "position": i,
+            "code": s.code,
+            "heading": s.heading,
+            "text": s.text,
+        }
+        for i, s in enumerate(parsed.sections)
+    ]
+
+
+def _fact_rows(report_id: int, parsed: ParseResult) -> list[dict[str, Any]]:
+    return [
+        {
+            "report_id": report_id,
+            "table_code": f.table,
+            "row_code": f.row,
+            "col_code": f.col,
+            "value": f.value,
+            "raw": f.raw,
+            "label": f.label,
+            "unit": f.unit,
+            "state": cell_state(f.value, f.raw),
+            "source": f.source,
+            "evidence": f.evidence,
+            "section": f.section,
+        }
+        for f in parsed.facts
+    ]
+
+
+def _check_rows(report_id: int, parsed: ParseResult) -> list[dict[str, Any]]:
+    return [
+        {"report_id": report_id, "rule": c.rule, "scope": c.scope, "ok": c.ok, "detail": c.detail}
+        for c in parsed.checks
+    ]
 
 
 def _bulk_insert(session: Session, model: type[Base], rows: list[dict[str, Any]]) -> None:

@@ -100,61 +100,9 @@ def gather(engine: Engine) -> QualityData:
         generated_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         totals={k: int(v or 0) for k, v in totals.items()},
     )
-    for row in _rows(
-        engine, "SELECT year, template, COUNT(*) AS n FROM v_reports GROUP BY year, template"
-    ):
-        data.reports_by_year.setdefault(_label(row["year"]), {})[_label(row["template"])] = row["n"]
-    data.reports_by_year = dict(sorted(data.reports_by_year.items()))
-    for row in _rows(
-        engine, "SELECT province, level, COUNT(*) AS n FROM v_reports GROUP BY province, level"
-    ):
-        data.reports_by_region.setdefault(_label(row["province"]), {})[_label(row["level"])] = row[
-            "n"
-        ]
-    data.reports_by_region = dict(
-        sorted(data.reports_by_region.items(), key=lambda item: -sum(item[1].values()))
-    )
-    # A rule's failure rate: reports where it failed / reports where it was evaluated.
-    per_rule = _rows(
-        engine,
-        "SELECT v.year, v.level, c.rule, COUNT(DISTINCT c.report_id) AS evaluated,"
-        " COUNT(DISTINCT CASE WHEN NOT c.ok THEN c.report_id END) AS failed"
-        " FROM checks c JOIN v_reports v ON v.report_id = c.report_id"
-        " GROUP BY v.year, v.level, c.rule",
-    )
-    for key, target in (("year", data.failure_rate_by_year), ("level", data.failure_rate_by_level)):
-        evaluated: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
-        failed: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
-        for row in per_rule:
-            evaluated[_label(row[key])][row["rule"]] += row["evaluated"]
-            failed[_label(row[key])][row["rule"]] += row["failed"]
-        order = (
-            sorted(evaluated)
-            if key == "year"
-            else [lv for lv in (*LEVELS, "unknown") if lv in evaluated]
-        )
-        for category in order:
-            target[category] = {
-                rule: failed[category][rule] / evaluated[category][rule]
-                for rule in RULES
-                if evaluated[category][rule]
-            }
-    outcome_of = {row: group for group, rows in OUTCOME_GROUPS.items() for row in rows}
-    sums: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
-    for row in _rows(
-        engine,
-        "SELECT year, row_code, SUM(value) AS n FROM v_facts WHERE is_current"
-        " AND table_code = 'applications' AND col_code = 'total' AND state = 'value'"
-        " GROUP BY year, row_code",
-    ):
-        if row["row_code"] in outcome_of:
-            sums[_label(row["year"])][outcome_of[row["row_code"]]] += _number(row["n"])
-    for year in sorted(sums):
-        whole = sum(sums[year].values())
-        if whole:
-            data.outcome_share_by_year[year] = {
-                group: sums[year][group] / whole for group in OUTCOME_GROUPS if group in sums[year]
-            }
+    _reports_by_year_and_region(engine, data)
+    _rule_failure_rates(engine, data)
+    _outcome_shares(engine, data)
     sums_sql = ", ".join(f"SUM({c}) AS {c}" for c in REVIEW_OUTCOMES)
     for row in _rows(
         engine, f"SELECT proceeding, {sums_sql} FROM v_review_litigation GROUP BY proceeding"
@@ -182,6 +130,73 @@ def gather(engine: Engine) -> QualityData:
         f" LIMIT {LARGEST_CHANGES}",
     )
     return data
+
+
+def _reports_by_year_and_region(engine: Engine, data: QualityData) -> None:
+    """Current reports by year × template and by province × level."""
+    for row in _rows(
+        engine, "SELECT year, template, COUNT(*) AS n FROM v_reports GROUP BY year, template"
+    ):
+        data.reports_by_year.setdefault(_label(row["year"]), {})[_label(row["template"])] = row["n"]
+    data.reports_by_year = dict(sorted(data.reports_by_year.items()))
+    for row in _rows(
+        engine, "SELECT province, level, COUNT(*) AS n FROM v_reports GROUP BY province, level"
+    ):
+        data.reports_by_region.setdefault(_label(row["province"]), {})[_label(row["level"])] = row[
+            "n"
+        ]
+    data.reports_by_region = dict(
+        sorted(data.reports_by_region.items(), key=lambda item: -sum(item[1].values()))
+    )
+
+
+def _rule_failure_rates(engine: Engine, data: QualityData) -> None:
+    """Each rule's failure rate by year and by level."""
+    # A rule's failure rate: reports where it failed / reports where it was evaluated.
+    per_rule = _rows(
+        engine,
+        "SELECT v.year, v.level, c.rule, COUNT(DISTINCT c.report_id) AS evaluated,"
+        " COUNT(DISTINCT CASE WHEN NOT c.ok THEN c.report_id END) AS failed"
+        " FROM checks c JOIN v_reports v ON v.report_id = c.report_id"
+        " GROUP BY v.year, v.level, c.rule",
+    )
+    for key, target in (("year", data.failure_rate_by_year), ("level", data.failure_rate_by_level)):
+        evaluated: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        failed: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        for row in per_rule:
+            evaluated[_label(row[key])][row["rule"]] += row["evaluated"]
+            failed[_label(row[key])][row["rule"]] += row["failed"]
+        order = (
+            sorted(evaluated)
+            if key == "year"
+            else [lv for lv in (*LEVELS, "unknown") if lv in evaluated]
+        )
+        for category in order:
+            target[category] = {
+                rule: failed[category][rule] / evaluated[category][rule]
+                for rule in RULES
+                if evaluated[category][rule]
+            }
+
+
+def _outcome_shares(engine: Engine, data: QualityData) -> None:
+    """The share of each outcome group among the applications processed, by year."""
+    outcome_of = {row: group for group, rows in OUTCOME_GROUPS.items() for row in rows}
+    sums: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    for row in _rows(
+        engine,
+        "SELECT year, row_code, SUM(value) AS n FROM v_facts WHERE is_current"
+        " AND table_code = 'applications' AND col_code = 'total' AND state = 'value'"
+        " GROUP BY year, row_code",
+    ):
+        if row["row_code"] in outcome_of:
+            sums[_label(row["year"])][outcome_of[row["row_code"]]] += _number(row["n"])
+    for year in sorted(sums):
+        whole = sum(sums[year].values())
+        if whole:
+            data.outcome_share_by_year[year] = {
+                group: sums[year][group] / whole for group in OUTCOME_GROUPS if group in sums[year]
+            }
 
 
 # --- charts: inline SVG ------------------------------------------------------------------------

@@ -14,17 +14,14 @@ from difflib import SequenceMatcher
 from functools import cache, lru_cache, partial
 from importlib import resources
 
+from .numbering import LABEL_NUMBERING
+
 VERSIONS = ("2019", "2021")
 # Label matching repeats itself: every row of every report is scored against the same registry
 # labels, and reports print the same labels. The caches keep the most recent pairs, so a long
 # run's memory stays bounded (a pair costs a few hundred bytes).
 _LABEL_CACHE = 1 << 16
 
-# Numbering printed before labels: 一、 （一） (1) 1. 1、 1． 第一部分 ...
-_NUMBERING = re.compile(
-    r"^\s*(?:第[一二三四五六七八九十]+部分|[（(]?[一二三四五六七八九十]+[)）]|"
-    r"[一二三四五六七八九十]+[、.．,，]|[（(]?\d{1,2}[)）]|\d{1,2}\s*[、.．,，](?!\d))\s*"
-)
 _NOISE = re.compile(
     r"[\s\u3000\xa0“”\"'‘’「」《》<>（）()【】\[\]、，,。.．:：;；/／\-—－_·…!！?？|]+"
 )
@@ -35,7 +32,7 @@ def strip_numbering(text: str) -> str:
     previous = None
     while previous != text:
         previous = text
-        text = _NUMBERING.sub("", text, count=1)
+        text = LABEL_NUMBERING.sub("", text, count=1)
     return text
 
 
@@ -314,3 +311,12 @@ def freeform_template() -> FreeformTemplate:
         generic_subject=re.compile(data["generic_subjects"]),
         cumulative_subject=re.compile(data["cumulative_subject"]),
     )
+
+
+def prints_header(code: str | None, text: str) -> bool:
+    """Whether `text` prints a header word (`header_markers`) of template table `code`, or of
+    any template table when `code` is None: where a table starts, in text that lost its grid."""
+    # Not through the cache: a whole section's text is seen once.
+    words = normalize_label.__wrapped__(text)
+    codes = TABLE_CODES if code is None else (code,)
+    return any(marker in words for table in codes for marker in header_markers(table))

@@ -3,12 +3,11 @@ samples' gold by tests/fixtures/markdown/make_markdown.py, parses to every gold 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
-from nianbao.flows.evaluate import cell_matches
+from nianbao.flows.evaluate import cell_matches, read_gold
 from nianbao.parsers.detect import sniff_format
 from nianbao.parsers.markdown import read_markdown
 from nianbao.parsers.report import parse_bytes, parse_file
@@ -21,7 +20,7 @@ CONVERTED = ROOT / "tests" / "fixtures" / "markdown"
 
 @pytest.mark.parametrize("path", sorted(CONVERTED.glob("*.converted.md")), ids=lambda p: p.stem)
 def test_a_conversion_parses_to_every_gold_cell(path: Path) -> None:
-    gold = json.loads(path.with_name(path.stem + ".canon.json").read_text("utf-8"))
+    gold = read_gold(path.with_name(path.stem + ".canon.json"))
     result = parse_file(str(path)).to_json()
     assert (result["format"], result["status"], result["year"]) == ("md", "parsed", gold["year"])
     assert result["template"] == gold["template"]

@@ -15,7 +15,7 @@ import numpy as np
 import pypdfium2
 import pytest
 
-from nianbao.flows.evaluate import cell_matches
+from nianbao.flows.evaluate import cell_matches, read_gold
 from nianbao.parsers import ocr
 from nianbao.parsers.ocr_check import verify_digits
 from nianbao.parsers.pool import DocumentLimits, WorkItem, parse_all
@@ -33,7 +33,7 @@ NIANBAO = str(ROOT / ".venv" / "bin" / "nianbao")
 
 
 def gold(scan) -> dict:
-    return json.loads(scan.with_name(scan.name.replace(".pdf", ".canon.json")).read_text("utf-8"))
+    return read_gold(scan.with_name(scan.name.replace(".pdf", ".canon.json")))
 
 
 def right_cells(result: dict, expected: dict) -> int:

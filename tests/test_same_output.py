@@ -25,7 +25,7 @@ from nianbao.parsers import agency, pdf, sections, tables
 from nianbao.parsers.blocks import Cell, Table
 from nianbao.parsers.docx import _HEADING_STYLE, _heading_style_ids
 from nianbao.parsers.report import _reader, parse_bytes
-from nianbao.schema import registry
+from nianbao.schema import numbering, registry
 
 from .helpers import REAL, SAMPLES
 
@@ -134,7 +134,7 @@ def test_a_parse_with_warm_caches_equals_one_with_empty_caches(path):
 
 def _leading_heading_by_full_ratio(text: str):
     """leading_heading's typo fallback as first written: every prefix scored in full."""
-    match = sections._TOP_NUMBER.match(text[:12])
+    match = numbering.SECTION_NUMBER.match(text[:12])
     number = match.group(1) or match.group(2)
     after = match.end()
     candidates = [s for s in registry.sections() if s.number == number]
