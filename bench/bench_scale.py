@@ -37,8 +37,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_ingest import (  # noqa: E402
+# bench/'s own modules: run as a script (`python bench/bench_scale.py`), bench/ is on sys.path.
+from bench_ingest import (
     BIN,
     RUN_TIMEOUT,
     _cpu,
@@ -50,7 +50,7 @@ from bench_ingest import (  # noqa: E402
     prefect_server,
     run_parse_only,
 )
-from corpus import make_corpus  # noqa: E402
+from corpus import make_corpus
 
 NATIONAL_YEAR = 100_000
 BACKFILL = 1_500_000
