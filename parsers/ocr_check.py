@@ -95,6 +95,14 @@ def verify_digits(facts: list[Fact], version: str) -> list[Problem]:
     return findings
 
 
+def mend_digits(facts: list[Fact], version: str) -> list[Fact]:
+    """A copy of `facts` with the values `verify_digits` would correct corrected: how the
+    printed sums stand once the OCR misreads they settle are settled (findings left out)."""
+    mended = list(facts)
+    verify_digits(mended, version)
+    return mended
+
+
 def _correct_sum_by_sum(
     facts: list[Fact], version: str, involved: dict[int, set[CheckKey]]
 ) -> dict[int, tuple[str, CheckKey]]:
@@ -112,7 +120,7 @@ def _correct_sum_by_sum(
                 for i, keys in involved.items()
                 if key in keys and facts[i].alternatives and i not in corrected
             ]
-            solution = _only_mending(facts, version, base, key, candidates)
+            solution = _only_mending(facts, version, base, key, candidates, involved)
             if solution is None:
                 continue
             for i, raw in solution.items():
@@ -132,8 +140,14 @@ def _only_mending(
     base: dict[CheckKey, tuple[bool, str]],
     key: CheckKey,
     candidates: list[int],
+    involved: dict[int, set[CheckKey]],
 ) -> dict[int, str] | None:
-    """The readings of `candidates` that alone make sum `key` hold and break no held sum."""
+    """The readings of `candidates` that alone make sum `key` hold and break no held sum.
+
+    Where other unsure cells take part in `key`, it may hold by a chance meeting of misreads (a
+    total mended to cover a misread elsewhere): such a reading is refused where another sum it
+    takes part in still fails with no other unsure cell in it, the cells read sure saying it is
+    wrong too."""
     options = [[facts[i].raw, *facts[i].alternatives] for i in candidates]
     total = 1
     for choice in options:
@@ -151,11 +165,34 @@ def _only_mending(
             parsed = parse_value(raw)
             trial[i] = replace(facts[i], raw=parsed.raw, value=parsed.value)
         outcome = _checks(trial, version)
-        if outcome.get(key, (False, ""))[0] and all(outcome.get(k, (False, ""))[0] for k in held):
+        if (
+            outcome.get(key, (False, ""))[0]
+            and all(outcome.get(k, (False, ""))[0] for k in held)
+            and not _contradicted(key, changes, outcome, involved)
+        ):
             solutions.append(changes)
             if len(solutions) > 1:
                 return None
     return solutions[0] if solutions else None
+
+
+def _contradicted(
+    key: CheckKey,
+    changes: dict[int, str],
+    outcome: dict[CheckKey, tuple[bool, str]],
+    involved: dict[int, set[CheckKey]],
+) -> bool:
+    """Sum `key`, mended by `changes`, holds with other unsure cells in it, and a changed cell
+    takes part in a sum that still fails with no other unsure cell in it."""
+    if not any(key in keys for j, keys in involved.items() if j not in changes):
+        return False
+    for i in changes:
+        for key in involved[i]:
+            if outcome.get(key, (True, ""))[0]:
+                continue
+            if not any(key in keys for j, keys in involved.items() if j != i):
+                return True
+    return False
 
 
 def _correct(

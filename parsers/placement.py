@@ -9,6 +9,11 @@ R2, which every row of table 三 takes part in): with the row placed, every sum 
 it still holds, and at least one sum over a column the row adds to, that did not hold (or could
 not be computed), now holds. A row of zeros changes no sum: the order alone places it, since no
 sum can disagree. Everything else is left unmapped, with a finding that names what the order suggested — never guessed.
+
+A row read by OCR that the sums as read do not confirm is judged again with the sums as
+`ocr_check.py` would leave them, its digit corrections made: a misread digit elsewhere can make
+a sum hold by chance without the row (and break it with the row) or fail either way; the
+corrections it allows are those the printed sums alone confirm.
 """
 
 from __future__ import annotations
@@ -93,6 +98,11 @@ def place_rows(
             without = _sums(facts, others, version)
             with_it = _sums(facts, [*others, placement], version)
             placement.confirmed, placement.why = _agree(placement.held, without, with_it)
+            if not placement.confirmed and _read_by_ocr(facts, placement):
+                # Judged again with the digits the sums settle mended (costly, so only here).
+                without = _sums(facts, others, version, mended=True)
+                with_it = _sums(facts, [*others, placement], version, mended=True)
+                placement.confirmed, placement.why = _agree(placement.held, without, with_it)
             if not placement.confirmed:
                 refuted.append(placement)
         if not refuted:
@@ -138,10 +148,20 @@ def _alternative_read(code: str, read: set[str]) -> bool:
     return (code != parent and parent in read) or any(r.startswith(code + ".") for r in read)
 
 
-def _sums(facts: list[Fact], placed: list[Placement], version: str) -> dict[tuple[str, str], bool]:
+def _read_by_ocr(facts: list[Fact], placement: Placement) -> bool:
+    return any(f.confidence is not None for f in [*facts, *placement.held.facts])
+
+
+def _sums(
+    facts: list[Fact], placed: list[Placement], version: str, mended: bool = False
+) -> dict[tuple[str, str], bool]:
     rows = list(facts)
     for placement in placed:
         rows += [replace(f, row=placement.code) for f in placement.held.facts]
+    if mended:
+        from .ocr_check import mend_digits
+
+        rows = mend_digits(rows, version)
     return {
         (check.rule, check.scope): check.ok
         for check in run_checks(rows, version)

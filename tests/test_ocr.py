@@ -100,9 +100,17 @@ def test_a_heavily_degraded_scan_keeps_its_rows_by_order_and_sums() -> None:
     # Rows whose labels are past recognition are not guessed where the sums do not agree.
     unmatched = [p for p in result["problems"] if p["code"] == "row_label_unmatched"]
     assert unmatched and all("not mapped" in p["message"] for p in unmatched)
+    # （一）予以公开 read as 手以会票: with it in place a misread 4 (read 1) elsewhere breaks a sum
+    # that held by chance; judged with the digits the sums mend, the row stands.
+    placed = [p["message"] for p in result["problems"] if p["code"] == "row_placed_by_order"]
+    assert any(m.startswith("applications/granted:") for m in placed)
+    for key in ("applications/granted/natural_person", "applications/total_processed/other_org"):
+        assert cell_matches(expected["facts"][key], facts.get(key)), key
+    # A total read right is not mended to cover a misread elsewhere its own row contradicts.
+    assert facts["applications/other_handling.other/total"].value == 110
     # Table 四 under a header row OCR could not read.
     assert facts["review_litigation/review/total"].value == 351
-    assert right_cells(result, expected) >= 0.9 * len(expected["facts"])
+    assert right_cells(result, expected) >= 0.94 * len(expected["facts"])
 
 
 def test_tables_pasted_as_pictures_into_a_text_pdf_are_read() -> None:
@@ -201,6 +209,20 @@ def test_with_another_misread_read_sure_each_sum_is_mended_on_its_own() -> None:
     assert "R3 partially_granted" in findings[0].message
     assert (fact.value, fact.ocr_reading) == (454, "154")
     assert sure.value == 1562 and sure.ocr_reading is None
+
+
+def test_a_reading_that_mends_one_sum_but_not_its_own_row_is_not_taken() -> None:
+    facts = real_facts()
+    # 2 read sure as 9 (its row's sum fails) and 11 read unsure as 1 (the column 合计 falls 10
+    # short). 110 → 120 would make the column's sum hold by a chance meeting of the two
+    # misreads, while its own row (108 + 9 ≠ 120), all read sure but it, still says no.
+    at = next(i for i, f in enumerate(facts) if f.key.endswith("other_handling.other/commercial"))
+    facts[at] = dataclasses.replace(facts[at], raw="9", value=9, confidence=0.99)
+    unsure(facts, "applications/unavailable.needs_creation/total", "1", ())
+    index = unsure(facts, "applications/other_handling.other/total", "110", ("120",))
+    findings = verify_digits(facts, "2021")
+    assert [f.code for f in findings] == ["ocr_low_confidence", "ocr_low_confidence"]
+    assert (facts[index].value, facts[index].ocr_reading) == (110, None)
 
 
 def test_a_sum_two_readings_could_mend_is_not_guessed() -> None:
