@@ -359,7 +359,6 @@ def _ingest(
     cluster: str | None,
 ) -> IngestSummary | State:
     logger = get_run_logger()
-    limits = limits or DocumentLimits()
     retry_seconds = DatabaseSettings.from_env().retry_seconds
     url = complete_db_url(resolve_db_url(db_url))
     upgrade(url)
@@ -367,78 +366,103 @@ def _ingest(
         lambda: start_run(engine_of(url), "nianbao-ingest", flow_run.get_id()), retry_seconds
     )
     files = discover_files(paths)
-    summary = IngestSummary(seen=len(files))
-    raw_root = RawStore(raw_root).root  # a local folder made absolute, for every worker
-    store = RawStore(raw_root)
-    progress = [0]
-    raw_keys: dict[str, str] = {}  # of the slice being parsed, for the loads made here
-
-    def planned(files_slice: list[str]) -> list[WorkItem]:
-        todo, unchanged, still_failed = plan(files_slice, url, raw_root, sources or {}, hints or {})
-        logger.info("%d files: %d to parse, %d unchanged", len(files_slice), len(todo), unchanged)
-        summary.outcomes[LoadOutcome.UNCHANGED.value] += unchanged
-        for source, code, message in still_failed:
-            summary.failures[code] += 1
-            summary.failed_files.append((source, code, message))
-        progress[0] += unchanged
-        if on_progress:
-            on_progress(progress[0], len(files))
-        raw_keys.clear()
-        raw_keys.update((item.sha256, item.raw_key) for item in todo)
-        return todo
-
-    load_here = loads_in_workers(url)
-    # A cluster's workers complete the URL from their own environment: no password travels.
-    target = LoadTarget(public_db_url(url) if cluster else url, run_id, retry_seconds)
-
-    def on_batch(results: list[ParseResult | Loaded]) -> None:
-        if all(isinstance(result, Loaded) for result in results):
-            loaded = results  # loaded by the workers
-        else:
-            # quote(): Prefect would otherwise walk every fact of every result looking for
-            # futures, twice a call (~35 ms a document, five times the load itself).
-            loaded = load_batch(quote(results), quote(raw_keys), target)
-        for document in loaded:
-            _record(summary, document)
-        progress[0] += len(results)
-        logger.info(
-            "batch of %d loaded (%s); %d/%d documents done",
-            len(results),
-            ", ".join(f"{n} {o}" for o, n in Counter(d.outcome for d in loaded).items()),
-            progress[0],
-            len(files),
-        )
-        if on_progress:
-            on_progress(progress[0], len(files))
-
-    # Files are planned (stored, checked against the warehouse) and parsed a slice at a time,
-    # so what a run holds per document stays bounded however many files it is given.
-    slices = [files[start : start + PLAN_SLICE] for start in range(0, len(files), PLAN_SLICE)]
-    todo = planned(slices[0]) if slices else []
-    work = partial(parse_then, then=target) if load_here else parse_batch
+    run = _IngestRun(
+        url=url,
+        raw_root=RawStore(raw_root).root,  # a local folder made absolute, for every worker
+        files=files,
+        # A cluster's workers complete the URL from their own environment: no password travels.
+        target=LoadTarget(public_db_url(url) if cluster else url, run_id, retry_seconds),
+        sources=sources or {},
+        hints=hints or {},
+        on_progress=on_progress,
+        summary=IngestSummary(seen=len(files)),
+    )
     try:
-        with ParserPool(workers, limits) as pool:
-            for index, files_slice in enumerate(slices):
-                if index:
-                    todo = planned(files_slice)
-                if todo and cluster:
-                    _run_on_dask(todo, limits, raw_root, target, load_here, on_batch)
-                elif todo:
-                    pool.run(todo, store, on_batch, work)
+        run.parse_and_load(workers, limits or DocumentLimits(), cluster)
         logger.info("R5 evaluated: %d rows", cross_year(url, retry_seconds, run_id))
     except DatabaseUnavailable as exc:
-        summary.stopped = str(exc)
-        summary.not_loaded = len(files) - progress[0]
+        run.summary.stopped = str(exc)
+        run.summary.not_loaded = len(files) - run.done
         logger.error("run stopped: %s", exc)
-    _publish(summary)
-    if not summary.stopped:
-        _close_run(engine_of(url), run_id, summary)
+    _publish(run.summary)
+    if not run.summary.stopped:
+        _close_run(engine_of(url), run_id, run.summary)
         # A harvest publishes one report at its end, not one per portal's ingest.
         if flow_run.get_parent_flow_run_id() is None:
             # The run's own reports: reading the whole warehouse would cost every run more.
             publish_quality_report(engine_of(url), run_id)
     engine_of(url).dispose()
-    return final_state(summary)
+    return final_state(run.summary)
+
+
+@dataclass(slots=True)
+class _IngestRun:
+    """One ingest run's files, where they go and what has become of them so far."""
+
+    url: str
+    raw_root: str
+    files: list[str]
+    target: LoadTarget
+    sources: dict[str, str]
+    hints: dict[str, SourceHints]
+    on_progress: Callable[[int, int], None] | None
+    summary: IngestSummary
+    done: int = 0  # documents planned as unchanged, parsed or loaded
+    raw_keys: dict[str, str] = field(default_factory=dict)  # of the slice being parsed
+
+    def parse_and_load(self, workers: int, limits: DocumentLimits, cluster: str | None) -> None:
+        """Plan, parse and load the files a slice at a time, so that what the run holds per
+        document stays bounded however many files it is given."""
+        load_here = loads_in_workers(self.url)
+        work = partial(parse_then, then=self.target) if load_here else parse_batch
+        store = RawStore(self.raw_root)
+        with ParserPool(workers, limits) as pool:
+            for start in range(0, len(self.files), PLAN_SLICE):
+                todo = self.plan_slice(self.files[start : start + PLAN_SLICE])
+                if todo and cluster:
+                    _run_on_dask(todo, limits, self.raw_root, self.target, load_here, self.on_batch)
+                elif todo:
+                    pool.run(todo, store, self.on_batch, work)
+
+    def plan_slice(self, files_slice: list[str]) -> list[WorkItem]:
+        """Store the slice's files and check them against the warehouse; what is to be parsed."""
+        todo, unchanged, still_failed = plan(
+            files_slice, self.url, self.raw_root, self.sources, self.hints
+        )
+        get_run_logger().info(
+            "%d files: %d to parse, %d unchanged", len(files_slice), len(todo), unchanged
+        )
+        self.summary.outcomes[LoadOutcome.UNCHANGED.value] += unchanged
+        for source, code, message in still_failed:
+            self.summary.failures[code] += 1
+            self.summary.failed_files.append((source, code, message))
+        self._advance(unchanged)
+        self.raw_keys = {item.sha256: item.raw_key for item in todo}
+        return todo
+
+    def on_batch(self, results: list[ParseResult | Loaded]) -> None:
+        """Load a parsed batch here unless its worker did, and count what became of it."""
+        if all(isinstance(result, Loaded) for result in results):
+            loaded = results  # loaded by the workers
+        else:
+            # quote(): Prefect would otherwise walk every fact of every result looking for
+            # futures, twice a call (~35 ms a document, five times the load itself).
+            loaded = load_batch(quote(results), quote(self.raw_keys), self.target)
+        for document in loaded:
+            _record(self.summary, document)
+        self._advance(len(results))
+        get_run_logger().info(
+            "batch of %d loaded (%s); %d/%d documents done",
+            len(results),
+            ", ".join(f"{n} {o}" for o, n in Counter(d.outcome for d in loaded).items()),
+            self.done,
+            len(self.files),
+        )
+
+    def _advance(self, documents: int) -> None:
+        self.done += documents
+        if self.on_progress:
+            self.on_progress(self.done, len(self.files))
 
 
 def _run_on_dask(
