@@ -421,12 +421,33 @@ class _Mapper:
                     matched.append(best.code)
             if matched:
                 self.header_columns = matched
+            else:
+                self._values_unread(view)
             return
         score, row = best_row(normalize_label(view.leaf), spec.rows)
         if row is None or score < ROW_MATCH:
             self.extra("active_disclosure", view, self.header_columns)
             return
         self.emit("active_disclosure", row.code, list(row.columns), view)
+
+    def _values_unread(self, view: RowView) -> None:
+        # A row of table 二 with no value cells that names no column is no header: where a part
+        # names a template row and a later part holds digits, its value cell was read as text
+        # (OCR noise run into it) and the row would vanish without a word. A label printed with
+        # no value at all (a cut-off text) is not this.
+        spec = self.spec.active_disclosure
+        for index, part in enumerate(view.parts):
+            score, row = best_row(normalize_label(part), spec.rows)
+            holds_digits = any(
+                char.isdigit() for later in view.parts[index + 1 :] for char in later
+            )
+            if row is not None and score >= ROW_MATCH and holds_digits:
+                self.problem(
+                    "row_values_unread",
+                    f"active_disclosure/{row.code}: the row {' | '.join(view.parts)!r} has no cell that "
+                    "reads as a value; not mapped, not guessed",
+                )
+                return
 
     def applications(self, view: RowView) -> None:
         spec = self.spec.applications

@@ -87,9 +87,14 @@ def test_a_scanned_pdf_report_keeps_its_title_and_most_cells(huaian_scan: dict) 
     assert right_cells(huaian_scan, expected) >= 0.99 * len(expected["facts"])
 
 
-def test_a_heavily_degraded_scan_keeps_its_rows_by_order_and_sums() -> None:
+@pytest.fixture(scope="module")
+def huaian_heavy() -> dict:
+    return parse_file(str(HUAIAN_HEAVY)).to_json()
+
+
+def test_a_heavily_degraded_scan_keeps_its_rows_by_order_and_sums(huaian_heavy: dict) -> None:
     # Fainter ink, more blur, noise and JPEG loss: most row labels of table 三 come out garbled.
-    result = parse_file(str(HUAIAN_HEAVY)).to_json()
+    result = huaian_heavy
     expected = gold(HUAIAN_HEAVY)
     assert (result["agency"], result["year"]) == ("淮安市人民政府", 2024)
     facts = {f.key: f for f in map(Fact.from_json, result["facts"])}
@@ -111,6 +116,20 @@ def test_a_heavily_degraded_scan_keeps_its_rows_by_order_and_sums() -> None:
     # Table 四 under a header row OCR could not read.
     assert facts["review_litigation/review/total"].value == 351
     assert right_cells(result, expected) >= 0.94 * len(expected["facts"])
+
+
+def test_a_row_of_table_2_whose_value_cell_ocr_read_as_noise_is_reported(
+    huaian_heavy: dict,
+) -> None:
+    # 行政强制 88283: the shaded band below the row is read into both its cells (行政强制807菁,
+    # 88283 1553 面 2 …), so no cell reads as a value. The row is not guessed, but not lost either.
+    assert "active_disclosure/coercion/decisions" in gold(HUAIAN_HEAVY)["facts"]
+    keys = {f["table"] + "/" + f["row"] for f in huaian_heavy["facts"]}
+    assert "active_disclosure/coercion" not in keys
+    unread = [p["message"] for p in huaian_heavy["problems"] if p["code"] == "row_values_unread"]
+    assert len(unread) == 1
+    assert unread[0].startswith("active_disclosure/coercion: the row '行政强制")
+    assert "88283" in unread[0] and "not guessed" in unread[0]
 
 
 def test_tables_pasted_as_pictures_into_a_text_pdf_are_read() -> None:
