@@ -56,6 +56,8 @@ NATIONAL_YEAR = 100_000
 BACKFILL = 1_500_000
 CORES = 8
 MACHINES = 4
+# Issue 14: orchestration + loading at most this share of a run on PostgreSQL.
+TARGET_OUTSIDE = 0.10
 
 
 @dataclass
@@ -215,25 +217,39 @@ def _hours(documents: int, cpu_per_document: float, cores: int) -> str:
 def report(parse: dict[int, Measured], runs: list[Measured], memory: list[Measured]) -> None:
     empty = next(r for r in runs if r.what == "empty")
     print()
-    print("PostgreSQL, long-lived Prefect server; outside = 1 − parse only / (ingest − empty run)")
+    print("PostgreSQL, long-lived Prefect server; outside parsing (orchestration + loading):")
+    print("  wall = 1 − parse only / (ingest − empty run), CPU = the same with CPU seconds")
     print(
-        f"{'run':14}{'workers':>8}{'docs':>7}{'wall s':>9}{'docs/s':>9}{'CPU s':>9}{'outside':>9}"
+        f"{'run':14}{'workers':>8}{'docs':>7}{'wall s':>9}{'docs/s':>9}{'CPU s':>9}"
+        f"{'wall out':>10}{'CPU out':>9}{'ms/doc out':>11}"
     )
     print(f"{'empty run':14}{'':>8}{0:>7}{empty.seconds:>9.1f}{'':>9}{empty.cpu:>9.1f}")
     for w, r in sorted(parse.items()):
         rate = r.documents / r.seconds
         print(f"{'parse only':14}{w:>8}{r.documents:>7}{r.seconds:>9.1f}{rate:>9.2f}{r.cpu:>9.1f}")
+    shares: list[tuple[str, float | None, float | None]] = []
     for r in runs:
         if r.what == "empty":
             continue
         base = parse.get(r.workers)
-        net = r.seconds - empty.seconds
-        outside = f"{1 - base.seconds / net:.1%}" if base and net > 0 else "—"
-        rate = r.documents / r.seconds
+        wall, cpu = _outside(r, empty, base)
+        shares.append((f"{r.what} {r.workers}", wall, cpu))
+        per = (r.cpu - empty.cpu - base.cpu) / r.documents * 1000 if base else None
         print(
-            f"{r.what:14}{r.workers:>8}{r.documents:>7}{r.seconds:>9.1f}{rate:>9.2f}"
-            f"{r.cpu:>9.1f}{outside:>9}"
+            f"{r.what:14}{r.workers:>8}{r.documents:>7}{r.seconds:>9.1f}"
+            f"{r.documents / r.seconds:>9.2f}{r.cpu:>9.1f}{_percent(wall):>10}{_percent(cpu):>9}"
+            f"{'—' if per is None else f'{per:.1f}':>11}"
         )
+    print()
+    print(f"issue 14: orchestration + loading ≤ {TARGET_OUTSIDE:.0%} of the run")
+    for name, wall, cpu in shares:
+        verdicts = [
+            f"{kind} {_percent(share)} {'met' if share <= TARGET_OUTSIDE else 'NOT met'}"
+            for kind, share in (("wall", wall), ("CPU", cpu))
+            if share is not None
+        ]
+        print(f"  {name:9} {', '.join(verdicts)}")
+    print("  (wall time counts the waits for a core other users' load decides; CPU does not)")
     by = {(r.what, r.workers): r for r in runs}
     if ("local", 1) in by and ("local", 2) in by:
         print(f"2 local workers vs 1: {by['local', 1].seconds / by['local', 2].seconds:.2f}x")
@@ -278,6 +294,22 @@ def report(parse: dict[int, Measured], runs: list[Measured], memory: list[Measur
                 f"{MACHINES} × {CORES} cores"
             )
     print("  (ideal scaling of CPU over cores; the measured 2-vs-1 speed-ups above show the loss)")
+
+
+def _outside(
+    run: Measured, empty: Measured, parse: Measured | None
+) -> tuple[float | None, float | None]:
+    """The share of the run outside parsing, by wall time and by CPU (fixed cost removed)."""
+    if parse is None:
+        return None, None
+    net_wall, net_cpu = run.seconds - empty.seconds, run.cpu - empty.cpu
+    wall = 1 - parse.seconds / net_wall if net_wall > 0 else None
+    cpu = 1 - parse.cpu / net_cpu if net_cpu > 0 else None
+    return wall, cpu
+
+
+def _percent(share: float | None) -> str:
+    return "—" if share is None else f"{share:.1%}"
 
 
 # --- main ----------------------------------------------------------------------------------------

@@ -261,7 +261,8 @@ def parse_chunk(
     """
     results: list[ParseResult | Loaded] = []
     work = partial(parse_then, then=target) if load_here else parse_batch
-    _chunk_pool(limits).run(items, RawStore(raw_root), results.extend, work)
+    # One batch: loaded in one transaction (a crash in it retries its documents one by one).
+    _chunk_pool(limits).run(items, RawStore(raw_root), results.extend, work, len(items))
     if not load_here:
         return results
     # A document whose parser crashed comes back as its failed result: load it here too.
