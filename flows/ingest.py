@@ -25,7 +25,7 @@ import itertools
 import os
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -106,6 +106,7 @@ class IngestSummary:
     stopped: str | None = None
     # Documents that were to be parsed and loaded but were not, because the run stopped.
     not_loaded: int = 0
+    run_id: int | None = None  # its `runs` row: what it loaded is found by it
 
     @property
     def failed(self) -> int:
@@ -376,7 +377,7 @@ def _ingest(
         sources=sources or {},
         hints=hints or {},
         on_progress=on_progress,
-        summary=IngestSummary(seen=len(files)),
+        summary=IngestSummary(seen=len(files), run_id=run_id),
     )
     try:
         run.parse_and_load(workers, limits or DocumentLimits(), cluster)
@@ -524,21 +525,22 @@ def _close_run(engine: Engine, run_id: int, summary: IngestSummary) -> None:
     finish_run(engine, run_id, counts, failed=summary.failure_message() is not None)
 
 
-def publish_quality_report(engine: Engine, run_id: int | None = None) -> None:
+def publish_quality_report(engine: Engine, run_id: int | Sequence[int] | None = None) -> None:
     """The data-quality report's figures as the Markdown artifact `quality-report`: of the
-    reports run `run_id` loaded, or of the whole warehouse.
+    reports run `run_id` (or those runs: a harvest's) loaded, or of the whole warehouse.
 
     A database error here is logged, not raised: the run's data is loaded by then.
     """
     try:
-        markdown = render_markdown(gather(engine, run_id))
+        data = gather(engine, run_id)
+        markdown = render_markdown(data)
     except DBAPIError as exc:
         get_run_logger().warning("quality report not published: %s", exc.__class__.__name__)
         return
     create_markdown_artifact(
         key="quality-report",
         markdown=markdown,
-        description=f"Data quality of {'the warehouse' if run_id is None else f'run {run_id}'}"
+        description=f"Data quality of {data.scope}"
         " (`nianbao report` draws the warehouse's with charts)",
     )
 
