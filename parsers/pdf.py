@@ -27,7 +27,7 @@ import pypdfium2.raw as pdfium_c
 from pdfplumber.table import TableSettings, merge_edges
 from pdfplumber.utils import filter_edges
 
-from nianbao.schema import numbering
+from nianbao.schema import numbering, registry
 
 from .blocks import Block, Cell, Document, Paragraph, ParseError, Table
 from .problems import MESSAGES
@@ -1059,9 +1059,16 @@ def _width(table: Table) -> int:
 
 
 def _continues_table(prev: Table, table: Table) -> bool:
-    """A table that opens a page continues the one that closed the previous page when the
-    columns match and its first row holds data rather than a header of its own."""
-    return _width(prev) == _width(table) and any(_is_number(c.text) for c in table.rows[0])
+    """A table that opens a page continues the one that closed the previous page when its first
+    row holds data rather than a header of its own: figures under the same columns, or no
+    header word of the template (a row whose values are blank). It may be narrower: a group
+    label cut by the page break leaves its column empty there, which is no column at all."""
+    first = table.rows[0]
+    if _width(table) == _width(prev) and any(_is_number(c.text) for c in first):
+        return True
+    return _width(table) <= _width(prev) and not registry.prints_header(
+        None, "".join(c.text for c in first)
+    )
 
 
 def _append_continuation(table: Table, more: Table) -> None:
@@ -1069,7 +1076,7 @@ def _append_continuation(table: Table, more: Table) -> None:
     group cell broken mid-word, '（四）无' / '法提供', or left blank) extend that cell instead."""
     last = table.grid()[-1]
     head: list[Cell] = []
-    col = 0
+    col = _width(table) - _width(more)  # a narrower continuation lacks the left columns
     labels = True  # group labels sit left of the row's first value, never among the values
     for cell in more.rows[0]:
         labels = labels and not _is_number(cell.text)
