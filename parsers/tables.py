@@ -276,7 +276,12 @@ class _Mapper:
             unit = cell.unit or self.column_units.get((table, column))
             fact = Fact(table, row, column, cell.value, cell.raw, view.leaf, unit)
             if source is not None and source.confidence is not None:
-                fact = replace(fact, confidence=source.confidence, alternatives=source.alternatives)
+                fact = replace(
+                    fact,
+                    confidence=source.confidence,
+                    alternatives=source.alternatives,
+                    ocr_lines=source.lines,
+                )
             facts.append(fact)
         return facts
 
