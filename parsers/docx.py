@@ -191,6 +191,7 @@ class _Package:
 
     def __init__(self, archive: zipfile.ZipFile) -> None:
         self._archive = archive
+        self._relationships_of: dict[str, list[etree._Element]] = {}
         types = self.parse("/[Content_Types].xml")
         if types.tag != _TYPES:
             raise ParseError("corrupt_docx", "[Content_Types].xml is not a content-types list")
@@ -231,18 +232,7 @@ class _Package:
         """The part `source` (a part name, or "/" for the package) relates to by its one
         relationship of `reltype`: KeyError when there is none, ValueError when there are
         several or it points outside the package."""
-        base, name = posixpath.split(source)
-        try:
-            xml = self.read(posixpath.join(base, "_rels", f"{name}.rels"))
-        except KeyError:
-            raise KeyError(f"{source} has no relationship of type {reltype}") from None
-        _refuse_dtd(source, xml)
-        rels = etree.fromstring(xml, _XML_PARSER)
-        if rels.tag != _RELATIONSHIPS:
-            raise ParseError("corrupt_docx", f"the relationships of {source} are not a list")
-        # Keyed by id as python-docx keys them: a repeated id keeps its last relationship.
-        by_id = {rel.get("Id"): rel for rel in rels.iterchildren(_RELATIONSHIP)}
-        matching = [rel for rel in by_id.values() if rel.get("Type") == reltype]
+        matching = [rel for rel in self._relationships(source) if rel.get("Type") == reltype]
         if not matching:
             raise KeyError(f"{source} has no relationship of type {reltype}")
         if len(matching) > 1:
@@ -250,7 +240,29 @@ class _Package:
         (rel,) = matching
         if rel.get("TargetMode", RTM.INTERNAL) == RTM.EXTERNAL:
             raise ValueError(f"the {reltype} of {source} is outside the package")
-        return posixpath.abspath(posixpath.join(base, rel.get("Target")))
+        return posixpath.abspath(posixpath.join(posixpath.dirname(source), rel.get("Target")))
+
+    def _relationships(self, source: str) -> list[etree._Element]:
+        found = self._relationships_of.get(source)
+        if found is None:
+            base, name = posixpath.split(source)
+            try:
+                xml = self.read(posixpath.join(base, "_rels", f"{name}.rels"))
+            except KeyError:
+                found = []  # no relationships part: no relationships
+            else:
+                _refuse_dtd(source, xml)
+                rels = etree.fromstring(xml, _XML_PARSER)
+                if rels.tag != _RELATIONSHIPS:
+                    raise ParseError(
+                        "corrupt_docx", f"the relationships of {source} are not a list"
+                    )
+                # Keyed by id as python-docx keys them: a repeated id keeps its last one.
+                found = list(
+                    {rel.get("Id"): rel for rel in rels.iterchildren(_RELATIONSHIP)}.values()
+                )
+            self._relationships_of[source] = found
+        return found
 
 
 def _attribute(element: etree._Element, name: str) -> str:
@@ -433,10 +445,12 @@ def _used_styles(xml: bytes, used: set[str]) -> bytes | None:
 
     Parsing all of a Word styles part (~9,000 elements of table and latent styles, 350 KB)
     costs more than the rest of reading the document; a report uses a handful of styles.
-    The cut finds elements by their tags, which is exact once the part has no comments,
-    CDATA or processing instructions (where a tag could be quoted), one UTF-8 encoding and
-    one prefix for the namespace everywhere. The cut is parsed as XML, so a mistake in it
-    shows as a parse error, and then the whole part is parsed.
+    The cut finds elements by their tags, which is exact for a part whose w:style elements
+    are children of the root, as the schema has them, once it has no comments, CDATA or
+    processing instructions (where a tag could be quoted), one UTF-8 encoding and one prefix
+    for the namespace everywhere. The cut is parsed as XML, so a mistake in it shows as a
+    parse error, and then the whole part is parsed. Damage outside the styles it keeps goes
+    unseen, as it does in the parts the reader does not read.
     """
     position = 0
     declaration = _DECLARATION.match(xml)
@@ -462,18 +476,22 @@ def _used_styles(xml: bytes, used: set[str]) -> bytes | None:
         return None
     if _XMLNS.search(xml, root.end()):  # a prefix bound again further in
         return None
-    opening = re.compile(rb"<" + prefix + rb":style[\s/>]")
-    start_tag = re.compile(rb"<" + prefix + rb":style" + _ATTRIBUTES + rb"(/?)>")
+    # A start tag as XML writes it, or else any other opening of a w:style element.
+    tags = re.compile(rb"<" + prefix + rb":style(?:" + _ATTRIBUTES + rb"(/?)>|[\s/>])")
     end_tag = re.compile(rb"</" + prefix + rb":style\s*>")
     style_id = re.compile(rb"""\s""" + prefix + rb""":styleId\s*=\s*(?:"([^"]*)"|'([^']*)')""")
+    wanted = {style.encode() for style in used}
     kept = []
     end = root.end()
-    for found in opening.finditer(xml, root.end()):
-        if found.start() < end:  # a style inside a style
+    for tag in tags.finditer(xml, end):
+        attributes = tag.group(1)
+        if attributes is None or tag.start() < end:  # unreadable, or a style inside a style
             return None
-        tag = start_tag.match(xml, found.start())
-        if tag is None:
-            return None
+        value = style_id.search(attributes)
+        if value is not None:
+            raw = value.group(1) if value.group(1) is not None else value.group(2)
+            if raw not in wanted and not _NOT_PLAIN.search(raw):
+                continue
         if tag.group(2):
             end = tag.end()
         else:
@@ -481,16 +499,7 @@ def _used_styles(xml: bytes, used: set[str]) -> bytes | None:
             if close is None:
                 return None
             end = close.end()
-        value = style_id.search(tag.group(1))
-        if value is not None:
-            raw = value.group(1) if value.group(1) is not None else value.group(2)
-            if not _NOT_PLAIN.search(raw):
-                try:
-                    if raw.decode("utf-8") not in used:
-                        continue
-                except UnicodeDecodeError:
-                    return None
-        kept.append(xml[found.start() : end])
+        kept.append(xml[tag.start() : end])
     return b"".join((xml[: root.end()], *kept, b"</", root.group(1), b":styles>"))
 
 
