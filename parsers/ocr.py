@@ -21,6 +21,7 @@ import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
+from itertools import count
 from typing import Any
 
 import numpy as np
@@ -99,6 +100,8 @@ class OcrChar:
     confidence: float
     # Other digits this character may be, most likely first (digits only; else empty).
     alternatives: tuple[str, ...] = ()
+    # The key of the table cell line it was read from, in `OcrPage.lines` (None: not a cell's).
+    line: int | None = None
 
 
 @dataclass(slots=True)
@@ -107,6 +110,13 @@ class OcrPage:
     # Ruling lines (x0, top, x1, bottom) in points; horizontal ones have top == bottom.
     rules: list[tuple[float, float, float, float]]
     skew_degrees: float
+    # The image of each table cell line, by key: what `reread` reads again when a printed sum
+    # that one of its values takes part in fails.
+    lines: dict[int, np.ndarray] = field(default_factory=dict)
+
+
+# Keys of cell lines, unique within a process (a document's pages share one store).
+_line_keys = count()
 
 
 def enabled() -> bool:
@@ -256,9 +266,12 @@ def read_page(page: Any, region: tuple[float, float, float, float] | None = None
     for index, reading in _glyphs_set_apart(text_image, text_ink, cell_crops, readings):
         readings[index] = reading
     to_points = 1 / scale
+    keys = [next(_line_keys) for _ in cell_crops]
     placed = [
-        _place(reading, box, to_points, (left, top))
-        for (_, box), reading in zip(crops, readings, strict=True)
+        _place(reading, box, to_points, (left, top), line)
+        for (_, box), reading, line in zip(
+            crops, readings, keys + [None] * len(line_crops), strict=True
+        )
     ]
     chars: list[OcrChar] = []
     # pdf.py reads lines in content order, each ended by a newline character, as pdfium gives
@@ -272,7 +285,11 @@ def read_page(page: Any, region: tuple[float, float, float, float] | None = None
         (x0 * to_points + left, y0 * to_points + top, x1 * to_points + left, y1 * to_points + top)
         for x0, y0, x1, y1 in rules
     ]
-    return OcrPage(chars, points, angle)
+    lines = {
+        key: np.ascontiguousarray(text_image[y0:y1, x0:x1])
+        for key, (_, (x0, y0, x1, y1)) in zip(keys, cell_crops, strict=True)
+    }
+    return OcrPage(chars, points, angle, lines)
 
 
 # --- image clean-up -----------------------------------------------------------------------------
@@ -632,19 +649,68 @@ def _glyphs_set_apart(
     spaced = []
     for i, glyphs in suspect:
         x0, y0, x1, y1 = crops[i][1]
-        height = y1 - y0
-        gap = np.full((height, max(height // 3, 2)), 255, np.uint8)
-        pieces = [gap]
-        for left, right in glyphs:
-            pieces += [image[y0:y1, x0 + left : x0 + right], gap]
-        line = np.hstack(pieces)
-        spaced.append(_pad(line, (0, 0, line.shape[1], height)))
+        spaced.append(_whole(_set_apart(image[y0:y1, x0:x1], glyphs)))
     again = _recognise(spaced, allowed=_DIGITS)
     return [
         (i, reading)
         for (i, glyphs), reading in zip(suspect, again, strict=True)
         if len(reading.chars) >= len(glyphs)
     ]
+
+
+def _set_apart(line: np.ndarray, glyphs: list[tuple[int, int]]) -> np.ndarray:
+    """A line's glyphs side by side with a third of its height of white between them (wider
+    blanks leave a lone 1 unread, narrower ones merge two again)."""
+    height = line.shape[0]
+    gap = np.full((height, max(height // 3, 2)), 255, np.uint8)
+    pieces = [gap]
+    for left, right in glyphs:
+        pieces += [line[:, left:right], gap]
+    return np.hstack(pieces)
+
+
+def _whole(line: np.ndarray) -> np.ndarray:
+    """A whole line image with the white margin the recogniser reads it best with."""
+    return _pad(line, (0, 0, line.shape[1], line.shape[0]))
+
+
+def reread(images: list[np.ndarray]) -> list[tuple[str, ...]]:
+    """Other readings of cell line images, as digits only: what a value that a failing printed
+    sum takes part in may be. Each line is read again as it is, in black and white, twice as
+    large, with its ink made bolder and lighter, and with its glyphs set apart; a reading is
+    each way's number, and that number with one digit the recogniser was unsure of replaced by
+    another it allowed. Ways that read no number add nothing. Each line is read apart from the
+    others: padded to another line's shape in a batch, an unsure digit reads otherwise."""
+    import cv2
+
+    found: list[tuple[str, ...]] = []
+    for image in images:
+        if image.size == 0:
+            found.append(())
+            continue
+        ink = cv2.threshold(
+            cv2.medianBlur(image, 3), 0, 255, cv2.THRESH_BINARY_INV | cv2.THRESH_OTSU
+        )[1]
+        ways = (
+            image,
+            cv2.threshold(image, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)[1],
+            cv2.resize(image, None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC),
+            cv2.erode(image, np.ones((2, 2), np.uint8)),
+            cv2.dilate(image, np.ones((2, 1), np.uint8)),
+            _set_apart(image, _glyph_columns(ink > 0)),
+        )
+        readings: dict[str, None] = {}
+        for reading in _recognise([_whole(way) for way in ways], allowed=_DIGITS):
+            text = "".join(t for t, _, _ in reading.chars)
+            if not text:
+                continue
+            readings[text] = None
+            for position, (_, confidence, alternatives) in enumerate(reading.chars):
+                if confidence < LOW_CONFIDENCE:
+                    for digit in alternatives:
+                        readings[text[:position] + digit + text[position + 1 :]] = None
+        found.append(tuple(readings))
+    return found
 
 
 def _glyph_columns(line_ink: np.ndarray) -> list[tuple[int, int]]:
@@ -850,6 +916,7 @@ def _place(
     box: tuple[int, int, int, int],
     to_points: float,
     origin: tuple[float, float] = (0.0, 0.0),
+    line: int | None = None,
 ) -> list[OcrChar]:
     """Spread a line's characters over its box by their widths (CJK full, Latin half)."""
     text_chars = reading.chars
@@ -874,6 +941,7 @@ def _place(
                 y1 * to_points + dy,
                 confidence,
                 alternatives,
+                line,
             )
         )
         left = right

@@ -88,6 +88,21 @@ def test_a_scanned_pdf_report_keeps_its_title_and_most_cells(huaian_scan: dict) 
     assert right_cells(huaian_scan, expected) >= 0.99 * len(expected["facts"])
 
 
+def test_a_value_a_failing_sum_takes_part_in_is_read_again_from_its_image(
+    huaian_scan: dict,
+) -> None:
+    # 454 read as 151: neither 4 was among the digits the recogniser allowed, so no reading of
+    # the first pass could make a sum hold. R2 of the total column fails; its values are read
+    # again from their cells' images (bolder, lighter, larger …), one of which reads 454.
+    facts = {f.key: f for f in map(Fact.from_json, huaian_scan["facts"])}
+    fact = facts["applications/partially_granted/total"]
+    assert (fact.value, fact.ocr_reading) == (454, "151")
+    corrected = [p["message"] for p in huaian_scan["problems"] if p["code"] == "ocr_corrected"]
+    assert any(m.startswith("applications/partially_granted/total: read '151'") for m in corrected)
+    # Values whose sums hold are not read again, nor changed.
+    assert facts["applications/partially_granted/natural_person"].ocr_reading is None
+
+
 @pytest.fixture(scope="module")
 def shanghai_scan() -> dict:
     return parse_file(str(SHANGHAI_SCAN)).to_json()
