@@ -19,15 +19,16 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
-from itertools import pairwise, product, repeat
+from itertools import dropwhile, pairwise, product, repeat
 from operator import attrgetter, itemgetter
+from typing import Any
 
 import pypdfium2
 import pypdfium2.raw as pdfium_c
 from pdfplumber.table import TableSettings, merge_edges
 from pdfplumber.utils import filter_edges
 
-from nianbao.schema import numbering
+from nianbao.schema import numbering, registry
 
 from .blocks import Block, Cell, Document, Paragraph, ParseError, Table
 from .problems import MESSAGES
@@ -88,9 +89,11 @@ class _Char:
     x1: float
     top: float
     bottom: float
-    # Set for characters read by OCR: the recogniser's probability, and other digits it may be.
+    # Set for characters read by OCR: the recogniser's probability, other digits it may be, and
+    # the key of the table cell line it was read from (`Document.ocr_lines`).
     confidence: float | None = None
     alternatives: tuple[str, ...] = ()
+    line: int | None = None
 
 
 @dataclass(slots=True)
@@ -195,11 +198,12 @@ def read_pdf(data: bytes) -> Document:
         raise ParseError("empty_file", MESSAGES["empty_file"])
     pdf = _open_pdfium(data)
     ocr_findings: list[Problem] = []
+    ocr_lines: dict[int, Any] = {}
     try:
         with _library_errors("pypdfium2"):
             pages = [_scan_page(pdf, i) for i in range(len(pdf))]
             properties = _properties(pdf)
-        ocr_findings = _ocr_image_pages(pdf, pages)
+        ocr_findings = _ocr_image_pages(pdf, pages, ocr_lines)
     finally:
         pdf.close()
 
@@ -214,6 +218,7 @@ def read_pdf(data: bytes) -> Document:
         pages=len(pages),
         title=properties.get("Title"),
         author=properties.get("Author"),
+        ocr_lines=ocr_lines,
     )
     doc.problems = ocr_findings + [
         Problem(
@@ -303,9 +308,12 @@ def _block_text(block: Block) -> str:
     return "".join(cell.text for row in block.rows for cell in row)
 
 
-def _ocr_image_pages(pdf: pypdfium2.PdfDocument, pages: list[_Page]) -> list[Problem]:
+def _ocr_image_pages(
+    pdf: pypdfium2.PdfDocument, pages: list[_Page], lines: dict[int, Any]
+) -> list[Problem]:
     """Give each image-only page the characters and ruling lines OCR reads from it, and a text
-    page those of each large image on it that no text lies on (a table pasted as a picture)."""
+    page those of each large image on it that no text lies on (a table pasted as a picture);
+    the images of the table cell lines read go into `lines`."""
     scanned = [page for page in pages if page.has_images and not page.has_text]
     pictured = [page for page in pages if page.has_images and page.has_text]
     if not scanned and not pictured:
@@ -315,12 +323,13 @@ def _ocr_image_pages(pdf: pypdfium2.PdfDocument, pages: list[_Page]) -> list[Pro
     if not ocr.enabled():
         return []
     ocr.announce_pages(len(scanned) + len(pictured))
-    findings = _ocr_pictures(pdf, pictured, ocr)
+    findings = _ocr_pictures(pdf, pictured, ocr, lines)
     skews = []
     for page in scanned:
         read = ocr.read_page(pdf[page.number - 1])
+        lines.update(read.lines)
         page.chars = [
-            _Char(c.text, c.x0, c.x1, c.top, c.bottom, c.confidence, c.alternatives)
+            _Char(c.text, c.x0, c.x1, c.top, c.bottom, c.confidence, c.alternatives, c.line)
             for c in read.chars
         ]
         page.subpaths = [("ml", [(x0, top), (x1, bottom)]) for x0, top, x1, bottom in read.rules]
@@ -338,7 +347,9 @@ def _ocr_image_pages(pdf: pypdfium2.PdfDocument, pages: list[_Page]) -> list[Pro
     return findings
 
 
-def _ocr_pictures(pdf: pypdfium2.PdfDocument, pages: list[_Page], ocr) -> list[Problem]:
+def _ocr_pictures(
+    pdf: pypdfium2.PdfDocument, pages: list[_Page], ocr, lines: dict[int, Any]
+) -> list[Problem]:
     findings = []
     for page in pages:
         pdf_page = pdf[page.number - 1]
@@ -355,8 +366,9 @@ def _ocr_pictures(pdf: pypdfium2.PdfDocument, pages: list[_Page], ocr) -> list[P
             read = ocr.read_page(pdf_page, box)
             if not any(not c.text.isspace() for c in read.chars):
                 continue
+            lines.update(read.lines)
             page.chars += [
-                _Char(c.text, c.x0, c.x1, c.top, c.bottom, c.confidence, c.alternatives)
+                _Char(c.text, c.x0, c.x1, c.top, c.bottom, c.confidence, c.alternatives, c.line)
                 for c in read.chars
             ]
             page._by_centre = None  # built before these characters were added
@@ -854,8 +866,8 @@ _TOP, _X0 = attrgetter("top"), attrgetter("x0")
 
 
 def _cell(text: str, rowspan: int, colspan: int, chars: list[_Char]) -> Cell:
-    """A cell; one read by OCR carries its lowest character confidence and the other readings
-    its low-confidence digits allow."""
+    """A cell; one read by OCR carries its lowest character confidence, the other readings its
+    low-confidence digits allow, and the keys of the cell lines it was read from."""
     confidences = [ch.confidence for ch in chars if ch.confidence is not None]
     if not confidences:
         return Cell(text, rowspan, colspan)
@@ -870,7 +882,8 @@ def _cell(text: str, rowspan: int, colspan: int, chars: list[_Char]) -> Cell:
                 changed[i] = replace(chars[i], text=digit)
             readings.add(_join_lines(_text_lines(changed)))
     readings.discard(text)
-    return Cell(text, rowspan, colspan, min(confidences), tuple(sorted(readings)))
+    lines = tuple(dict.fromkeys(ch.line for ch in chars if ch.line is not None))
+    return Cell(text, rowspan, colspan, min(confidences), tuple(sorted(readings)), lines)
 
 
 def _text_lines(chars: list[_Char]) -> list[str]:
@@ -1059,9 +1072,25 @@ def _width(table: Table) -> int:
 
 
 def _continues_table(prev: Table, table: Table) -> bool:
-    """A table that opens a page continues the one that closed the previous page when the
-    columns match and its first row holds data rather than a header of its own."""
-    return _width(prev) == _width(table) and any(_is_number(c.text) for c in table.rows[0])
+    """A table that opens a page continues the one that closed the previous page when its first
+    row holds data rather than a header of its own: figures under the same columns, or a row
+    label with blank values and no header word of the template. It may be narrower: a group
+    label cut by the page break leaves its column empty there, which is no column at all."""
+    first = table.rows[0]
+    if _width(table) == _width(prev) and any(_is_number(c.text) for c in first):
+        return True
+    return (
+        _width(table) <= _width(prev)
+        and _labels_then_values(first)
+        and not registry.prints_header(None, "".join(c.text for c in first))
+    )
+
+
+def _labels_then_values(row: list[Cell]) -> bool:
+    """Text cells (labels) first, then at least one cell, each a figure or blank: the shape of
+    a data row; a header row prints words after a blank corner or among its column titles."""
+    values = list(dropwhile(lambda cell: cell.text and not _is_number(cell.text), row))
+    return bool(values) and all(not cell.text or _is_number(cell.text) for cell in values)
 
 
 def _append_continuation(table: Table, more: Table) -> None:
@@ -1069,7 +1098,7 @@ def _append_continuation(table: Table, more: Table) -> None:
     group cell broken mid-word, '（四）无' / '法提供', or left blank) extend that cell instead."""
     last = table.grid()[-1]
     head: list[Cell] = []
-    col = 0
+    col = _width(table) - _width(more)  # a narrower continuation lacks the left columns
     labels = True  # group labels sit left of the row's first value, never among the values
     for cell in more.rows[0]:
         labels = labels and not _is_number(cell.text)
