@@ -76,6 +76,7 @@ from nianbao.schema.db import (
     upgrade,
 )
 from nianbao.schema.load import LoadOutcome, known_documents
+from nianbao.schema.models import utcnow
 from nianbao.schema.quality import gather, render_markdown
 from nianbao.schema.runs import finish_run, reports_of_run, start_run
 
@@ -373,7 +374,9 @@ def _ingest(
         raw_root=RawStore(raw_root).root,  # a local folder made absolute, for every worker
         files=files,
         # A cluster's workers complete the URL from their own environment: no password travels.
-        target=LoadTarget(public_db_url(url) if cluster else url, run_id, retry_seconds),
+        target=LoadTarget(
+            public_db_url(url) if cluster else url, run_id, retry_seconds, seen_at=utcnow()
+        ),
         sources=sources or {},
         hints=hints or {},
         on_progress=on_progress,

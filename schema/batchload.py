@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from datetime import datetime
 from functools import cache
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -78,6 +79,8 @@ class LoadTarget:
     db_url: str
     run_id: int | None
     retry_seconds: float
+    # When the run started: its new documents' first sighting (see `load_documents`).
+    seen_at: datetime | None = None
 
     def __call__(self, items: list[WorkItem], results: list[ParseResult]) -> list[Loaded]:
         """Load a batch in the worker that parsed it (`parsers.pool.parse_then`'s `then`);
@@ -126,7 +129,7 @@ def _load(
     def load(batch: list[ParseResult]) -> list[LoadOutcome]:
         documents = [(result, raw_keys.get(result.sha256)) for result in batch]
         return retry_while_unavailable(
-            lambda: load_documents(engine, documents, target.run_id),
+            lambda: load_documents(engine, documents, target.run_id, target.seen_at),
             target.retry_seconds,
             on_retry,
         )

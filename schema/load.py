@@ -106,9 +106,14 @@ def load_documents(
     engine: Engine,
     documents: Sequence[tuple[ParseResult, str | None]],
     run_id: int | None = None,
+    seen_at: datetime | None = None,
 ) -> list[LoadOutcome]:
     """Load parsed documents, each with the key of its raw bytes, in one transaction; their
     outcomes in the same order. A document given twice loads once (then `unchanged`).
+
+    `seen_at` is when the documents were first seen, for those new to the warehouse (default:
+    now). A run gives its start, so that which of its documents of one agency and year is
+    current does not depend on the order its workers loaded them in (see `_settle_current`).
 
     A few statements per batch, not per document: rows of every kind go in together (COPY on
     PostgreSQL), and the current report of each agency and year is settled once. `run_id` (a
@@ -122,7 +127,8 @@ def load_documents(
     if not documents:
         return []
     with engine.begin() as connection:
-        return _Batch(connection, utcnow(), run_id).load(documents)
+        now = utcnow()
+        return _Batch(connection, now, seen_at or now, run_id).load(documents)
 
 
 def cell_state(value: object, raw: str | None) -> str:
@@ -163,9 +169,12 @@ class _Batch:
     taken in one global order.
     """
 
-    def __init__(self, connection: Connection, now: datetime, run_id: int | None) -> None:
+    def __init__(
+        self, connection: Connection, now: datetime, seen_at: datetime, run_id: int | None
+    ) -> None:
         self.connection = connection
         self.now = now
+        self.seen_at = seen_at
         self.run_id = run_id
         self.postgres = connection.dialect.name == "postgresql"
 
@@ -316,7 +325,7 @@ class _Batch:
             "sha256": parsed.sha256,
             "source": parsed.source,
             "raw_path": raw_path,
-            "first_seen_at": self.now,
+            "first_seen_at": self.seen_at,
             **self._fields(parsed),
         }
 
@@ -381,7 +390,9 @@ class _Batch:
         The agency is its id where it resolved (so 洪泽区人民政府 and 淮安市洪泽区人民政府 are
         one), else its printed name. First-seen order, not report id, because a reload
         re-inserts a report: re-parsing an old edition must not make it supersede the
-        re-published one.
+        re-published one. Documents first seen together (by one run) are ordered by sha256:
+        the same one is current however the run's loads interleaved, on one machine or on a
+        cluster whose lost worker's documents loaded late.
         """
         if not settle:
             return
@@ -396,7 +407,7 @@ class _Batch:
             groups.append(r.agency_id.is_(None) & tuple_(r.agency, r.year).in_(by_name))
         newest_first = func.row_number().over(
             partition_by=(r.agency_id, case((r.agency_id.is_(None), r.agency)), r.year),
-            order_by=(d.first_seen_at.desc(), r.id.desc()),
+            order_by=(d.first_seen_at.desc(), d.sha256.desc()),
         )
         ranked = (
             select(r.id, r.is_current, newest_first.label("rank"))

@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -188,15 +189,36 @@ def test_two_workers_loading_batches_of_one_agency_and_year_keep_one_current(
             == [LoadOutcome.LOADED] * 2 + [LoadOutcome.UNCHANGED] * 2
         )
         assert rows(url, "SELECT COUNT(*) FROM reports")[0][0] == 3 * 2 * len(years) + 2
-        # The current one of each year is the one whose document was first seen last (the
-        # later report id among those of one batch, seen at one time).
+        # The current one of each year is the one whose document was first seen last (by
+        # sha256 among those seen at one time).
         reports = rows(
             url,
-            "SELECT r.year, d.first_seen_at, r.id, r.is_current FROM reports r"
+            "SELECT r.year, d.first_seen_at, d.sha256, r.is_current FROM reports r"
             " JOIN documents d ON d.sha256 = r.document_sha256",
         )
         for year in years:
-            newest = max((seen, id_, current) for y, seen, id_, current in reports if y == year)
+            newest = max((seen, sha, current) for y, seen, sha, current in reports if y == year)
             assert newest[2], year
     finally:
         engine.dispose()
+
+
+def test_documents_first_seen_by_one_run_settle_the_same_current_report_in_any_order(
+    tmp_path,
+) -> None:
+    # A run's documents are first seen at its start: however its workers' loads interleave
+    # (a lost Dask worker's documents load last), the same copy ends up current.
+    seen_at = datetime(2026, 1, 1, tzinfo=UTC)
+    copies = [ParseResult.from_json(parsed(HUAIAN, copy=f"-copy-{i}")) for i in range(3)]
+    current = []
+    for order in (copies, copies[::-1]):
+        url = f"sqlite:///{tmp_path / f'{len(current)}.db'}"
+        upgrade(url)
+        engine = engine_for(url)
+        try:
+            for document in order:  # one batch each, as separate workers would
+                load_documents(engine, [(document, None)], seen_at=seen_at)
+        finally:
+            engine.dispose()
+        current += rows(url, "SELECT document_sha256 FROM reports WHERE is_current")
+    assert len(current) == 2 and current[0] == current[1] == (max(c.sha256 for c in copies),)
