@@ -12,8 +12,10 @@ cluster and a long-lived `prefect server` (as in production), it measures:
 - `nianbao ingest` into a new PostgreSQL database each run: over an empty folder (the fixed cost
   of a run), with 1 and 2 local workers (which load their own batches), and on a Dask cluster of
   a `dask scheduler` and 2 `dask worker` processes started here and kept between runs
-  (`--cluster tcp://…`; a first small run, not counted, warms the workers up). Documents/s, and the share of wall time outside parsing
-  (orchestration + loading) = 1 − parse only / (ingest − empty run), same number of workers;
+  (`--cluster tcp://…`; a first small run, not counted, warms the workers up). Documents/s, and
+  the share outside parsing (orchestration + loading) = 1 − parse only / (ingest − empty run),
+  same number of workers, by wall time, by CPU and by CPU without PostgreSQL's, each checked
+  against issue 14's aim of 10 %;
 - peak memory (VmHWM) of the flow's process and of its largest worker at each `--memory` size,
   2 local workers, PostgreSQL;
 - a projection from the measured CPU per document (every process of the run: flow, workers,
