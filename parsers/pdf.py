@@ -15,12 +15,13 @@ import ctypes
 import re
 from bisect import bisect_left, bisect_right
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import lru_cache
-from itertools import pairwise, product, repeat
-from operator import attrgetter, itemgetter
+from itertools import compress, pairwise, product, repeat
+from math import isnan
+from operator import add, itemgetter, ne, not_, sub, truediv
 
 import pypdfium2
 import pypdfium2.raw as pdfium_c
@@ -94,6 +95,54 @@ class _Char:
 
 
 @dataclass(slots=True)
+class _Chars:
+    """A page's characters as columns, in pdfium's (content) order: its text, one code point a
+    character, and the sides of their boxes. Prose lines are read from the columns with C-level
+    string and list operations; a `_Char` is built only for a character that a table cell
+    holds, which spares the Python object and its __init__ for most of a report's characters."""
+
+    text: str
+    x0: list[float]
+    x1: list[float]
+    top: list[float]
+    bottom: list[float]
+    # Characters read by OCR: each one's (confidence, alternatives); None for pdfium's.
+    readings: list[tuple[float | None, tuple[str, ...]]] | None = None
+
+    @classmethod
+    def of(cls, chars: list[_Char]) -> _Chars:
+        return cls(
+            "".join(ch.text for ch in chars),
+            [ch.x0 for ch in chars],
+            [ch.x1 for ch in chars],
+            [ch.top for ch in chars],
+            [ch.bottom for ch in chars],
+            [(ch.confidence, ch.alternatives) for ch in chars],
+        )
+
+    def __len__(self) -> int:
+        return len(self.text)
+
+    def __getitem__(self, position: int) -> _Char:
+        confidence, alternatives = self.readings[position] if self.readings else (None, ())
+        return _Char(
+            self.text[position],
+            self.x0[position],
+            self.x1[position],
+            self.top[position],
+            self.bottom[position],
+            confidence,
+            alternatives,
+        )
+
+    def all(self) -> list[_Char]:
+        return list(map(self.__getitem__, range(len(self.text))))
+
+    def columns(self) -> tuple[list[float], list[float], list[float], list[float]]:
+        return self.x0, self.x1, self.top, self.bottom
+
+
+@dataclass(slots=True)
 class _Line:
     text: str
     page: int
@@ -122,7 +171,7 @@ class _PageTable:
 class _Page:
     number: int
     height: float
-    chars: list[_Char]
+    chars: _Chars
     ruled: bool  # its paths have vertical segments at _MIN_RULE_XS or more distinct x
     has_images: bool
     subpaths: list[Subpath]
@@ -131,7 +180,8 @@ class _Page:
 
     @property
     def has_text(self) -> bool:
-        return any(not ch.text.isspace() for ch in self.chars)
+        text = self.chars.text
+        return bool(text) and not text.isspace()  # some character is not whitespace
 
     def by_centre(self) -> _CentreIndex:
         """The page's characters indexed by centre, built once for all of its tables."""
@@ -142,42 +192,47 @@ class _Page:
 
 class _CentreIndex:
     """A page's characters (line breaks aside) sorted by the y of their centre, so that the ones
-    whose centre lies in a band of the page are one bisection away."""
+    whose centre lies in a band of the page are one bisection away. Held as columns (centre y,
+    centre x, position), built and sorted by C-level maps and key functions."""
 
-    def __init__(self, chars: list[_Char]) -> None:
-        # A NaN centre fails every comparison, so it lies in no cell or table: leave it out of
-        # the sort, where it would break the order.
-        entries = [
-            (y, x, position, ch)
-            for position, ch in enumerate(chars)
-            if ch.text != "\n"
-            for y in ((ch.top + ch.bottom) / 2,)
-            for x in ((ch.x0 + ch.x1) / 2,)
-            if y == y and x == x
-        ]
-        entries.sort(key=_Y)
-        self._entries = entries
-        self._ys = [entry[0] for entry in entries]
+    def __init__(self, chars: _Chars) -> None:
+        ys = list(map(truediv, map(add, chars.top, chars.bottom), repeat(2)))
+        xs = list(map(truediv, map(add, chars.x0, chars.x1), repeat(2)))
+        if any(map(isnan, ys)) or any(map(isnan, xs)):
+            # A NaN centre fails every comparison, so it lies in no cell or table: leave it out
+            # of the sort, where it would break the order.
+            positions = [
+                position
+                for position, (text, y, x) in enumerate(zip(chars.text, ys, xs, strict=True))
+                if text != "\n" and y == y and x == x
+            ]
+        else:
+            positions = list(compress(range(len(ys)), map(ne, chars.text, repeat("\n"))))
+        positions.sort(key=ys.__getitem__)  # stable: pdfium's order among equal centres
+        self._positions = positions
+        self._ys = list(map(ys.__getitem__, positions))
+        self._xs = list(map(xs.__getitem__, positions))
 
     def within(self, box: Box) -> set[int]:
         """Positions of the characters whose centre lies in `box`, its sides included."""
         x0, top, x1, bottom = box
-        ys = self._ys
+        start, end = bisect_left(self._ys, top), bisect_right(self._ys, bottom)
         return {
             position
-            for _, x, position, _ in self._entries[bisect_left(ys, top) : bisect_right(ys, bottom)]
+            for position, x in zip(self._positions[start:end], self._xs[start:end], strict=True)
             if x0 <= x <= x1
         }
 
-    def band(self, top: float, bottom: float) -> list[tuple[float, float, int, _Char]]:
-        """The characters whose centre y is in [top, bottom), sorted by centre x."""
-        ys = self._ys
-        band = self._entries[bisect_left(ys, top) : bisect_left(ys, bottom)]
-        band.sort(key=_X)
-        return band
-
-
-_Y, _X = itemgetter(0), itemgetter(1)  # of a _CentreIndex entry: (y, x, position, char)
+    def band(self, top: float, bottom: float) -> tuple[list[float], list[float], list[int]]:
+        """The centre y, centre x and position of the characters whose centre y is in
+        [top, bottom), sorted by centre x."""
+        start, end = bisect_left(self._ys, top), bisect_left(self._ys, bottom)
+        order = sorted(range(start, end), key=self._xs.__getitem__)
+        return (
+            list(map(self._ys.__getitem__, order)),
+            list(map(self._xs.__getitem__, order)),
+            list(map(self._positions.__getitem__, order)),
+        )
 
 
 @dataclass(slots=True)
@@ -319,10 +374,12 @@ def _ocr_image_pages(pdf: pypdfium2.PdfDocument, pages: list[_Page]) -> list[Pro
     skews = []
     for page in scanned:
         read = ocr.read_page(pdf[page.number - 1])
-        page.chars = [
-            _Char(c.text, c.x0, c.x1, c.top, c.bottom, c.confidence, c.alternatives)
-            for c in read.chars
-        ]
+        page.chars = _Chars.of(
+            [
+                _Char(c.text, c.x0, c.x1, c.top, c.bottom, c.confidence, c.alternatives)
+                for c in read.chars
+            ]
+        )
         page.subpaths = [("ml", [(x0, top), (x1, bottom)]) for x0, top, x1, bottom in read.rules]
         page.ruled = len({round(x0) for x0, _, x1, _ in read.rules if x0 == x1}) >= _MIN_RULE_XS
         if page.has_text:  # a page OCR read nothing on stays no_text_layer
@@ -349,16 +406,19 @@ def _ocr_pictures(pdf: pypdfium2.PdfDocument, pages: list[_Page], ocr) -> list[P
             box = (x0 - left, top - y1, x1 - left, top - y0)
             area = (box[2] - box[0]) * (box[3] - box[1])
             if area < _PICTURE_SHARE * width * height or any(
-                not page.chars[i].text.isspace() for i in page.by_centre().within(box)
+                not page.chars.text[i].isspace() for i in page.by_centre().within(box)
             ):
                 continue
             read = ocr.read_page(pdf_page, box)
             if not any(not c.text.isspace() for c in read.chars):
                 continue
-            page.chars += [
-                _Char(c.text, c.x0, c.x1, c.top, c.bottom, c.confidence, c.alternatives)
-                for c in read.chars
-            ]
+            page.chars = _Chars.of(
+                page.chars.all()
+                + [
+                    _Char(c.text, c.x0, c.x1, c.top, c.bottom, c.confidence, c.alternatives)
+                    for c in read.chars
+                ]
+            )
             page._by_centre = None  # built before these characters were added
             page.subpaths += [("ml", [(a, b), (c, d)]) for a, b, c, d in read.rules]
             rule_xs = {round(a) for a, _, c, _ in read.rules if a == c}
@@ -457,12 +517,13 @@ _SEGMENT_CLOSE = _prototype(pdfium_c.FPDFPathSegment_GetClose, _INT, _VOID_P)
 _FLOAT_BYTES = ctypes.sizeof(ctypes.c_float)
 
 
-def _page_chars(textpage: pdfium_c.FPDF_TEXTPAGE, left: float, top: float) -> list[_Char]:
+def _page_chars(textpage: pdfium_c.FPDF_TEXTPAGE, left: float, top: float) -> _Chars:
     """Every character of the page with its loose box, in pdfplumber's frame (top-left of the
     media box). pdfium has no bulk call for boxes, so each character costs three calls; they
     run as `map`s over the page (the boxes land in one array, read back in one slice), not
-    as a Python loop of calls. Its bulk text (`FPDFText_GetText`) is not used: it leaves out
-    characters of the list, so text and boxes would drift apart."""
+    as a Python loop of calls, and the columns are computed by `map`s too. Its bulk text
+    (`FPDFText_GetText`) is not used: it leaves out characters of the list and cuts code points
+    above U+FFFF to 16 bits, so text and boxes would drift apart or read wrong."""
     count = pdfium_c.FPDFText_CountChars(textpage)
     if count < 0:
         raise pypdfium2.PdfiumError("Failed to get character count.")
@@ -475,19 +536,32 @@ def _page_chars(textpage: pdfium_c.FPDF_TEXTPAGE, left: float, top: float) -> li
     addresses = range(start, start + _RECT_BYTES * count, _RECT_BYTES)
     for _ in map(_GET_LOOSE_BOX, repeat(handle, count), range(count), addresses):
         pass
-    sides = iter(boxes[:])
-    chars = []
-    for code, map_error, x0, box_top, x1, box_bottom in zip(
-        codes, map_errors, sides, sides, sides, sides, strict=True
-    ):
-        if code == 0x0D:  # pdfium ends lines with \r\n; \n alone marks the break
-            continue
-        if map_error == 1:
-            # A font with no ToUnicode map: pdfium passes the glyph number through as if it
-            # were a code point, which reads as random scripts, not as unreadable text.
-            code = 0xFFFD
-        chars.append(_Char(chr(code), x0 - left, x1 - left, top - box_top, top - box_bottom))
+    sides = boxes[:]  # left, top, right, bottom of each character, in PDF space
+    if 1 in map_errors:
+        # A font with no ToUnicode map: pdfium passes the glyph number through as if it were a
+        # code point, which reads as random scripts, not as unreadable text.
+        codes = [
+            _CR if code == _CR else 0xFFFD if error == 1 else code
+            for code, error in zip(codes, map_errors, strict=True)
+        ]
+    text = "".join(map(chr, codes))
+    chars = _Chars(
+        text,
+        list(map(sub, sides[0::4], repeat(left))),
+        list(map(sub, sides[2::4], repeat(left))),
+        list(map(sub, repeat(top), sides[1::4])),
+        list(map(sub, repeat(top), sides[3::4])),
+    )
+    if "\r" in text:  # pdfium ends lines with \r\n; \n alone marks the break
+        kept = list(map(ne, codes, repeat(_CR)))
+        chars = _Chars(
+            text.replace("\r", ""),
+            *(list(compress(column, kept)) for column in chars.columns()),
+        )
     return chars
+
+
+_CR = 0x0D
 
 
 Matrix = tuple[float, float, float, float, float, float]  # a b c d e f, as in PDF
@@ -830,66 +904,70 @@ def _to_table(cells: list[Box], page: _Page) -> Table | None:
     rows = []
     for row_top in tops:  # pdfplumber's rows: the cells that share a top, left to right
         row = sorted(by_top[row_top])
-        band = index.band(row_top, max(b[3] for b in row))
-        band_xs = [entry[1] for entry in band]
+        band_ys, band_xs, band_positions = index.band(row_top, max(b[3] for b in row))
         rowcells = []
         for x0, top, x1, bottom in row:
             # xs and tops between a cell's sides, as counts of sorted positions.
             colspan = bisect_left(xs, x1 - _EDGE_EPS) - bisect_left(xs, x0 - _EDGE_EPS)
             rowspan = bisect_left(tops, bottom - _EDGE_EPS) - bisect_left(tops, top - _EDGE_EPS)
+            start, end = bisect_left(band_xs, x0), bisect_left(band_xs, x1)
             inside = [
                 position
-                for y, _, position, _ in band[bisect_left(band_xs, x0) : bisect_left(band_xs, x1)]
+                for y, position in zip(band_ys[start:end], band_positions[start:end], strict=True)
                 if y < bottom
             ]
             inside.sort()  # back in pdfium's order, which _text_lines' stable sorts keep for ties
-            cell_chars = [chars[i] for i in inside]
-            text = _join_lines(_text_lines(cell_chars)) if inside else ""
-            rowcells.append(_cell(text, rowspan, colspan, cell_chars))
+            text = _join_lines(_text_lines(inside, chars)) if inside else ""
+            rowcells.append(_cell(text, rowspan, colspan, inside, chars))
         rows.append(rowcells)
     return Table(rows=rows, page=page.number)
 
 
-_TOP, _X0 = attrgetter("top"), attrgetter("x0")
-
-
-def _cell(text: str, rowspan: int, colspan: int, chars: list[_Char]) -> Cell:
-    """A cell; one read by OCR carries its lowest character confidence and the other readings
-    its low-confidence digits allow."""
-    confidences = [ch.confidence for ch in chars if ch.confidence is not None]
+def _cell(text: str, rowspan: int, colspan: int, inside: list[int], chars: _Chars) -> Cell:
+    """A cell of the characters at positions `inside`; one read by OCR carries its lowest
+    character confidence and the other readings its low-confidence digits allow."""
+    readings = chars.readings
+    if readings is None:
+        return Cell(text, rowspan, colspan)
+    confidences = [readings[i][0] for i in inside if readings[i][0] is not None]
     if not confidences:
         return Cell(text, rowspan, colspan)
     from .ocr import LOW_CONFIDENCE, MAX_UNSURE_DIGITS
 
-    unsure = [i for i, ch in enumerate(chars) if ch.alternatives and ch.confidence < LOW_CONFIDENCE]
-    readings: set[str] = set()
+    unsure = [i for i in inside if readings[i][1] and readings[i][0] < LOW_CONFIDENCE]
+    others: set[str] = set()
     if len(unsure) <= MAX_UNSURE_DIGITS:
-        for choice in product(*([chars[i].text, *chars[i].alternatives] for i in unsure)):
-            changed = list(chars)
+        for choice in product(*([chars.text[i], *readings[i][1]] for i in unsure)):
+            changed = list(chars.text)
             for i, digit in zip(unsure, choice, strict=True):
-                changed[i] = replace(chars[i], text=digit)
-            readings.add(_join_lines(_text_lines(changed)))
-    readings.discard(text)
-    return Cell(text, rowspan, colspan, min(confidences), tuple(sorted(readings)))
+                changed[i] = digit
+            others.add(_join_lines(_text_lines(inside, chars, changed)))
+    others.discard(text)
+    return Cell(text, rowspan, colspan, min(confidences), tuple(sorted(others)))
 
 
-def _text_lines(chars: list[_Char]) -> list[str]:
-    """A cell's characters as lines of text, top to bottom, the way extract_text() reads them:
-    lines by top, characters left to right, a space where a space character or a gap parts two
-    words."""
-    lines: list[list[_Char]] = []
-    for ch in sorted(chars, key=_TOP):
-        if lines and ch.top <= lines[-1][-1].top + _TEXT_Y_TOLERANCE:
-            lines[-1].append(ch)
+def _text_lines(inside: list[int], chars: _Chars, text: Sequence[str] | None = None) -> list[str]:
+    """The characters at positions `inside` (of `chars`, read with `text` in place of their own
+    where given) as lines of text, top to bottom, the way extract_text() reads them: lines by
+    top, characters left to right, a space where a space character or a gap parts two words."""
+    text = chars.text if text is None else text
+    tops, x0s, x1s = chars.top, chars.x0, chars.x1
+    lines: list[list[int]] = []
+    previous_top = 0.0
+    for i in sorted(inside, key=tops.__getitem__):
+        top = tops[i]
+        if lines and top <= previous_top + _TEXT_Y_TOLERANCE:
+            lines[-1].append(i)
         else:
-            lines.append([ch])
+            lines.append([i])
+        previous_top = top
     texts = []
     for line in lines:
-        line.sort(key=_X0)
-        text = line[0].text
-        for prev, ch in pairwise(line):
-            text += (" " if ch.x0 > prev.x1 + _TEXT_X_TOLERANCE else "") + ch.text
-        texts.append(text)
+        line.sort(key=x0s.__getitem__)
+        words = text[line[0]]
+        for prev, i in pairwise(line):
+            words += (" " if x0s[i] > x1s[prev] + _TEXT_X_TOLERANCE else "") + text[i]
+        texts.append(words)
     return texts
 
 
@@ -927,28 +1005,38 @@ def _is_number(text: str) -> bool:
 
 
 def _page_lines(page: _Page) -> list[_Line]:
-    """Text lines in pdfium's (content) order, without the characters inside kept tables."""
-    lines: list[_Line] = []
-    current: list[_Char] = []
+    """Text lines in pdfium's (content) order, without the characters inside kept tables.
+
+    A line's text is its characters', whitespace included; its box is its ink's (non-whitespace
+    characters): the first one's left, the last one's right, the highest top, the lowest
+    bottom. Read from the page's columns by slices and C-level min/max."""
+    chars = page.chars
+    text, x0s, x1s, tops, bottoms = chars.text, chars.x0, chars.x1, chars.top, chars.bottom
     covered = set().union(*(page.by_centre().within(t.bbox) for t in page.tables))
-    for position, ch in enumerate([*page.chars, _Char("\n", 0, 0, 0, 0)]):
-        if ch.text == "\n":
-            ink = [c for c in current if not c.text.isspace()]
-            if ink:
-                text = "".join(c.text for c in current)
-                lines.append(
-                    _Line(
-                        text=text,
-                        page=page.number,
-                        x0=ink[0].x0,
-                        x1=ink[-1].x1,
-                        top=min(c.top for c in ink),
-                        bottom=max(c.bottom for c in ink),
-                    )
+    lines: list[_Line] = []
+    start = 0
+    for segment in text.split("\n"):
+        end = start + len(segment)
+        if covered and not covered.isdisjoint(range(start, end)):
+            kept = [i for i in range(start, end) if i not in covered]
+            segment = "".join(map(text.__getitem__, kept))
+            ink: Sequence[int] = [i for i in kept if not text[i].isspace()]
+        elif _SPACE.search(segment) is None:
+            ink = range(start, end)
+        else:
+            ink = list(compress(range(start, end), map(not_, map(str.isspace, segment))))
+        if ink:
+            lines.append(
+                _Line(
+                    text=segment,
+                    page=page.number,
+                    x0=x0s[ink[0]],
+                    x1=x1s[ink[-1]],
+                    top=min(map(tops.__getitem__, ink)),
+                    bottom=max(map(bottoms.__getitem__, ink)),
                 )
-            current = []
-        elif position not in covered:
-            current.append(ch)
+            )
+        start = end + 1
     return lines
 
 

@@ -77,8 +77,9 @@ def test_cells_hold_the_characters_whose_centre_is_inside_them():
 
 
 def test_bulk_character_read_matches_pypdfium2s_per_character_calls():
-    # _page_chars maps pdfium's calls over the page and reads the boxes back from one array;
-    # pypdfium2's own per-character API must give the same characters, in the same frame.
+    # _page_chars maps pdfium's calls over the page, reads the boxes back from one array and
+    # computes its columns by maps; pypdfium2's own per-character API must give the same
+    # characters, in the same frame.
     paths = [*SAMPLES.glob("*.pdf"), REAL.parent / "bad" / "garbled.pdf"]
     checked = unmapped = 0
     for path in paths:
@@ -97,7 +98,8 @@ def test_bulk_character_read_matches_pypdfium2s_per_character_calls():
                 x0, bottom, x1, box_top = textpage.get_charbox(i, loose=True)
                 expected.append((chr(code), x0 - left, x1 - left, top - box_top, top - bottom))
             found = pdf._page_chars(textpage.raw, left, top)
-            assert [(c.text, c.x0, c.x1, c.top, c.bottom) for c in found] == expected
+            columns = zip(found.text, found.x0, found.x1, found.top, found.bottom, strict=True)
+            assert list(columns) == expected
             checked += len(found)
             textpage.close()
         document.close()
