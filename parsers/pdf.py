@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import compress, pairwise, product, repeat
 from math import isnan
-from operator import add, itemgetter, ne, not_, sub, truediv
+from operator import add, gt, itemgetter, ne, not_, sub, truediv
 
 import pypdfium2
 import pypdfium2.raw as pdfium_c
@@ -460,7 +460,7 @@ def _scan_page(pdf: pypdfium2.PdfDocument, index: int) -> _Page:
         if rotation == -1:
             raise pypdfium2.PdfiumError("Failed to get page rotation.")
         objects = _Objects(rotated=rotation in (1, 3), left=left, top=top)
-        handle = ctypes.cast(page, _VOID_P).value
+        handle = ctypes.cast(page, _VOID_P)
         count = pdfium_c.FPDFPage_CountObjects(page)
         objects.scan(list(map(_PAGE_OBJECT, repeat(handle, count), range(count))))
     finally:
@@ -490,30 +490,36 @@ def _prototype(function: Callable, restype: type, *argtypes: type) -> Callable:
     return ctypes.CFUNCTYPE(restype, *argtypes)(ctypes.cast(function, ctypes.c_void_p).value)
 
 
-def _by_index(function: Callable, restype: type) -> Callable:
-    """`function(handle, index)` of pdfium without argument types: called with a `c_void_p`
-    handle and an int, which ctypes passes as they are (a third less time a call than through
-    argument types, on the two calls every character makes)."""
+def _bare(function: Callable, restype: type) -> Callable:
+    """`function` of pdfium without argument types, for calls whose arguments are handles and
+    ints: a handle goes in as a `c_void_p` (or `_Handle`) object and an int as a C int, which
+    ctypes passes as they are (a third less time a call than through argument types, on calls
+    made once a character or page object)."""
     bare = ctypes.CFUNCTYPE(restype)(ctypes.cast(function, ctypes.c_void_p).value)
     bare.argtypes = None
     return bare
 
 
+class _Handle(ctypes.c_void_p):
+    """A handle pdfium returns, kept as a pointer object: ctypes turns a plain `c_void_p`
+    result into an int, which a bare call could not pass back (it would be cut to a C int)."""
+
+
 _INT, _VOID_P = ctypes.c_int, ctypes.c_void_p
-_GET_UNICODE = _by_index(pdfium_c.FPDFText_GetUnicode, ctypes.c_uint)
-_HAS_MAP_ERROR = _by_index(pdfium_c.FPDFText_HasUnicodeMapError, _INT)
+_GET_UNICODE = _bare(pdfium_c.FPDFText_GetUnicode, ctypes.c_uint)
+_HAS_MAP_ERROR = _bare(pdfium_c.FPDFText_HasUnicodeMapError, _INT)
 _GET_LOOSE_BOX = _prototype(pdfium_c.FPDFText_GetLooseCharBox, _INT, _VOID_P, _INT, _VOID_P)
 _RECT_BYTES = ctypes.sizeof(pdfium_c.FS_RECTF)  # four floats: left, top, right, bottom
-_PAGE_OBJECT = _prototype(pdfium_c.FPDFPage_GetObject, _VOID_P, _VOID_P, _INT)
-_FORM_OBJECT_AT = _prototype(pdfium_c.FPDFFormObj_GetObject, _VOID_P, _VOID_P, ctypes.c_ulong)
-_FORM_COUNT = _prototype(pdfium_c.FPDFFormObj_CountObjects, _INT, _VOID_P)
-_OBJECT_TYPE = _prototype(pdfium_c.FPDFPageObj_GetType, _INT, _VOID_P)
+_PAGE_OBJECT = _bare(pdfium_c.FPDFPage_GetObject, _Handle)
+_FORM_OBJECT_AT = _prototype(pdfium_c.FPDFFormObj_GetObject, _Handle, _VOID_P, ctypes.c_ulong)
+_FORM_COUNT = _bare(pdfium_c.FPDFFormObj_CountObjects, _INT)
+_OBJECT_TYPE = _bare(pdfium_c.FPDFPageObj_GetType, _INT)
 _OBJECT_MATRIX = _prototype(pdfium_c.FPDFPageObj_GetMatrix, _INT, _VOID_P, _VOID_P)
-_SEGMENT_COUNT = _prototype(pdfium_c.FPDFPath_CountSegments, _INT, _VOID_P)
-_SEGMENT = _prototype(pdfium_c.FPDFPath_GetPathSegment, _VOID_P, _VOID_P, _INT)
+_SEGMENT_COUNT = _bare(pdfium_c.FPDFPath_CountSegments, _INT)
+_SEGMENT = _bare(pdfium_c.FPDFPath_GetPathSegment, _Handle)
 _SEGMENT_POINT = _prototype(pdfium_c.FPDFPathSegment_GetPoint, _INT, _VOID_P, _VOID_P, _VOID_P)
-_SEGMENT_TYPE = _prototype(pdfium_c.FPDFPathSegment_GetType, _INT, _VOID_P)
-_SEGMENT_CLOSE = _prototype(pdfium_c.FPDFPathSegment_GetClose, _INT, _VOID_P)
+_SEGMENT_TYPE = _bare(pdfium_c.FPDFPathSegment_GetType, _INT)
+_SEGMENT_CLOSE = _bare(pdfium_c.FPDFPathSegment_GetClose, _INT)
 _FLOAT_BYTES = ctypes.sizeof(ctypes.c_float)
 
 
@@ -582,7 +588,7 @@ class _Objects:
     rule_xs: set[int] = field(default_factory=set)
     subpaths: list[Subpath] = field(default_factory=list)
 
-    def scan(self, objects: list[int], outer: Matrix = _IDENTITY, depth: int = 0) -> None:
+    def scan(self, objects: list[_Handle], outer: Matrix = _IDENTITY, depth: int = 0) -> None:
         # Raw calls on handles: PdfPage.get_objects() wraps every object in a helper, which
         # costs ~3x more. Most objects are text, which needs nothing here.
         for obj, kind in zip(objects, map(_OBJECT_TYPE, objects), strict=True):
@@ -601,7 +607,7 @@ class _Objects:
                     depth + 1,
                 )
 
-    def _path(self, obj: int, matrix: Matrix) -> None:
+    def _path(self, obj: _Handle, matrix: Matrix) -> None:
         a, b, c, d, e, f = matrix
         start = prev = None
         shape: list[str] = []
@@ -659,7 +665,7 @@ class _Objects:
             self.rule_xs.add(round(min(p[0], q[0])))
 
 
-def _matrix(obj: int) -> Matrix:
+def _matrix(obj: _Handle) -> Matrix:
     m = pdfium_c.FS_MATRIX()
     if not _OBJECT_MATRIX(obj, ctypes.addressof(m)):
         return _IDENTITY
@@ -692,12 +698,12 @@ def _find_tables(page: _Page) -> None:
         join_x_tolerance=_SETTINGS.join_x_tolerance,
         join_y_tolerance=_SETTINGS.join_y_tolerance,
     )
-    intersections = _edges_to_intersections(
+    v_boxes, h_boxes = _intersections(
         filter_edges(edges, min_length=_SETTINGS.edge_min_length),
         _SETTINGS.intersection_x_tolerance,
         _SETTINGS.intersection_y_tolerance,
     )
-    for cells in _cells_to_tables(_intersections_to_cells(intersections)):
+    for cells in _cells_to_tables(_intersections_to_cells(v_boxes, h_boxes)):
         table = _to_table(cells, page)
         if table is not None:
             bbox = (
@@ -769,44 +775,58 @@ def _is_rect(points: list[Point]) -> bool:
     )
 
 
-def _edges_to_intersections(
+def _intersections(
     edges: list[dict], x_tolerance: float, y_tolerance: float
-) -> dict[Point, dict[str, list]]:
-    """pdfplumber's `edges_to_intersections`, with the horizontal edges sorted once rather than
-    once for every vertical edge."""
-    intersections: dict[Point, dict[str, list]] = {}
-    v_edges = sorted((e for e in edges if e["orientation"] == "v"), key=itemgetter("x0", "top"))
-    h_edges = sorted((e for e in edges if e["orientation"] == "h"), key=itemgetter("top", "x0"))
-    for v in v_edges:
-        for h in h_edges:
+) -> tuple[dict[Point, set[int]], dict[Point, set[int]]]:
+    """pdfplumber's `edges_to_intersections`: its points, each with the vertical and the
+    horizontal edges that cross there, as sets of edge numbers. Edges with the same box share a
+    number, since pdfplumber tells edges apart by their boxes (`obj_to_bbox`); each box is built
+    and hashed once, not once per point. The horizontal edges are sorted once rather than once
+    for every vertical edge."""
+    numbers: dict[Box, int] = {}
+    vertical = [
+        (e["x0"], e["top"], e["bottom"], numbers.setdefault(_BBOX(e), len(numbers)))
+        for e in sorted((e for e in edges if e["orientation"] == "v"), key=_V_ORDER)
+    ]
+    horizontal = [
+        (e["top"], e["x0"], e["x1"], numbers.setdefault(_BBOX(e), len(numbers)))
+        for e in sorted((e for e in edges if e["orientation"] == "h"), key=_H_ORDER)
+    ]
+    v_boxes: dict[Point, set[int]] = {}
+    h_boxes: dict[Point, set[int]] = {}
+    for x, v_top, v_bottom, v_number in vertical:
+        for y, h_x0, h_x1, h_number in horizontal:
             if (
-                (v["top"] <= (h["top"] + y_tolerance))
-                and (v["bottom"] >= (h["top"] - y_tolerance))
-                and (v["x0"] >= (h["x0"] - x_tolerance))
-                and (v["x0"] <= (h["x1"] + x_tolerance))
+                (v_top <= (y + y_tolerance))
+                and (v_bottom >= (y - y_tolerance))
+                and (x >= (h_x0 - x_tolerance))
+                and (x <= (h_x1 + x_tolerance))
             ):
-                vertex = (v["x0"], h["top"])
-                if vertex not in intersections:
-                    intersections[vertex] = {"v": [], "h": []}
-                intersections[vertex]["v"].append(v)
-                intersections[vertex]["h"].append(h)
-    return intersections
+                vertex = (x, y)
+                if vertex in v_boxes:
+                    v_boxes[vertex].add(v_number)
+                    h_boxes[vertex].add(h_number)
+                else:
+                    v_boxes[vertex] = {v_number}
+                    h_boxes[vertex] = {h_number}
+    return v_boxes, h_boxes
 
 
 # pdfplumber's obj_to_bbox as one C call: an edge's box, the key its edge_connects compares.
 _BBOX = itemgetter("x0", "top", "x1", "bottom")
+_V_ORDER, _H_ORDER = itemgetter("x0", "top"), itemgetter("top", "x0")
 
 
-def _intersections_to_cells(intersections: dict[Point, dict[str, list]]) -> list[Box]:
+def _intersections_to_cells(
+    v_boxes: dict[Point, set[int]], h_boxes: dict[Point, set[int]]
+) -> list[Box]:
     """pdfplumber's `intersections_to_cells`, same cells in the same order, without its cost.
 
     It rebuilds the set of edge boxes at both points of every pair it tests, and scans all later
-    points for the ones below and to the right of each point. Here each point's edge boxes are
-    sets built once, and the points in each column and row are grouped once.
+    points for the ones below and to the right of each point. Here each point's edges are
+    sets built once (`_intersections`), and the points in each column and row are grouped once.
     """
-    v_boxes = {p: set(map(_BBOX, edges["v"])) for p, edges in intersections.items()}
-    h_boxes = {p: set(map(_BBOX, edges["h"])) for p, edges in intersections.items()}
-    points = sorted(intersections)
+    points = sorted(v_boxes)
     # In sorted order, a column's points come top to bottom and a row's left to right, so the
     # points below (right of) one are those after it in its column (row).
     column: defaultdict[float, list[Point]] = defaultdict(list)
@@ -832,8 +852,8 @@ def _smallest_cell(
     point: Point,
     below: list[Point],
     right: list[Point],
-    v_boxes: dict[Point, set[Box]],
-    h_boxes: dict[Point, set[Box]],
+    v_boxes: dict[Point, set[int]],
+    h_boxes: dict[Point, set[int]],
 ) -> Box | None:
     # pdfplumber's edge_connects joins two points sharing an x by a common vertical edge, and
     # two sharing a y by a horizontal one. A point below shares only the x, one to the right
@@ -951,6 +971,8 @@ def _text_lines(inside: list[int], chars: _Chars, text: Sequence[str] | None = N
     where given) as lines of text, top to bottom, the way extract_text() reads them: lines by
     top, characters left to right, a space where a space character or a gap parts two words."""
     text = chars.text if text is None else text
+    if len(inside) == 1:
+        return [text[inside[0]]]
     tops, x0s, x1s = chars.top, chars.x0, chars.x1
     lines: list[list[int]] = []
     previous_top = 0.0
@@ -964,6 +986,14 @@ def _text_lines(inside: list[int], chars: _Chars, text: Sequence[str] | None = N
     texts = []
     for line in lines:
         line.sort(key=x0s.__getitem__)
+        gaps = map(
+            gt,
+            map(x0s.__getitem__, line[1:]),
+            map(add, map(x1s.__getitem__, line), repeat(_TEXT_X_TOLERANCE)),
+        )
+        if not any(gaps):  # no word gap: the characters run together
+            texts.append("".join(map(text.__getitem__, line)))
+            continue
         words = text[line[0]]
         for prev, i in pairwise(line):
             words += (" " if x0s[i] > x1s[prev] + _TEXT_X_TOLERANCE else "") + text[i]
@@ -983,6 +1013,8 @@ def _clean_line(text: str) -> str:
 
 def _join_lines(lines: list[str]) -> str:
     """Join wrapped lines: no space next to CJK text, one space between two Latin/digit tokens."""
+    if len(lines) == 1:
+        return _clean_line(lines[0])
     out = ""
     for line in map(_clean_line, lines):
         if not line:

@@ -57,9 +57,13 @@ def test_table_functions_match_pdfplumbers_on_every_ruled_sample_page():
         )
         edges = filter_edges(edges, min_length=settings.edge_min_length)
         tolerances = (settings.intersection_x_tolerance, settings.intersection_y_tolerance)
-        intersections = pdf._edges_to_intersections(edges, *tolerances)
-        assert intersections == pdfplumber.table.edges_to_intersections(edges, *tolerances)
-        cells = pdf._intersections_to_cells(intersections)
+        v_boxes, h_boxes = pdf._intersections(edges, *tolerances)
+        intersections = pdfplumber.table.edges_to_intersections(edges, *tolerances)
+        assert list(v_boxes) == list(h_boxes) == list(intersections)
+        for point, crossing in intersections.items():  # edges told apart by their boxes
+            assert len(v_boxes[point]) == len(set(map(pdfplumber.utils.obj_to_bbox, crossing["v"])))
+            assert len(h_boxes[point]) == len(set(map(pdfplumber.utils.obj_to_bbox, crossing["h"])))
+        cells = pdf._intersections_to_cells(v_boxes, h_boxes)
         assert cells == pdfplumber.table.intersections_to_cells(intersections)
         assert len(cells) > 10
         assert pdf._cells_to_tables(cells) == pdfplumber.table.cells_to_tables(cells)
@@ -117,6 +121,7 @@ def _clear_caches() -> None:
         tables._label_like,
         tables._parse_value,
         tables._longest_marker,
+        tables._group_code,
         pdf._clean_line,
     ):
         cached.cache_clear()
