@@ -44,11 +44,15 @@ _H_RULE_MIN = RENDER_DPI * 3 // 10
 _V_RULE_MIN = RENDER_DPI // 5
 # Grey level (paper 255) under which a pixel may belong to a faint rule.
 _FAINT_RULE = 200
+# A grey fill is at least this wide and high (px), more than a stroke or a rule is thick.
+_FILL_MIN = RENDER_DPI // 12
 # A rule is no thicker than this (px).
 _RULE_MAX_PX = RENDER_DPI // 20
 # A table is a grid region at least this wide (share of the page) and this many px high.
 _TABLE_MIN_WIDTH = 0.2
 _TABLE_MIN_HEIGHT = 40
+# A cell fills at least this share of its bounding box (the rules around it excepted).
+_CELL_FILL = 0.6
 # Text lines in a cell: rows with at least this many ink pixels, lines at least this tall (px).
 _ROW_INK = 2
 _MIN_LINE_PX = 6
@@ -180,15 +184,15 @@ def read_page(page: Any, region: tuple[float, float, float, float] | None = None
     clean = _normalise(gray)
     if clean is None:
         return OcrPage([], [], angle)
-    # Ink (for the grid and for finding lines in cells) from a median-smoothed copy: noise
-    # specks and JPEG blocks must not count; the recogniser reads the unsmoothed image.
-    ink = cv2.threshold(cv2.medianBlur(clean, 3), 0, 255, cv2.THRESH_BINARY_INV | cv2.THRESH_OTSU)[
-        1
-    ]
+    # Ink (for the grid and for finding lines in cells) from a median-smoothed copy with its
+    # grey fill taken out: noise specks, JPEG blocks and the grain of a shaded row must not
+    # count; the recogniser reads the unsmoothed image.
+    smooth = _without_fill(cv2.medianBlur(clean, 3))
+    ink = cv2.threshold(smooth, 0, 255, cv2.THRESH_BINARY_INV | cv2.THRESH_OTSU)[1]
     # Rules from the text's ink, and from a lighter threshold: a thin rule in a small picture
     # renders light grey. Noise the lighter one picks up is not long and thin, so not a rule.
     horizontal, vertical = _rule_masks(ink)
-    faint = cv2.threshold(cv2.medianBlur(clean, 3), _FAINT_RULE, 255, cv2.THRESH_BINARY_INV)[1]
+    faint = cv2.threshold(smooth, _FAINT_RULE, 255, cv2.THRESH_BINARY_INV)[1]
     faint_horizontal, faint_vertical = _rule_masks(faint)
     horizontal |= faint_horizontal
     vertical |= faint_vertical
@@ -235,6 +239,10 @@ def read_page(page: Any, region: tuple[float, float, float, float] | None = None
     # A value cell read as something else (11 as 日): where its column holds numbers and the
     # reading is unsure, it is decoded again with digits as the only characters allowed.
     for index, reading in _digits_in_numeric_columns(cell_crops, crop_cells, readings):
+        readings[index] = reading
+    # A number read with fewer digits than its ink shows glyphs apart (11 read as 1: the
+    # recogniser runs two equal glyphs into one) is read again with its glyphs set apart.
+    for index, reading in _glyphs_set_apart(text_image, text_ink, cell_crops, readings):
         readings[index] = reading
     to_points = 1 / scale
     placed = [
@@ -301,6 +309,21 @@ def _normalise(gray: np.ndarray) -> np.ndarray | None:
         return None
     stretched = np.clip((gray.astype(np.float32) - low) * (255 / (high - low)), 0, 255)
     return stretched.astype(np.uint8)
+
+
+def _without_fill(gray: np.ndarray) -> np.ndarray:
+    """The page divided by its background: a flat grey fill (a shaded header or group row)
+    turns white, while text and rules on it keep their contrast to it. Shaded, its grain
+    thresholds as ink, and the rules along it join the fill into a band too thick to be a rule.
+
+    The background is the page with every mark thinner than `_FILL_MIN` closed over (a
+    grey-level closing): strokes and rules go, a fill that wide stays."""
+    import cv2
+
+    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (_FILL_MIN, _FILL_MIN))
+    background = cv2.morphologyEx(gray, cv2.MORPH_CLOSE, kernel)
+    flat = gray.astype(np.float32) * 255 / np.maximum(background, 1)
+    return np.clip(flat, 0, 255).astype(np.uint8)
 
 
 def _reading_order(boxes: list[tuple[int, int, int, int]], first_detected: int) -> list[list[int]]:
@@ -379,7 +402,11 @@ def _table_boxes(grid: np.ndarray) -> list[tuple[int, int, int, int]]:
 
 
 def _cells(grid: np.ndarray, table: tuple[int, int, int, int]) -> list[tuple[int, int, int, int]]:
-    """The regions the ruling lines enclose inside one table (merged cells come out whole)."""
+    """The regions the ruling lines enclose inside one table (merged cells come out whole).
+
+    A region is a cell only if it nearly fills its bounding box: the slivers between a skewed
+    table's frame and its bounding box are not, and they would read the text of a row (a
+    shaded one, once its fill is taken out) a second time."""
     import cv2
 
     x0, y0, x1, y1 = table
@@ -389,7 +416,7 @@ def _cells(grid: np.ndarray, table: tuple[int, int, int, int]) -> list[tuple[int
     return [
         (x0 + x, y0 + y, x0 + x + w, y0 + y + h)
         for x, y, w, h, pixels in stats[1:count]
-        if w >= 8 and h >= 8 and pixels < area / 2
+        if w >= 8 and h >= 8 and pixels < area / 2 and pixels >= _CELL_FILL * w * h
     ]
 
 
@@ -401,8 +428,7 @@ def _cell_lines(
     cell_ink = ink[y0:y1, x0:x1] > 0
     rows = np.flatnonzero(cell_ink.sum(axis=1) >= _ROW_INK)
     lines = []
-    for run in _runs(rows, gap=2):
-        top, bottom = run[0], run[-1] + 1
+    for top, bottom in _joined_fragments([(run[0], run[-1] + 1) for run in _runs(rows, gap=2)]):
         if bottom - top < _MIN_LINE_PX:
             continue
         columns = np.flatnonzero(cell_ink[top:bottom].sum(axis=0))
@@ -410,6 +436,24 @@ def _cell_lines(
         box = (x0 + left, y0 + top, x0 + right, y0 + bottom)
         lines.append((_pad(image, box), box))
     return lines
+
+
+def _joined_fragments(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Rows of ink (top, bottom) with a glyph's split-off piece joined to its line: a faint
+    stroke breaks a blurred 2 into its top and a short foot, and the top alone reads as 9. A
+    piece at most 3/5 as tall as its neighbour, no farther from it than half its own height, is
+    part of it (lines of text are parted by more than that)."""
+    joined: list[tuple[int, int]] = []
+    for top, bottom in spans:
+        if joined:
+            last_top, last_bottom = joined[-1]
+            shorter = min(bottom - top, last_bottom - last_top)
+            taller = max(bottom - top, last_bottom - last_top)
+            if 5 * shorter <= 3 * taller and 2 * (top - last_bottom) <= shorter:
+                joined[-1] = (last_top, bottom)
+                continue
+        joined.append((top, bottom))
+    return joined
 
 
 def _is_short(box: tuple[int, int, int, int]) -> bool:
@@ -514,6 +558,54 @@ def _digits_in_numeric_columns(
     ]
     digits = _recognise(binarised, allowed=_DIGITS)
     return [(i, reading) for i, reading in zip(again, digits, strict=True) if reading.chars]
+
+
+def _glyphs_set_apart(
+    image: np.ndarray,
+    ink: np.ndarray,
+    crops: list[tuple[np.ndarray, tuple[int, int, int, int]]],
+    readings: list[_Reading],
+) -> list[tuple[int, _Reading]]:
+    """Whole numbers read with fewer digits than the glyphs their ink shows apart, read again
+    as digits with a blank of a third of a line between the glyphs (wider blanks leave a lone
+    1 unread, narrower ones merge it again); the new reading is taken where
+    it reads a digit for every glyph (a glyph may hold two touching digits, never none)."""
+    suspect: list[tuple[int, list[tuple[int, int]]]] = []
+    for i, (_, (x0, y0, x1, y1)) in enumerate(crops):
+        text = "".join(t for t, _, _ in readings[i].chars)
+        if not text.isdigit():
+            continue
+        glyphs = _glyph_columns(ink[y0:y1, x0:x1] > 0)
+        if len(glyphs) > len(text):
+            suspect.append((i, glyphs))
+    spaced = []
+    for i, glyphs in suspect:
+        x0, y0, x1, y1 = crops[i][1]
+        height = y1 - y0
+        gap = np.full((height, max(height // 3, 2)), 255, np.uint8)
+        pieces = [gap]
+        for left, right in glyphs:
+            pieces += [image[y0:y1, x0 + left : x0 + right], gap]
+        line = np.hstack(pieces)
+        spaced.append(_pad(line, (0, 0, line.shape[1], height)))
+    again = _recognise(spaced, allowed=_DIGITS)
+    return [
+        (i, reading)
+        for (i, glyphs), reading in zip(suspect, again, strict=True)
+        if len(reading.chars) >= len(glyphs)
+    ]
+
+
+def _glyph_columns(line_ink: np.ndarray) -> list[tuple[int, int]]:
+    """The spans of columns (left, right) that hold a glyph: runs of inked columns parted by
+    white ones, whose ink is at least half the line high (not a decimal point or a speck)."""
+    height = line_ink.shape[0]
+    glyphs = []
+    for run in _runs(np.flatnonzero(line_ink.any(axis=0)), gap=1):
+        rows = np.flatnonzero(line_ink[:, run[0] : run[-1] + 1].any(axis=1))
+        if rows[-1] - rows[0] + 1 >= height / 2:
+            glyphs.append((int(run[0]), int(run[-1]) + 1))
+    return glyphs
 
 
 def _is_number(reading: _Reading) -> bool:

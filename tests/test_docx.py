@@ -241,6 +241,80 @@ def test_hairline_column_between_misaligned_borders_is_dropped() -> None:
     ]
 
 
+# --- the package: only the parts the reader uses ----------------------------------------------
+
+SEED_STYLES = zipfile.ZipFile(SAMPLE).read("word/styles.xml")
+
+
+def _prefixed(xml: bytes, prefix: bytes) -> bytes:
+    return re.sub(rb"(</?| )w:", rb"\1" + prefix + b":", xml).replace(
+        b"xmlns:w=", b"xmlns:" + prefix + b"="
+    )
+
+
+@pytest.mark.parametrize(
+    "styles",
+    [
+        pytest.param(_prefixed(SEED_STYLES, b"wx"), id="another-prefix"),
+        pytest.param(
+            SEED_STYLES.replace(b"<w:docDefaults>", b"<!-- a comment --><w:docDefaults>"),
+            id="a-comment",
+        ),
+        pytest.param(
+            SEED_STYLES.replace(b'w:styleId="Heading1"', b'w:styleId="Head&#105;ng1"'),
+            id="a-character-reference-in-the-id",
+        ),
+        pytest.param(
+            SEED_STYLES.replace(b'w:styleId="Heading1"', b"w:styleId = 'Heading1'"),
+            id="single-quotes",
+        ),
+        pytest.param(SEED_STYLES.replace(b"<w:style ", b"<w:style\n "), id="line-breaks-in-tags"),
+        pytest.param(SEED_STYLES.replace(b"</w:style>", b"</w:style >"), id="spaced-end-tags"),
+        pytest.param(
+            SEED_STYLES.decode("utf-8").replace("'UTF-8'", "'UTF-16'").encode("utf-16"),
+            id="utf-16",
+        ),
+    ],
+)
+def test_heading_styles_are_found_however_the_styles_part_is_written(
+    seed: Document, styles: bytes
+) -> None:
+    document = read_docx(rezip(SAMPLE.read_bytes(), {"word/styles.xml": styles}))
+
+    assert [(p.text, p.kind) for p in document.paragraphs()] == [
+        (p.text, p.kind) for p in seed.paragraphs()
+    ]
+
+
+def test_style_renamed_away_from_heading_is_no_longer_a_heading() -> None:
+    styles = SEED_STYLES.replace(b'<w:name w:val="heading 1"/>', b'<w:name w:val="Quote"/>')
+    document = read_docx(rezip(SAMPLE.read_bytes(), {"word/styles.xml": styles}))
+
+    assert not [p for p in document.paragraphs() if p.kind == "heading"]
+
+
+def test_damaged_heading_style_makes_the_document_corrupt() -> None:
+    styles = SEED_STYLES.replace(b'<w:name w:val="heading 1"/>', b'<w:name w:val="heading 1">')
+    with pytest.raises(ParseError) as error:
+        read_docx(rezip(SAMPLE.read_bytes(), {"word/styles.xml": styles}))
+    assert error.value.code == "corrupt_docx"
+
+
+def test_damaged_part_the_reader_does_not_use_is_not_read(seed: Document) -> None:
+    # python-docx parsed every part on open, so this used to fail the whole report.
+    damaged = rezip(SAMPLE.read_bytes(), {"word/settings.xml": b"<w:settings"})
+
+    assert read_docx(damaged) == seed
+
+
+def test_main_part_of_another_content_type_is_corrupt() -> None:
+    types = zipfile.ZipFile(SAMPLE).read("[Content_Types].xml")
+    types = types.replace(b"document.main+xml", b"template.main+xml")
+    with pytest.raises(ParseError) as error:
+        read_docx(rezip(SAMPLE.read_bytes(), {"[Content_Types].xml": types}))
+    assert error.value.code == "corrupt_docx"
+
+
 # --- files that must not be read ---------------------------------------------------------------
 
 

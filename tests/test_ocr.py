@@ -104,7 +104,8 @@ def test_a_heavily_degraded_scan_keeps_its_rows_by_order_and_sums(huaian_heavy: 
     assert "总计" not in facts["applications/total_processed/total"].label
     # Rows whose labels are past recognition are not guessed where the sums do not agree.
     unmatched = [p for p in result["problems"] if p["code"] == "row_label_unmatched"]
-    assert unmatched and all("not mapped" in p["message"] for p in unmatched)
+    assert all("not mapped" in p["message"] for p in unmatched)
+    assert not any(f["row"].startswith("extra.") for f in result["facts"])
     # （一）予以公开 read as 手以会票: with it in place a misread 4 (read 1) elsewhere breaks a sum
     # that held by chance; judged with the digits the sums mend, the row stands.
     placed = [p["message"] for p in result["problems"] if p["code"] == "row_placed_by_order"]
@@ -115,21 +116,48 @@ def test_a_heavily_degraded_scan_keeps_its_rows_by_order_and_sums(huaian_heavy: 
     assert facts["applications/other_handling.other/total"].value == 110
     # Table 四 under a header row OCR could not read.
     assert facts["review_litigation/review/total"].value == 351
-    assert right_cells(result, expected) >= 0.94 * len(expected["facts"])
+    assert right_cells(result, expected) >= 0.99 * len(expected["facts"])
 
 
-def test_a_row_of_table_2_whose_value_cell_ocr_read_as_noise_is_reported(
-    huaian_heavy: dict,
-) -> None:
-    # 行政强制 88283: the shaded band below the row is read into both its cells (行政强制807菁,
-    # 88283 1553 面 2 …), so no cell reads as a value. The row is not guessed, but not lost either.
-    assert "active_disclosure/coercion/decisions" in gold(HUAIAN_HEAVY)["facts"]
-    keys = {f["table"] + "/" + f["row"] for f in huaian_heavy["facts"]}
-    assert "active_disclosure/coercion" not in keys
-    unread = [p["message"] for p in huaian_heavy["problems"] if p["code"] == "row_values_unread"]
-    assert len(unread) == 1
-    assert unread[0].startswith("active_disclosure/coercion: the row '行政强制")
-    assert "88283" in unread[0] and "not guessed" in unread[0]
+def test_a_shaded_row_does_not_break_the_grid_of_the_rows_around_it(huaian_heavy: dict) -> None:
+    # The grey band 第二十条 第（八）项 below 行政强制 88283: its grain thresholded as ink joined
+    # the rules along it into a band too thick to be a rule, and the row read the band's noise
+    # into its cells. With the fill divided out, the rules and the row stand.
+    facts = {f.key: f for f in map(Fact.from_json, huaian_heavy["facts"])}
+    assert facts["active_disclosure/coercion/decisions"].value == 88283
+    assert facts["active_disclosure/penalty/decisions"].value == 3985758
+    assert not [p for p in huaian_heavy["problems"] if p["code"] == "row_values_unread"]
+    # Every row of table 二 is read once, by its label: the slivers between the skewed frame
+    # and the table's box are no cells (they read a shaded row's text a second time).
+    rows = [f["row"] for f in huaian_heavy["facts"] if f["table"] == "active_disclosure"]
+    assert sorted(set(rows)) == [
+        "coercion",
+        "fees",
+        "licensing",
+        "normative_documents",
+        "penalty",
+        "rules",
+    ]
+
+
+def test_two_equal_digits_the_recogniser_ran_into_one_are_read_apart(huaian_heavy: dict) -> None:
+    # 11 read as 1 in both cells of one row (its own sum still held, the column's did not), and
+    # 110 read as 10: the ink shows one glyph more than the digits read.
+    facts = {f.key: f for f in map(Fact.from_json, huaian_heavy["facts"])}
+    for column in ("natural_person", "total"):
+        assert facts[f"applications/unavailable.needs_creation/{column}"].value == 11
+    assert facts["applications/other_handling.other/total"].value == 110
+    # With them right, the sums place the row of 重复申请 (label read as 2.业复中话).
+    assert facts["applications/not_processed.repeated/total"].value == 25
+
+
+def test_a_glyph_broken_by_a_faint_stroke_is_read_whole(huaian_heavy: dict) -> None:
+    # A blurred 2 whose foot a faint diagonal parted from its top: the top alone read as 9.
+    facts = {f.key: f for f in map(Fact.from_json, huaian_heavy["facts"])}
+    assert facts["applications/other_handling.other/commercial"].value == 2
+    assert ocr._joined_fragments([(0, 9), (11, 16), (40, 55)]) == [(0, 16), (40, 55)]
+    # Two lines of a label, however close, stay two.
+    assert ocr._joined_fragments([(0, 15), (18, 33)]) == [(0, 15), (18, 33)]
 
 
 def test_tables_pasted_as_pictures_into_a_text_pdf_are_read() -> None:

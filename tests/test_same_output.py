@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 import io
 import random
+import zipfile
 from difflib import SequenceMatcher
 
 import docx
@@ -17,13 +18,14 @@ import pdfplumber.table
 import pypdfium2
 import pytest
 from docx.enum.style import WD_STYLE_TYPE
+from docx.oxml.parser import parse_xml
 from hypothesis import given
 from hypothesis import strategies as st
 from pdfplumber.utils import filter_edges
 
 from nianbao.parsers import agency, pdf, sections, tables
 from nianbao.parsers.blocks import Cell, Table
-from nianbao.parsers.docx import _HEADING_STYLE, _heading_style_ids
+from nianbao.parsers.docx import _HEADING_STYLE, _headings_among, _used_styles
 from nianbao.parsers.report import _reader, parse_bytes
 from nianbao.schema import numbering, registry
 
@@ -195,15 +197,22 @@ def test_run_on_headings_with_typos_match_as_with_full_ratios():
 
 
 def test_heading_styles_match_python_docx_style_objects():
-    word = docx.Document(io.BytesIO((SAMPLES / "huzhu-employment-2023.docx").read_bytes()))
+    data = (SAMPLES / "huzhu-employment-2023.docx").read_bytes()
+    word = docx.Document(io.BytesIO(data))
     expected = {
         style.style_id
         for style in word.styles
         if style.type == WD_STYLE_TYPE.PARAGRAPH
         and _HEADING_STYLE.match((style.name or "").strip())
     }
-    assert _heading_style_ids(word) == expected
+    assert _headings_among(word.styles.element) == expected
     assert expected
+    # The styles part cut down to the styles a body names keeps the headings among them.
+    xml = zipfile.ZipFile(io.BytesIO(data)).read("word/styles.xml")
+    every_id = {style.style_id for style in word.styles}
+    assert _headings_among(parse_xml(_used_styles(xml, every_id))) == expected
+    some = {"Normal", "Heading2", "TableGrid", "Title"}
+    assert _headings_among(parse_xml(_used_styles(xml, some))) == expected & some
 
 
 def test_a_parse_leaves_garbage_collection_as_it_found_it():
