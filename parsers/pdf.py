@@ -19,14 +19,13 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
-from itertools import compress, pairwise, product, repeat
+from itertools import compress, groupby, pairwise, product, repeat
 from math import isnan
 from operator import add, gt, itemgetter, ne, not_, sub, truediv
 
 import pypdfium2
 import pypdfium2.raw as pdfium_c
-from pdfplumber.table import TableSettings, merge_edges
-from pdfplumber.utils import filter_edges
+from pdfplumber.table import TableSettings
 
 from nianbao.schema import numbering
 
@@ -691,15 +690,8 @@ def _compose(outer: Matrix, inner: Matrix) -> Matrix:
 
 def _find_tables(page: _Page) -> None:
     """What pdfplumber's `page.find_tables()` finds, from the paths and characters pdfium gave."""
-    edges = merge_edges(
-        _edges(page.subpaths),
-        snap_x_tolerance=_SETTINGS.snap_x_tolerance,
-        snap_y_tolerance=_SETTINGS.snap_y_tolerance,
-        join_x_tolerance=_SETTINGS.join_x_tolerance,
-        join_y_tolerance=_SETTINGS.join_y_tolerance,
-    )
     v_boxes, h_boxes = _intersections(
-        filter_edges(edges, min_length=_SETTINGS.edge_min_length),
+        *_merged(*_edges(page.subpaths)),
         _SETTINGS.intersection_x_tolerance,
         _SETTINGS.intersection_y_tolerance,
     )
@@ -715,11 +707,16 @@ def _find_tables(page: _Page) -> None:
             page.tables.append(_PageTable(table, bbox))
 
 
-def _edges(subpaths: list[Subpath]) -> list[dict[str, float | str]]:
-    """The page's edges as pdfplumber's `page.edges` gives them (lines, then rectangles, then
-    curves), kept as its table finder keeps them: vertical or horizontal, at least
-    `edge_min_length_prefilter` long."""
-    lines, rects, curves = [], [], []
+# An edge as pdfplumber's table finder keeps it (its dict's numbers, its orientation apart).
+Edge = tuple[float, float, float, float, float, float]  # x0, top, x1, bottom, width, height
+_X0, _TOP, _X1, _BOTTOM, _WIDTH, _HEIGHT = range(6)
+
+
+def _edges(subpaths: list[Subpath]) -> tuple[list[Edge], list[Edge]]:
+    """The page's vertical and horizontal edges as pdfplumber's `page.edges` gives them (lines,
+    then rectangles, then curves), kept as its table finder keeps them: vertical or horizontal,
+    at least `edge_min_length_prefilter` long."""
+    lines, rects, curves = [], [], []  # (orientation, edge)
     for shape, points in subpaths:
         # pdfminer drops a closing lineto that returns to the start before an 'h'.
         if len(shape) > 3 and shape.endswith("lh") and points[-2] == points[0]:
@@ -727,44 +724,105 @@ def _edges(subpaths: list[Subpath]) -> list[dict[str, float | str]]:
         if shape in ("ml", "mlh"):
             (x0, y0), (x1, y1) = points[:2]
             edge = _edge(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
-            edge["orientation"] = "h" if y0 == y1 else "v"
-            lines.append(edge)
+            lines.append(("h" if y0 == y1 else "v", edge))
         elif shape in ("mlllh", "mllll") and _is_rect(points):
             x0, x1 = sorted((points[0][0], points[2][0]))
             top, bottom = sorted((points[0][1], points[2][1]))
             rects += [
-                _edge(x0, top, x1, top, "h"),
-                _edge(x0, bottom, x1, bottom, "h"),
-                _edge(x0, top, x0, bottom, "v"),
-                _edge(x1, top, x1, bottom, "v"),
+                ("h", _edge(x0, top, x1, top)),
+                ("h", _edge(x0, bottom, x1, bottom)),
+                ("v", _edge(x0, top, x0, bottom)),
+                ("v", _edge(x1, top, x1, bottom)),
             ]
         else:
             for (x0, y0), (x1, y1) in pairwise(points):
                 orientation = "v" if x0 == x1 else "h" if y0 == y1 else None
                 if orientation:
-                    curves.append(
-                        _edge(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1), orientation)
-                    )
+                    edge = _edge(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
+                    curves.append((orientation, edge))
     minimum = _SETTINGS.edge_min_length_prefilter
-    return [
-        e
-        for e in lines + rects + curves
-        if e["height" if e["orientation"] == "v" else "width"] >= minimum
-    ]
+    edges = lines + rects + curves
+    return (
+        [e for orientation, e in edges if orientation == "v" and e[_HEIGHT] >= minimum],
+        [e for orientation, e in edges if orientation == "h" and e[_WIDTH] >= minimum],
+    )
 
 
-def _edge(
-    x0: float, top: float, x1: float, bottom: float, orientation: str = ""
-) -> dict[str, float | str]:
-    return {
-        "x0": x0,
-        "x1": x1,
-        "top": top,
-        "bottom": bottom,
-        "width": x1 - x0,
-        "height": bottom - top,
-        "orientation": orientation,
-    }
+def _edge(x0: float, top: float, x1: float, bottom: float) -> Edge:
+    return (x0, top, x1, bottom, x1 - x0, bottom - top)
+
+
+def _merged(vertical: list[Edge], horizontal: list[Edge]) -> tuple[list[Edge], list[Edge]]:
+    """pdfplumber's `merge_edges` and `filter_edges(min_length=edge_min_length)` with the
+    default settings, on tuples: each orientation's edges snapped to their cluster's mean
+    position, then those on one line joined where they touch, then the short ones dropped.
+    Same edges, same numbers, same order within each orientation (its dicts cost a copy of the
+    whole edge for every move and resize)."""
+    settings = _SETTINGS
+    vertical = _joined(_snapped(vertical, _X0, settings.snap_x_tolerance), _X0, settings)
+    horizontal = _joined(_snapped(horizontal, _TOP, settings.snap_y_tolerance), _TOP, settings)
+    minimum = settings.edge_min_length
+    return (
+        [e for e in vertical if e[_HEIGHT] >= minimum],
+        [e for e in horizontal if e[_WIDTH] >= minimum],
+    )
+
+
+def _snapped(edges: list[Edge], at: int, tolerance: float) -> list[Edge]:
+    """pdfplumber's `snap_objects` on the position `at` (x0 of vertical edges, top of
+    horizontal ones): positions within `tolerance` of the previous one form a cluster, and its
+    edges move to the cluster's mean, cluster by cluster in order of position."""
+    values = [e[at] for e in edges]
+    cluster: dict[float, int] = {}
+    number, last = -1, 0.0
+    for value in sorted(set(values)):
+        if number < 0 or not value <= last + tolerance:
+            number += 1
+        cluster[value] = number
+        last = value
+    moved: list[Edge] = []
+    ordered = sorted(zip(edges, map(cluster.get, values), strict=True), key=itemgetter(1))
+    for _, members in groupby(ordered, key=itemgetter(1)):
+        group = [edge for edge, _ in members]
+        mean = sum(e[at] for e in group) / len(group)
+        for x0, top, x1, bottom, width, height in group:
+            if at == _X0:
+                shift = mean - x0
+                moved.append((x0 + shift, top, x1 + shift, bottom, width, height))
+            else:
+                shift = mean - top
+                moved.append((x0, top + shift, x1, bottom + shift, width, height))
+    return moved
+
+
+def _joined(edges: list[Edge], at: int, settings: TableSettings) -> list[Edge]:
+    """pdfplumber's `join_edge_group` over each line's edges, lines in order of position:
+    an edge that starts within the join tolerance of the previous one's end extends it."""
+    if at == _X0:  # vertical edges: joined along y
+        start, end, tolerance = _TOP, _BOTTOM, settings.join_y_tolerance
+    else:
+        start, end, tolerance = _X0, _X1, settings.join_x_tolerance
+    line_key = itemgetter(slice(at, at + 1))  # pdfplumber sorts and groups by a tuple key
+    joined: list[Edge] = []
+    for _, line in groupby(sorted(edges, key=line_key), key=line_key):
+        on_line = sorted(line, key=itemgetter(start))
+        joined.append(on_line[0])
+        for edge in on_line[1:]:
+            last = joined[-1]
+            if edge[start] <= last[end] + tolerance:
+                if edge[end] > last[end]:
+                    joined[-1] = _resized(last, end, edge[end])
+            else:
+                joined.append(edge)
+    return joined
+
+
+def _resized(edge: Edge, end: int, value: float) -> Edge:
+    """pdfplumber's `resize_object` of an edge's far end (bottom or x1)."""
+    x0, top, x1, bottom, width, height = edge
+    if end == _BOTTOM:
+        return (x0, top, x1, value, width, height + (value - bottom))
+    return (x0, top, value, bottom, value - x0, height)
 
 
 def _is_rect(points: list[Point]) -> bool:
@@ -776,7 +834,10 @@ def _is_rect(points: list[Point]) -> bool:
 
 
 def _intersections(
-    edges: list[dict], x_tolerance: float, y_tolerance: float
+    vertical_edges: list[Edge],
+    horizontal_edges: list[Edge],
+    x_tolerance: float,
+    y_tolerance: float,
 ) -> tuple[dict[Point, set[int]], dict[Point, set[int]]]:
     """pdfplumber's `edges_to_intersections`: its points, each with the vertical and the
     horizontal edges that cross there, as sets of edge numbers. Edges with the same box share a
@@ -785,12 +846,12 @@ def _intersections(
     for every vertical edge."""
     numbers: dict[Box, int] = {}
     vertical = [
-        (e["x0"], e["top"], e["bottom"], numbers.setdefault(_BBOX(e), len(numbers)))
-        for e in sorted((e for e in edges if e["orientation"] == "v"), key=_V_ORDER)
+        (e[_X0], e[_TOP], e[_BOTTOM], numbers.setdefault(e[:4], len(numbers)))
+        for e in sorted(vertical_edges, key=_V_ORDER)
     ]
     horizontal = [
-        (e["top"], e["x0"], e["x1"], numbers.setdefault(_BBOX(e), len(numbers)))
-        for e in sorted((e for e in edges if e["orientation"] == "h"), key=_H_ORDER)
+        (e[_TOP], e[_X0], e[_X1], numbers.setdefault(e[:4], len(numbers)))
+        for e in sorted(horizontal_edges, key=_H_ORDER)
     ]
     v_boxes: dict[Point, set[int]] = {}
     h_boxes: dict[Point, set[int]] = {}
@@ -812,9 +873,8 @@ def _intersections(
     return v_boxes, h_boxes
 
 
-# pdfplumber's obj_to_bbox as one C call: an edge's box, the key its edge_connects compares.
-_BBOX = itemgetter("x0", "top", "x1", "bottom")
-_V_ORDER, _H_ORDER = itemgetter("x0", "top"), itemgetter("top", "x0")
+# The orders pdfplumber's edges_to_intersections sorts edges in: (x0, top), (top, x0).
+_V_ORDER, _H_ORDER = itemgetter(_X0, _TOP), itemgetter(_TOP, _X0)
 
 
 def _intersections_to_cells(
