@@ -572,6 +572,7 @@ _CR = 0x0D
 Matrix = tuple[float, float, float, float, float, float]  # a b c d e f, as in PDF
 _TEXT_OBJECT, _IMAGE_OBJECT = pdfium_c.FPDF_PAGEOBJ_TEXT, pdfium_c.FPDF_PAGEOBJ_IMAGE
 _PATH_OBJECT, _FORM_OBJECT = pdfium_c.FPDF_PAGEOBJ_PATH, pdfium_c.FPDF_PAGEOBJ_FORM
+_MOVETO, _BEZIERTO = pdfium_c.FPDF_SEGMENT_MOVETO, pdfium_c.FPDF_SEGMENT_BEZIERTO
 
 
 @dataclass(slots=True)
@@ -589,10 +590,11 @@ class _Objects:
 
     def scan(self, objects: list[_Handle], outer: Matrix = _IDENTITY, depth: int = 0) -> None:
         # Raw calls on handles: PdfPage.get_objects() wraps every object in a helper, which
-        # costs ~3x more. Most objects are text, which needs nothing here.
-        for obj, kind in zip(objects, map(_OBJECT_TYPE, objects), strict=True):
-            if kind == _TEXT_OBJECT:
-                continue
+        # costs ~3x more. Most objects are text (often one a character), which needs nothing
+        # here: they are passed over by C-level iteration.
+        kinds = list(map(_OBJECT_TYPE, objects))
+        not_text = map(ne, kinds, repeat(_TEXT_OBJECT))
+        for obj, kind in compress(zip(objects, kinds, strict=True), not_text):
             if kind == _IMAGE_OBJECT:
                 self.has_images = True
             elif kind == _PATH_OBJECT:
@@ -632,14 +634,14 @@ class _Objects:
             page_x, page_y = a * x + c * y + e, b * x + d * y + f
             at = (page_x - self.left, self.top - page_y)
             point = (page_y, page_x) if self.rotated else (page_x, page_y)
-            if kind == pdfium_c.FPDF_SEGMENT_MOVETO:
+            if kind == _MOVETO:
                 self._subpath(shape, points)
                 shape, points = ["m"], [at]
                 start = point
             else:
                 if prev is not None:  # a line, or a Bézier leg between control points
                     self._edge(prev, point)
-                if kind == pdfium_c.FPDF_SEGMENT_BEZIERTO:
+                if kind == _BEZIERTO:
                     bezier = (bezier + 1) % 3
                     if bezier == 0:
                         shape.append("c")
