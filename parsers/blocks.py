@@ -9,7 +9,7 @@ covered by a span from above is not repeated. `Table.grid()` places them on a re
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from .result import Problem
 
@@ -21,10 +21,12 @@ class Cell:
     text: str
     rowspan: int = 1
     colspan: int = 1
-    # Set where the text was read by OCR: the lowest character confidence, and the other
-    # readings its low-confidence digits allow (checked against the printed sums later).
+    # Set where the text was read by OCR: the lowest character confidence, the other readings
+    # its low-confidence digits allow (checked against the printed sums later), and the keys
+    # of the cell lines it was read from (their images in `Document.ocr_lines`).
     confidence: float | None = None
     alternatives: tuple[str, ...] = ()
+    lines: tuple[int, ...] = ()
 
 
 @dataclass(slots=True)
@@ -84,6 +86,9 @@ class Document:
     author: str | None = None
     # Reader-level findings that do not stop the parse (e.g. a page with no text layer).
     problems: list[Problem] = field(default_factory=list)
+    # The images of the table cell lines OCR read, by key (`Cell.lines`): read again where a
+    # printed sum that their values take part in fails.
+    ocr_lines: dict[int, Any] = field(default_factory=dict)
 
     def paragraphs(self) -> list[Paragraph]:
         return [b for b in self.blocks if isinstance(b, Paragraph)]

@@ -8,10 +8,16 @@ are taken one at a time: a sum is mended where exactly one combination of its ow
 readings makes it hold and breaks no sum that held.
 Otherwise the value stays as read, with the finding `ocr_low_confidence` — never guessed. A
 low-confidence value that every sum it takes part in confirms needs no finding.
+
+A sum that fails as read has each OCR'd value in it read again from its cell's image (in other
+ways: black and white, larger, bolder, lighter, glyphs set apart, digits only; `ocr.reread`): a
+value read otherwise there, however sure the first reading was, is unsure, its other readings
+are alternatives like the recogniser's own, and the same rule decides.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from itertools import product
 
@@ -27,6 +33,8 @@ _SUM_RULES = frozenset({"R1", "R2", "R3", "R4"})
 _MAX_COMBINATIONS = 4096
 
 CheckKey = tuple[str, str]
+# Reads cell line images again (by their keys): other readings of each, as `ocr.reread`.
+Reread = Callable[[list[tuple[int, ...]]], list[tuple[str, ...]]]
 
 
 def _checks(facts: list[Fact], version: str) -> dict[CheckKey, tuple[bool, str]]:
@@ -52,32 +60,39 @@ def _involved(
     return {key for key, outcome in moved.items() if base.get(key) != outcome}
 
 
-def verify_digits(facts: list[Fact], version: str) -> list[Problem]:
-    """Correct or flag low-confidence OCR values in `facts` (in place); return the findings."""
+def verify_digits(facts: list[Fact], version: str, reread: Reread | None = None) -> list[Problem]:
+    """Correct or flag low-confidence OCR values in `facts` (in place); return the findings.
+
+    With `reread`, the values in the sums that still fail once the readings OCR gave have
+    settled what they can are read again, and the sums judge the new readings the same way."""
     unsure = [
         i for i, f in enumerate(facts) if f.confidence is not None and f.confidence < LOW_CONFIDENCE
     ]
-    if not unsure:
+    if not unsure and reread is None:
         return []
     base = _checks(facts, version)
-    failing = _failing(base)
     involved = {i: _involved(facts, i, version, base) for i in unsure}
-    corrected = _correct(facts, version, failing, involved) if failing else {}
-    why_corrected = dict.fromkeys(corrected, "every printed sum hold")
-    if failing and not corrected:
-        for i, (reading, key) in _correct_sum_by_sum(facts, version, involved).items():
-            corrected[i] = reading
-            why_corrected[i] = f"the printed sum {key[0]} {key[1]} hold, breaking none that held"
+    corrected = _settle(facts, version, base, involved)
+    if reread is not None:
+        now = _checks(facts, version)
+        failing = _failing(now)
+        if failing:
+            again = _read_again(facts, version, now, failing, set(corrected), reread)
+            unsure += [i for i in again if i not in involved]
+            involved.update({i: _involved(facts, i, version, now) for i in again})
+            if again:
+                open_cells = {i: keys for i, keys in involved.items() if i not in corrected}
+                corrected.update(_settle(facts, version, now, open_cells))
     failing = _failing(_checks(facts, version))
     findings = []
-    for i, reading in corrected.items():
+    for i, (reading, why) in corrected.items():
         fact = facts[i]
         findings.append(
             Problem(
                 "ocr_corrected",
                 f"{fact.table}/{fact.row}/{fact.col}: read {reading!r} "
                 f"(confidence {fact.confidence:.2f}); {fact.raw!r} is the only other reading "
-                f"that makes {why_corrected[i]}",
+                f"that makes {why}",
             )
         )
     for i in unsure:
@@ -93,6 +108,66 @@ def verify_digits(facts: list[Fact], version: str) -> list[Problem]:
             )
         )
     return findings
+
+
+def _settle(
+    facts: list[Fact],
+    version: str,
+    base: dict[CheckKey, tuple[bool, str]],
+    involved: dict[int, set[CheckKey]],
+) -> dict[int, tuple[str, str]]:
+    """Correct the unsure values (`involved`'s keys) the failing sums settle, in place: the
+    original reading of each and why it was replaced."""
+    failing = _failing(base)
+    if not failing or not involved:
+        return {}
+    corrected = {
+        i: (reading, "every printed sum hold")
+        for i, reading in _correct(facts, version, failing, involved).items()
+    }
+    if not corrected:
+        for i, (reading, key) in _correct_sum_by_sum(facts, version, involved).items():
+            corrected[i] = (
+                reading,
+                f"the printed sum {key[0]} {key[1]} hold, breaking none that held",
+            )
+    return corrected
+
+
+def _read_again(
+    facts: list[Fact],
+    version: str,
+    base: dict[CheckKey, tuple[bool, str]],
+    failing: set[CheckKey],
+    corrected: set[int],
+    reread: Reread,
+) -> list[int]:
+    """Read again the OCR'd values (of one cell line, not corrected already) that take part in
+    a failing sum; give each the readings found as alternatives. Returns the values a
+    re-reading read otherwise (unsure now, however sure their first reading was)."""
+    again = [
+        i
+        for i, f in enumerate(facts)
+        if f.confidence is not None
+        and len(f.ocr_lines) == 1
+        and i not in corrected
+        and _involved(facts, i, version, base) & failing
+    ]
+    contradicted = []
+    for i, readings in zip(again, reread([facts[i].ocr_lines for i in again]), strict=True):
+        fact = facts[i]
+        known = {fact.value, *(parse_value(raw).value for raw in fact.alternatives)}
+        other = []
+        for raw in readings:
+            value = parse_value(raw).value
+            if value is not None and value not in known:
+                known.add(value)
+                other.append(raw)
+        if not other:
+            continue
+        facts[i] = replace(fact, alternatives=(*fact.alternatives, *other))
+        contradicted.append(i)
+    return contradicted
 
 
 def mend_digits(facts: list[Fact], version: str) -> list[Fact]:

@@ -19,15 +19,16 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
-from itertools import compress, groupby, pairwise, product, repeat
+from itertools import compress, dropwhile, groupby, pairwise, product, repeat
 from math import isnan
 from operator import add, gt, itemgetter, ne, not_, sub, truediv
+from typing import Any
 
 import pypdfium2
 import pypdfium2.raw as pdfium_c
 from pdfplumber.table import TableSettings
 
-from nianbao.schema import numbering
+from nianbao.schema import numbering, registry
 
 from .blocks import Block, Cell, Document, Paragraph, ParseError, Table
 from .problems import MESSAGES
@@ -88,9 +89,11 @@ class _Char:
     x1: float
     top: float
     bottom: float
-    # Set for characters read by OCR: the recogniser's probability, and other digits it may be.
+    # Set for characters read by OCR: the recogniser's probability, other digits it may be, and
+    # the key of the table cell line it was read from (`Document.ocr_lines`).
     confidence: float | None = None
     alternatives: tuple[str, ...] = ()
+    line: int | None = None
 
 
 @dataclass(slots=True)
@@ -105,8 +108,8 @@ class _Chars:
     x1: list[float]
     top: list[float]
     bottom: list[float]
-    # Characters read by OCR: each one's (confidence, alternatives); None for pdfium's.
-    readings: list[tuple[float | None, tuple[str, ...]]] | None = None
+    # Characters read by OCR: each one's (confidence, alternatives, line); None for pdfium's.
+    readings: list[tuple[float | None, tuple[str, ...], int | None]] | None = None
 
     @classmethod
     def of(cls, chars: list[_Char]) -> _Chars:
@@ -116,22 +119,21 @@ class _Chars:
             [ch.x1 for ch in chars],
             [ch.top for ch in chars],
             [ch.bottom for ch in chars],
-            [(ch.confidence, ch.alternatives) for ch in chars],
+            [(ch.confidence, ch.alternatives, ch.line) for ch in chars],
         )
 
     def __len__(self) -> int:
         return len(self.text)
 
     def __getitem__(self, position: int) -> _Char:
-        confidence, alternatives = self.readings[position] if self.readings else (None, ())
+        reading = self.readings[position] if self.readings else (None, (), None)
         return _Char(
             self.text[position],
             self.x0[position],
             self.x1[position],
             self.top[position],
             self.bottom[position],
-            confidence,
-            alternatives,
+            *reading,
         )
 
     def all(self) -> list[_Char]:
@@ -249,11 +251,12 @@ def read_pdf(data: bytes) -> Document:
         raise ParseError("empty_file", MESSAGES["empty_file"])
     pdf = _open_pdfium(data)
     ocr_findings: list[Problem] = []
+    ocr_lines: dict[int, Any] = {}
     try:
         with _library_errors("pypdfium2"):
             pages = [_scan_page(pdf, i) for i in range(len(pdf))]
             properties = _properties(pdf)
-        ocr_findings = _ocr_image_pages(pdf, pages)
+        ocr_findings = _ocr_image_pages(pdf, pages, ocr_lines)
     finally:
         pdf.close()
 
@@ -268,6 +271,7 @@ def read_pdf(data: bytes) -> Document:
         pages=len(pages),
         title=properties.get("Title"),
         author=properties.get("Author"),
+        ocr_lines=ocr_lines,
     )
     doc.problems = ocr_findings + [
         Problem(
@@ -357,9 +361,12 @@ def _block_text(block: Block) -> str:
     return "".join(cell.text for row in block.rows for cell in row)
 
 
-def _ocr_image_pages(pdf: pypdfium2.PdfDocument, pages: list[_Page]) -> list[Problem]:
+def _ocr_image_pages(
+    pdf: pypdfium2.PdfDocument, pages: list[_Page], lines: dict[int, Any]
+) -> list[Problem]:
     """Give each image-only page the characters and ruling lines OCR reads from it, and a text
-    page those of each large image on it that no text lies on (a table pasted as a picture)."""
+    page those of each large image on it that no text lies on (a table pasted as a picture);
+    the images of the table cell lines read go into `lines`."""
     scanned = [page for page in pages if page.has_images and not page.has_text]
     pictured = [page for page in pages if page.has_images and page.has_text]
     if not scanned and not pictured:
@@ -369,13 +376,14 @@ def _ocr_image_pages(pdf: pypdfium2.PdfDocument, pages: list[_Page]) -> list[Pro
     if not ocr.enabled():
         return []
     ocr.announce_pages(len(scanned) + len(pictured))
-    findings = _ocr_pictures(pdf, pictured, ocr)
+    findings = _ocr_pictures(pdf, pictured, ocr, lines)
     skews = []
     for page in scanned:
         read = ocr.read_page(pdf[page.number - 1])
+        lines.update(read.lines)
         page.chars = _Chars.of(
             [
-                _Char(c.text, c.x0, c.x1, c.top, c.bottom, c.confidence, c.alternatives)
+                _Char(c.text, c.x0, c.x1, c.top, c.bottom, c.confidence, c.alternatives, c.line)
                 for c in read.chars
             ]
         )
@@ -394,7 +402,9 @@ def _ocr_image_pages(pdf: pypdfium2.PdfDocument, pages: list[_Page]) -> list[Pro
     return findings
 
 
-def _ocr_pictures(pdf: pypdfium2.PdfDocument, pages: list[_Page], ocr) -> list[Problem]:
+def _ocr_pictures(
+    pdf: pypdfium2.PdfDocument, pages: list[_Page], ocr, lines: dict[int, Any]
+) -> list[Problem]:
     findings = []
     for page in pages:
         pdf_page = pdf[page.number - 1]
@@ -411,10 +421,11 @@ def _ocr_pictures(pdf: pypdfium2.PdfDocument, pages: list[_Page], ocr) -> list[P
             read = ocr.read_page(pdf_page, box)
             if not any(not c.text.isspace() for c in read.chars):
                 continue
+            lines.update(read.lines)
             page.chars = _Chars.of(
                 page.chars.all()
                 + [
-                    _Char(c.text, c.x0, c.x1, c.top, c.bottom, c.confidence, c.alternatives)
+                    _Char(c.text, c.x0, c.x1, c.top, c.bottom, c.confidence, c.alternatives, c.line)
                     for c in read.chars
                 ]
             )
@@ -1007,7 +1018,8 @@ def _to_table(cells: list[Box], page: _Page) -> Table | None:
 
 def _cell(text: str, rowspan: int, colspan: int, inside: list[int], chars: _Chars) -> Cell:
     """A cell of the characters at positions `inside`; one read by OCR carries its lowest
-    character confidence and the other readings its low-confidence digits allow."""
+    character confidence, the other readings its low-confidence digits allow, and the keys of
+    the cell lines it was read from."""
     readings = chars.readings
     if readings is None:
         return Cell(text, rowspan, colspan)
@@ -1025,7 +1037,8 @@ def _cell(text: str, rowspan: int, colspan: int, inside: list[int], chars: _Char
                 changed[i] = digit
             others.add(_join_lines(_text_lines(inside, chars, changed)))
     others.discard(text)
-    return Cell(text, rowspan, colspan, min(confidences), tuple(sorted(others)))
+    lines = tuple(dict.fromkeys(readings[i][2] for i in inside if readings[i][2] is not None))
+    return Cell(text, rowspan, colspan, min(confidences), tuple(sorted(others)), lines)
 
 
 def _text_lines(inside: list[int], chars: _Chars, text: Sequence[str] | None = None) -> list[str]:
@@ -1241,9 +1254,25 @@ def _width(table: Table) -> int:
 
 
 def _continues_table(prev: Table, table: Table) -> bool:
-    """A table that opens a page continues the one that closed the previous page when the
-    columns match and its first row holds data rather than a header of its own."""
-    return _width(prev) == _width(table) and any(_is_number(c.text) for c in table.rows[0])
+    """A table that opens a page continues the one that closed the previous page when its first
+    row holds data rather than a header of its own: figures under the same columns, or a row
+    label with blank values and no header word of the template. It may be narrower: a group
+    label cut by the page break leaves its column empty there, which is no column at all."""
+    first = table.rows[0]
+    if _width(table) == _width(prev) and any(_is_number(c.text) for c in first):
+        return True
+    return (
+        _width(table) <= _width(prev)
+        and _labels_then_values(first)
+        and not registry.prints_header(None, "".join(c.text for c in first))
+    )
+
+
+def _labels_then_values(row: list[Cell]) -> bool:
+    """Text cells (labels) first, then at least one cell, each a figure or blank: the shape of
+    a data row; a header row prints words after a blank corner or among its column titles."""
+    values = list(dropwhile(lambda cell: cell.text and not _is_number(cell.text), row))
+    return bool(values) and all(not cell.text or _is_number(cell.text) for cell in values)
 
 
 def _append_continuation(table: Table, more: Table) -> None:
@@ -1251,7 +1280,7 @@ def _append_continuation(table: Table, more: Table) -> None:
     group cell broken mid-word, '（四）无' / '法提供', or left blank) extend that cell instead."""
     last = table.grid()[-1]
     head: list[Cell] = []
-    col = 0
+    col = _width(table) - _width(more)  # a narrower continuation lacks the left columns
     labels = True  # group labels sit left of the row's first value, never among the values
     for cell in more.rows[0]:
         labels = labels and not _is_number(cell.text)

@@ -208,9 +208,14 @@ def _table_facts(
     )
     findings.extend(extraction.problems)
     if any(f.confidence is not None for f in extraction.facts):
+        from .ocr import reread
         from .ocr_check import verify_digits
 
-        findings.extend(verify_digits(extraction.facts, version))
+        def reread_lines(keys: list[tuple[int, ...]]) -> list[tuple[str, ...]]:
+            return reread([document.ocr_lines[line] for (line,) in keys])
+
+        reread_of = reread_lines if document.ocr_lines else None
+        findings.extend(verify_digits(extraction.facts, version, reread_of))
     return _TableFacts(version, extraction.facts, extraction.headers, findings)
 
 

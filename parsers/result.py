@@ -63,6 +63,8 @@ class Fact:
     alternatives: tuple[str, ...] = ()
     # A reading replaced by `ocr_check` (the only one that made the printed sums hold).
     ocr_reading: str | None = None
+    # The keys of the cell line images it was read from (`Document.ocr_lines`); not printed.
+    ocr_lines: tuple[int, ...] = ()
     # Template 2008 only: prose | table, the sentence or printed 统计表 row, and its section.
     source: str | None = None
     evidence: str | None = None

@@ -236,6 +236,9 @@ class _Mapper:
         self.read_up_to: dict[str, int] = {}
         # Rows of 三 whose label names no template row, to be placed once the table is read.
         self.held: list[tuple[RowView, list[str], HeldRow]] = []
+        # Rows of 二 read by OCR whose label names no template row: each with the columns then
+        # in force, how many facts of 二 were read before it, and the last template place read.
+        self.held_disclosure: list[tuple[RowView, list[str], int, int]] = []
         self.group: str | None = None
         self.header_columns: list[str] = []
         self.application_columns = [c.code for c in spec.applications.columns]
@@ -285,7 +288,12 @@ class _Mapper:
             unit = cell.unit or self.column_units.get((table, column))
             fact = Fact(table, row, column, cell.value, cell.raw, view.leaf, unit)
             if source is not None and source.confidence is not None:
-                fact = replace(fact, confidence=source.confidence, alternatives=source.alternatives)
+                fact = replace(
+                    fact,
+                    confidence=source.confidence,
+                    alternatives=source.alternatives,
+                    ocr_lines=source.lines,
+                )
             facts.append(fact)
         return facts
 
@@ -435,9 +443,61 @@ class _Mapper:
             return
         score, row = best_row(normalize_label(view.leaf), spec.rows)
         if row is None or score < ROW_MATCH:
+            if any(cell.confidence is not None for cell in view.cells):
+                read = sum(1 for f in self.out.facts if f.table == "active_disclosure")
+                after = self.read_up_to.get("active_disclosure", -1)
+                self.held_disclosure.append((view, list(self.header_columns), read, after))
+                return
             self.extra("active_disclosure", view, self.header_columns)
             return
         self.emit("active_disclosure", row.code, list(row.columns), view)
+
+    def place_held_disclosure(self) -> None:
+        """Rows of table 二 whose OCR'd label names no template row (行政强制 read as 可以理制).
+
+        Table 二 prints no sums, so only the order can place one: where it is the only such
+        row between two rows read by their labels (or the table's ends) and the template
+        prints exactly one row there that was not read, with as many value cells, it is that
+        row (`row_placed_by_order`). Otherwise it stays an extra row, as a text label would."""
+        table = "active_disclosure"
+        position = self.positions[table]
+        order = list(position)
+        rows = {row.code: row for row in self.spec.active_disclosure.rows}
+        facts = [f for f in self.out.facts if f.table == table]
+        gaps: dict[tuple[int, int], int] = {}
+        bounds = []
+        for _, _, read, after in self.held_disclosure:
+            before = next((position[f.row] for f in facts[read:] if f.row in position), len(order))
+            bounds.append((after, before))
+            gaps[(after, before)] = gaps.get((after, before), 0) + 1
+        # From the last printed, so each one's place among the facts read before it holds.
+        held = list(zip(self.held_disclosure, bounds, strict=True))
+        for (view, columns, read, _), gap in reversed(held):
+            start = len(self.out.facts)
+            free = [c for c in order[gap[0] + 1 : gap[1]] if (table, c) not in self.seen]
+            code = free[0] if gaps[gap] == 1 and len(free) == 1 else None
+            wanted = len(rows[code].columns) if code else 0
+            if code and len(_value_cells(view, wanted)[0]) == wanted:
+                self.emit(table, code, list(rows[code].columns), view)
+                self.problem(
+                    "row_placed_by_order",
+                    f"{table}/{code}: the row '{view.leaf}' ({' | '.join(view.values)}) is "
+                    "placed by the template's row order alone (table 二 prints no sums): the "
+                    "only row the template prints there that was not read",
+                )
+            else:
+                self.extra(table, view, columns)
+            placed = self.out.facts[start:]
+            del self.out.facts[start:]
+            # Before the first fact of 二 read after it, else after the last one read before it.
+            table_facts = [f for f in self.out.facts if f.table == table]
+            if read < len(table_facts):
+                anchor = self.out.facts.index(table_facts[read])
+            elif table_facts:
+                anchor = self.out.facts.index(table_facts[-1]) + 1
+            else:
+                anchor = len(self.out.facts)
+            self.out.facts[anchor:anchor] = placed
 
     def _values_unread(self, view: RowView) -> None:
         # A row of table 二 with no value cells that names no column is no header: where a part
@@ -618,4 +678,5 @@ def extract_facts(
             if reading is not None:
                 getattr(mapper, reading)(view)
     mapper.place_held()
+    mapper.place_held_disclosure()
     return mapper.out

@@ -144,3 +144,40 @@ def test_garbled_labels_in_text_are_placed_only_by_order_and_sums():
     assert not any(f.row == "denied.process_information" for f in extraction.facts)
     assert [p.code for p in extraction.problems] == ["row_label_unmatched"]
     assert any(f.row.startswith("extra.") for f in extraction.facts)
+
+
+def _huaian_disclosure(garbled: dict[str, str]):
+    """Table 二 of the huaian report as its PDF prints it, the rows in `garbled` (by label)
+    given those labels and every cell of theirs an OCR confidence."""
+    from nianbao.parsers.pdf import read_pdf
+
+    document = read_pdf((SAMPLES / "01_huaian_shizhengfu_2024.pdf").read_bytes())
+    tables = [block for block in document.blocks if isinstance(block, Table)][:2]
+    for table in tables:
+        for r, row in enumerate(table.rows):
+            if row[0].text in garbled:
+                table.rows[r] = [Cell(garbled[row[0].text], confidence=0.8)] + [
+                    Cell(cell.text, confidence=0.99) for cell in row[1:]
+                ]
+    return extract_facts(tables, ["active_disclosure"] * len(tables), "2021")
+
+
+def test_an_ocr_label_of_table_2_naming_no_row_is_placed_where_one_row_is_missing():
+    extraction = _huaian_disclosure({"行政强制": "可以理制"})
+    found = {(f.row, f.col): f.value for f in extraction.facts}
+    assert found[("coercion", "decisions")] == 88283
+    assert [p.code for p in extraction.problems] == ["row_placed_by_order"]
+    assert "active_disclosure/coercion: the row '可以理制'" in extraction.problems[0].message
+    # In print order, between 行政处罚 and 行政事业性收费.
+    rows = [f.row for f in extraction.facts]
+    assert rows.index("penalty") < rows.index("coercion") < rows.index("fees")
+
+
+def test_two_ocr_labels_of_table_2_side_by_side_are_not_placed_by_order():
+    # 行政处罚 and 行政强制 both unread: with no sums to check, the order alone cannot tell
+    # whether one of two such rows is a local extra row. They stay extra rows, nothing guessed.
+    extraction = _huaian_disclosure({"行政处罚": "行攻处司", "行政强制": "可以理制"})
+    rows = {f.row for f in extraction.facts}
+    assert not rows & {"penalty", "coercion"}
+    assert sum(row.startswith("extra.") for row in rows) == 2
+    assert not [p for p in extraction.problems if p.code == "row_placed_by_order"]
