@@ -113,8 +113,11 @@ class _Chars:
 
     @classmethod
     def of(cls, chars: list[_Char]) -> _Chars:
+        text = "".join(ch.text for ch in chars)
+        if len(text) != len(chars):  # positions in the text must be positions in the columns
+            raise ValueError("a character's text must be one code point")
         return cls(
-            "".join(ch.text for ch in chars),
+            text,
             [ch.x0 for ch in chars],
             [ch.x1 for ch in chars],
             [ch.top for ch in chars],
