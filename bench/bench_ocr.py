@@ -9,8 +9,9 @@ Run from the repository root (about 1–2 min on 2 cores):
 For each scanned fixture (every PDF in tests/fixtures/scans: whole scans and text PDFs with
 tables pasted as pictures) it prints the pages (or pictures) OCR read, the median seconds per
 such page of the whole parse (`parse_file`: rasterise, deskew, grid, recognition, then the usual
-stages), the same for the text PDF it was made from (the baseline, in the same run), their
-ratio, and the share of gold cells right with agency and year; then the totals. The OCR engine is loaded before timing (≈1 s once per
+stages), the same for the text sample it was made from (its PDF, or the HTML page printed to
+make it; the baseline, in the same run), their ratio, and the share of gold cells right with
+agency and year; then the totals. The OCR engine is loaded before timing (≈1 s once per
 process); the peak RSS of the process is printed at the end.
 """
 
@@ -46,6 +47,13 @@ def gold_of(path: Path) -> dict:
     return read_gold(path.parent / (path.name.rsplit(".", 1)[0] + ".canon.json"))
 
 
+def original_of(scan: Path) -> Path:
+    """The sample a scan was made from: its PDF, or the HTML page printed to make it."""
+    sample = ROOT / "samples" / scan.name.split(".")[0]
+    pdf = sample.with_suffix(".pdf")
+    return pdf if pdf.exists() else sample.with_suffix(".html")
+
+
 def ocr_pages(result: ParseResult) -> int:
     """Pages (or pasted pictures) OCR read, from the `ocr_read` findings."""
     count = 0
@@ -70,8 +78,7 @@ def main() -> None:
     total_cells = total_right = 0
     for scan in sorted(SCANS.glob("*.pdf")):
         seconds, result = timed(scan, args.repeat)
-        original = ROOT / "samples" / (scan.name.split(".")[0] + ".pdf")
-        base, _ = timed(original, args.repeat)
+        base, _ = timed(original_of(scan), args.repeat)
         pages = ocr_pages(result) or 1
         score = score_document(scan, gold_of(scan))
         meta = (

@@ -3,8 +3,9 @@
 The zip is vetted with `zipfile` before any part is inflated. Only the parts the reader uses are
 read: the main document, its styles (which paragraph styles are headings) and the core
 properties (title, author), found through the package's content types and relationships the
-way python-docx finds them. python-docx itself would parse every XML part of the package on
-open, the 350 KB of styles and as much again of `stylesWithEffects.xml` included.
+way python-docx finds them. python-docx's own open inflates every part the package reaches and
+parses each one it has a class for (a Word template's 350 KB of styles, settings, numbering,
+headers...). Of the styles, only those the body's paragraphs name are parsed (`_used_styles`).
 
 The body is walked in document order (w:p, w:tbl, and the content of block-level content
 controls); table spans come from w:gridSpan and w:vMerge.

@@ -49,6 +49,8 @@ _FAINT_RULE = 200
 _FILL_MIN = RENDER_DPI // 12
 # A rule is no thicker than this (px).
 _RULE_MAX_PX = RENDER_DPI // 20
+# Ink touching the grid no thicker than this (px) is what is left of a rule, not a glyph.
+_REMNANT_PX = RENDER_DPI // 50
 # A table is a grid region at least this wide (share of the page) and this many px high.
 _TABLE_MIN_WIDTH = 0.2
 _TABLE_MIN_HEIGHT = 40
@@ -206,6 +208,10 @@ def read_page(page: Any, region: tuple[float, float, float, float] | None = None
     faint_horizontal, faint_vertical = _rule_masks(faint)
     horizontal |= faint_horizontal
     vertical |= faint_vertical
+    # A horizontal rule of a grid meets a vertical one; the bars of a line of text that blur
+    # runs together (二十 of 第二十条) float inside a cell. One that meets none is a rule only
+    # as long as a table is wide (a table ruled by horizontal lines alone).
+    horizontal = _meeting(horizontal, vertical, alone=int(ink.shape[1] * _TABLE_MIN_WIDTH))
     grid = cv2.dilate(horizontal | vertical, np.ones((5, 5), np.uint8))
     tables = _table_boxes(grid)
     # Only strokes that form a table's grid are rules: long strokes of large bold title
@@ -220,12 +226,17 @@ def read_page(page: Any, region: tuple[float, float, float, float] | None = None
     text_image[grid > 0] = 255
     text_ink = ink.copy()
     text_ink[grid > 0] = 0
+    # What is left of a rule once the grid is painted out (the paler line of a double rule, a
+    # faint stretch of one) is thin ink along the grid, which would read as a 1.
+    remnants = _rule_remnants(text_ink, grid)
+    text_image[remnants] = 255
+    text_ink[remnants] = 0
     cell_crops: list[tuple[np.ndarray, tuple[int, int, int, int]]] = []
     # The cell (and its table) each cell line was read from.
     crop_cells: list[tuple[int, tuple[int, int, int, int]]] = []
     for number, box in enumerate(tables):
-        for cell in _cells(grid, box):
-            lines = _cell_lines(text_image, text_ink, cell)
+        for cell, region in _cells(grid, box):
+            lines = _cell_lines(text_image, text_ink, cell, region)
             cell_crops.extend(lines)
             crop_cells.extend((number, cell) for _ in lines)
     outside = text_image.copy()
@@ -390,6 +401,38 @@ def _thin(mask: np.ndarray, axis: int) -> np.ndarray:
     return keep[labels]
 
 
+def _meeting(lines: np.ndarray, across: np.ndarray, alone: int) -> np.ndarray:
+    """The components of the rule mask `lines` that meet a rule of `across` (within a few
+    px), or are at least `alone` px long."""
+    import cv2
+
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(lines, connectivity=8)
+    near = cv2.dilate(across, np.ones((7, 7), np.uint8)) > 0
+    keep = np.zeros(count, np.uint8)
+    keep[np.unique(labels[near])] = 255
+    keep[
+        np.flatnonzero(
+            np.maximum(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]) >= alone
+        )
+    ] = 255
+    keep[0] = 0
+    return keep[labels]
+
+
+def _rule_remnants(ink: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """Where `ink` is a component that touches the grid and is no thicker than a rule's
+    remnant on either side: a mask of the page."""
+    import cv2
+
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
+    touching = np.zeros(count, bool)
+    touching[np.unique(labels[cv2.dilate(grid, np.ones((3, 3), np.uint8)) > 0])] = True
+    thickness = np.minimum(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT])
+    remnant = touching & (thickness <= _REMNANT_PX)
+    remnant[0] = False
+    return remnant[labels]
+
+
 def _segments(mask: np.ndarray, orientation: str) -> list[tuple[int, int, int, int]]:
     """Each ruling line as a segment through its middle, in pixels."""
     import cv2
@@ -418,31 +461,38 @@ def _table_boxes(grid: np.ndarray) -> list[tuple[int, int, int, int]]:
     ]
 
 
-def _cells(grid: np.ndarray, table: tuple[int, int, int, int]) -> list[tuple[int, int, int, int]]:
-    """The regions the ruling lines enclose inside one table (merged cells come out whole).
+def _cells(
+    grid: np.ndarray, table: tuple[int, int, int, int]
+) -> list[tuple[tuple[int, int, int, int], np.ndarray]]:
+    """The regions the ruling lines enclose inside one table (merged cells come out whole):
+    each as its box and which pixels of the box are its own.
 
     A region is a cell only if it nearly fills its bounding box: the slivers between a skewed
     table's frame and its bounding box are not, and they would read the text of a row (a
-    shaded one, once its fill is taken out) a second time."""
+    shaded one, once its fill is taken out) a second time. Even so a cell's box may hold
+    other cells' text (a cell spanning rows that a page break cut, with no rule below it, runs
+    into the blank rows under its neighbours): only its own pixels are its text."""
     import cv2
 
     x0, y0, x1, y1 = table
     inside = cv2.bitwise_not(grid[y0:y1, x0:x1])
-    count, _, stats, _ = cv2.connectedComponentsWithStats(inside, connectivity=4)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(inside, connectivity=4)
     area = (x1 - x0) * (y1 - y0)
     return [
-        (x0 + x, y0 + y, x0 + x + w, y0 + y + h)
-        for x, y, w, h, pixels in stats[1:count]
+        ((x0 + x, y0 + y, x0 + x + w, y0 + y + h), labels[y : y + h, x : x + w] == number)
+        for number, (x, y, w, h, pixels) in enumerate(stats[1:count], start=1)
         if w >= 8 and h >= 8 and pixels < area / 2 and pixels >= _CELL_FILL * w * h
     ]
 
 
 def _cell_lines(
-    image: np.ndarray, ink: np.ndarray, cell: tuple[int, int, int, int]
+    image: np.ndarray, ink: np.ndarray, cell: tuple[int, int, int, int], region: np.ndarray
 ) -> list[tuple[np.ndarray, tuple[int, int, int, int]]]:
-    """A cell's text lines, found from its rows of ink, each cropped to its ink."""
+    """A cell's text lines, found from its rows of ink (its own pixels, `region` of the box
+    `cell`), each cropped to its ink with only the cell's own pixels in the crop."""
     x0, y0, x1, y1 = cell
-    cell_ink = ink[y0:y1, x0:x1] > 0
+    cell_ink = (ink[y0:y1, x0:x1] > 0) & region
+    own = np.where(region, image[y0:y1, x0:x1], np.uint8(255))
     rows = np.flatnonzero(cell_ink.sum(axis=1) >= _ROW_INK)
     lines = []
     for top, bottom in _joined_fragments([(run[0], run[-1] + 1) for run in _runs(rows, gap=2)]):
@@ -450,8 +500,9 @@ def _cell_lines(
             continue
         columns = np.flatnonzero(cell_ink[top:bottom].sum(axis=0))
         left, right = columns[0], columns[-1] + 1
-        box = (x0 + left, y0 + top, x0 + right, y0 + bottom)
-        lines.append((_pad(image, box), box))
+        lines.append(
+            (_pad(own, (left, top, right, bottom)), (x0 + left, y0 + top, x0 + right, y0 + bottom))
+        )
     return lines
 
 

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
-from itertools import pairwise, product, repeat
+from itertools import dropwhile, pairwise, product, repeat
 from operator import attrgetter, itemgetter
 from typing import Any
 
@@ -28,7 +28,7 @@ import pypdfium2.raw as pdfium_c
 from pdfplumber.table import TableSettings, merge_edges
 from pdfplumber.utils import filter_edges
 
-from nianbao.schema import numbering
+from nianbao.schema import numbering, registry
 
 from .blocks import Block, Cell, Document, Paragraph, ParseError, Table
 from .problems import MESSAGES
@@ -1072,9 +1072,25 @@ def _width(table: Table) -> int:
 
 
 def _continues_table(prev: Table, table: Table) -> bool:
-    """A table that opens a page continues the one that closed the previous page when the
-    columns match and its first row holds data rather than a header of its own."""
-    return _width(prev) == _width(table) and any(_is_number(c.text) for c in table.rows[0])
+    """A table that opens a page continues the one that closed the previous page when its first
+    row holds data rather than a header of its own: figures under the same columns, or a row
+    label with blank values and no header word of the template. It may be narrower: a group
+    label cut by the page break leaves its column empty there, which is no column at all."""
+    first = table.rows[0]
+    if _width(table) == _width(prev) and any(_is_number(c.text) for c in first):
+        return True
+    return (
+        _width(table) <= _width(prev)
+        and _labels_then_values(first)
+        and not registry.prints_header(None, "".join(c.text for c in first))
+    )
+
+
+def _labels_then_values(row: list[Cell]) -> bool:
+    """Text cells (labels) first, then at least one cell, each a figure or blank: the shape of
+    a data row; a header row prints words after a blank corner or among its column titles."""
+    values = list(dropwhile(lambda cell: cell.text and not _is_number(cell.text), row))
+    return bool(values) and all(not cell.text or _is_number(cell.text) for cell in values)
 
 
 def _append_continuation(table: Table, more: Table) -> None:
@@ -1082,7 +1098,7 @@ def _append_continuation(table: Table, more: Table) -> None:
     group cell broken mid-word, '（四）无' / '法提供', or left blank) extend that cell instead."""
     last = table.grid()[-1]
     head: list[Cell] = []
-    col = 0
+    col = _width(table) - _width(more)  # a narrower continuation lacks the left columns
     labels = True  # group labels sit left of the row's first value, never among the values
     for cell in more.rows[0]:
         labels = labels and not _is_number(cell.text)

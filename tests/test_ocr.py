@@ -29,6 +29,7 @@ HUZHU_SCAN = SCANS / "huzhu-employment-2023.scan.pdf"
 HUAIAN_SCAN = SCANS / "01_huaian_shizhengfu_2024.scan.pdf"
 HUAIAN_PICTURES = SCANS / "01_huaian_shizhengfu_2024.picture.pdf"
 HUAIAN_HEAVY = SCANS / "01_huaian_shizhengfu_2024.heavy.pdf"
+SHANGHAI_SCAN = SCANS / "04_shanghai_szfbgt_2019.scan.pdf"
 NIANBAO = str(ROOT / ".venv" / "bin" / "nianbao")
 
 
@@ -100,6 +101,38 @@ def test_a_value_a_failing_sum_takes_part_in_is_read_again_from_its_image(
     assert any(m.startswith("applications/partially_granted/total: read '151'") for m in corrected)
     # Values whose sums hold are not read again, nor changed.
     assert facts["applications/partially_granted/natural_person"].ocr_reading is None
+
+
+@pytest.fixture(scope="module")
+def shanghai_scan() -> dict:
+    return parse_file(str(SHANGHAI_SCAN)).to_json()
+
+
+def test_a_scanned_web_page_print_out_parses_to_its_gold_cells(shanghai_scan: dict) -> None:
+    # The HTML report as Chromium prints it: double ruling lines (cellspacing), table 三 cut
+    # over three pages, its group label 三、本年度办理结果 left with no rule below it at a break.
+    result = shanghai_scan
+    expected = gold(SHANGHAI_SCAN)
+    assert (result["agency"], result["year"], result["template"]) == (
+        "上海市人民政府办公厅",
+        2019,
+        "2019",
+    )
+    assert right_cells(result, expected) >= 0.99 * len(expected["facts"])
+    facts = {f.key: f for f in map(Fact.from_json, result["facts"])}
+    # Read once each: the open cell's box holds the rows beside it, its own pixels do not.
+    assert "予以公开" in facts["applications/granted/natural_person"].label
+    assert facts["applications/granted/natural_person"].value == 258
+    # A lone digit beside a double rule, and a blank cell: the paler line is no 1.
+    assert facts["applications/denied.internal_affairs/natural_person"].raw == "5"
+    assert cell_matches("", facts.get("applications/denied.security_stability/natural_person"))
+    # The page after a break opens on rows whose values are blank: they continue table 三.
+    for key in (
+        "applications/not_processed.excessive/natural_person",
+        "applications/total_processed/total",
+        "applications/carried_forward/total",
+    ):
+        assert cell_matches(expected["facts"][key], facts.get(key)), key
 
 
 @pytest.fixture(scope="module")

@@ -424,6 +424,24 @@ def test_new_group_label_on_the_next_page_starts_its_own_cell() -> None:
     assert [row[0].text for row in table.grid()[2:]] == ["Cannot", "(5) Refused", "(5) Refused"]
 
 
+def test_rows_with_blank_values_under_a_group_cut_by_the_break_continue_the_table() -> None:
+    # The next page opens on a row whose value is blank, and the group label's column holds
+    # nothing there: no column at all, so the table on it is one column narrower.
+    second = ruled(
+        [
+            (0, 1, 1, 1, "2. Not made"),
+            (0, 2, 1, 1, ""),
+            (1, 1, 1, 1, "3. Unclear"),
+            (1, 2, 1, 1, "1"),
+        ]
+    )
+    [table] = read_pdf(pages_pdf([FIRST_PAGE, second])).tables()
+    assert [[c.text for c in row] for row in table.rows[3:]] == [
+        ["2. Not made", ""],
+        ["3. Unclear", "1"],
+    ]
+
+
 def test_table_with_its_own_header_on_the_next_page_stays_separate() -> None:
     second = ruled(
         [(0, 0, 1, 2, "Outcome"), (0, 2, 1, 1, "Count"), (1, 0, 1, 2, "Other"), (1, 2, 1, 1, "2")]
