@@ -134,7 +134,9 @@ class Target:
 
 
 def _group_cpu(group: int | None) -> float:
-    """CPU seconds used so far by the live processes of a process group (from /proc)."""
+    """CPU seconds used so far by the live processes of a process group and by the children
+    they reaped (from /proc): PostgreSQL's backend of a connection exits when the run ends, and
+    its CPU is then only in the postmaster's cutime."""
     if group is None:
         return 0.0
     ticks = 0
@@ -143,8 +145,8 @@ def _group_cpu(group: int | None) -> float:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[2]) == group:  # pgrp; utime and stime follow at 11 and 12
-            ticks += int(fields[11]) + int(fields[12])
+        if int(fields[2]) == group:  # pgrp; utime, stime, cutime and cstime follow at 11–14
+            ticks += sum(int(field) for field in fields[11:15])
     return ticks / os.sysconf("SC_CLK_TCK")
 
 

@@ -126,6 +126,7 @@ def _harvest(
     engine = engine_for(url)
     history = FetchHistory(engine, RawStore(raw_dir))
     summary = HarvestSummary()
+    run_ids: list[int] = []  # of the portals' ingests: the quality report covers what they loaded
     with PoliteClient(client_settings, history.validators) as client:
         crawls = [crawl_portal.submit(portal, client, history, years) for portal in portals]
         for portal, crawl in zip(portals, crawls, strict=True):
@@ -135,7 +136,7 @@ def _harvest(
                 new = _new_documents(engine, documents)
                 result.new = len(new)
                 if new:
-                    _ingest_new(new, url, raw_dir, workers, result)
+                    run_ids += _ingest_new(new, url, raw_dir, workers, result)
             except Exception as exc:  # a bug or a database error: still never stop the others
                 result.error = mask_secrets(repr(exc))
             if result.failed:
@@ -152,7 +153,7 @@ def _harvest(
                 )
             summary.portals.append(result)
     _publish(summary)
-    publish_quality_report(engine)
+    publish_quality_report(engine, run_ids)
     engine.dispose()
     message = summary.failure_message()
     return Failed(message=message, data=summary) if message else summary
@@ -164,8 +165,9 @@ def _ingest_new(
     raw_dir: str,
     workers: int,
     result: PortalResult,
-) -> None:
-    """Ingest a portal's new documents (a subflow); its counts and problems go to `result`."""
+) -> list[int]:
+    """Ingest a portal's new documents (a subflow); its counts and problems go to `result`.
+    Returns the ingest's run id (none when it stopped before starting one)."""
     state = ingest_flow(
         [str(document.path) for document in new.values()],
         public_db_url(url),
@@ -188,6 +190,7 @@ def _ingest_new(
     ]
     if ingested.stopped:
         result.error = f"ingest stopped: {ingested.stopped}"
+    return [ingested.run_id] if ingested.run_id is not None else []
 
 
 def _publish(summary: HarvestSummary) -> None:

@@ -25,7 +25,7 @@ import itertools
 import os
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -76,6 +76,7 @@ from nianbao.schema.db import (
     upgrade,
 )
 from nianbao.schema.load import LoadOutcome, known_documents
+from nianbao.schema.models import utcnow
 from nianbao.schema.quality import gather, render_markdown
 from nianbao.schema.runs import finish_run, reports_of_run, start_run
 
@@ -106,6 +107,7 @@ class IngestSummary:
     stopped: str | None = None
     # Documents that were to be parsed and loaded but were not, because the run stopped.
     not_loaded: int = 0
+    run_id: int | None = None  # its `runs` row: what it loaded is found by it
 
     @property
     def failed(self) -> int:
@@ -261,7 +263,8 @@ def parse_chunk(
     """
     results: list[ParseResult | Loaded] = []
     work = partial(parse_then, then=target) if load_here else parse_batch
-    _chunk_pool(limits).run(items, RawStore(raw_root), results.extend, work)
+    # One batch: loaded in one transaction (a crash in it retries its documents one by one).
+    _chunk_pool(limits).run(items, RawStore(raw_root), results.extend, work, len(items))
     if not load_here:
         return results
     # A document whose parser crashed comes back as its failed result: load it here too.
@@ -371,11 +374,13 @@ def _ingest(
         raw_root=RawStore(raw_root).root,  # a local folder made absolute, for every worker
         files=files,
         # A cluster's workers complete the URL from their own environment: no password travels.
-        target=LoadTarget(public_db_url(url) if cluster else url, run_id, retry_seconds),
+        target=LoadTarget(
+            public_db_url(url) if cluster else url, run_id, retry_seconds, seen_at=utcnow()
+        ),
         sources=sources or {},
         hints=hints or {},
         on_progress=on_progress,
-        summary=IngestSummary(seen=len(files)),
+        summary=IngestSummary(seen=len(files), run_id=run_id),
     )
     try:
         run.parse_and_load(workers, limits or DocumentLimits(), cluster)
@@ -523,21 +528,22 @@ def _close_run(engine: Engine, run_id: int, summary: IngestSummary) -> None:
     finish_run(engine, run_id, counts, failed=summary.failure_message() is not None)
 
 
-def publish_quality_report(engine: Engine, run_id: int | None = None) -> None:
+def publish_quality_report(engine: Engine, run_id: int | Sequence[int] | None = None) -> None:
     """The data-quality report's figures as the Markdown artifact `quality-report`: of the
-    reports run `run_id` loaded, or of the whole warehouse.
+    reports run `run_id` (or those runs: a harvest's) loaded, or of the whole warehouse.
 
     A database error here is logged, not raised: the run's data is loaded by then.
     """
     try:
-        markdown = render_markdown(gather(engine, run_id))
+        data = gather(engine, run_id)
+        markdown = render_markdown(data)
     except DBAPIError as exc:
         get_run_logger().warning("quality report not published: %s", exc.__class__.__name__)
         return
     create_markdown_artifact(
         key="quality-report",
         markdown=markdown,
-        description=f"Data quality of {'the warehouse' if run_id is None else f'run {run_id}'}"
+        description=f"Data quality of {data.scope}"
         " (`nianbao report` draws the warehouse's with charts)",
     )
 

@@ -587,7 +587,9 @@ def _digits_in_numeric_columns(
     cells: list[tuple[int, tuple[int, int, int, int]]],
     readings: list[_Reading],
 ) -> list[tuple[int, _Reading]]:
-    """Cell lines of numeric columns read, unsure, as no number: read again as digits only.
+    """Cell lines of numeric columns read as no number: read again as digits only, and taken
+    where the first reading was unsure or the digits are sure (a blurred 11 read as 日 with
+    0.91 reads as 11 with 0.96; a blank marker such as 无 reads as no sure digit).
 
     A column is the cells of one table that span the same width; it is numeric when most of
     its other one-line cells read as numbers. The digits-only reading keeps the model's own
@@ -598,17 +600,16 @@ def _digits_in_numeric_columns(
     lines_in: dict[tuple[int, tuple[int, int, int, int]], int] = {}
     for cell in cells:
         lines_in[cell] = lines_in.get(cell, 0) + 1
-    unsure = [
+    not_numbers = [
         i
         for i, reading in enumerate(readings[: len(crops)])
         if lines_in[cells[i]] == 1
         and not _is_number(reading)
         and reading.chars
-        and min(c for _, c, _ in reading.chars) < LOW_CONFIDENCE
         and _digit_count(crops[i][1]) <= _NUMBER_GLYPHS
     ]
     again = []
-    for i in unsure:
+    for i in not_numbers:
         table, (x0, _, x1, _) = cells[i]
         column = [
             j
@@ -627,7 +628,15 @@ def _digits_in_numeric_columns(
         cv2.threshold(crops[i][0], 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)[1] for i in again
     ]
     digits = _recognise(binarised, allowed=_DIGITS)
-    return [(i, reading) for i, reading in zip(again, digits, strict=True) if reading.chars]
+    return [
+        (i, reading)
+        for i, reading in zip(again, digits, strict=True)
+        if reading.chars and (_unsure(readings[i]) or not _unsure(reading))
+    ]
+
+
+def _unsure(reading: _Reading) -> bool:
+    return min(c for _, c, _ in reading.chars) < LOW_CONFIDENCE
 
 
 def _glyphs_set_apart(

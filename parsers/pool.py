@@ -254,8 +254,12 @@ class ParserPool:
         store: RawBytes,
         on_batch: Callable[[list], None],
         work: BatchWork = parse_batch,
+        batch_size: int | None = None,
     ) -> None:
         """Run `work` on every item, calling `on_batch` with its results as batches finish.
+
+        Batches shrink as the work runs out (`batches`), or hold `batch_size` items each: a
+        Dask chunk, sized by the flow already, is one batch, so its documents load together.
 
         At most two batches a worker are in flight, so a run holds a bounded number of results
         however many documents it has. A document whose worker died is retried alone, and
@@ -263,7 +267,10 @@ class ParserPool:
         `on_batch` or from `work` stops the run: queued batches are cancelled and the exception
         propagates, without waiting for those in progress.
         """
-        queue = batches(todo, self.workers)
+        if batch_size is None:
+            queue = batches(todo, self.workers)
+        else:
+            queue = [todo[start : start + batch_size] for start in range(0, len(todo), batch_size)]
         while queue:
             queue = self._round(queue, store, on_batch, work)
 

@@ -1,10 +1,11 @@
 """Load parsed batches where it scales: in the worker that parsed them, or in one writer.
 
-On PostgreSQL each parser worker loads its own batches, one transaction per document, so loading
-grows with the workers instead of capping the run in one process: `schema.load` keeps the
-idempotency and `is_current` rules under concurrency (a row lock on the document, an advisory
-lock per agency and year). SQLite has one writer: its workers only parse, and the process that
-runs the flow loads.
+On PostgreSQL each parser worker loads its own batches, so loading grows with the workers
+instead of capping the run in one process; SQLite has one writer: its workers only parse, and
+the process that runs the flow loads. Either way a batch loads in one transaction
+(`schema.load.load_documents`, which keeps the idempotency and `is_current` rules under
+concurrency). When the batch fails, its documents load again one transaction each, so one
+document the warehouse refuses is recorded as `load_failed` and the others load.
 
 What comes back from a worker is a `Loaded` per document: a few fields, so the flow's memory
 stays flat however long the run.
@@ -13,16 +14,24 @@ stays flat however long the run.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 from functools import cache
 from typing import TYPE_CHECKING, NamedTuple
 
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
-from nianbao.parsers.result import ParseResult
-from nianbao.schema.db import complete_db_url, engine_for, retry_while_unavailable
-from nianbao.schema.load import LoadOutcome, load_document
+from nianbao.parsers.result import ParseResult, Problem
+from nianbao.schema.db import (
+    complete_db_url,
+    describe_db_error,
+    engine_for,
+    is_outage,
+    retry_while_unavailable,
+)
+from nianbao.schema.load import LoadOutcome, load_documents
 
 if TYPE_CHECKING:  # the warehouse loads no reader: the pool's items are only named here
     from nianbao.parsers.pool import WorkItem
@@ -70,6 +79,8 @@ class LoadTarget:
     db_url: str
     run_id: int | None
     retry_seconds: float
+    # When the run started: its new documents' first sighting (see `load_documents`).
+    seen_at: datetime | None = None
 
     def __call__(self, items: list[WorkItem], results: list[ParseResult]) -> list[Loaded]:
         """Load a batch in the worker that parsed it (`parsers.pool.parse_then`'s `then`);
@@ -94,21 +105,62 @@ def load_results(
     target: LoadTarget,
     on_retry: Callable[[str, float], None] | None = None,
 ) -> list[Loaded]:
-    """Load the parse results among `results`, each document in its own transaction; those a
-    worker loaded already (`Loaded`) pass through. A load is retried while the database is away,
-    for `target.retry_seconds`, then DatabaseUnavailable."""
+    """Load the parse results among `results` in one transaction; those a worker loaded
+    already (`Loaded`) pass through, in their place.
+
+    If the warehouse refuses the batch, each document loads in a transaction of its own, and
+    one refused again is recorded as failed (`load_failed`, with the database's reason). A
+    load is retried while the database is away, for `target.retry_seconds`, then
+    DatabaseUnavailable.
+    """
+    parsed = [result for result in results if not isinstance(result, Loaded)]
+    done = iter(_load(parsed, raw_keys, target, on_retry) if parsed else ())
+    return [result if isinstance(result, Loaded) else next(done) for result in results]
+
+
+def _load(
+    parsed: list[ParseResult],
+    raw_keys: Mapping[str, str],
+    target: LoadTarget,
+    on_retry: Callable[[str, float], None] | None,
+) -> list[Loaded]:
     engine = engine_of(target.db_url)
-    loaded = []
-    for result in results:
-        if isinstance(result, Loaded):
-            loaded.append(result)
-            continue
-        outcome = retry_while_unavailable(
-            lambda result=result: load_document(
-                engine, result, raw_keys.get(result.sha256), target.run_id
-            ),
+
+    def load(batch: list[ParseResult]) -> list[LoadOutcome]:
+        documents = [(result, raw_keys.get(result.sha256)) for result in batch]
+        return retry_while_unavailable(
+            lambda: load_documents(engine, documents, target.run_id, target.seen_at),
             target.retry_seconds,
             on_retry,
         )
+
+    try:
+        return list(map(Loaded.of, parsed, load(parsed)))
+    except SQLAlchemyError as exc:
+        if is_outage(exc):
+            raise
+    # The warehouse refused the batch: one transaction a document finds the one it refuses.
+    loaded = []
+    for result in parsed:
+        try:
+            outcome = load([result])[0]
+        except SQLAlchemyError as exc:
+            if is_outage(exc):
+                raise
+            result = refused(result, exc)
+            outcome = load([result])[0]
         loaded.append(Loaded.of(result, outcome))
     return loaded
+
+
+def refused(result: ParseResult, exc: SQLAlchemyError) -> ParseResult:
+    """`result` as a failed document: the warehouse refused its rows (`exc`)."""
+    message = f"the warehouse refused this document's rows: {describe_db_error(exc)}"
+    return replace(
+        result,
+        status="failed",
+        sections=(),
+        facts=(),
+        checks=(),
+        problems=(Problem("load_failed", message.replace("\x00", "")),),
+    )

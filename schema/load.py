@@ -1,27 +1,39 @@
-"""Idempotent load of one parsed document (a `ParseResult`) into the warehouse.
+"""Idempotent load of parsed documents (`ParseResult`s) into the warehouse, a batch at a time.
 
 A document is known by its sha256. Loading it again with the same parser version changes no
-report data; a new parser version replaces the document's rows. Each document loads in one
-transaction, so a run killed half way leaves nothing half loaded and the next run redoes it.
+report data; a new parser version replaces the document's rows. A batch of documents loads in
+one transaction, so a run killed half way leaves nothing half loaded and the next run redoes it.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any, NamedTuple
 
-from sqlalchemy import Engine, delete, insert, select, text, update
-from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy import (
+    Connection,
+    Engine,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    tuple_,
+    update,
+)
+from sqlalchemy.exc import DBAPIError
 
-from nianbao.parsers.agency import resolve_agency
+from nianbao.parsers.agency import Agency, resolve_agency
 from nianbao.parsers.result import ParseResult
 from nianbao.parsers.values import is_value_text
-from nianbao.schema.agencies import agency_id_for
+from nianbao.schema.agencies import agency_ids_for
 from nianbao.schema.models import Base, Check, Document, Fact, Finding, Report, Section, utcnow
 
 
@@ -74,33 +86,49 @@ def _chunks(values: list[str], size: int = 500) -> Iterator[list[str]]:
         yield values[start : start + size]
 
 
-class _DocumentRace(Exception):
-    """Another worker inserted the same document between our read and our insert."""
-
-
 def load_document(
     engine: Engine,
     parsed: ParseResult | Mapping[str, Any],
     raw_path: str | None = None,
     run_id: int | None = None,
 ) -> LoadOutcome:
-    """Load one parsed document in one transaction.
+    """Load one parsed document in one transaction: `load_documents` of one.
 
     `parsed` is the parser's `ParseResult`, or the JSON object `nianbao parse --json` writes
-    for it (read through `ParseResult.from_json`). `run_id` (a `runs` row, see `schema.runs`)
-    is recorded on the document and report rows this load writes; an unchanged document keeps
-    the run that loaded it.
+    for it (read through `ParseResult.from_json`).
     """
     if not isinstance(parsed, ParseResult):
         parsed = ParseResult.from_json(parsed)
-    if parsed.status not in _DOCUMENT_STATUS:
-        raise ValueError(f"unknown parse status {parsed.status!r} for {parsed.source}")
-    try:
-        return _load(engine, parsed, raw_path, run_id, first_attempt=True)
-    except _DocumentRace:
-        # The other worker has committed by now (PostgreSQL reports the unique violation only
-        # then), so a second pass sees its row and decides unchanged or reloaded.
-        return _load(engine, parsed, raw_path, run_id, first_attempt=False)
+    return load_documents(engine, [(parsed, raw_path)], run_id)[0]
+
+
+def load_documents(
+    engine: Engine,
+    documents: Sequence[tuple[ParseResult, str | None]],
+    run_id: int | None = None,
+    seen_at: datetime | None = None,
+) -> list[LoadOutcome]:
+    """Load parsed documents, each with the key of its raw bytes, in one transaction; their
+    outcomes in the same order. A document given twice loads once (then `unchanged`).
+
+    `seen_at` is when the documents were first seen, for those new to the warehouse (default:
+    now). A run gives its start, so that which of its documents of one agency and year is
+    current does not depend on the order its workers loaded them in (see `_settle_current`).
+
+    A few statements per batch, not per document: rows of every kind go in together (COPY on
+    PostgreSQL), and the current report of each agency and year is settled once. `run_id` (a
+    `runs` row, see `schema.runs`) is recorded on the document and report rows this load
+    writes; an unchanged document keeps the run that loaded it. Any error rolls the whole batch
+    back (the caller may then load its documents one by one: `schema.batchload`).
+    """
+    for parsed, _ in documents:
+        if parsed.status not in _DOCUMENT_STATUS:
+            raise ValueError(f"unknown parse status {parsed.status!r} for {parsed.source}")
+    if not documents:
+        return []
+    with engine.begin() as connection:
+        now = utcnow()
+        return _Batch(connection, now, seen_at or now, run_id).load(documents)
 
 
 def cell_state(value: object, raw: str | None) -> str:
@@ -110,26 +138,177 @@ def cell_state(value: object, raw: str | None) -> str:
     return "blank" if is_value_text(raw or "") else "unreadable"
 
 
-def _load(
-    engine: Engine,
-    parsed: ParseResult,
-    raw_path: str | None,
-    run_id: int | None,
-    *,
-    first_attempt: bool,
-) -> LoadOutcome:
-    now = utcnow()
-    with Session(engine) as session, session.begin():
-        document = session.scalars(
-            select(Document).where(Document.sha256 == parsed.sha256).with_for_update()
-        ).one_or_none()
-        if document is not None and document.parser_version == parsed.parser_version:
-            document.last_seen_at = now
-            document.raw_path = document.raw_path or raw_path
-            return LoadOutcome.UNCHANGED
+_documents = Document.__table__
+_reports = Report.__table__
+_agencies = Base.metadata.tables["agencies"]
 
+# Advisory lock spaces (the first key of PostgreSQL's two-key form), taken in this order.
+_DOCUMENT_LOCKS = 1
+_AGENCY_YEAR_LOCKS = 2
+
+
+class _Known(NamedTuple):
+    """A stored document, and the agency and year of its report (if it has one)."""
+
+    parser_version: str | None
+    raw_path: str | None
+    agency: str | None
+    agency_id: int | None
+    agency_key: str | None
+    year: int | None
+
+
+class _Batch:
+    """One transaction that loads a batch of documents.
+
+    Under concurrency, on PostgreSQL (SQLite's BEGIN IMMEDIATE lets one writer at a time):
+    advisory locks on every document of the batch, then on every agency and year whose current
+    report it settles, each set taken in sorted order, so that two batches that share
+    documents or agencies queue one behind the other instead of deadlocking. New agencies go in
+    in key order for the same reason. Everything a batch waits for after its locks is then
+    taken in one global order.
+    """
+
+    def __init__(
+        self, connection: Connection, now: datetime, seen_at: datetime, run_id: int | None
+    ) -> None:
+        self.connection = connection
+        self.now = now
+        self.seen_at = seen_at
+        self.run_id = run_id
+        self.postgres = connection.dialect.name == "postgresql"
+
+    def load(self, documents: Sequence[tuple[ParseResult, str | None]]) -> list[LoadOutcome]:
+        first: dict[str, tuple[ParseResult, str | None]] = {}
+        for parsed, raw_path in documents:
+            first.setdefault(parsed.sha256, (parsed, raw_path))
+        self._lock(_DOCUMENT_LOCKS, sorted(first))
+        known = self._known(sorted(first))
+
+        unchanged = [
+            sha
+            for sha, (parsed, _) in first.items()
+            if sha in known and known[sha].parser_version == parsed.parser_version
+        ]
+        replaced = [sha for sha in first if sha in known and sha not in unchanged]
+        new = [sha for sha in first if sha not in known]
+        reports = [first[sha][0] for sha in first if sha not in unchanged]
+        reports = [parsed for parsed in reports if parsed.status == "parsed"]
+        resolved = {
+            parsed.sha256: resolve_agency(parsed.agency, parsed.year, parsed.region)
+            for parsed in reports
+            if parsed.agency
+        }
+        # Where an older report of a replaced document stood, a new current one is settled.
+        settle = {_identity(known[sha]) for sha in replaced} | {
+            _identity_of(parsed, resolved.get(parsed.sha256)) for parsed in reports
+        }
+        settle.discard(None)
+        self._lock(_AGENCY_YEAR_LOCKS, sorted(settle, key=repr))
+
+        self._touch([(sha, first[sha][1]) for sha in unchanged])
+        self._replace_documents([first[sha] for sha in replaced])
+        new_rows = [self._new_document(*first[sha]) for sha in new]
+        if new_rows:
+            columns = tuple(new_rows[0])
+            _bulk_insert(self.connection, Document, columns, [tuple(d.values()) for d in new_rows])
+        agency_ids = agency_ids_for(
+            self.connection,
+            [(resolved[p.sha256], p.agency) for p in reports if resolved.get(p.sha256)],
+        )
+        self._insert_reports(reports, resolved, agency_ids)
+        self._settle_current(settle, agency_ids, known)
+
+        outcomes = {sha: LoadOutcome.UNCHANGED for sha in unchanged}
+        for sha in replaced + new:
+            status = first[sha][0].status
+            if status != "parsed":
+                outcomes[sha] = LoadOutcome(status)
+            else:
+                outcomes[sha] = LoadOutcome.RELOADED if sha in known else LoadOutcome.LOADED
+        seen: set[str] = set()
+        result = []
+        for parsed, _ in documents:
+            repeated = parsed.sha256 in seen
+            seen.add(parsed.sha256)
+            result.append(LoadOutcome.UNCHANGED if repeated else outcomes[parsed.sha256])
+        return result
+
+    def _lock(self, space: int, identities: list[Any]) -> None:
+        """Take the advisory locks of `identities` (in this order) until the transaction ends;
+        one statement. SQLite needs none: BEGIN IMMEDIATE serialises writers."""
+        if not self.postgres or not identities:
+            return
+        keys = list(dict.fromkeys(_lock_key(identity) for identity in identities))
+        keys.sort()  # one order for every batch: no two wait for each other in a cycle
+        self.connection.execute(
+            text(
+                "SELECT pg_advisory_xact_lock(:space, key) FROM"
+                " unnest(CAST(:keys AS integer[])) WITH ORDINALITY AS locks(key, position)"
+                " ORDER BY position"
+            ),
+            {"space": space, "keys": keys},
+        )
+
+    def _known(self, shas: list[str]) -> dict[str, _Known]:
+        query = (
+            select(
+                _documents.c.sha256,
+                _documents.c.parser_version,
+                _documents.c.raw_path,
+                _reports.c.agency,
+                _reports.c.agency_id,
+                _agencies.c.key,
+                _reports.c.year,
+            )
+            .select_from(
+                _documents.outerjoin(
+                    _reports, _reports.c.document_sha256 == _documents.c.sha256
+                ).outerjoin(_agencies, _agencies.c.id == _reports.c.agency_id)
+            )
+            .where(_documents.c.sha256.in_(shas))
+        )
+        return {row[0]: _Known(*row[1:]) for row in self.connection.execute(query)}
+
+    def _touch(self, unchanged: list[tuple[str, str | None]]) -> None:
+        """An unchanged document was seen again; it keeps the raw key it has."""
+        if not unchanged:
+            return
+        self.connection.execute(
+            update(_documents)
+            .where(_documents.c.sha256 == bindparam("document"))
+            .values(
+                last_seen_at=self.now,
+                raw_path=func.coalesce(_documents.c.raw_path, bindparam("raw_key")),
+            ),
+            [{"document": sha, "raw_key": raw_path} for sha, raw_path in unchanged],
+        )
+
+    def _replace_documents(self, replaced: list[tuple[ParseResult, str | None]]) -> None:
+        """A new parser version's results: the document row updated, its old report dropped
+        (ON DELETE CASCADE takes its sections, facts, checks and findings)."""
+        if not replaced:
+            return
+        self.connection.execute(
+            update(_documents)
+            .where(_documents.c.sha256 == bindparam("document"))
+            .values(
+                {
+                    **{name: bindparam(name) for name in self._fields(replaced[0][0])},
+                    "raw_path": func.coalesce(_documents.c.raw_path, bindparam("raw_key")),
+                }
+            ),
+            [
+                {"document": parsed.sha256, "raw_key": raw_path, **self._fields(parsed)}
+                for parsed, raw_path in replaced
+            ],
+        )
+        shas = [parsed.sha256 for parsed, _ in replaced]
+        self.connection.execute(delete(_reports).where(_reports.c.document_sha256.in_(shas)))
+
+    def _fields(self, parsed: ParseResult) -> dict[str, Any]:
         problem = parsed.problem
-        fields = {
+        return {
             "format": parsed.format,
             "bytes": parsed.bytes,
             "pages": parsed.pages,
@@ -137,144 +316,216 @@ def _load(
             "problem_code": problem.code if problem else None,
             "problem_message": problem.message if problem else None,
             "parser_version": parsed.parser_version,
-            "last_seen_at": now,
-            "run_id": run_id,
+            "last_seen_at": self.now,
+            "run_id": self.run_id,
         }
-        if document is None:
-            session.add(
-                Document(
-                    sha256=parsed.sha256,
-                    source=parsed.source,
-                    raw_path=raw_path,
-                    first_seen_at=now,
-                    **fields,
-                )
+
+    def _new_document(self, parsed: ParseResult, raw_path: str | None) -> dict[str, Any]:
+        return {
+            "sha256": parsed.sha256,
+            "source": parsed.source,
+            "raw_path": raw_path,
+            "first_seen_at": self.seen_at,
+            **self._fields(parsed),
+        }
+
+    def _insert_reports(
+        self,
+        reports: list[ParseResult],
+        resolved: Mapping[str, Agency | None],
+        agency_ids: Mapping[str, int],
+    ) -> None:
+        if not reports:
+            return
+        rows = []
+        for parsed in reports:
+            agency = resolved.get(parsed.sha256)
+            agency_id = agency_ids[agency.key] if agency else None
+            rows.append(
+                {
+                    "document_sha256": parsed.sha256,
+                    "agency": parsed.agency,
+                    "region": parsed.region,
+                    "year": parsed.year,
+                    "agency_id": agency_id,
+                    "agency_source": parsed.agency_source,
+                    "region_code": agency.region_code if agency else None,
+                    "level": agency.level if agency else None,
+                    "template": parsed.template,
+                    "parser_version": parsed.parser_version,
+                    "loaded_at": self.now,
+                    # Current once settled: the unique index allows one current report per
+                    # agency and year at every moment, so a new one must not be current
+                    # beside the old one.
+                    "is_current": _identity_of(parsed, agency) is None,
+                    "run_id": self.run_id,
+                }
             )
-            try:
-                session.flush()
-            except IntegrityError as exc:
-                if first_attempt:
-                    raise _DocumentRace from exc
-                raise
-        else:
-            for name, value in fields.items():
-                setattr(document, name, value)
-            document.raw_path = document.raw_path or raw_path
-            _drop_report(session, document.sha256)
-
-        if parsed.status != "parsed":
-            return LoadOutcome(parsed.status)
-        _insert_report(session, parsed, now, run_id)
-        return LoadOutcome.LOADED if document is None else LoadOutcome.RELOADED
-
-
-def _drop_report(session: Session, sha256: str) -> None:
-    """Delete the report an older parser version made of this document, if any."""
-    old = session.execute(
-        select(Report.id, Report.agency, Report.agency_id, Report.year).where(
-            Report.document_sha256 == sha256
+        inserted = self.connection.execute(
+            insert(_reports).returning(_reports.c.document_sha256, _reports.c.id), rows
         )
-    ).one_or_none()
-    if old is not None:
-        # ON DELETE CASCADE takes its sections, facts and checks.
-        session.execute(delete(Report).where(Report.id == old.id))
-        _settle_current(session, old.agency, old.agency_id, old.year)
+        report_ids = {sha: report_id for sha, report_id in inserted}
+        for model, columns, rows_of in (
+            (Section, _SECTION_COLUMNS, _section_rows),
+            (Fact, _FACT_COLUMNS, _fact_rows),
+            (Check, _CHECK_COLUMNS, _check_rows),
+            (Finding, _FINDING_COLUMNS, _finding_rows),
+        ):
+            _bulk_insert(
+                self.connection,
+                model,
+                columns,
+                [row for p in reports for row in rows_of(report_ids[p.sha256], p)],
+            )
+
+    def _settle_current(
+        self,
+        settle: set[tuple[str, str, int]],
+        agency_ids: Mapping[str, int],
+        known: Mapping[str, _Known],
+    ) -> None:
+        """Flag current, in each agency and year of `settle`, the report whose document was
+        first seen last; two statements for the whole batch.
+
+        The agency is its id where it resolved (so 洪泽区人民政府 and 淮安市洪泽区人民政府 are
+        one), else its printed name. First-seen order, not report id, because a reload
+        re-inserts a report: re-parsing an old edition must not make it supersede the
+        re-published one. Documents first seen together (by one run) are ordered by sha256:
+        the same one is current however the run's loads interleaved, on one machine or on a
+        cluster whose lost worker's documents loaded late.
+        """
+        if not settle:
+            return
+        ids = {k.agency_key: k.agency_id for k in known.values() if k.agency_key} | agency_ids
+        by_id = sorted((ids[name], year) for kind, name, year in settle if kind == "key")
+        by_name = sorted((name, year) for kind, name, year in settle if kind == "name")
+        r, d = _reports.c, _documents.c
+        groups = []
+        if by_id:
+            groups.append(tuple_(r.agency_id, r.year).in_(by_id))
+        if by_name:
+            groups.append(r.agency_id.is_(None) & tuple_(r.agency, r.year).in_(by_name))
+        newest_first = func.row_number().over(
+            partition_by=(r.agency_id, case((r.agency_id.is_(None), r.agency)), r.year),
+            order_by=(d.first_seen_at.desc(), d.sha256.desc()),
+        )
+        ranked = (
+            select(r.id, r.is_current, newest_first.label("rank"))
+            .join_from(_reports, _documents, d.sha256 == r.document_sha256)
+            .where(or_(*groups))
+            .subquery()
+        )
+        # Two statements, the old current ones first: PostgreSQL checks the unique index row
+        # by row.
+        self.connection.execute(
+            update(_reports)
+            .where(r.id.in_(select(ranked.c.id).where(ranked.c.rank > 1, ranked.c.is_current)))
+            .values(is_current=False)
+        )
+        self.connection.execute(
+            update(_reports)
+            .where(r.id.in_(select(ranked.c.id).where(ranked.c.rank == 1, ~ranked.c.is_current)))
+            .values(is_current=True)
+        )
 
 
-def _insert_report(
-    session: Session, parsed: ParseResult, now: datetime, run_id: int | None
-) -> None:
-    agency, year = parsed.agency, parsed.year
-    # Resolved again from the printed name and the region the parse found (or was hinted):
-    # the same call as the 0003 back-fill, and output of older parser versions loads too.
-    resolved = resolve_agency(agency, year, parsed.region) if agency else None
-    agency_id = agency_id_for(session.connection(), resolved, agency) if resolved else None
-    report = Report(
-        document_sha256=parsed.sha256,
-        agency=agency,
-        region=parsed.region,
-        year=year,
-        agency_id=agency_id,
-        agency_source=parsed.agency_source,
-        region_code=resolved.region_code if resolved else None,
-        level=resolved.level if resolved else None,
-        template=parsed.template,
-        parser_version=parsed.parser_version,
-        loaded_at=now,
-        # Current once settled below: the unique index allows one current report per agency
-        # and year at every moment, so a new one must not be current beside the old one.
-        is_current=(agency is None and agency_id is None) or year is None,
-        run_id=run_id,
-    )
-    session.add(report)
-    session.flush()
-
-    # Bulk executemany: ~200 facts a report, one round trip per batch instead of per row.
-    _bulk_insert(session, Section, _section_rows(report.id, parsed))
-    _bulk_insert(session, Fact, _fact_rows(report.id, parsed))
-    _bulk_insert(session, Check, _check_rows(report.id, parsed))
-    _bulk_insert(
-        session,
-        Finding,
-        [{"report_id": report.id, "code": p.code, "message": p.message} for p in parsed.problems],
-    )
-    _settle_current(session, agency, agency_id, year)
+def _identity(known: _Known) -> tuple[str, str, int] | None:
+    """The agency and year an older report of a document settles in, if any."""
+    if known.year is None:
+        return None
+    if known.agency_key is not None:
+        return ("key", known.agency_key, known.year)
+    if known.agency is not None:
+        return ("name", known.agency, known.year)
+    return None
 
 
-def _section_rows(report_id: int, parsed: ParseResult) -> list[dict[str, Any]]:
+def _identity_of(parsed: ParseResult, agency: Agency | None) -> tuple[str, str, int] | None:
+    """The agency and year a new report settles in: by the resolved agency's key, else by the
+    printed name; None when it has no agency or no year (then it is current alone)."""
+    if parsed.year is None:
+        return None
+    if agency is not None:
+        return ("key", agency.key, parsed.year)
+    if parsed.agency is not None:
+        return ("name", parsed.agency, parsed.year)
+    return None
+
+
+def _lock_key(identity: Any) -> int:
+    digest = hashlib.blake2b(repr(identity).encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+# The columns of the rows `_bulk_insert` takes as tuples, in their order.
+_SECTION_COLUMNS = ("report_id", "position", "code", "heading", "text")
+_FACT_COLUMNS = (
+    "report_id",
+    "table_code",
+    "row_code",
+    "col_code",
+    "value",
+    "raw",
+    "label",
+    "unit",
+    "state",
+    "source",
+    "evidence",
+    "section",
+)
+_CHECK_COLUMNS = ("report_id", "rule", "scope", "ok", "detail")
+_FINDING_COLUMNS = ("report_id", "code", "message")
+
+
+def _section_rows(report_id: int, parsed: ParseResult) -> list[tuple]:
+    return [(report_id, i, s.code, s.heading, s.text) for i, s in enumerate(parsed.sections)]
+
+
+def _fact_rows(report_id: int, parsed: ParseResult) -> list[tuple]:
     return [
-        {
-            "report_id": report_id,
-            "position": i,
-            "code": s.code,
-            "heading": s.heading,
-            "text": s.text,
-        }
-        for i, s in enumerate(parsed.sections)
-    ]
-
-
-def _fact_rows(report_id: int, parsed: ParseResult) -> list[dict[str, Any]]:
-    return [
-        {
-            "report_id": report_id,
-            "table_code": f.table,
-            "row_code": f.row,
-            "col_code": f.col,
-            "value": f.value,
-            "raw": f.raw,
-            "label": f.label,
-            "unit": f.unit,
-            "state": cell_state(f.value, f.raw),
-            "source": f.source,
-            "evidence": f.evidence,
-            "section": f.section,
-        }
+        (
+            report_id,
+            f.table,
+            f.row,
+            f.col,
+            # Float -> Decimal by repr, so PostgreSQL never sees binary noise (ExactNumeric's
+            # rule; COPY bypasses SQLAlchemy's bind processing).
+            Decimal(repr(f.value)) if isinstance(f.value, float) else f.value,
+            f.raw,
+            f.label,
+            f.unit,
+            cell_state(f.value, f.raw),
+            f.source,
+            f.evidence,
+            f.section,
+        )
         for f in parsed.facts
     ]
 
 
-def _check_rows(report_id: int, parsed: ParseResult) -> list[dict[str, Any]]:
-    return [
-        {"report_id": report_id, "rule": c.rule, "scope": c.scope, "ok": c.ok, "detail": c.detail}
-        for c in parsed.checks
-    ]
+def _check_rows(report_id: int, parsed: ParseResult) -> list[tuple]:
+    return [(report_id, c.rule, c.scope, c.ok, c.detail) for c in parsed.checks]
 
 
-def _bulk_insert(session: Session, model: type[Base], rows: list[dict[str, Any]]) -> None:
+def _finding_rows(report_id: int, parsed: ParseResult) -> list[tuple]:
+    return [(report_id, p.code, p.message) for p in parsed.problems]
+
+
+def _bulk_insert(
+    connection: Connection, model: type[Base], columns: Sequence[str], rows: list[tuple]
+) -> None:
+    """Insert `rows` (tuples of `columns`) into the model's table."""
     if not rows:  # an empty list would run one INSERT of defaults, not none
         return
-    connection = session.connection()
     if connection.dialect.name == "postgresql":
-        # COPY: one stream for ~200 facts, where an executemany runs one INSERT a row on the
+        # COPY: one stream for all the rows, where an executemany runs one INSERT a row on the
         # server (measured: the bulk part of a load 2.6x faster, 1/3 less client CPU a report).
-        columns = list(rows[0])
         statement = f"COPY {model.__tablename__} ({', '.join(columns)}) FROM STDIN"
         dbapi = connection.connection.dbapi_connection
         try:
             with dbapi.cursor() as cursor, cursor.copy(statement) as copy:
                 for row in rows:
-                    copy.write_row([_copy_value(row[name]) for name in columns])
+                    copy.write_row(row)
         except connection.dialect.loaded_dbapi.Error as exc:
             # The errors SQLAlchemy raises for its own statements (IntegrityError, an outage's
             # OperationalError), which callers and the retry on outages know.
@@ -287,64 +538,8 @@ def _bulk_insert(session: Session, model: type[Base], rows: list[dict[str, Any]]
                 dialect=connection.dialect,
             ) from exc
         return
-    # A Core executemany on the session's connection: the ORM's bulk path costs a third more
-    # a report and nothing here needs it (no identities, no relationships).
-    connection.execute(insert(model.__table__), rows)
-
-
-def _copy_value(value: Any) -> Any:
-    # COPY bypasses SQLAlchemy's bind processing: ExactNumeric's float -> Decimal by repr.
-    return Decimal(repr(value)) if isinstance(value, float) else value
-
-
-def _settle_current(
-    session: Session, agency: str | None, agency_id: int | None, year: int | None
-) -> None:
-    """Flag current the report of (agency, year) whose document was first seen last.
-
-    The agency is its id where it resolved (so 洪泽区人民政府 and 淮安市洪泽区人民政府 are one),
-    else its printed name. First-seen order, not report id, because a reload re-inserts a
-    report: re-parsing an old edition must not make it supersede the re-published one.
-    """
-    if (agency is None and agency_id is None) or year is None:
-        return
-    identity = f"id:{agency_id}" if agency_id is not None else f"name:{agency}"
-    _lock_agency_year(session, identity, year)
-    same = (
-        (Report.agency_id == agency_id) if agency_id is not None else (Report.agency == agency)
-    ) & (Report.year == year)
-    newest = session.scalars(
-        select(Report.id)
-        .join(Report.document)
-        .where(same)
-        .order_by(Document.first_seen_at.desc(), Report.id.desc())
-        .limit(1)
-    ).first()
-    if newest is not None:
-        # Two statements, the old one first: PostgreSQL checks the unique index row by row.
-        session.execute(
-            update(Report)
-            .where(same, Report.id != newest, Report.is_current)
-            .values(is_current=False)
-            .execution_options(synchronize_session=False)
-        )
-        session.execute(
-            update(Report)
-            .where(Report.id == newest)
-            .values(is_current=True)
-            .execution_options(synchronize_session=False)
-        )
-
-
-def _lock_agency_year(session: Session, identity: str, year: int) -> None:
-    """Serialise the settling of one (agency, year) so exactly one report ends up current.
-
-    Under READ COMMITTED two concurrent loaders would not see each other's new report and both
-    keep theirs current; taken before the settling query, the lock makes the second loader see
-    the first one's committed report. SQLite needs nothing: BEGIN IMMEDIATE serialises writers.
-    """
-    if session.get_bind().dialect.name != "postgresql":
-        return
-    digest = hashlib.blake2b(f"{identity}\x00{year}".encode(), digest_size=8).digest()
-    key = int.from_bytes(digest, "big", signed=True)
-    session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+    # A Core executemany: the ORM's bulk path costs a third more a report and nothing here
+    # needs it (no identities, no relationships).
+    connection.execute(
+        insert(model.__table__), [dict(zip(columns, row, strict=True)) for row in rows]
+    )

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import html
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, bindparam, text
 
 RULES = ("R1", "R2", "R3", "R4", "R5", "R6")
 LEVELS = ("国家", "省", "市", "县", "乡")
@@ -69,34 +70,45 @@ class QualityData:
     findings_by_code: dict[str, dict[str, float]] = field(default_factory=dict)
     worst_reports: list[dict[str, Any]] = field(default_factory=list)
     largest_changes: list[dict[str, Any]] = field(default_factory=list)
-    scope: str = "the warehouse"  # or "run N": the reports one ingest run loaded
+    scope: str = "the warehouse"  # or "run N", "runs N, M": the reports those runs loaded
 
 
 def _rows(engine: Engine, sql: str, scope: _Scope | None = None) -> list[dict[str, Any]]:
     params = scope.params if scope else {}
+    statement = text(sql)
+    if ":runs" in sql:  # a list of run ids: one bound parameter each
+        statement = statement.bindparams(bindparam("runs", expanding=True))
     with engine.connect() as connection:
-        return [dict(row) for row in connection.execute(text(sql), params).mappings()]
+        return [dict(row) for row in connection.execute(statement, params).mappings()]
 
 
 @dataclass(frozen=True)
 class _Scope:
-    """The reports and documents a figure counts: the whole warehouse, or one run's."""
+    """The reports and documents a figure counts: the whole warehouse, or some runs'."""
 
-    run_id: int | None = None
+    run_ids: tuple[int, ...] | None = None
 
     @property
     def params(self) -> dict[str, Any]:
-        return {} if self.run_id is None else {"run": self.run_id}
+        return {} if self.run_ids is None else {"runs": list(self.run_ids)}
 
     def reports(self, column: str) -> str:
-        """A condition to AND: the report in `column` was loaded by the run."""
-        if self.run_id is None:
+        """A condition to AND: the report in `column` was loaded by one of the runs."""
+        if self.run_ids is None:
             return "1 = 1"
-        return f"{column} IN (SELECT id FROM reports WHERE run_id = :run)"
+        return f"{column} IN (SELECT id FROM reports WHERE run_id IN :runs)"
 
     @property
     def documents(self) -> str:
-        return "1 = 1" if self.run_id is None else "run_id = :run"
+        return "1 = 1" if self.run_ids is None else "run_id IN :runs"
+
+
+def _scope_name(run_ids: tuple[int, ...] | None) -> str:
+    if run_ids is None:
+        return "the warehouse"
+    if len(run_ids) == 1:
+        return f"run {run_ids[0]}"
+    return f"runs {', '.join(map(str, run_ids))}" if run_ids else "no run (nothing loaded)"
 
 
 def _number(value: Any) -> float:
@@ -107,13 +119,15 @@ def _label(value: Any) -> str:
     return "unknown" if value is None else str(value)
 
 
-def gather(engine: Engine, run_id: int | None = None) -> QualityData:
+def gather(engine: Engine, run_id: int | Sequence[int] | None = None) -> QualityData:
     """Every figure of the report, from the views of the warehouse at `engine`.
 
-    With `run_id`, the figures of the documents and reports that run wrote only: what an
-    ingest publishes then costs the size of the run, not of the warehouse.
+    With `run_id` (or several: a harvest's ingest runs), the figures of the documents and
+    reports those runs wrote only: what a run publishes then costs the size of the run, not of
+    the warehouse.
     """
-    scope = _Scope(run_id)
+    run_ids = (run_id,) if isinstance(run_id, int) else None if run_id is None else tuple(run_id)
+    scope = _Scope(run_ids)
     only, documents = scope.reports, scope.documents
     totals = _rows(
         engine,
@@ -133,7 +147,7 @@ def gather(engine: Engine, run_id: int | None = None) -> QualityData:
     data = QualityData(
         generated_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         totals={k: int(v or 0) for k, v in totals.items()},
-        scope="the warehouse" if run_id is None else f"run {run_id}",
+        scope=_scope_name(run_ids),
     )
     _reports_by_year_and_region(engine, data, scope)
     _rule_failure_rates(engine, data, scope)

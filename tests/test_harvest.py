@@ -279,6 +279,7 @@ class Run:
     db_url: str
     requests_before: int  # how many requests the site had had when the run started
     log_id_before: int  # the last harvest_log id before the run
+    flow_run_id: str  # Prefect's, to find the artifacts it published
 
     @property
     def portal(self) -> PortalResult:
@@ -300,7 +301,7 @@ def _harvest(site: PortalSite, db_url: str, raw: Path, **options) -> Run:
     # A run with a failed portal ends Failed and still returns its summary.
     summary = state.result(raise_on_failure=False)
     assert isinstance(summary, HarvestSummary), summary
-    return Run(summary, db_url, start, last_id)
+    return Run(summary, db_url, start, last_id, str(state.state_details.flow_run_id))
 
 
 def _rows(db_url: str, query) -> list:
@@ -440,6 +441,37 @@ def test_the_summary_is_published_as_prefect_artifacts(first_run: Run):
     assert [(r["portal"], r["status"], r["loaded"]) for r in rows] == [
         ("互助县就业服务局", "ok", 5)
     ]
+
+
+def _quality_report(run: Run) -> list[str]:
+    """The lines of the `quality-report` artifact the harvest run published."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        ArtifactFilterKey,
+    )
+
+    with get_client(sync_client=True) as client:
+        (artifact,) = client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=["quality-report"]),
+                flow_run_id=ArtifactFilterFlowRunId(any_=[run.flow_run_id]),
+            )
+        )
+    return artifact.data.splitlines()
+
+
+def test_the_quality_report_covers_what_the_harvest_loaded(first_run: Run, second_run: Run):
+    # The first run loaded the reports: its ingest's run, with every document it loaded.
+    title, _, _, totals, *_ = _quality_report(first_run)
+    assert "of run " in title
+    documents, failed, not_reports, current = totals.strip("|").split("|")[:4]
+    assert (int(documents), int(current)) == (len(_loaded(first_run.db_url)), len(REPORTS))
+    # The second loaded nothing: its report says so, though the warehouse holds the reports.
+    title, _, _, totals, *_ = _quality_report(second_run)
+    assert "of no run (nothing loaded)" in title
+    assert totals.startswith("| 0 | 0 | 0 | 0 | 0 | 0 |")
 
 
 def test_a_second_run_downloads_nothing_and_loads_nothing(second_run: Run):

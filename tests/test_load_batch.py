@@ -1,0 +1,224 @@
+"""Loading a batch of documents in one transaction (`schema.load.load_documents`) and its
+fallback to one transaction a document (`schema.batchload.load_results`): real parses of the
+samples, a real PostgreSQL for the concurrency and the refused document."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import Connection, Engine, event
+
+from nianbao.parsers.report import parse_bytes
+from nianbao.parsers.result import ParseResult
+from nianbao.schema.batchload import Loaded, LoadTarget, load_results
+from nianbao.schema.db import engine_for, upgrade
+from nianbao.schema.load import LoadOutcome, load_document, load_documents
+
+from .conftest import new_database
+from .helpers import SAMPLES, rows
+from .test_warehouse import HUAIAN, parsed
+
+SAMPLE_FILES = [
+    "01_huaian_shizhengfu_2024.pdf",
+    "04_shanghai_szfbgt_2019.html",
+    "huzhu-employment-2023.docx",
+    "huzhu-employment-2023.txt",
+]
+
+
+def parse_sample(name: str, edit: Callable[[bytes], bytes] = lambda data: data) -> ParseResult:
+    return parse_bytes(edit((SAMPLES / name).read_bytes()), f"samples/{name}", None)
+
+
+def with_nul(data: bytes) -> bytes:
+    """The text report with a NUL byte in a paragraph: still a report to the parser,
+    and text PostgreSQL cannot store."""
+    cut = data.index(b"\n", 2000)
+    return data[:cut] + b" \x00 " + data[cut:]
+
+
+def statuses(url: str) -> dict[str, tuple[str, str | None]]:
+    return {
+        source: (status, code)
+        for source, status, code in rows(url, "SELECT source, status, problem_code FROM documents")
+    }
+
+
+def test_a_batch_loads_what_one_document_at_a_time_loads(db_url: str, tmp_path) -> None:
+    results = [parse_sample(name) for name in SAMPLE_FILES]
+    one_by_one = f"sqlite:///{tmp_path / 'one-by-one.db'}"
+    upgrade(one_by_one)
+    single = engine_for(one_by_one)
+    batch = engine_for(db_url)
+    try:
+        for result in results:
+            assert load_document(single, result, f"raw/{result.sha256}") == LoadOutcome.LOADED
+        # The same document twice in a batch loads once.
+        documents = [(result, f"raw/{result.sha256}") for result in [*results, results[0]]]
+        assert load_documents(batch, documents) == [LoadOutcome.LOADED] * 4 + [
+            LoadOutcome.UNCHANGED
+        ]
+        assert load_documents(batch, documents[:2]) == [LoadOutcome.UNCHANGED] * 2
+        newer = [replace(result, parser_version="next") for result in results[:2]]
+        assert (
+            load_documents(batch, [(newer[0], None), (newer[1], None)])
+            == [LoadOutcome.RELOADED] * 2
+        )
+    finally:
+        single.dispose()
+        batch.dispose()
+
+    content = (
+        "SELECT d.source, d.raw_path, d.status, r.agency, r.year, r.template, r.is_current,"
+        " (SELECT COUNT(*) FROM facts f WHERE f.report_id = r.id),"
+        " (SELECT COUNT(*) FROM sections s WHERE s.report_id = r.id),"
+        " (SELECT COUNT(*) FROM checks c WHERE c.report_id = r.id)"
+        " FROM documents d JOIN reports r ON r.document_sha256 = d.sha256 ORDER BY d.source"
+    )
+    expected, got = rows(one_by_one, content), rows(db_url, content)
+    assert [tuple(row) for row in got] == [tuple(row) for row in expected]
+    assert [row[7] for row in got] == [200, 198, 186, 186]  # the samples' cells
+    # The DOCX and the text rendering are one agency and year: the one first seen last is
+    # current, on both.
+    assert sum(row[6] for row in got) == 3
+
+
+@pytest.mark.postgres
+def test_a_document_the_warehouse_refuses_fails_alone_and_its_batch_loads(pg_url: str) -> None:
+    url = new_database(pg_url)
+    upgrade(url)
+    good = [parse_sample(name) for name in SAMPLE_FILES[:3]]
+    bad = parse_sample("huzhu-employment-2023.txt", with_nul)
+    assert bad.status == "parsed" and any("\x00" in s.text for s in bad.sections)
+    batch = [good[0], bad, *good[1:]]
+    target = LoadTarget(url, None, retry_seconds=5)
+
+    loaded = load_results(batch, {r.sha256: f"raw/{r.sha256}" for r in batch}, target)
+
+    assert [(d.outcome, d.problem_code) for d in loaded] == [
+        ("loaded", None),
+        ("failed", "load_failed"),
+        ("loaded", None),
+        ("loaded", None),
+    ]
+    assert "NUL" in loaded[1].problem_message
+    assert statuses(url) == {
+        "samples/01_huaian_shizhengfu_2024.pdf": ("loaded", None),
+        "samples/huzhu-employment-2023.txt": ("failed", "load_failed"),
+        "samples/04_shanghai_szfbgt_2019.html": ("loaded", None),
+        "samples/huzhu-employment-2023.docx": ("loaded", None),
+    }
+    assert rows(url, "SELECT COUNT(*) FROM facts")[0][0] == 200 + 186 + 198
+    assert rows(url, "SELECT raw_path FROM documents WHERE status = 'failed'")[0][0] == (
+        f"raw/{bad.sha256}"
+    )
+    # A rerun of the same batch changes nothing: the refused document stays failed.
+    again = load_results(batch, {}, target)
+    assert [d.outcome for d in again] == ["unchanged"] * 4
+    # Results a worker loaded already pass through in their place.
+    mixed = load_results([again[0], good[2]], {}, target)
+    assert mixed[0] is again[0] and isinstance(mixed[1], Loaded)
+
+
+def load_in_threads(
+    engine: Engine, batches: list[list[dict[str, Any]]], first_commits_after: float = 0.0
+) -> list[Any]:
+    """Each batch in a thread of its own (its own connection), all started together; the first
+    batch waits `first_commits_after` seconds before it commits, so the others run their
+    whole load while it holds its rows uncommitted."""
+    warm = [engine.connect() for _ in batches]  # connect first, so the loads overlap
+    for conn in warm:
+        conn.close()
+    barrier = threading.Barrier(len(batches))
+    outcomes: list[Any] = [None] * len(batches)
+
+    def work(i: int) -> None:
+        documents = [(ParseResult.from_json(doc), None) for doc in batches[i]]
+        barrier.wait()
+        try:
+            outcomes[i] = load_documents(engine, documents)
+        except Exception as exc:  # a deadlock or a broken rule, surfaced by the assertion
+            outcomes[i] = exc
+
+    def hold(_connection: Connection) -> None:
+        if threading.current_thread() is threads[0]:
+            time.sleep(first_commits_after)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(batches))]
+    event.listen(engine, "commit", hold)
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        event.remove(engine, "commit", hold)
+    return outcomes
+
+
+@pytest.mark.postgres
+def test_two_workers_loading_batches_of_one_agency_and_year_keep_one_current(
+    pg_url: str,
+) -> None:
+    url = new_database(pg_url)
+    upgrade(url)
+    engine = engine_for(url)
+    years = range(2030, 2034)
+    try:
+        # The batches hold the same agency and years in opposite orders: a lock taken out of
+        # order would deadlock, a missing one let both settle a current report unseen by the
+        # other (the first one holds its commit back to make that race sure).
+        for round_ in range(3):
+            first = [parsed(HUAIAN, year=y, copy=f"-{round_}-a-{y}") for y in years]
+            second = [parsed(HUAIAN, year=y, copy=f"-{round_}-b-{y}") for y in reversed(years)]
+            outcomes = load_in_threads(engine, [first, second], first_commits_after=0.5)
+            assert outcomes == [[LoadOutcome.LOADED] * len(years)] * 2
+            current = rows(url, "SELECT year, COUNT(*) FROM reports WHERE is_current GROUP BY year")
+            assert sorted(tuple(row) for row in current) == [(y, 1) for y in years]
+        # Two documents in both batches, in opposite orders: each loads once.
+        shared = [parsed(HUAIAN, year=2030, copy=f"-shared-{i}") for i in range(2)]
+        outcomes = load_in_threads(engine, [shared, shared[::-1]])
+        assert (
+            sorted([*outcomes[0], *outcomes[1]])
+            == [LoadOutcome.LOADED] * 2 + [LoadOutcome.UNCHANGED] * 2
+        )
+        assert rows(url, "SELECT COUNT(*) FROM reports")[0][0] == 3 * 2 * len(years) + 2
+        # The current one of each year is the one whose document was first seen last (by
+        # sha256 among those seen at one time).
+        reports = rows(
+            url,
+            "SELECT r.year, d.first_seen_at, d.sha256, r.is_current FROM reports r"
+            " JOIN documents d ON d.sha256 = r.document_sha256",
+        )
+        for year in years:
+            newest = max((seen, sha, current) for y, seen, sha, current in reports if y == year)
+            assert newest[2], year
+    finally:
+        engine.dispose()
+
+
+def test_documents_first_seen_by_one_run_settle_the_same_current_report_in_any_order(
+    tmp_path,
+) -> None:
+    # A run's documents are first seen at its start: however its workers' loads interleave
+    # (a lost Dask worker's documents load last), the same copy ends up current.
+    seen_at = datetime(2026, 1, 1, tzinfo=UTC)
+    copies = [ParseResult.from_json(parsed(HUAIAN, copy=f"-copy-{i}")) for i in range(3)]
+    current = []
+    for order in (copies, copies[::-1]):
+        url = f"sqlite:///{tmp_path / f'{len(current)}.db'}"
+        upgrade(url)
+        engine = engine_for(url)
+        try:
+            for document in order:  # one batch each, as separate workers would
+                load_documents(engine, [(document, None)], seen_at=seen_at)
+        finally:
+            engine.dispose()
+        current += rows(url, "SELECT document_sha256 FROM reports WHERE is_current")
+    assert len(current) == 2 and current[0] == current[1] == (max(c.sha256 for c in copies),)
