@@ -285,9 +285,11 @@ def read_page(page: Any, region: tuple[float, float, float, float] | None = None
         (x0 * to_points + left, y0 * to_points + top, x1 * to_points + left, y1 * to_points + top)
         for x0, y0, x1, y1 in rules
     ]
+    # Each line as it was read (its cell's own pixels only), without the white margin `_pad`
+    # gave it.
     lines = {
-        key: np.ascontiguousarray(text_image[y0:y1, x0:x1])
-        for key, (_, (x0, y0, x1, y1)) in zip(keys, cell_crops, strict=True)
+        key: np.ascontiguousarray(_unpadded(crop, box))
+        for key, (crop, box) in zip(keys, cell_crops, strict=True)
     }
     return OcrPage(chars, points, angle, lines)
 
@@ -758,6 +760,13 @@ def _pad(image: np.ndarray, box: tuple[int, int, int, int], margin: int = 0) -> 
     margin = max((y1 - y0) // 2, 3)
     crop = image[y0:y1, x0:x1]
     return cv2.copyMakeBorder(crop, margin, margin, margin, margin, cv2.BORDER_CONSTANT, value=255)
+
+
+def _unpadded(crop: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """A line image `_pad` gave its margin, without it."""
+    x0, y0, x1, y1 = box
+    margin = max((y1 - y0) // 2, 3)
+    return crop[margin : margin + y1 - y0, margin : margin + x1 - x0]
 
 
 def _detected_lines(

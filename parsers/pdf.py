@@ -15,18 +15,18 @@ import ctypes
 import re
 from bisect import bisect_left, bisect_right
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import lru_cache
-from itertools import dropwhile, pairwise, product, repeat
-from operator import attrgetter, itemgetter
+from itertools import compress, dropwhile, groupby, pairwise, product, repeat
+from math import isnan
+from operator import add, gt, itemgetter, ne, not_, sub, truediv
 from typing import Any
 
 import pypdfium2
 import pypdfium2.raw as pdfium_c
-from pdfplumber.table import TableSettings, merge_edges
-from pdfplumber.utils import filter_edges
+from pdfplumber.table import TableSettings
 
 from nianbao.schema import numbering, registry
 
@@ -97,6 +97,56 @@ class _Char:
 
 
 @dataclass(slots=True)
+class _Chars:
+    """A page's characters as columns, in pdfium's (content) order: its text, one code point a
+    character, and the sides of their boxes. Prose lines are read from the columns with C-level
+    string and list operations; a `_Char` is built only for a character that a table cell
+    holds, which spares the Python object and its __init__ for most of a report's characters."""
+
+    text: str
+    x0: list[float]
+    x1: list[float]
+    top: list[float]
+    bottom: list[float]
+    # Characters read by OCR: each one's (confidence, alternatives, line); None for pdfium's.
+    readings: list[tuple[float | None, tuple[str, ...], int | None]] | None = None
+
+    @classmethod
+    def of(cls, chars: list[_Char]) -> _Chars:
+        text = "".join(ch.text for ch in chars)
+        if len(text) != len(chars):  # positions in the text must be positions in the columns
+            raise ValueError("a character's text must be one code point")
+        return cls(
+            text,
+            [ch.x0 for ch in chars],
+            [ch.x1 for ch in chars],
+            [ch.top for ch in chars],
+            [ch.bottom for ch in chars],
+            [(ch.confidence, ch.alternatives, ch.line) for ch in chars],
+        )
+
+    def __len__(self) -> int:
+        return len(self.text)
+
+    def __getitem__(self, position: int) -> _Char:
+        reading = self.readings[position] if self.readings else (None, (), None)
+        return _Char(
+            self.text[position],
+            self.x0[position],
+            self.x1[position],
+            self.top[position],
+            self.bottom[position],
+            *reading,
+        )
+
+    def all(self) -> list[_Char]:
+        return list(map(self.__getitem__, range(len(self.text))))
+
+    def columns(self) -> tuple[list[float], list[float], list[float], list[float]]:
+        return self.x0, self.x1, self.top, self.bottom
+
+
+@dataclass(slots=True)
 class _Line:
     text: str
     page: int
@@ -125,7 +175,7 @@ class _PageTable:
 class _Page:
     number: int
     height: float
-    chars: list[_Char]
+    chars: _Chars
     ruled: bool  # its paths have vertical segments at _MIN_RULE_XS or more distinct x
     has_images: bool
     subpaths: list[Subpath]
@@ -134,7 +184,8 @@ class _Page:
 
     @property
     def has_text(self) -> bool:
-        return any(not ch.text.isspace() for ch in self.chars)
+        text = self.chars.text
+        return bool(text) and not text.isspace()  # some character is not whitespace
 
     def by_centre(self) -> _CentreIndex:
         """The page's characters indexed by centre, built once for all of its tables."""
@@ -145,42 +196,47 @@ class _Page:
 
 class _CentreIndex:
     """A page's characters (line breaks aside) sorted by the y of their centre, so that the ones
-    whose centre lies in a band of the page are one bisection away."""
+    whose centre lies in a band of the page are one bisection away. Held as columns (centre y,
+    centre x, position), built and sorted by C-level maps and key functions."""
 
-    def __init__(self, chars: list[_Char]) -> None:
-        # A NaN centre fails every comparison, so it lies in no cell or table: leave it out of
-        # the sort, where it would break the order.
-        entries = [
-            (y, x, position, ch)
-            for position, ch in enumerate(chars)
-            if ch.text != "\n"
-            for y in ((ch.top + ch.bottom) / 2,)
-            for x in ((ch.x0 + ch.x1) / 2,)
-            if y == y and x == x
-        ]
-        entries.sort(key=_Y)
-        self._entries = entries
-        self._ys = [entry[0] for entry in entries]
+    def __init__(self, chars: _Chars) -> None:
+        ys = list(map(truediv, map(add, chars.top, chars.bottom), repeat(2)))
+        xs = list(map(truediv, map(add, chars.x0, chars.x1), repeat(2)))
+        if any(map(isnan, ys)) or any(map(isnan, xs)):
+            # A NaN centre fails every comparison, so it lies in no cell or table: leave it out
+            # of the sort, where it would break the order.
+            positions = [
+                position
+                for position, (text, y, x) in enumerate(zip(chars.text, ys, xs, strict=True))
+                if text != "\n" and y == y and x == x
+            ]
+        else:
+            positions = list(compress(range(len(ys)), map(ne, chars.text, repeat("\n"))))
+        positions.sort(key=ys.__getitem__)  # stable: pdfium's order among equal centres
+        self._positions = positions
+        self._ys = list(map(ys.__getitem__, positions))
+        self._xs = list(map(xs.__getitem__, positions))
 
     def within(self, box: Box) -> set[int]:
         """Positions of the characters whose centre lies in `box`, its sides included."""
         x0, top, x1, bottom = box
-        ys = self._ys
+        start, end = bisect_left(self._ys, top), bisect_right(self._ys, bottom)
         return {
             position
-            for _, x, position, _ in self._entries[bisect_left(ys, top) : bisect_right(ys, bottom)]
+            for position, x in zip(self._positions[start:end], self._xs[start:end], strict=True)
             if x0 <= x <= x1
         }
 
-    def band(self, top: float, bottom: float) -> list[tuple[float, float, int, _Char]]:
-        """The characters whose centre y is in [top, bottom), sorted by centre x."""
-        ys = self._ys
-        band = self._entries[bisect_left(ys, top) : bisect_left(ys, bottom)]
-        band.sort(key=_X)
-        return band
-
-
-_Y, _X = itemgetter(0), itemgetter(1)  # of a _CentreIndex entry: (y, x, position, char)
+    def band(self, top: float, bottom: float) -> tuple[list[float], list[float], list[int]]:
+        """The centre y, centre x and position of the characters whose centre y is in
+        [top, bottom), sorted by centre x."""
+        start, end = bisect_left(self._ys, top), bisect_left(self._ys, bottom)
+        order = sorted(range(start, end), key=self._xs.__getitem__)
+        return (
+            list(map(self._ys.__getitem__, order)),
+            list(map(self._xs.__getitem__, order)),
+            list(map(self._positions.__getitem__, order)),
+        )
 
 
 @dataclass(slots=True)
@@ -328,10 +384,12 @@ def _ocr_image_pages(
     for page in scanned:
         read = ocr.read_page(pdf[page.number - 1])
         lines.update(read.lines)
-        page.chars = [
-            _Char(c.text, c.x0, c.x1, c.top, c.bottom, c.confidence, c.alternatives, c.line)
-            for c in read.chars
-        ]
+        page.chars = _Chars.of(
+            [
+                _Char(c.text, c.x0, c.x1, c.top, c.bottom, c.confidence, c.alternatives, c.line)
+                for c in read.chars
+            ]
+        )
         page.subpaths = [("ml", [(x0, top), (x1, bottom)]) for x0, top, x1, bottom in read.rules]
         page.ruled = len({round(x0) for x0, _, x1, _ in read.rules if x0 == x1}) >= _MIN_RULE_XS
         if page.has_text:  # a page OCR read nothing on stays no_text_layer
@@ -360,17 +418,20 @@ def _ocr_pictures(
             box = (x0 - left, top - y1, x1 - left, top - y0)
             area = (box[2] - box[0]) * (box[3] - box[1])
             if area < _PICTURE_SHARE * width * height or any(
-                not page.chars[i].text.isspace() for i in page.by_centre().within(box)
+                not page.chars.text[i].isspace() for i in page.by_centre().within(box)
             ):
                 continue
             read = ocr.read_page(pdf_page, box)
             if not any(not c.text.isspace() for c in read.chars):
                 continue
             lines.update(read.lines)
-            page.chars += [
-                _Char(c.text, c.x0, c.x1, c.top, c.bottom, c.confidence, c.alternatives, c.line)
-                for c in read.chars
-            ]
+            page.chars = _Chars.of(
+                page.chars.all()
+                + [
+                    _Char(c.text, c.x0, c.x1, c.top, c.bottom, c.confidence, c.alternatives, c.line)
+                    for c in read.chars
+                ]
+            )
             page._by_centre = None  # built before these characters were added
             page.subpaths += [("ml", [(a, b), (c, d)]) for a, b, c, d in read.rules]
             rule_xs = {round(a) for a, _, c, _ in read.rules if a == c}
@@ -412,7 +473,7 @@ def _scan_page(pdf: pypdfium2.PdfDocument, index: int) -> _Page:
         if rotation == -1:
             raise pypdfium2.PdfiumError("Failed to get page rotation.")
         objects = _Objects(rotated=rotation in (1, 3), left=left, top=top)
-        handle = ctypes.cast(page, _VOID_P).value
+        handle = ctypes.cast(page, _VOID_P)
         count = pdfium_c.FPDFPage_CountObjects(page)
         objects.scan(list(map(_PAGE_OBJECT, repeat(handle, count), range(count))))
     finally:
@@ -442,39 +503,46 @@ def _prototype(function: Callable, restype: type, *argtypes: type) -> Callable:
     return ctypes.CFUNCTYPE(restype, *argtypes)(ctypes.cast(function, ctypes.c_void_p).value)
 
 
-def _by_index(function: Callable, restype: type) -> Callable:
-    """`function(handle, index)` of pdfium without argument types: called with a `c_void_p`
-    handle and an int, which ctypes passes as they are (a third less time a call than through
-    argument types, on the two calls every character makes)."""
+def _bare(function: Callable, restype: type) -> Callable:
+    """`function` of pdfium without argument types, for calls whose arguments are handles and
+    ints: a handle goes in as a `c_void_p` (or `_Handle`) object and an int as a C int, which
+    ctypes passes as they are (a third less time a call than through argument types, on calls
+    made once a character or page object)."""
     bare = ctypes.CFUNCTYPE(restype)(ctypes.cast(function, ctypes.c_void_p).value)
     bare.argtypes = None
     return bare
 
 
+class _Handle(ctypes.c_void_p):
+    """A handle pdfium returns, kept as a pointer object: ctypes turns a plain `c_void_p`
+    result into an int, which a bare call could not pass back (it would be cut to a C int)."""
+
+
 _INT, _VOID_P = ctypes.c_int, ctypes.c_void_p
-_GET_UNICODE = _by_index(pdfium_c.FPDFText_GetUnicode, ctypes.c_uint)
-_HAS_MAP_ERROR = _by_index(pdfium_c.FPDFText_HasUnicodeMapError, _INT)
+_GET_UNICODE = _bare(pdfium_c.FPDFText_GetUnicode, ctypes.c_uint)
+_HAS_MAP_ERROR = _bare(pdfium_c.FPDFText_HasUnicodeMapError, _INT)
 _GET_LOOSE_BOX = _prototype(pdfium_c.FPDFText_GetLooseCharBox, _INT, _VOID_P, _INT, _VOID_P)
 _RECT_BYTES = ctypes.sizeof(pdfium_c.FS_RECTF)  # four floats: left, top, right, bottom
-_PAGE_OBJECT = _prototype(pdfium_c.FPDFPage_GetObject, _VOID_P, _VOID_P, _INT)
-_FORM_OBJECT_AT = _prototype(pdfium_c.FPDFFormObj_GetObject, _VOID_P, _VOID_P, ctypes.c_ulong)
-_FORM_COUNT = _prototype(pdfium_c.FPDFFormObj_CountObjects, _INT, _VOID_P)
-_OBJECT_TYPE = _prototype(pdfium_c.FPDFPageObj_GetType, _INT, _VOID_P)
+_PAGE_OBJECT = _bare(pdfium_c.FPDFPage_GetObject, _Handle)
+_FORM_OBJECT_AT = _prototype(pdfium_c.FPDFFormObj_GetObject, _Handle, _VOID_P, ctypes.c_ulong)
+_FORM_COUNT = _bare(pdfium_c.FPDFFormObj_CountObjects, _INT)
+_OBJECT_TYPE = _bare(pdfium_c.FPDFPageObj_GetType, _INT)
 _OBJECT_MATRIX = _prototype(pdfium_c.FPDFPageObj_GetMatrix, _INT, _VOID_P, _VOID_P)
-_SEGMENT_COUNT = _prototype(pdfium_c.FPDFPath_CountSegments, _INT, _VOID_P)
-_SEGMENT = _prototype(pdfium_c.FPDFPath_GetPathSegment, _VOID_P, _VOID_P, _INT)
+_SEGMENT_COUNT = _bare(pdfium_c.FPDFPath_CountSegments, _INT)
+_SEGMENT = _bare(pdfium_c.FPDFPath_GetPathSegment, _Handle)
 _SEGMENT_POINT = _prototype(pdfium_c.FPDFPathSegment_GetPoint, _INT, _VOID_P, _VOID_P, _VOID_P)
-_SEGMENT_TYPE = _prototype(pdfium_c.FPDFPathSegment_GetType, _INT, _VOID_P)
-_SEGMENT_CLOSE = _prototype(pdfium_c.FPDFPathSegment_GetClose, _INT, _VOID_P)
+_SEGMENT_TYPE = _bare(pdfium_c.FPDFPathSegment_GetType, _INT)
+_SEGMENT_CLOSE = _bare(pdfium_c.FPDFPathSegment_GetClose, _INT)
 _FLOAT_BYTES = ctypes.sizeof(ctypes.c_float)
 
 
-def _page_chars(textpage: pdfium_c.FPDF_TEXTPAGE, left: float, top: float) -> list[_Char]:
+def _page_chars(textpage: pdfium_c.FPDF_TEXTPAGE, left: float, top: float) -> _Chars:
     """Every character of the page with its loose box, in pdfplumber's frame (top-left of the
     media box). pdfium has no bulk call for boxes, so each character costs three calls; they
     run as `map`s over the page (the boxes land in one array, read back in one slice), not
-    as a Python loop of calls. Its bulk text (`FPDFText_GetText`) is not used: it leaves out
-    characters of the list, so text and boxes would drift apart."""
+    as a Python loop of calls, and the columns are computed by `map`s too. Its bulk text
+    (`FPDFText_GetText`) is not used: it leaves out characters of the list and cuts code points
+    above U+FFFF to 16 bits, so text and boxes would drift apart or read wrong."""
     count = pdfium_c.FPDFText_CountChars(textpage)
     if count < 0:
         raise pypdfium2.PdfiumError("Failed to get character count.")
@@ -487,24 +555,38 @@ def _page_chars(textpage: pdfium_c.FPDF_TEXTPAGE, left: float, top: float) -> li
     addresses = range(start, start + _RECT_BYTES * count, _RECT_BYTES)
     for _ in map(_GET_LOOSE_BOX, repeat(handle, count), range(count), addresses):
         pass
-    sides = iter(boxes[:])
-    chars = []
-    for code, map_error, x0, box_top, x1, box_bottom in zip(
-        codes, map_errors, sides, sides, sides, sides, strict=True
-    ):
-        if code == 0x0D:  # pdfium ends lines with \r\n; \n alone marks the break
-            continue
-        if map_error == 1:
-            # A font with no ToUnicode map: pdfium passes the glyph number through as if it
-            # were a code point, which reads as random scripts, not as unreadable text.
-            code = 0xFFFD
-        chars.append(_Char(chr(code), x0 - left, x1 - left, top - box_top, top - box_bottom))
+    sides = boxes[:]  # left, top, right, bottom of each character, in PDF space
+    if 1 in map_errors:
+        # A font with no ToUnicode map: pdfium passes the glyph number through as if it were a
+        # code point, which reads as random scripts, not as unreadable text.
+        codes = [
+            _CR if code == _CR else 0xFFFD if error == 1 else code
+            for code, error in zip(codes, map_errors, strict=True)
+        ]
+    text = "".join(map(chr, codes))
+    chars = _Chars(
+        text,
+        list(map(sub, sides[0::4], repeat(left))),
+        list(map(sub, sides[2::4], repeat(left))),
+        list(map(sub, repeat(top), sides[1::4])),
+        list(map(sub, repeat(top), sides[3::4])),
+    )
+    if "\r" in text:  # pdfium ends lines with \r\n; \n alone marks the break
+        kept = list(map(ne, codes, repeat(_CR)))
+        chars = _Chars(
+            text.replace("\r", ""),
+            *(list(compress(column, kept)) for column in chars.columns()),
+        )
     return chars
+
+
+_CR = 0x0D
 
 
 Matrix = tuple[float, float, float, float, float, float]  # a b c d e f, as in PDF
 _TEXT_OBJECT, _IMAGE_OBJECT = pdfium_c.FPDF_PAGEOBJ_TEXT, pdfium_c.FPDF_PAGEOBJ_IMAGE
 _PATH_OBJECT, _FORM_OBJECT = pdfium_c.FPDF_PAGEOBJ_PATH, pdfium_c.FPDF_PAGEOBJ_FORM
+_MOVETO, _BEZIERTO = pdfium_c.FPDF_SEGMENT_MOVETO, pdfium_c.FPDF_SEGMENT_BEZIERTO
 
 
 @dataclass(slots=True)
@@ -520,12 +602,13 @@ class _Objects:
     rule_xs: set[int] = field(default_factory=set)
     subpaths: list[Subpath] = field(default_factory=list)
 
-    def scan(self, objects: list[int], outer: Matrix = _IDENTITY, depth: int = 0) -> None:
+    def scan(self, objects: list[_Handle], outer: Matrix = _IDENTITY, depth: int = 0) -> None:
         # Raw calls on handles: PdfPage.get_objects() wraps every object in a helper, which
-        # costs ~3x more. Most objects are text, which needs nothing here.
-        for obj, kind in zip(objects, map(_OBJECT_TYPE, objects), strict=True):
-            if kind == _TEXT_OBJECT:
-                continue
+        # costs ~3x more. Most objects are text (often one a character), which needs nothing
+        # here: they are passed over by C-level iteration.
+        kinds = list(map(_OBJECT_TYPE, objects))
+        not_text = map(ne, kinds, repeat(_TEXT_OBJECT))
+        for obj, kind in compress(zip(objects, kinds, strict=True), not_text):
             if kind == _IMAGE_OBJECT:
                 self.has_images = True
             elif kind == _PATH_OBJECT:
@@ -539,7 +622,7 @@ class _Objects:
                     depth + 1,
                 )
 
-    def _path(self, obj: int, matrix: Matrix) -> None:
+    def _path(self, obj: _Handle, matrix: Matrix) -> None:
         a, b, c, d, e, f = matrix
         start = prev = None
         shape: list[str] = []
@@ -565,14 +648,14 @@ class _Objects:
             page_x, page_y = a * x + c * y + e, b * x + d * y + f
             at = (page_x - self.left, self.top - page_y)
             point = (page_y, page_x) if self.rotated else (page_x, page_y)
-            if kind == pdfium_c.FPDF_SEGMENT_MOVETO:
+            if kind == _MOVETO:
                 self._subpath(shape, points)
                 shape, points = ["m"], [at]
                 start = point
             else:
                 if prev is not None:  # a line, or a Bézier leg between control points
                     self._edge(prev, point)
-                if kind == pdfium_c.FPDF_SEGMENT_BEZIERTO:
+                if kind == _BEZIERTO:
                     bezier = (bezier + 1) % 3
                     if bezier == 0:
                         shape.append("c")
@@ -597,7 +680,7 @@ class _Objects:
             self.rule_xs.add(round(min(p[0], q[0])))
 
 
-def _matrix(obj: int) -> Matrix:
+def _matrix(obj: _Handle) -> Matrix:
     m = pdfium_c.FS_MATRIX()
     if not _OBJECT_MATRIX(obj, ctypes.addressof(m)):
         return _IDENTITY
@@ -623,19 +706,12 @@ def _compose(outer: Matrix, inner: Matrix) -> Matrix:
 
 def _find_tables(page: _Page) -> None:
     """What pdfplumber's `page.find_tables()` finds, from the paths and characters pdfium gave."""
-    edges = merge_edges(
-        _edges(page.subpaths),
-        snap_x_tolerance=_SETTINGS.snap_x_tolerance,
-        snap_y_tolerance=_SETTINGS.snap_y_tolerance,
-        join_x_tolerance=_SETTINGS.join_x_tolerance,
-        join_y_tolerance=_SETTINGS.join_y_tolerance,
-    )
-    intersections = _edges_to_intersections(
-        filter_edges(edges, min_length=_SETTINGS.edge_min_length),
+    v_boxes, h_boxes = _intersections(
+        *_merged(*_edges(page.subpaths)),
         _SETTINGS.intersection_x_tolerance,
         _SETTINGS.intersection_y_tolerance,
     )
-    for cells in _cells_to_tables(_intersections_to_cells(intersections)):
+    for cells in _cells_to_tables(_intersections_to_cells(v_boxes, h_boxes)):
         table = _to_table(cells, page)
         if table is not None:
             bbox = (
@@ -647,11 +723,16 @@ def _find_tables(page: _Page) -> None:
             page.tables.append(_PageTable(table, bbox))
 
 
-def _edges(subpaths: list[Subpath]) -> list[dict[str, float | str]]:
-    """The page's edges as pdfplumber's `page.edges` gives them (lines, then rectangles, then
-    curves), kept as its table finder keeps them: vertical or horizontal, at least
-    `edge_min_length_prefilter` long."""
-    lines, rects, curves = [], [], []
+# An edge as pdfplumber's table finder keeps it (its dict's numbers, its orientation apart).
+Edge = tuple[float, float, float, float, float, float]  # x0, top, x1, bottom, width, height
+_X0, _TOP, _X1, _BOTTOM, _WIDTH, _HEIGHT = range(6)
+
+
+def _edges(subpaths: list[Subpath]) -> tuple[list[Edge], list[Edge]]:
+    """The page's vertical and horizontal edges as pdfplumber's `page.edges` gives them (lines,
+    then rectangles, then curves), kept as its table finder keeps them: vertical or horizontal,
+    at least `edge_min_length_prefilter` long."""
+    lines, rects, curves = [], [], []  # (orientation, edge)
     for shape, points in subpaths:
         # pdfminer drops a closing lineto that returns to the start before an 'h'.
         if len(shape) > 3 and shape.endswith("lh") and points[-2] == points[0]:
@@ -659,44 +740,105 @@ def _edges(subpaths: list[Subpath]) -> list[dict[str, float | str]]:
         if shape in ("ml", "mlh"):
             (x0, y0), (x1, y1) = points[:2]
             edge = _edge(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
-            edge["orientation"] = "h" if y0 == y1 else "v"
-            lines.append(edge)
+            lines.append(("h" if y0 == y1 else "v", edge))
         elif shape in ("mlllh", "mllll") and _is_rect(points):
             x0, x1 = sorted((points[0][0], points[2][0]))
             top, bottom = sorted((points[0][1], points[2][1]))
             rects += [
-                _edge(x0, top, x1, top, "h"),
-                _edge(x0, bottom, x1, bottom, "h"),
-                _edge(x0, top, x0, bottom, "v"),
-                _edge(x1, top, x1, bottom, "v"),
+                ("h", _edge(x0, top, x1, top)),
+                ("h", _edge(x0, bottom, x1, bottom)),
+                ("v", _edge(x0, top, x0, bottom)),
+                ("v", _edge(x1, top, x1, bottom)),
             ]
         else:
             for (x0, y0), (x1, y1) in pairwise(points):
                 orientation = "v" if x0 == x1 else "h" if y0 == y1 else None
                 if orientation:
-                    curves.append(
-                        _edge(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1), orientation)
-                    )
+                    edge = _edge(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
+                    curves.append((orientation, edge))
     minimum = _SETTINGS.edge_min_length_prefilter
-    return [
-        e
-        for e in lines + rects + curves
-        if e["height" if e["orientation"] == "v" else "width"] >= minimum
-    ]
+    edges = lines + rects + curves
+    return (
+        [e for orientation, e in edges if orientation == "v" and e[_HEIGHT] >= minimum],
+        [e for orientation, e in edges if orientation == "h" and e[_WIDTH] >= minimum],
+    )
 
 
-def _edge(
-    x0: float, top: float, x1: float, bottom: float, orientation: str = ""
-) -> dict[str, float | str]:
-    return {
-        "x0": x0,
-        "x1": x1,
-        "top": top,
-        "bottom": bottom,
-        "width": x1 - x0,
-        "height": bottom - top,
-        "orientation": orientation,
-    }
+def _edge(x0: float, top: float, x1: float, bottom: float) -> Edge:
+    return (x0, top, x1, bottom, x1 - x0, bottom - top)
+
+
+def _merged(vertical: list[Edge], horizontal: list[Edge]) -> tuple[list[Edge], list[Edge]]:
+    """pdfplumber's `merge_edges` and `filter_edges(min_length=edge_min_length)` with the
+    default settings, on tuples: each orientation's edges snapped to their cluster's mean
+    position, then those on one line joined where they touch, then the short ones dropped.
+    Same edges, same numbers, same order within each orientation (its dicts cost a copy of the
+    whole edge for every move and resize)."""
+    settings = _SETTINGS
+    vertical = _joined(_snapped(vertical, _X0, settings.snap_x_tolerance), _X0, settings)
+    horizontal = _joined(_snapped(horizontal, _TOP, settings.snap_y_tolerance), _TOP, settings)
+    minimum = settings.edge_min_length
+    return (
+        [e for e in vertical if e[_HEIGHT] >= minimum],
+        [e for e in horizontal if e[_WIDTH] >= minimum],
+    )
+
+
+def _snapped(edges: list[Edge], at: int, tolerance: float) -> list[Edge]:
+    """pdfplumber's `snap_objects` on the position `at` (x0 of vertical edges, top of
+    horizontal ones): positions within `tolerance` of the previous one form a cluster, and its
+    edges move to the cluster's mean, cluster by cluster in order of position."""
+    values = [e[at] for e in edges]
+    cluster: dict[float, int] = {}
+    number, last = -1, 0.0
+    for value in sorted(set(values)):
+        if number < 0 or not value <= last + tolerance:
+            number += 1
+        cluster[value] = number
+        last = value
+    moved: list[Edge] = []
+    ordered = sorted(zip(edges, map(cluster.get, values), strict=True), key=itemgetter(1))
+    for _, members in groupby(ordered, key=itemgetter(1)):
+        group = [edge for edge, _ in members]
+        mean = sum(e[at] for e in group) / len(group)
+        for x0, top, x1, bottom, width, height in group:
+            if at == _X0:
+                shift = mean - x0
+                moved.append((x0 + shift, top, x1 + shift, bottom, width, height))
+            else:
+                shift = mean - top
+                moved.append((x0, top + shift, x1, bottom + shift, width, height))
+    return moved
+
+
+def _joined(edges: list[Edge], at: int, settings: TableSettings) -> list[Edge]:
+    """pdfplumber's `join_edge_group` over each line's edges, lines in order of position:
+    an edge that starts within the join tolerance of the previous one's end extends it."""
+    if at == _X0:  # vertical edges: joined along y
+        start, end, tolerance = _TOP, _BOTTOM, settings.join_y_tolerance
+    else:
+        start, end, tolerance = _X0, _X1, settings.join_x_tolerance
+    line_key = itemgetter(slice(at, at + 1))  # pdfplumber sorts and groups by a tuple key
+    joined: list[Edge] = []
+    for _, line in groupby(sorted(edges, key=line_key), key=line_key):
+        on_line = sorted(line, key=itemgetter(start))
+        joined.append(on_line[0])
+        for edge in on_line[1:]:
+            last = joined[-1]
+            if edge[start] <= last[end] + tolerance:
+                if edge[end] > last[end]:
+                    joined[-1] = _resized(last, end, edge[end])
+            else:
+                joined.append(edge)
+    return joined
+
+
+def _resized(edge: Edge, end: int, value: float) -> Edge:
+    """pdfplumber's `resize_object` of an edge's far end (bottom or x1)."""
+    x0, top, x1, bottom, width, height = edge
+    if end == _BOTTOM:
+        return (x0, top, x1, value, width, height + (value - bottom))
+    return (x0, top, value, bottom, value - x0, height)
 
 
 def _is_rect(points: list[Point]) -> bool:
@@ -707,44 +849,60 @@ def _is_rect(points: list[Point]) -> bool:
     )
 
 
-def _edges_to_intersections(
-    edges: list[dict], x_tolerance: float, y_tolerance: float
-) -> dict[Point, dict[str, list]]:
-    """pdfplumber's `edges_to_intersections`, with the horizontal edges sorted once rather than
-    once for every vertical edge."""
-    intersections: dict[Point, dict[str, list]] = {}
-    v_edges = sorted((e for e in edges if e["orientation"] == "v"), key=itemgetter("x0", "top"))
-    h_edges = sorted((e for e in edges if e["orientation"] == "h"), key=itemgetter("top", "x0"))
-    for v in v_edges:
-        for h in h_edges:
+def _intersections(
+    vertical_edges: list[Edge],
+    horizontal_edges: list[Edge],
+    x_tolerance: float,
+    y_tolerance: float,
+) -> tuple[dict[Point, set[int]], dict[Point, set[int]]]:
+    """pdfplumber's `edges_to_intersections`: its points, each with the vertical and the
+    horizontal edges that cross there, as sets of edge numbers. Edges with the same box share a
+    number, since pdfplumber tells edges apart by their boxes (`obj_to_bbox`); each box is built
+    and hashed once, not once per point. The horizontal edges are sorted once rather than once
+    for every vertical edge."""
+    numbers: dict[Box, int] = {}
+    vertical = [
+        (e[_X0], e[_TOP], e[_BOTTOM], numbers.setdefault(e[:4], len(numbers)))
+        for e in sorted(vertical_edges, key=_V_ORDER)
+    ]
+    horizontal = [
+        (e[_TOP], e[_X0], e[_X1], numbers.setdefault(e[:4], len(numbers)))
+        for e in sorted(horizontal_edges, key=_H_ORDER)
+    ]
+    v_boxes: dict[Point, set[int]] = {}
+    h_boxes: dict[Point, set[int]] = {}
+    for x, v_top, v_bottom, v_number in vertical:
+        for y, h_x0, h_x1, h_number in horizontal:
             if (
-                (v["top"] <= (h["top"] + y_tolerance))
-                and (v["bottom"] >= (h["top"] - y_tolerance))
-                and (v["x0"] >= (h["x0"] - x_tolerance))
-                and (v["x0"] <= (h["x1"] + x_tolerance))
+                (v_top <= (y + y_tolerance))
+                and (v_bottom >= (y - y_tolerance))
+                and (x >= (h_x0 - x_tolerance))
+                and (x <= (h_x1 + x_tolerance))
             ):
-                vertex = (v["x0"], h["top"])
-                if vertex not in intersections:
-                    intersections[vertex] = {"v": [], "h": []}
-                intersections[vertex]["v"].append(v)
-                intersections[vertex]["h"].append(h)
-    return intersections
+                vertex = (x, y)
+                if vertex in v_boxes:
+                    v_boxes[vertex].add(v_number)
+                    h_boxes[vertex].add(h_number)
+                else:
+                    v_boxes[vertex] = {v_number}
+                    h_boxes[vertex] = {h_number}
+    return v_boxes, h_boxes
 
 
-# pdfplumber's obj_to_bbox as one C call: an edge's box, the key its edge_connects compares.
-_BBOX = itemgetter("x0", "top", "x1", "bottom")
+# The orders pdfplumber's edges_to_intersections sorts edges in: (x0, top), (top, x0).
+_V_ORDER, _H_ORDER = itemgetter(_X0, _TOP), itemgetter(_TOP, _X0)
 
 
-def _intersections_to_cells(intersections: dict[Point, dict[str, list]]) -> list[Box]:
+def _intersections_to_cells(
+    v_boxes: dict[Point, set[int]], h_boxes: dict[Point, set[int]]
+) -> list[Box]:
     """pdfplumber's `intersections_to_cells`, same cells in the same order, without its cost.
 
     It rebuilds the set of edge boxes at both points of every pair it tests, and scans all later
-    points for the ones below and to the right of each point. Here each point's edge boxes are
-    sets built once, and the points in each column and row are grouped once.
+    points for the ones below and to the right of each point. Here each point's edges are
+    sets built once (`_intersections`), and the points in each column and row are grouped once.
     """
-    v_boxes = {p: set(map(_BBOX, edges["v"])) for p, edges in intersections.items()}
-    h_boxes = {p: set(map(_BBOX, edges["h"])) for p, edges in intersections.items()}
-    points = sorted(intersections)
+    points = sorted(v_boxes)
     # In sorted order, a column's points come top to bottom and a row's left to right, so the
     # points below (right of) one are those after it in its column (row).
     column: defaultdict[float, list[Point]] = defaultdict(list)
@@ -770,8 +928,8 @@ def _smallest_cell(
     point: Point,
     below: list[Point],
     right: list[Point],
-    v_boxes: dict[Point, set[Box]],
-    h_boxes: dict[Point, set[Box]],
+    v_boxes: dict[Point, set[int]],
+    h_boxes: dict[Point, set[int]],
 ) -> Box | None:
     # pdfplumber's edge_connects joins two points sharing an x by a common vertical edge, and
     # two sharing a y by a horizontal one. A point below shares only the x, one to the right
@@ -842,67 +1000,82 @@ def _to_table(cells: list[Box], page: _Page) -> Table | None:
     rows = []
     for row_top in tops:  # pdfplumber's rows: the cells that share a top, left to right
         row = sorted(by_top[row_top])
-        band = index.band(row_top, max(b[3] for b in row))
-        band_xs = [entry[1] for entry in band]
+        band_ys, band_xs, band_positions = index.band(row_top, max(b[3] for b in row))
         rowcells = []
         for x0, top, x1, bottom in row:
             # xs and tops between a cell's sides, as counts of sorted positions.
             colspan = bisect_left(xs, x1 - _EDGE_EPS) - bisect_left(xs, x0 - _EDGE_EPS)
             rowspan = bisect_left(tops, bottom - _EDGE_EPS) - bisect_left(tops, top - _EDGE_EPS)
+            start, end = bisect_left(band_xs, x0), bisect_left(band_xs, x1)
             inside = [
                 position
-                for y, _, position, _ in band[bisect_left(band_xs, x0) : bisect_left(band_xs, x1)]
+                for y, position in zip(band_ys[start:end], band_positions[start:end], strict=True)
                 if y < bottom
             ]
             inside.sort()  # back in pdfium's order, which _text_lines' stable sorts keep for ties
-            cell_chars = [chars[i] for i in inside]
-            text = _join_lines(_text_lines(cell_chars)) if inside else ""
-            rowcells.append(_cell(text, rowspan, colspan, cell_chars))
+            text = _join_lines(_text_lines(inside, chars)) if inside else ""
+            rowcells.append(_cell(text, rowspan, colspan, inside, chars))
         rows.append(rowcells)
     return Table(rows=rows, page=page.number)
 
 
-_TOP, _X0 = attrgetter("top"), attrgetter("x0")
-
-
-def _cell(text: str, rowspan: int, colspan: int, chars: list[_Char]) -> Cell:
-    """A cell; one read by OCR carries its lowest character confidence, the other readings its
-    low-confidence digits allow, and the keys of the cell lines it was read from."""
-    confidences = [ch.confidence for ch in chars if ch.confidence is not None]
+def _cell(text: str, rowspan: int, colspan: int, inside: list[int], chars: _Chars) -> Cell:
+    """A cell of the characters at positions `inside`; one read by OCR carries its lowest
+    character confidence, the other readings its low-confidence digits allow, and the keys of
+    the cell lines it was read from."""
+    readings = chars.readings
+    if readings is None:
+        return Cell(text, rowspan, colspan)
+    confidences = [readings[i][0] for i in inside if readings[i][0] is not None]
     if not confidences:
         return Cell(text, rowspan, colspan)
     from .ocr import LOW_CONFIDENCE, MAX_UNSURE_DIGITS
 
-    unsure = [i for i, ch in enumerate(chars) if ch.alternatives and ch.confidence < LOW_CONFIDENCE]
-    readings: set[str] = set()
+    unsure = [i for i in inside if readings[i][1] and readings[i][0] < LOW_CONFIDENCE]
+    others: set[str] = set()
     if len(unsure) <= MAX_UNSURE_DIGITS:
-        for choice in product(*([chars[i].text, *chars[i].alternatives] for i in unsure)):
-            changed = list(chars)
+        for choice in product(*([chars.text[i], *readings[i][1]] for i in unsure)):
+            changed = list(chars.text)
             for i, digit in zip(unsure, choice, strict=True):
-                changed[i] = replace(chars[i], text=digit)
-            readings.add(_join_lines(_text_lines(changed)))
-    readings.discard(text)
-    lines = tuple(dict.fromkeys(ch.line for ch in chars if ch.line is not None))
-    return Cell(text, rowspan, colspan, min(confidences), tuple(sorted(readings)), lines)
+                changed[i] = digit
+            others.add(_join_lines(_text_lines(inside, chars, changed)))
+    others.discard(text)
+    lines = tuple(dict.fromkeys(readings[i][2] for i in inside if readings[i][2] is not None))
+    return Cell(text, rowspan, colspan, min(confidences), tuple(sorted(others)), lines)
 
 
-def _text_lines(chars: list[_Char]) -> list[str]:
-    """A cell's characters as lines of text, top to bottom, the way extract_text() reads them:
-    lines by top, characters left to right, a space where a space character or a gap parts two
-    words."""
-    lines: list[list[_Char]] = []
-    for ch in sorted(chars, key=_TOP):
-        if lines and ch.top <= lines[-1][-1].top + _TEXT_Y_TOLERANCE:
-            lines[-1].append(ch)
+def _text_lines(inside: list[int], chars: _Chars, text: Sequence[str] | None = None) -> list[str]:
+    """The characters at positions `inside` (of `chars`, read with `text` in place of their own
+    where given) as lines of text, top to bottom, the way extract_text() reads them: lines by
+    top, characters left to right, a space where a space character or a gap parts two words."""
+    text = chars.text if text is None else text
+    if len(inside) == 1:
+        return [text[inside[0]]]
+    tops, x0s, x1s = chars.top, chars.x0, chars.x1
+    lines: list[list[int]] = []
+    previous_top = 0.0
+    for i in sorted(inside, key=tops.__getitem__):
+        top = tops[i]
+        if lines and top <= previous_top + _TEXT_Y_TOLERANCE:
+            lines[-1].append(i)
         else:
-            lines.append([ch])
+            lines.append([i])
+        previous_top = top
     texts = []
     for line in lines:
-        line.sort(key=_X0)
-        text = line[0].text
-        for prev, ch in pairwise(line):
-            text += (" " if ch.x0 > prev.x1 + _TEXT_X_TOLERANCE else "") + ch.text
-        texts.append(text)
+        line.sort(key=x0s.__getitem__)
+        gaps = map(
+            gt,
+            map(x0s.__getitem__, line[1:]),
+            map(add, map(x1s.__getitem__, line), repeat(_TEXT_X_TOLERANCE)),
+        )
+        if not any(gaps):  # no word gap: the characters run together
+            texts.append("".join(map(text.__getitem__, line)))
+            continue
+        words = text[line[0]]
+        for prev, i in pairwise(line):
+            words += (" " if x0s[i] > x1s[prev] + _TEXT_X_TOLERANCE else "") + text[i]
+        texts.append(words)
     return texts
 
 
@@ -918,6 +1091,8 @@ def _clean_line(text: str) -> str:
 
 def _join_lines(lines: list[str]) -> str:
     """Join wrapped lines: no space next to CJK text, one space between two Latin/digit tokens."""
+    if len(lines) == 1:
+        return _clean_line(lines[0])
     out = ""
     for line in map(_clean_line, lines):
         if not line:
@@ -940,28 +1115,38 @@ def _is_number(text: str) -> bool:
 
 
 def _page_lines(page: _Page) -> list[_Line]:
-    """Text lines in pdfium's (content) order, without the characters inside kept tables."""
-    lines: list[_Line] = []
-    current: list[_Char] = []
+    """Text lines in pdfium's (content) order, without the characters inside kept tables.
+
+    A line's text is its characters', whitespace included; its box is its ink's (non-whitespace
+    characters): the first one's left, the last one's right, the highest top, the lowest
+    bottom. Read from the page's columns by slices and C-level min/max."""
+    chars = page.chars
+    text, x0s, x1s, tops, bottoms = chars.text, chars.x0, chars.x1, chars.top, chars.bottom
     covered = set().union(*(page.by_centre().within(t.bbox) for t in page.tables))
-    for position, ch in enumerate([*page.chars, _Char("\n", 0, 0, 0, 0)]):
-        if ch.text == "\n":
-            ink = [c for c in current if not c.text.isspace()]
-            if ink:
-                text = "".join(c.text for c in current)
-                lines.append(
-                    _Line(
-                        text=text,
-                        page=page.number,
-                        x0=ink[0].x0,
-                        x1=ink[-1].x1,
-                        top=min(c.top for c in ink),
-                        bottom=max(c.bottom for c in ink),
-                    )
+    lines: list[_Line] = []
+    start = 0
+    for segment in text.split("\n"):
+        end = start + len(segment)
+        if covered and not covered.isdisjoint(range(start, end)):
+            kept = [i for i in range(start, end) if i not in covered]
+            segment = "".join(map(text.__getitem__, kept))
+            ink: Sequence[int] = [i for i in kept if not text[i].isspace()]
+        elif _SPACE.search(segment) is None:
+            ink = range(start, end)
+        else:
+            ink = list(compress(range(start, end), map(not_, map(str.isspace, segment))))
+        if ink:
+            lines.append(
+                _Line(
+                    text=segment,
+                    page=page.number,
+                    x0=x0s[ink[0]],
+                    x1=x1s[ink[-1]],
+                    top=min(map(tops.__getitem__, ink)),
+                    bottom=max(map(bottoms.__getitem__, ink)),
                 )
-            current = []
-        elif position not in covered:
-            current.append(ch)
+            )
+        start = end + 1
     return lines
 
 

@@ -165,9 +165,16 @@ def best_row(label: str, rows: tuple[Row, ...]) -> tuple[float, Row | None]:
     return best
 
 
-def _group_of(part: str, groups: dict[str, str]) -> str | None:
-    norm = normalize_label(part)
-    for code, label in groups.items():
+def _group_of(part: str, version: str) -> str | None:
+    """The group of table 三 (version `version`) a label part names, or None."""
+    return _group_code(normalize_label(part), version)
+
+
+@lru_cache(maxsize=_TEXT_CACHE)
+def _group_code(norm: str, version: str) -> str | None:
+    # A label's group depends on its text alone; labels repeat from row to row and report to
+    # report, so the match against every group label is made once per text.
+    for code, label in template(version).applications.groups.items():
         if similarity(norm, normalize_label(label)) >= GROUP_MATCH:
             return code
     return None
@@ -235,6 +242,8 @@ class _Mapper:
         self.group: str | None = None
         self.header_columns: list[str] = []
         self.application_columns = [c.code for c in spec.applications.columns]
+        # The template rows of each table this version prints, filtered once, not once a row.
+        self.rows = {code: spec.table(code).rows_for(spec.version) for code in TABLE_CODES}
         # What a header row of the applications table names: applicant columns (自然人 …).
         self.applicant_names = {
             normalize_label(c.label)
@@ -369,7 +378,7 @@ class _Mapper:
             ]
             score, index = max(scores)
             return index if score >= GROUP_MATCH else None
-        score, row = best_row(leaf, self.spec.table(table).rows_for(self.spec.version))
+        score, row = best_row(leaf, self.rows[table])
         return self.positions[table][row.code] if row and score >= ROW_MATCH else None
 
     def follows_template(self, table: str, views: list[RowView], continuing: bool) -> bool:
@@ -510,8 +519,7 @@ class _Mapper:
                 return
 
     def applications(self, view: RowView) -> None:
-        spec = self.spec.applications
-        groups = [g for g in (_group_of(p, spec.groups) for p in view.parts) if g]
+        groups = [g for g in (_group_of(p, self.spec.version) for p in view.parts) if g]
         if "小计" in view.joined() and not view.values:
             self._add_subtotal_column()
         if groups:
@@ -519,8 +527,8 @@ class _Mapper:
         if _header_only(view, len(self.application_columns)) or self._is_applicant_header(view):
             return
         leaf = normalize_label(view.leaf)
-        candidates = spec.rows_for(self.spec.version)
-        leaf_is_group = _group_of(view.leaf, spec.groups)
+        candidates = self.rows["applications"]
+        leaf_is_group = _group_of(view.leaf, self.spec.version)
         if leaf_is_group:
             candidates = tuple(r for r in candidates if r.code == leaf_is_group)
             self.group = None
@@ -531,7 +539,7 @@ class _Mapper:
         score, row = best_row(leaf, candidates)
         if row is None or score < ROW_MATCH:
             # A numbered sub-row may have lost its group context (a page break, a dropped cell).
-            score, row = best_row(leaf, spec.rows_for(self.spec.version))
+            score, row = best_row(leaf, self.rows["applications"])
         if row is None or score < ROW_MATCH:
             row = self._ocr_reading_of(view)
         if row is None:
@@ -548,7 +556,7 @@ class _Mapper:
             return None
         label = normalize_label(view.leaf)
         readings = {label, _STRAY_NUMBERING.sub("", label)} - {""}
-        rows = self.spec.applications.rows_for(self.spec.version)
+        rows = self.rows["applications"]
         scored = sorted(
             (
                 (max(similarity(text, ref) for text in readings for ref in row.labels()), index)

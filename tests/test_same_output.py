@@ -45,26 +45,71 @@ def _ruled_pages() -> list[pdf._Page]:
     return [page for page in pages if page.ruled]
 
 
+_EDGE_KEYS = ("x0", "top", "x1", "bottom", "width", "height")
+
+
+def _as_dicts(vertical: list[pdf.Edge], horizontal: list[pdf.Edge]) -> list[dict]:
+    """Edges as pdfplumber's dicts (vertical ones first)."""
+    return [
+        dict(zip(_EDGE_KEYS, edge, strict=True), orientation=orientation)
+        for orientation, edges in (("v", vertical), ("h", horizontal))
+        for edge in edges
+    ]
+
+
+def _pdfplumbers_merge(edges: list[dict]) -> list[dict]:
+    settings = pdf._SETTINGS
+    merged = pdfplumber.table.merge_edges(
+        edges,
+        snap_x_tolerance=settings.snap_x_tolerance,
+        snap_y_tolerance=settings.snap_y_tolerance,
+        join_x_tolerance=settings.join_x_tolerance,
+        join_y_tolerance=settings.join_y_tolerance,
+    )
+    merged = filter_edges(merged, min_length=settings.edge_min_length)
+    # The same edges, vertical first: pdfplumber lists its horizontal ones first.
+    return [e for e in merged if e["orientation"] == "v"] + [
+        e for e in merged if e["orientation"] == "h"
+    ]
+
+
 def test_table_functions_match_pdfplumbers_on_every_ruled_sample_page():
     settings = pdf._SETTINGS
     pages = _ruled_pages()
     assert len(pages) >= 4
     for page in pages:
-        edges = pdfplumber.table.merge_edges(
-            pdf._edges(page.subpaths),
-            snap_x_tolerance=settings.snap_x_tolerance,
-            snap_y_tolerance=settings.snap_y_tolerance,
-            join_x_tolerance=settings.join_x_tolerance,
-            join_y_tolerance=settings.join_y_tolerance,
-        )
-        edges = filter_edges(edges, min_length=settings.edge_min_length)
+        vertical, horizontal = pdf._edges(page.subpaths)
+        edges = _pdfplumbers_merge(_as_dicts(vertical, horizontal))
+        merged = pdf._merged(vertical, horizontal)
+        assert _as_dicts(*merged) == edges
         tolerances = (settings.intersection_x_tolerance, settings.intersection_y_tolerance)
-        intersections = pdf._edges_to_intersections(edges, *tolerances)
-        assert intersections == pdfplumber.table.edges_to_intersections(edges, *tolerances)
-        cells = pdf._intersections_to_cells(intersections)
+        v_boxes, h_boxes = pdf._intersections(*merged, *tolerances)
+        intersections = pdfplumber.table.edges_to_intersections(edges, *tolerances)
+        assert list(v_boxes) == list(h_boxes) == list(intersections)
+        for point, crossing in intersections.items():  # edges told apart by their boxes
+            assert len(v_boxes[point]) == len(set(map(pdfplumber.utils.obj_to_bbox, crossing["v"])))
+            assert len(h_boxes[point]) == len(set(map(pdfplumber.utils.obj_to_bbox, crossing["h"])))
+        cells = pdf._intersections_to_cells(v_boxes, h_boxes)
         assert cells == pdfplumber.table.intersections_to_cells(intersections)
         assert len(cells) > 10
         assert pdf._cells_to_tables(cells) == pdfplumber.table.cells_to_tables(cells)
+
+
+# Edges on a coarse grid with small offsets, so that many snap together and join end to end.
+_COORDINATE = st.builds(
+    lambda step, offset: step * 7.0 + offset,
+    st.integers(0, 12),
+    st.sampled_from([0.0, 0.5, 1.25, 2.9, 3.1, -0.75]),
+)
+_SPAN = st.tuples(_COORDINATE, _COORDINATE, st.floats(0.0, 40.0))
+
+
+@given(st.lists(_SPAN, max_size=40), st.lists(_SPAN, max_size=40))
+def test_merged_edges_are_pdfplumbers(vertical_spans, horizontal_spans):
+    vertical = [pdf._edge(x, top, x, top + length) for x, top, length in vertical_spans]
+    horizontal = [pdf._edge(x0, y, x0 + length, y) for y, x0, length in horizontal_spans]
+    merged = pdf._merged(vertical, horizontal)
+    assert _as_dicts(*merged) == _pdfplumbers_merge(_as_dicts(vertical, horizontal))
 
 
 def test_cells_hold_the_characters_whose_centre_is_inside_them():
@@ -79,8 +124,9 @@ def test_cells_hold_the_characters_whose_centre_is_inside_them():
 
 
 def test_bulk_character_read_matches_pypdfium2s_per_character_calls():
-    # _page_chars maps pdfium's calls over the page and reads the boxes back from one array;
-    # pypdfium2's own per-character API must give the same characters, in the same frame.
+    # _page_chars maps pdfium's calls over the page, reads the boxes back from one array and
+    # computes its columns by maps; pypdfium2's own per-character API must give the same
+    # characters, in the same frame.
     paths = [*SAMPLES.glob("*.pdf"), REAL.parent / "bad" / "garbled.pdf"]
     checked = unmapped = 0
     for path in paths:
@@ -99,7 +145,8 @@ def test_bulk_character_read_matches_pypdfium2s_per_character_calls():
                 x0, bottom, x1, box_top = textpage.get_charbox(i, loose=True)
                 expected.append((chr(code), x0 - left, x1 - left, top - box_top, top - bottom))
             found = pdf._page_chars(textpage.raw, left, top)
-            assert [(c.text, c.x0, c.x1, c.top, c.bottom) for c in found] == expected
+            columns = zip(found.text, found.x0, found.x1, found.top, found.bottom, strict=True)
+            assert list(columns) == expected
             checked += len(found)
             textpage.close()
         document.close()
@@ -117,6 +164,7 @@ def _clear_caches() -> None:
         tables._label_like,
         tables._parse_value,
         tables._longest_marker,
+        tables._group_code,
         pdf._clean_line,
     ):
         cached.cache_clear()
