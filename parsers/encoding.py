@@ -21,7 +21,13 @@ def declared_charset(data: bytes) -> str | None:
 
 
 def decode_text(data: bytes, declared: str | None = None) -> str:
-    """Decode by BOM, then the declared charset, then UTF-8, then GB18030."""
+    """Decode by BOM, then the declared charset, then UTF-8, then GB18030, without NULs."""
+    # A NUL prints nothing, and PostgreSQL refuses it in text: a stray one would fail the
+    # report's load.
+    return _decoded(data, declared).replace("\x00", "")
+
+
+def _decoded(data: bytes, declared: str | None) -> str:
     for bom, name in _BOMS:
         if data.startswith(bom):
             return data.decode(name, errors="replace")
