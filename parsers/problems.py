@@ -41,7 +41,7 @@ FINDINGS: dict[str, str] = {
     "traditional_characters": "converted from traditional characters (OpenCC tw2sp); raw bytes keep the original",
     "row_label_missing": "a table row of values with no label that the template's order and the printed sums do not place; not mapped, not guessed",
     "row_label_unmatched": "a row of table 三 whose label matches no template row, where the template's order suggests one but the printed sums do not confirm it; kept as an extra row",
-    "row_values_unread": "a row of table 二 whose label names a template row and whose value cell holds digits among text that is no value (OCR noise run into it); not mapped, not guessed",
+    "row_values_unread": "a row of table 二 or 三 whose label names a template row and whose value cells read as text (OCR noise run into digits, a figure read as a word); not mapped, not guessed",
     "row_placed_by_order": "a row of table 三 whose label is misread or missing, placed by the template's row order where the printed sums R1/R2 confirm it (or it is all zeros); a row of table 二 whose OCR'd label names no row, placed where the template prints exactly one unread row between rows read by their labels",
     "ocr_read": "image-only pages were read by OCR; each value read so carries its `confidence`",
     "ocr_corrected": "a low-confidence OCR digit (or one that a re-reading of its cell's image read otherwise) replaced by the only other reading that makes every printed sum hold; the fact keeps the original in `ocr_reading`",

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import cache, lru_cache
 
@@ -439,7 +440,7 @@ class _Mapper:
             if matched:
                 self.header_columns = matched
             else:
-                self._values_unread(view)
+                self._values_unread("active_disclosure", view, _holds_digit)
             return
         score, row = best_row(normalize_label(view.leaf), spec.rows)
         if row is None or score < ROW_MATCH:
@@ -499,24 +500,27 @@ class _Mapper:
                 anchor = len(self.out.facts)
             self.out.facts[anchor:anchor] = placed
 
-    def _values_unread(self, view: RowView) -> None:
-        # A row of table 二 with no value cells that names no column is no header: where a part
-        # names a template row and a later part holds digits, its value cell was read as text
-        # (OCR noise run into it) and the row would vanish without a word. A label printed with
-        # no value at all (a cut-off text) is not this.
-        spec = self.spec.active_disclosure
-        for index, part in enumerate(view.parts):
-            score, row = best_row(normalize_label(part), spec.rows)
-            holds_digits = any(
-                char.isdigit() for later in view.parts[index + 1 :] for char in later
+    def _values_unread(
+        self, table: str, view: RowView, residue_is_value: Callable[[str], bool]
+    ) -> None:
+        # A row with no value cells that is no header: where a part names a template row and a
+        # later part is what is left of its values (read as text: OCR noise run into digits, or
+        # a figure read surely as a word), the row would vanish without a word. A label printed
+        # with nothing after it (a cut-off text, a group heading) is not this.
+        # The part most like a row names it: a sub-row's group label (不予公开) before its own
+        # label is like other rows too (予以公开).
+        named = [
+            best_row(normalize_label(part), self.rows[table])
+            for index, part in enumerate(view.parts)
+            if any(residue_is_value(later) for later in view.parts[index + 1 :])
+        ]
+        score, row = max(named, key=lambda found: found[0], default=(0.0, None))
+        if row is not None and score >= ROW_MATCH:
+            self.problem(
+                "row_values_unread",
+                f"{table}/{row.code}: the row {' | '.join(view.parts)!r} has no cell that "
+                "reads as a value; not mapped, not guessed",
             )
-            if row is not None and score >= ROW_MATCH and holds_digits:
-                self.problem(
-                    "row_values_unread",
-                    f"active_disclosure/{row.code}: the row {' | '.join(view.parts)!r} has no cell that "
-                    "reads as a value; not mapped, not guessed",
-                )
-                return
 
     def applications(self, view: RowView) -> None:
         groups = [g for g in (_group_of(p, self.spec.version) for p in view.parts) if g]
@@ -524,7 +528,10 @@ class _Mapper:
             self._add_subtotal_column()
         if groups:
             self.group = groups[-1]
-        if _header_only(view, len(self.application_columns)) or self._is_applicant_header(view):
+        if self._is_applicant_header(view):
+            return
+        if _header_only(view, len(self.application_columns)):
+            self._values_unread("applications", view, _short_word)
             return
         leaf = normalize_label(view.leaf)
         candidates = self.rows["applications"]
@@ -623,6 +630,15 @@ def _value_cells(view: RowView, wanted: int) -> tuple[list[str], list[Cell | Non
     values = view.values[start:end]
     cells: list[Cell | None] = list(view.cells[start:end]) or [None] * len(values)
     return values, cells
+
+
+def _holds_digit(text: str) -> bool:
+    return any(char.isdigit() for char in text)
+
+
+def _short_word(text: str) -> bool:
+    """What is left of a figure OCR read surely as a word (11 as 日): as short as figures are."""
+    return 0 < len(text.strip()) <= 4
 
 
 def _header_only(view: RowView, width: int) -> bool:

@@ -99,8 +99,11 @@ _GARBLED = {
 }
 
 
-def _huaian_applications(read_by_ocr: bool, garbled: dict[str, str] = _GARBLED):
-    """Table 三 of the huaian report, labels from the registry but for the `garbled` ones."""
+def _huaian_applications(
+    read_by_ocr: bool, garbled: dict[str, str] = _GARBLED, read_as_words: str | None = None
+):
+    """Table 三 of the huaian report, labels from the registry but for the `garbled` ones; the
+    figures of row `read_as_words` read as words (日), as OCR reads blurred 11s."""
     from nianbao.schema.registry import template
 
     expected = gold("01_huaian_shizhengfu_2024.canon.json")["facts"]
@@ -116,6 +119,8 @@ def _huaian_applications(read_by_ocr: bool, garbled: dict[str, str] = _GARBLED):
         label = f"{number + 1}.{row.label}" if row.group else row.label
         label = garbled.get(row.code, label)
         values = [str(expected[f"applications/{row.code}/{c}"]) for c in columns]
+        if row.code == read_as_words:
+            values = ["日"] * len(values)
         # A sub-row carries its group's label (不予公开 …) in a cell before its own.
         labels = [Cell(spec.groups[row.group]), Cell(label)] if row.group else [Cell(label)]
         rows.append(labels + [Cell(v, confidence=confidence) for v in values])
@@ -129,6 +134,19 @@ def test_an_ocr_label_garbled_past_the_match_is_the_next_row_it_is_clearly_like(
         assert found[f"applications/{code}/total"] == expected[f"applications/{code}/total"]
     assert not any(f.row.startswith("extra.") for f in extraction.facts)
     assert extraction.problems == []
+
+
+def test_a_row_of_table_3_whose_figures_read_as_words_is_reported_not_dropped():
+    # Regression: the scan of the Shanghai print-out read a row's 11s as 日; the row had no
+    # value cells and vanished as if it were a header row.
+    extraction, _ = _huaian_applications(
+        read_by_ocr=True, garbled={}, read_as_words="denied.state_secret"
+    )
+    assert not any(f.row == "denied.state_secret" for f in extraction.facts)
+    assert [p.code for p in extraction.problems] == ["row_values_unread"]
+    assert extraction.problems[0].message.startswith("applications/denied.state_secret: the row")
+    clean, _ = _huaian_applications(read_by_ocr=True, garbled={})
+    assert clean.problems == []
 
 
 def test_garbled_labels_in_text_are_placed_only_by_order_and_sums():
