@@ -1275,7 +1275,9 @@ def _labels_then_values(row: list[Cell]) -> bool:
     """Text cells (labels) first, then at least one cell, each a figure or blank: the shape of
     a data row; a header row prints words after a blank corner or among its column titles."""
     values = list(dropwhile(lambda cell: cell.text and not _is_number(cell.text), row))
-    return bool(values) and all(not cell.text or _is_number(cell.text) for cell in values)
+    return 0 < len(values) < len(row) and all(
+        not cell.text or _is_number(cell.text) for cell in values
+    )
 
 
 def _append_continuation(table: Table, more: Table) -> None:

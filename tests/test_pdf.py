@@ -485,3 +485,17 @@ def test_table_pages_are_not_parsed_by_pdfminer():
     tables, modules = result.stdout.splitlines()
     assert int(tables) >= 2
     assert modules == "[]"
+
+
+def test_a_narrower_table_whose_first_row_is_blank_stays_separate() -> None:
+    # Regression: a first row of blank cells counted as "labels, then figures or blanks", so a
+    # table whose header row OCR left blank was joined to the table above it.
+    second = ruled(
+        [
+            (0, 1, 1, 1, ""),
+            (0, 2, 1, 1, ""),
+            (1, 1, 1, 1, "Other"),
+            (1, 2, 1, 1, "2"),
+        ]
+    )
+    assert len(read_pdf(pages_pdf([FIRST_PAGE, second])).tables()) == 2
