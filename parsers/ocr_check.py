@@ -171,7 +171,8 @@ def _read_again(
 
 
 def mend_digits(facts: list[Fact], version: str) -> list[Fact]:
-    """A copy of `facts` with the values `verify_digits` would correct corrected: how the
+    """A copy of `facts` with the values `verify_digits` would correct from the recogniser's
+    own alternatives corrected (not from re-reading cell images, which comes later): how the
     printed sums stand once the OCR misreads they settle are settled (findings left out)."""
     mended = list(facts)
     verify_digits(mended, version)

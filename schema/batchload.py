@@ -148,7 +148,14 @@ def _load(
             if is_outage(exc):
                 raise
             result = refused(result, exc)
-            outcome = load([result])[0]
+            try:
+                outcome = load([result])[0]
+            except SQLAlchemyError as again:
+                if is_outage(again):
+                    raise
+                # Not even its failure can be stored (its source holds what the warehouse
+                # refuses): the run's summary still names it, and the rest of the batch loads.
+                outcome = LoadOutcome.FAILED
         loaded.append(Loaded.of(result, outcome))
     return loaded
 

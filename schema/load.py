@@ -182,7 +182,7 @@ class _Batch:
         first: dict[str, tuple[ParseResult, str | None]] = {}
         for parsed, raw_path in documents:
             first.setdefault(parsed.sha256, (parsed, raw_path))
-        self._lock(_DOCUMENT_LOCKS, sorted(first))
+        self._lock(_DOCUMENT_LOCKS, list(first))
         known = self._known(sorted(first))
 
         unchanged = [
@@ -204,7 +204,7 @@ class _Batch:
             _identity_of(parsed, resolved.get(parsed.sha256)) for parsed in reports
         }
         settle.discard(None)
-        self._lock(_AGENCY_YEAR_LOCKS, sorted(settle, key=repr))
+        self._lock(_AGENCY_YEAR_LOCKS, list(settle))
 
         self._touch([(sha, first[sha][1]) for sha in unchanged])
         self._replace_documents([first[sha] for sha in replaced])
@@ -235,8 +235,8 @@ class _Batch:
         return result
 
     def _lock(self, space: int, identities: list[Any]) -> None:
-        """Take the advisory locks of `identities` (in this order) until the transaction ends;
-        one statement. SQLite needs none: BEGIN IMMEDIATE serialises writers."""
+        """Take the advisory locks of `identities`, in the order of their keys, until the
+        transaction ends; one statement. SQLite needs none: BEGIN IMMEDIATE serialises writers."""
         if not self.postgres or not identities:
             return
         keys = list(dict.fromkeys(_lock_key(identity) for identity in identities))

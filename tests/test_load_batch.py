@@ -140,6 +140,28 @@ def test_a_document_the_warehouse_refuses_fails_alone_and_its_batch_loads(pg_url
     assert mixed[0] is again[0] and isinstance(mixed[1], Loaded)
 
 
+@pytest.mark.postgres
+def test_a_document_whose_failure_cannot_be_stored_does_not_stop_its_batch(pg_url: str) -> None:
+    url = new_database(pg_url)
+    upgrade(url)
+    good = [parse_sample(name) for name in SAMPLE_FILES[:2]]
+    bad = refused_by_postgresql(parse_sample("huzhu-employment-2023.txt"))
+    bad = replace(bad, source=bad.source + "\x00")
+    target = LoadTarget(url, None, retry_seconds=5)
+
+    loaded = load_results([bad, *good], {}, target)
+
+    assert [(d.outcome, d.problem_code) for d in loaded] == [
+        ("failed", "load_failed"),
+        ("loaded", None),
+        ("loaded", None),
+    ]
+    assert sorted(statuses(url)) == [
+        "samples/01_huaian_shizhengfu_2024.pdf",
+        "samples/04_shanghai_szfbgt_2019.html",
+    ]
+
+
 def load_in_threads(
     engine: Engine, batches: list[list[dict[str, Any]]], first_commits_after: float = 0.0
 ) -> list[Any]:
