@@ -756,16 +756,20 @@ def _pad(image: np.ndarray, box: tuple[int, int, int, int], margin: int = 0) -> 
         return cv2.copyMakeBorder(
             crop, margin, margin, margin, margin, cv2.BORDER_CONSTANT, value=255
         )
-    # Half a line of white around the ink: tighter crops read a lone digit far worse.
-    margin = max((y1 - y0) // 2, 3)
+    margin = _line_margin(box)
     crop = image[y0:y1, x0:x1]
     return cv2.copyMakeBorder(crop, margin, margin, margin, margin, cv2.BORDER_CONSTANT, value=255)
+
+
+def _line_margin(box: tuple[int, int, int, int]) -> int:
+    # Half a line of white around the ink: tighter crops read a lone digit far worse.
+    return max((box[3] - box[1]) // 2, 3)
 
 
 def _unpadded(crop: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
     """A line image `_pad` gave its margin, without it."""
     x0, y0, x1, y1 = box
-    margin = max((y1 - y0) // 2, 3)
+    margin = _line_margin(box)
     return crop[margin : margin + y1 - y0, margin : margin + x1 - x0]
 
 

@@ -384,12 +384,7 @@ def _ocr_image_pages(
     for page in scanned:
         read = ocr.read_page(pdf[page.number - 1])
         lines.update(read.lines)
-        page.chars = _Chars.of(
-            [
-                _Char(c.text, c.x0, c.x1, c.top, c.bottom, c.confidence, c.alternatives, c.line)
-                for c in read.chars
-            ]
-        )
+        page.chars = _Chars.of(_ocr_chars(read))
         page.subpaths = [("ml", [(x0, top), (x1, bottom)]) for x0, top, x1, bottom in read.rules]
         page.ruled = len({round(x0) for x0, _, x1, _ in read.rules if x0 == x1}) >= _MIN_RULE_XS
         if page.has_text:  # a page OCR read nothing on stays no_text_layer
@@ -403,6 +398,14 @@ def _ocr_image_pages(
             ),
         )
     return findings
+
+
+def _ocr_chars(read: Any) -> list[_Char]:
+    """The characters of an `ocr.OcrPage`, with their readings."""
+    return [
+        _Char(c.text, c.x0, c.x1, c.top, c.bottom, c.confidence, c.alternatives, c.line)
+        for c in read.chars
+    ]
 
 
 def _ocr_pictures(
@@ -425,13 +428,7 @@ def _ocr_pictures(
             if not any(not c.text.isspace() for c in read.chars):
                 continue
             lines.update(read.lines)
-            page.chars = _Chars.of(
-                page.chars.all()
-                + [
-                    _Char(c.text, c.x0, c.x1, c.top, c.bottom, c.confidence, c.alternatives, c.line)
-                    for c in read.chars
-                ]
-            )
+            page.chars = _Chars.of(page.chars.all() + _ocr_chars(read))
             page._by_centre = None  # built before these characters were added
             page.subpaths += [("ml", [(a, b), (c, d)]) for a, b, c, d in read.rules]
             rule_xs = {round(a) for a, _, c, _ in read.rules if a == c}

@@ -431,24 +431,25 @@ class _Batch:
 
 def _identity(known: _Known) -> tuple[str, str, int] | None:
     """The agency and year an older report of a document settles in, if any."""
-    if known.year is None:
-        return None
-    if known.agency_key is not None:
-        return ("key", known.agency_key, known.year)
-    if known.agency is not None:
-        return ("name", known.agency, known.year)
-    return None
+    return _settles_in(known.year, known.agency_key, known.agency)
 
 
 def _identity_of(parsed: ParseResult, agency: Agency | None) -> tuple[str, str, int] | None:
-    """The agency and year a new report settles in: by the resolved agency's key, else by the
-    printed name; None when it has no agency or no year (then it is current alone)."""
-    if parsed.year is None:
+    """The agency and year a new report settles in; None when it has no agency or no year
+    (then it is current alone)."""
+    return _settles_in(parsed.year, agency.key if agency else None, parsed.agency)
+
+
+def _settles_in(
+    year: int | None, agency_key: str | None, printed: str | None
+) -> tuple[str, str, int] | None:
+    # By the resolved agency's key, else by the printed name.
+    if year is None:
         return None
-    if agency is not None:
-        return ("key", agency.key, parsed.year)
-    if parsed.agency is not None:
-        return ("name", parsed.agency, parsed.year)
+    if agency_key is not None:
+        return ("key", agency_key, year)
+    if printed is not None:
+        return ("name", printed, year)
     return None
 
 

@@ -58,6 +58,14 @@ def test_a_nul_in_a_text_report_is_dropped_by_the_reader() -> None:
     ]
 
 
+@pytest.fixture
+def pg_warehouse(pg_url: str) -> str:
+    """A new PostgreSQL warehouse at the current schema."""
+    url = new_database(pg_url)
+    upgrade(url)
+    return url
+
+
 def statuses(url: str) -> dict[str, tuple[str, str | None]]:
     return {
         source: (status, code)
@@ -105,9 +113,10 @@ def test_a_batch_loads_what_one_document_at_a_time_loads(db_url: str, tmp_path) 
 
 
 @pytest.mark.postgres
-def test_a_document_the_warehouse_refuses_fails_alone_and_its_batch_loads(pg_url: str) -> None:
-    url = new_database(pg_url)
-    upgrade(url)
+def test_a_document_the_warehouse_refuses_fails_alone_and_its_batch_loads(
+    pg_warehouse: str,
+) -> None:
+    url = pg_warehouse
     good = [parse_sample(name) for name in SAMPLE_FILES[:3]]
     bad = refused_by_postgresql(parse_sample("huzhu-employment-2023.txt"))
     batch = [good[0], bad, *good[1:]]
@@ -141,9 +150,10 @@ def test_a_document_the_warehouse_refuses_fails_alone_and_its_batch_loads(pg_url
 
 
 @pytest.mark.postgres
-def test_a_document_whose_failure_cannot_be_stored_does_not_stop_its_batch(pg_url: str) -> None:
-    url = new_database(pg_url)
-    upgrade(url)
+def test_a_document_whose_failure_cannot_be_stored_does_not_stop_its_batch(
+    pg_warehouse: str,
+) -> None:
+    url = pg_warehouse
     good = [parse_sample(name) for name in SAMPLE_FILES[:2]]
     bad = refused_by_postgresql(parse_sample("huzhu-employment-2023.txt"))
     bad = replace(bad, source=bad.source + "\x00")
@@ -200,10 +210,9 @@ def load_in_threads(
 
 @pytest.mark.postgres
 def test_two_workers_loading_batches_of_one_agency_and_year_keep_one_current(
-    pg_url: str,
+    pg_warehouse: str,
 ) -> None:
-    url = new_database(pg_url)
-    upgrade(url)
+    url = pg_warehouse
     engine = engine_for(url)
     years = range(2030, 2034)
     try:
