@@ -284,6 +284,29 @@ def cross_year(db_url: str, retry_seconds: float, run_id: int) -> int:
     return retry_while_unavailable(evaluate, retry_seconds)
 
 
+# Dask's housekeeping that nianbao's runs do not use, slowed or off: the statistical profiler
+# (every worker thread's stack every 10 ms, for the dashboard), the event-loop health check
+# (every 20 ms in every process), the system and the nanny's memory monitors (0.5 s, 0.1 s).
+# Measured idle, a scheduler with one worker and its nanny: 6.7 % of a core with Dask's
+# defaults, 0.7 % with these; that CPU grows with the run's duration and the cluster's size, not
+# with the documents. A real cluster's processes take them from the environment
+# (`dask_environment`, docs/scale-out.md); `--cluster local` sets them itself.
+DASK_SETTINGS = {
+    "distributed.worker.profile.enabled": False,
+    "distributed.admin.tick.interval": "1s",
+    "distributed.admin.system-monitor.interval": "2s",
+    "distributed.worker.memory.monitor-interval": "1s",
+}
+
+
+def dask_environment() -> dict[str, str]:
+    """DASK_SETTINGS as the environment variables a `dask scheduler` or `dask worker` reads."""
+    return {
+        "DASK_" + key.upper().replace(".", "__").replace("-", "_"): str(value)
+        for key, value in DASK_SETTINGS.items()
+    }
+
+
 def dask_task_runner(cluster: str, workers: int) -> DaskTaskRunner:
     """The task runner for `--cluster`: a scheduler's address (tcp://host:8786), or `local`
     for a Dask cluster of `workers` processes on this machine, started for the run."""
@@ -293,7 +316,7 @@ def dask_task_runner(cluster: str, workers: int) -> DaskTaskRunner:
 
     if cluster == "local":
         # Non-daemonic workers: a chunk's parser runs in a child process of the Dask worker.
-        dask.config.set({"distributed.worker.daemon": False})
+        dask.config.set({"distributed.worker.daemon": False, **DASK_SETTINGS})
         # Each worker's parser gives OCR its share of the cores (they inherit this).
         os.environ.setdefault(ocr.THREADS_VARIABLE, str(max(1, (os.cpu_count() or 1) // workers)))
         return DaskTaskRunner(
