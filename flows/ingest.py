@@ -7,7 +7,7 @@ parse-and-load task over chunks of documents on Dask instead (prefect-dask). Fil
 and parsed a slice at a time, with a bounded number of batches in flight, so the flow's memory
 stays flat however many documents a run has.
 
-On PostgreSQL each worker loads the batches it parsed, one transaction per document
+On PostgreSQL each worker loads the batches it parsed, one transaction a batch
 (`schema.batchload`); on SQLite, which has one writer, the flow's process loads them. While the
 database is away a load is retried with backoff for a bounded time
 (DatabaseSettings.retry_seconds), then the run stops with its summary; documents not loaded are
@@ -48,6 +48,7 @@ from nianbao.harvest.rawstore import RawStore, resolve_raw_root
 from nianbao.parsers import ocr
 from nianbao.parsers.metadata import SourceHints
 from nianbao.parsers.pool import (
+    BATCH_SIZE,
     DocumentLimits,
     ParserPool,
     WorkItem,
@@ -233,8 +234,11 @@ def load_batch(
 # Files planned and parsed at a time: bounds what a run holds per document.
 PLAN_SLICE = 2000
 # Chunks of documents a Dask task parses (and loads): a Prefect task run costs tens of ms of API
-# calls, too much per document.
+# calls, too much per document. Chunks shrink as the work runs out, but not below
+# SMALLEST_CHUNK: single-document chunks at the end of a run cost a task run each, for a
+# balance that a few documents' parse (~20 ms each) does not need.
 CHUNK_SIZE = 32
+SMALLEST_CHUNK = 8
 _chunk_pools: dict[tuple[int, DocumentLimits], ParserPool] = {}
 
 
@@ -450,7 +454,10 @@ class _IngestRun:
                 if todo and cluster:
                     _run_on_dask(todo, limits, self.raw_root, self.target, load_here, self.on_batch)
                 elif todo:
-                    pool.run(todo, store, self.on_batch, work)
+                    # A worker that loads takes batches as large as a Dask chunk: each is one
+                    # transaction of a dozen statements, whatever its size.
+                    largest = CHUNK_SIZE if load_here else BATCH_SIZE
+                    pool.run(todo, store, self.on_batch, work, largest=largest)
 
     def plan_slice(self, files_slice: list[str]) -> list[WorkItem]:
         """Store the slice's files and check them against the warehouse; what is to be parsed."""
@@ -514,7 +521,7 @@ def _run_on_dask(
     if not hasattr(runner, "client"):
         raise ValueError("a run on a Dask cluster needs the flow of ingest_flow_on(cluster)")
     slots = max(1, sum(runner.client.nthreads().values()))
-    chunks = iter(batches(todo, slots, CHUNK_SIZE))
+    chunks = iter(batches(todo, slots, CHUNK_SIZE, SMALLEST_CHUNK))
     pending: dict[object, tuple[PrefectFuture, list[WorkItem]]] = {}
 
     def submit(chunk: list[WorkItem]) -> object:
