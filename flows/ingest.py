@@ -185,7 +185,8 @@ def plan(
     documents: list[str | StoredDocument], db_url: str, raw_root: str
 ) -> tuple[list[WorkItem], int, list[tuple[str, str, str]]]:
     """Keep the bytes of every file (a document given by key is in the raw store already), and
-    drop the documents the warehouse holds with this parser version.
+    drop the documents the warehouse holds settled with this parser version (not those whose
+    load failed: `KnownDocument.settled`).
 
     Returns the work, the number of documents skipped, and (source, code, message) of the
     skipped documents that are stored as failed: a rerun must still report them.
@@ -203,7 +204,7 @@ def plan(
     still_failed: dict[str, tuple[str, str, str]] = {}
     for document in stored:
         sha, held = document.sha256, known.get(document.sha256)
-        if held is None or held.parser_version != PARSER_VERSION:
+        if held is None or not held.settled(PARSER_VERSION):
             # Two copies of one file are one document: parse the first only.
             todo.setdefault(sha, WorkItem(sha, document.key, document.source, document.hints))
         elif held.status == "failed":
