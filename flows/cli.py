@@ -336,18 +336,21 @@ def _orchestrated(run: Callable[[], Any], url: str, raw_dir: str | Path | None) 
     return result
 
 
+RawDirOption = Annotated[
+    str | None,
+    typer.Option(
+        "--raw-dir",
+        help="raw store root, a folder or an fsspec URL (default: $NIANBAO_RAW or ./raw)",
+    ),
+]
+
+
 @app.command()
 def ingest(
     paths: Annotated[list[Path], typer.Argument(help="files or folders (searched recursively)")],
     db: DbOption = None,
     workers: WorkersOption = 1,
-    raw_dir: Annotated[
-        str | None,
-        typer.Option(
-            "--raw-dir",
-            help="raw store root, a folder or an fsspec URL (default: $NIANBAO_RAW or ./raw)",
-        ),
-    ] = None,
+    raw_dir: RawDirOption = None,
     cluster: Annotated[
         str | None,
         typer.Option(
@@ -442,9 +445,6 @@ PortalsOption = Annotated[
     Path,
     typer.Option("--portals", help="portals.toml: the annual-report columns to harvest"),
 ]
-RawDirOption = Annotated[
-    Path, typer.Option("--raw-dir", help="where raw bytes are kept, content-addressed")
-]
 DelayOption = Annotated[
     float, typer.Option("--delay", help="seconds between two requests to one host")
 ]
@@ -468,7 +468,7 @@ def harvest(
     ] = None,
     db: DbOption = None,
     workers: WorkersOption = 1,
-    raw_dir: RawDirOption = Path("raw"),
+    raw_dir: RawDirOption = None,
     delay: DelayOption = 1.0,
 ) -> None:
     """Crawl the portals' annual-report columns, download what is new and ingest it.
@@ -479,6 +479,8 @@ def harvest(
     Example:
         nianbao harvest --portals portals.toml
         nianbao harvest --portals portals.toml --years 2019-2023
+        nianbao harvest --portals portals.toml --db postgresql+psycopg://etl@db/warehouse \\
+            --raw-dir s3://bucket/raw
     """
     _announce()
     portal_list = _load_portals_or_exit(portals)
@@ -502,7 +504,7 @@ def harvest(
                 portal_list,
                 public_db_url(url),
                 years=year_range,
-                raw_dir=str(raw_dir),
+                raw_dir=raw_dir,
                 workers=workers,
                 client_settings=ClientSettings(min_interval=delay),
                 return_state=True,
@@ -529,7 +531,7 @@ def serve(
     ] = "nightly-serve",
     db: DbOption = None,
     workers: WorkersOption = 1,
-    raw_dir: RawDirOption = Path("raw"),
+    raw_dir: RawDirOption = None,
     delay: DelayOption = 1.0,
 ) -> None:
     """Harvest on a schedule: register a Prefect deployment and run its runs until stopped.
@@ -564,7 +566,7 @@ def serve(
             schedule,
             name=name,
             db_url=url,
-            raw_dir=str(raw_dir),
+            raw_dir=raw_dir,
             workers=workers,
             client_settings=ClientSettings(min_interval=delay),
         )

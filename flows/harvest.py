@@ -39,13 +39,12 @@ from nianbao.harvest.client import (
 )
 from nianbao.harvest.crawler import (
     FetchHistory,
-    Harvested,
     HarvestSummary,
     PortalResult,
     crawl,
 )
 from nianbao.harvest.portals import Portal, load_portals
-from nianbao.harvest.rawstore import DEFAULT_RAW_DIR, RawStore
+from nianbao.harvest.rawstore import RawStore, StoredDocument, resolve_raw_root
 from nianbao.parsers.report import PARSER_VERSION
 from nianbao.schema.db import (
     DB_URL_ENV,
@@ -72,12 +71,14 @@ def crawl_portal(
     client: PoliteClient,
     history: FetchHistory,
     years: tuple[int, int] | None,
-) -> tuple[PortalResult, dict[str, Harvested]]:
+) -> tuple[PortalResult, dict[str, StoredDocument]]:
     """Crawl one portal and download what is new: its counts, and its documents by sha256."""
     return crawl(portal, client, history, years)
 
 
-def _new_documents(engine: Engine, documents: dict[str, Harvested]) -> dict[str, Harvested]:
+def _new_documents(
+    engine: Engine, documents: dict[str, StoredDocument]
+) -> dict[str, StoredDocument]:
     known = known_documents(engine, documents)
     return {
         sha: doc
@@ -95,19 +96,21 @@ def harvest_flow(
     portals: list[Portal] | str,
     db_url: str | None = None,
     years: tuple[int, int] | None = None,
-    raw_dir: str = DEFAULT_RAW_DIR,
+    raw_dir: str | None = None,
     workers: int = 1,
     client_settings: ClientSettings | None = None,
 ) -> HarvestSummary | State:
     """Harvest the portals (a list, or the path of a portals.toml) and ingest what is new.
 
     `db_url` is the warehouse without its password (a flow parameter is shown by Prefect): the
-    password comes from $NIANBAO_DB, PGPASSWORD or ~/.pgpass where the run executes. The run
-    ends Failed when a portal failed or a harvested document did not load.
+    password comes from $NIANBAO_DB, PGPASSWORD or ~/.pgpass where the run executes. `raw_dir`
+    is the raw store's root, a folder or an fsspec URL (None: $NIANBAO_RAW or ./raw): the
+    crawl keeps every body there and hands ingest the keys of the new documents. The run ends
+    Failed when a portal failed or a harvested document did not load.
     """
     configure_prefect()  # a run a Prefect worker starts has not been through the CLI
     with recorded_run():
-        return _harvest(portals, db_url, years, raw_dir, workers, client_settings)
+        return _harvest(portals, db_url, years, resolve_raw_root(raw_dir), workers, client_settings)
 
 
 def _harvest(
@@ -124,7 +127,8 @@ def _harvest(
     url = complete_db_url(resolve_db_url(db_url))
     upgrade(url)
     engine = engine_for(url)
-    history = FetchHistory(engine, RawStore(raw_dir))
+    store = RawStore(raw_dir)
+    history = FetchHistory(engine, store)
     summary = HarvestSummary()
     run_ids: list[int] = []  # of the portals' ingests: the quality report covers what they loaded
     with PoliteClient(client_settings, history.validators) as client:
@@ -136,7 +140,7 @@ def _harvest(
                 new = _new_documents(engine, documents)
                 result.new = len(new)
                 if new:
-                    run_ids += _ingest_new(new, url, raw_dir, workers, result)
+                    run_ids += _ingest_new(new, url, store.root, workers, result)
             except Exception as exc:  # a bug or a database error: still never stop the others
                 result.error = mask_secrets(repr(exc))
             if result.failed:
@@ -160,21 +164,21 @@ def _harvest(
 
 
 def _ingest_new(
-    new: dict[str, Harvested],
+    new: dict[str, StoredDocument],
     url: str,
-    raw_dir: str,
+    raw_root: str,
     workers: int,
     result: PortalResult,
 ) -> list[int]:
-    """Ingest a portal's new documents (a subflow); its counts and problems go to `result`.
-    Returns the ingest's run id (none when it stopped before starting one)."""
+    """Ingest a portal's new documents (a subflow) by their keys in the raw store; its counts
+    and problems go to `result`. Returns the ingest's run id (none when it stopped before
+    starting one)."""
     state = ingest_flow(
-        [str(document.path) for document in new.values()],
+        [],
         public_db_url(url),
         workers,
-        raw_dir=raw_dir,
-        sources={str(document.path): document.url for document in new.values()},
-        hints={str(document.path): document.hints for document in new.values()},
+        raw_dir=raw_root,
+        stored=list(new.values()),
         return_state=True,
     )
     ingested = state.result(raise_on_failure=False)
@@ -244,7 +248,7 @@ def serve_harvest(
     *,
     name: str = SERVE_DEPLOYMENT,
     db_url: str | None = None,
-    raw_dir: str = DEFAULT_RAW_DIR,
+    raw_dir: str | None = None,
     workers: int = 1,
     client_settings: ClientSettings | None = None,
 ) -> None:
@@ -269,7 +273,8 @@ def serve_harvest(
     parameters = {
         "portals": str(path),
         "db_url": public_db_url(url),
-        "raw_dir": str(Path(raw_dir).resolve()),
+        # A local folder made absolute: the runs may start in another working directory.
+        "raw_dir": RawStore(resolve_raw_root(raw_dir)).root,
         "workers": workers,
     }
     if client_settings:

@@ -44,9 +44,8 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
 from nianbao.flows.orchestrator import configure_prefect, recorded_run
-from nianbao.harvest.rawstore import RawStore, resolve_raw_root
+from nianbao.harvest.rawstore import RawStore, StoredDocument, resolve_raw_root
 from nianbao.parsers import ocr
-from nianbao.parsers.metadata import SourceHints
 from nianbao.parsers.pool import (
     DocumentLimits,
     ParserPool,
@@ -183,35 +182,39 @@ def discover_files(paths: Iterable[str | Path]) -> list[str]:
 
 @task(name="plan", cache_policy=NO_CACHE)
 def plan(
-    files: list[str],
-    db_url: str,
-    raw_root: str,
-    sources: dict[str, str],
-    hints: dict[str, SourceHints],
+    documents: list[str | StoredDocument], db_url: str, raw_root: str
 ) -> tuple[list[WorkItem], int, list[tuple[str, str, str]]]:
-    """Keep every file's bytes, and drop the files the warehouse holds with this parser version.
+    """Keep the bytes of every file (a document given by key is in the raw store already), and
+    drop the documents the warehouse holds with this parser version.
 
-    Returns the work, the number of files skipped, and (source, code, message) of the skipped
-    documents that are stored as failed: a rerun must still report them.
+    Returns the work, the number of documents skipped, and (source, code, message) of the
+    skipped documents that are stored as failed: a rerun must still report them.
     """
     store = RawStore(raw_root)
-    stored = {path: store.put_file(Path(path)) for path in files}
+    stored = [
+        document if isinstance(document, StoredDocument) else _keep(store, document)
+        for document in documents
+    ]
     known = retry_while_unavailable(
-        lambda: known_documents(engine_of(db_url), {sha for sha, _ in stored.values()}),
+        lambda: known_documents(engine_of(db_url), {document.sha256 for document in stored}),
         DatabaseSettings.from_env().retry_seconds,
     )
     todo: dict[str, WorkItem] = {}
     still_failed: dict[str, tuple[str, str, str]] = {}
-    for path, (sha, raw_key) in stored.items():
-        source = sources.get(path, path)
-        held = known.get(sha)
+    for document in stored:
+        sha, held = document.sha256, known.get(document.sha256)
         if held is None or held.parser_version != PARSER_VERSION:
             # Two copies of one file are one document: parse the first only.
-            todo.setdefault(sha, WorkItem(sha, raw_key, source, hints.get(path)))
+            todo.setdefault(sha, WorkItem(sha, document.key, document.source, document.hints))
         elif held.status == "failed":
             code, message = held.problem_code or "unknown", held.problem_message or ""
-            still_failed.setdefault(sha, (source, code, message))
-    return list(todo.values()), len(files) - len(todo), list(still_failed.values())
+            still_failed.setdefault(sha, (document.source, code, message))
+    return list(todo.values()), len(documents) - len(todo), list(still_failed.values())
+
+
+def _keep(store: RawStore, path: str) -> StoredDocument:
+    _, key = store.put_file(Path(path))
+    return StoredDocument(key, path)
 
 
 # No cache policy: a load is a side effect, and the default policy would hash every result.
@@ -320,20 +323,20 @@ def ingest_flow(
     db_url: str | None = None,
     workers: int = 1,
     raw_dir: str | None = None,
-    sources: dict[str, str] | None = None,
     limits: DocumentLimits | None = None,
     on_progress: Callable[[int, int], None] | None = None,
-    hints: dict[str, SourceHints] | None = None,
     cluster: str | None = None,
+    stored: list[StoredDocument] | None = None,
 ) -> IngestSummary | State:
     """Ingest files or folders.
 
     `db_url` is the warehouse without its password (it is a flow parameter, shown by Prefect):
     the password comes from $NIANBAO_DB, PGPASSWORD or ~/.pgpass where the run executes; None
     means $NIANBAO_DB or the SQLite default. `raw_dir` is the raw store's root (a folder or an
-    fsspec URL; None: $NIANBAO_RAW or ./raw). `sources` maps a file path to where it came from
-    (a URL), `hints` to what the harvest knows of it (listing entry, portal region). With
-    `cluster`, parsing and loading run on Dask: call the flow `ingest_flow_on(cluster)` gives.
+    fsspec URL; None: $NIANBAO_RAW or ./raw). `stored` are documents already in that store,
+    given by key with where they came from and what is known of them (a harvest's: it hands
+    over no local path). With `cluster`, parsing and loading run on Dask: call the flow
+    `ingest_flow_on(cluster)` gives.
     """
     configure_prefect()  # a run a Prefect worker starts has not been through the CLI
     with recorded_run():
@@ -342,11 +345,10 @@ def ingest_flow(
             db_url,
             workers,
             resolve_raw_root(raw_dir),
-            sources,
             limits,
             on_progress,
-            hints,
             cluster,
+            stored or [],
         )
 
 
@@ -355,11 +357,10 @@ def _ingest(
     db_url: str | None,
     workers: int,
     raw_root: str,
-    sources: dict[str, str] | None,
     limits: DocumentLimits | None,
     on_progress: Callable[[int, int], None] | None,
-    hints: dict[str, SourceHints] | None,
     cluster: str | None,
+    stored: list[StoredDocument],
 ) -> IngestSummary | State:
     logger = get_run_logger()
     retry_seconds = DatabaseSettings.from_env().retry_seconds
@@ -368,7 +369,7 @@ def _ingest(
     run_id = retry_while_unavailable(
         lambda: start_run(engine_of(url), "nianbao-ingest", flow_run.get_id()), retry_seconds
     )
-    files = discover_files(paths)
+    files: list[str | StoredDocument] = [*discover_files(paths), *stored]
     run = _IngestRun(
         url=url,
         raw_root=RawStore(raw_root).root,  # a local folder made absolute, for every worker
@@ -377,8 +378,6 @@ def _ingest(
         target=LoadTarget(
             public_db_url(url) if cluster else url, run_id, retry_seconds, seen_at=utcnow()
         ),
-        sources=sources or {},
-        hints=hints or {},
         on_progress=on_progress,
         summary=IngestSummary(seen=len(files), run_id=run_id),
     )
@@ -406,10 +405,8 @@ class _IngestRun:
 
     url: str
     raw_root: str
-    files: list[str]
+    files: list[str | StoredDocument]  # paths, and documents in the raw store already
     target: LoadTarget
-    sources: dict[str, str]
-    hints: dict[str, SourceHints]
     on_progress: Callable[[int, int], None] | None
     summary: IngestSummary
     done: int = 0  # documents planned as unchanged, parsed or loaded
@@ -429,11 +426,9 @@ class _IngestRun:
                 elif todo:
                     pool.run(todo, store, self.on_batch, work)
 
-    def plan_slice(self, files_slice: list[str]) -> list[WorkItem]:
+    def plan_slice(self, files_slice: list[str | StoredDocument]) -> list[WorkItem]:
         """Store the slice's files and check them against the warehouse; what is to be parsed."""
-        todo, unchanged, still_failed = plan(
-            files_slice, self.url, self.raw_root, self.sources, self.hints
-        )
+        todo, unchanged, still_failed = plan(files_slice, self.url, self.raw_root)
         get_run_logger().info(
             "%d files: %d to parse, %d unchanged", len(files_slice), len(todo), unchanged
         )

@@ -12,8 +12,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from pathlib import Path
-from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from sqlalchemy import Engine
@@ -26,7 +24,7 @@ from .client import PoliteClient, Response, Validators, decode_body
 from .crawl import Entry, parse_attachments
 from .platforms import ListingUnreachable, Page, read_listing
 from .portals import Portal
-from .rawstore import RawStore
+from .rawstore import RawStore, StoredDocument
 
 
 @dataclass(slots=True)
@@ -97,7 +95,7 @@ class Held:
     """The last copy of a URL we stored: its bytes' sha256 and the validators to re-ask with."""
 
     sha256: str
-    path: Path
+    key: str  # in the raw store
     etag: str | None
     last_modified: str | None
 
@@ -106,26 +104,8 @@ class Held:
 class Fetched:
     url: str  # after redirects
     sha256: str
-    path: Path
+    key: str  # in the raw store
     content_type: str | None  # None when answered 304 from our copy
-
-    def text(self) -> str | None:
-        """The page's text, or None when the bytes are not a page.
-
-        By the bytes: a link named .pdf may lead to an article page, and the other way round.
-        """
-        data = self.path.read_bytes()
-        if sniff_format(data, urlsplit(self.url).path) != "html":
-            return None
-        return decode_body(data, self.content_type)
-
-
-class Harvested(NamedTuple):
-    """A document the crawl took: its raw file, where it came from, what its listing said."""
-
-    path: Path
-    url: str
-    hints: SourceHints
 
 
 class PortalCrawl:
@@ -144,9 +124,10 @@ class PortalCrawl:
         self.years = years
         self.result = PortalResult(portal.name, portal.region)
         self.fetched: dict[str, Fetched | None] = {}
-        self.documents: dict[str, Harvested] = {}  # by sha256
+        self.documents: dict[str, StoredDocument] = {}  # by sha256
+        self._downloaded: tuple[str, bytes] = ("", b"")  # the last body received, by its key
 
-    def run(self) -> dict[str, Harvested]:
+    def run(self) -> dict[str, StoredDocument]:
         entries = self._entries()
         for entry in entries:
             if self.years and not self.years[0] <= entry.year <= self.years[1]:
@@ -183,14 +164,29 @@ class PortalCrawl:
         fetched = self.fetch(url, form)
         if fetched is None:
             return None
-        return Page(fetched.url, decode_body(fetched.path.read_bytes(), fetched.content_type))
+        return Page(fetched.url, decode_body(self._bytes(fetched), fetched.content_type))
+
+    def _bytes(self, fetched: Fetched) -> bytes:
+        # What was just downloaded is read at once: not again from a store that may be remote.
+        key, body = self._downloaded
+        return body if key == fetched.key else self.history.store.read(fetched.key)
+
+    def _text(self, fetched: Fetched) -> str | None:
+        """The page's text, or None when the bytes are not a page.
+
+        By the bytes: a link named .pdf may lead to an article page, and the other way round.
+        """
+        data = self._bytes(fetched)
+        if sniff_format(data, urlsplit(fetched.url).path) != "html":
+            return None
+        return decode_body(data, fetched.content_type)
 
     def _take(self, entry: Entry) -> None:
         """The report of an entry: the file it links, its page's attachments, or its page."""
         fetched = self.fetch(entry.url)
         if fetched is None:
             return
-        page = fetched.text()
+        page = self._text(fetched)
         if page is None:
             # The listing linked the report file itself.
             self._keep(fetched, entry)
@@ -211,15 +207,15 @@ class PortalCrawl:
             published=entry.published,
             region=self.portal.region,
         )
-        self.documents.setdefault(fetched.sha256, Harvested(fetched.path, fetched.url, hints))
+        self.documents.setdefault(fetched.sha256, StoredDocument(fetched.key, fetched.url, hints))
         self.history.record_entry(self.portal.name, self.result.platform, entry, fetched)
 
     def fetch(self, url: str, form: Mapping[str, str] | None = None) -> Fetched | None:
         """GET (or POST `form`) once per run; the body stored and every request logged; None
         (and a problem) if not got."""
-        key = url if form is None else f"{url} {sorted(form.items())}"
-        if key in self.fetched:
-            return self.fetched[key]
+        asked = url if form is None else f"{url} {sorted(form.items())}"
+        if asked in self.fetched:
+            return self.fetched[asked]
         hosts = self.portal.allowed_hosts
         response = (
             self.client.get(url, hosts) if form is None else self.client.post(url, form, hosts)
@@ -229,20 +225,18 @@ class PortalCrawl:
             assert response.content is not None
             fmt = sniff_format(response.content, urlsplit(response.url).path)
             name = f"file.{fmt}" if fmt != "unknown" else ""
-            store = self.history.store
-            sha256, _ = store.put(response.content, name)
-            fetched = Fetched(
-                response.url, sha256, store.path_for(sha256, name), response.content_type
-            )
+            sha256, raw_key = self.history.store.put(response.content, name)
+            fetched = Fetched(response.url, sha256, raw_key, response.content_type)
+            self._downloaded = (raw_key, response.content)
             self.result.downloaded += 1
         elif response.not_modified and (held := self.history.held(response.url)):
-            fetched = Fetched(response.url, held.sha256, held.path, None)
+            fetched = Fetched(response.url, held.sha256, held.key, None)
             self.result.not_modified += 1
         else:
             self.result.problems.append((url, response.error or f"HTTP {response.status}"))
         # Logged after the bytes are stored: a logged sha256 is always in the raw store.
         self.history.log(self.portal.name, response, fetched)
-        self.fetched[key] = fetched
+        self.fetched[asked] = fetched
         return fetched
 
 
@@ -268,8 +262,8 @@ class FetchHistory:
         if row is None or not (row.etag or row.last_modified):
             return None
         # Only a copy still in the raw store may be re-asked conditionally: a 304 gives no bytes.
-        path = next(self.store.path_for(row.sha256).parent.glob(f"{row.sha256}*"), None)
-        return Held(row.sha256, path, row.etag, row.last_modified) if path else None
+        key = self.store.find(row.sha256)
+        return Held(row.sha256, key, row.etag, row.last_modified) if key else None
 
     def record_entry(
         self, portal: str, platform: str | None, entry: Entry, fetched: Fetched
@@ -313,7 +307,7 @@ class FetchHistory:
         if fetched is not None and response.ok:
             # Another link redirecting here later in this run may now be answered with a 304.
             self._held[response.url] = Held(
-                fetched.sha256, fetched.path, response.etag, response.last_modified
+                fetched.sha256, fetched.key, response.etag, response.last_modified
             )
 
 
@@ -322,7 +316,7 @@ def crawl(
     client: PoliteClient,
     history: FetchHistory,
     years: tuple[int, int] | None,
-) -> tuple[PortalResult, dict[str, Harvested]]:
+) -> tuple[PortalResult, dict[str, StoredDocument]]:
     """Crawl one portal and download what is new: its counts, and its documents by sha256.
 
     A portal that fails as a whole is an outcome (`PortalResult.error`), not an exception.

@@ -14,10 +14,13 @@ import hashlib
 import os
 import re
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
+
+from nianbao.parsers.metadata import SourceHints
 
 DEFAULT_RAW_DIR = "raw"
 RAW_ROOT_ENV = "NIANBAO_RAW"
@@ -55,6 +58,20 @@ def key_of(stored: str) -> str | None:
     return key if _KEY.match(key) else None
 
 
+@dataclass(frozen=True, slots=True)
+class StoredDocument:
+    """A document whose bytes are in the raw store, handed to ingest by key (a harvest's), so
+    that a worker on any machine reads them from the shared store: no local path travels."""
+
+    key: str
+    source: str  # where it came from: its URL, or the file it was read from
+    hints: SourceHints | None = None  # what its listing and portal said of it
+
+    @property
+    def sha256(self) -> str:
+        return PurePosixPath(self.key).name[:64]
+
+
 class RawStore:
     def __init__(self, root: str | Path = DEFAULT_RAW_DIR) -> None:
         self.fs, path = fsspec.core.url_to_fs(str(root))
@@ -68,11 +85,11 @@ class RawStore:
             raise ValueError(f"not a raw store key: {key!r}")
         return f"{self._base}/{key}"
 
-    def path_for(self, sha256: str, name: str = "") -> Path:
-        """The local file of a key; only for a store in a local folder (the crawler's)."""
-        if not self.local:
-            raise StorageError(f"the raw store {self.root} is not a local folder")
-        return Path(self._where(key_for(sha256, name)))
+    def find(self, sha256: str) -> str | None:
+        """The key of the bytes with this sha256, whatever their extension; None when the
+        store does not hold them."""
+        found = self.fs.glob(f"{self._where(key_for(sha256))}*")
+        return next((key for key in map(key_of, found) if key), None)
 
     def put(self, data: bytes, name: str = "") -> tuple[str, str]:
         """Store `data` (if new) and return its sha256 and key."""

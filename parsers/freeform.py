@@ -206,40 +206,19 @@ def _bind_clause(
     extraction: FreeformExtraction,
 ) -> list[_Mention]:
     """The figures one clause states: each number by the words right before it, else a negation."""
+    counts = list(_COUNT.finditer(clause))
+    if not counts:
+        return _negations(clause, section, sentence, position, vocabulary)
     found: list[_Mention] = []
     previous_end = 0
-    counts = list(_COUNT.finditer(clause))
     for count in counts:
         # Quotes around a category name (其中“同意公开”的25件) are not part of its words.
         context = _QUOTES.sub("", clause[previous_end : count.start()])
         previous_end = count.end()
-        unit = count[2]
-        matched: dict[str, re.Match[str]] = {}
-        for row in vocabulary.rows:
-            if unit not in row.units:
-                continue
-            if row.needs and section != row.section and not row.needs.search(sentence):
-                continue
-            cue = next((m for m in (p.search(context) for p in row.prose) if m), None)
-            if cue:
-                matched[row.code] = cue
-        narrowed = {vocabulary.row(code).narrows for code in matched}
-        codes = [code for code in matched if code not in narrowed]
-        if len(codes) == 1:
-            codes += _coordinated(context, matched[codes[0]], codes[0], unit, vocabulary)
-        if len(codes) > 1:
-            extraction.problems.append(
-                Problem(
-                    "ambiguous_binding",
-                    f"prose “{sentence}”: {count.group()} could be "
-                    + " or ".join(codes)
-                    + "; not bound",
-                )
-            )
+        cued = _cued_row(context, count, section, sentence, vocabulary, extraction)
+        if cued is None:
             continue
-        if not codes:
-            continue
-        code, cue = codes[0], matched[codes[0]]
+        code, cue = cued
         subject = context[: cue.start()]
         value = parse_value(count[1]).value
         if value is None:
@@ -250,7 +229,7 @@ def _bind_clause(
                 col="cumulative" if vocabulary.cumulative_subject.search(subject) else "year",
                 value=value,
                 raw=count.group(),
-                unit=unit,
+                unit=count[2],
                 label=context.strip(" ，,；;：:") or vocabulary.row(code).label,
                 sentence=sentence,
                 section=section,
@@ -261,8 +240,53 @@ def _bind_clause(
                 position=position + count.start(),
             )
         )
-    if counts:
-        return found
+    return found
+
+
+def _cued_row(
+    context: str,
+    count: re.Match[str],
+    section: str,
+    sentence: str,
+    vocabulary: FreeformTemplate,
+    extraction: FreeformExtraction,
+) -> tuple[str, re.Match[str]] | None:
+    """The one row whose words come right before a number, with its cue; none if none or several.
+
+    Several rows cued at once is a finding (`ambiguous_binding`), never a guess.
+    """
+    unit = count[2]
+    matched: dict[str, re.Match[str]] = {}
+    for row in vocabulary.rows:
+        if unit not in row.units:
+            continue
+        if row.needs and section != row.section and not row.needs.search(sentence):
+            continue
+        cue = next((m for m in (p.search(context) for p in row.prose) if m), None)
+        if cue:
+            matched[row.code] = cue
+    narrowed = {vocabulary.row(code).narrows for code in matched}
+    codes = [code for code in matched if code not in narrowed]
+    if len(codes) == 1:
+        codes += _coordinated(context, matched[codes[0]], codes[0], unit, vocabulary)
+    if len(codes) > 1:
+        extraction.problems.append(
+            Problem(
+                "ambiguous_binding",
+                f"prose “{sentence}”: {count.group()} could be "
+                + " or ".join(codes)
+                + "; not bound",
+            )
+        )
+        return None
+    return (codes[0], matched[codes[0]]) if codes else None
+
+
+def _negations(
+    clause: str, section: str, sentence: str, position: int, vocabulary: FreeformTemplate
+) -> list[_Mention]:
+    """A clause with no figure that says a row had none (未发生…, 没有…): a 0 for each such row."""
+    found: list[_Mention] = []
     for row in vocabulary.rows:
         if row.section != section and not re.search(r"信息公开|依申请", sentence):
             continue

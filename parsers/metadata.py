@@ -358,7 +358,21 @@ def extract_metadata(
         if name and (agency := resolve_agency(_clean_line(name), year, hints.region)) is not None
     ]
     chosen = _choose(candidates)
-    problems: list[Problem] = []
+    problems = _missing(chosen, year)
+    shown_title = title_text or property_text or hint_text
+    return Metadata(
+        agency=chosen.agency.name if chosen else None,
+        year=year,
+        title=shown_title,
+        agency_source=chosen.source if chosen else None,
+        resolved=chosen.agency if chosen else None,
+        problems=problems,
+    )
+
+
+def _missing(chosen: _Candidate | None, year: int | None) -> list[Problem]:
+    """Findings for what no source gave: the publishing body, the report year."""
+    problems = []
     if chosen is None:
         problems.append(
             Problem(
@@ -369,20 +383,9 @@ def extract_metadata(
         )
     if year is None:
         problems.append(
-            Problem(
-                "year_missing",
-                "no report year: neither the title nor the 统计期限 names one",
-            )
+            Problem("year_missing", "no report year: neither the title nor the 统计期限 names one")
         )
-    shown_title = title_text or property_text or hint_text
-    return Metadata(
-        agency=chosen.agency.name if chosen else None,
-        year=year,
-        title=shown_title,
-        agency_source=chosen.source if chosen else None,
-        resolved=chosen.agency if chosen else None,
-        problems=problems,
-    )
+    return problems
 
 
 def _misread_of(agency: Agency, other: Agency) -> bool:

@@ -8,6 +8,7 @@ killed run and the nightly schedule each use a warehouse of their own.
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import json
 import os
@@ -33,6 +34,7 @@ from nianbao.harvest.client import ClientSettings, PoliteClient, decode_body
 from nianbao.harvest.crawl import parse_attachments, parse_listing, report_year
 from nianbao.harvest.platforms.trs import page_urls, read_pager
 from nianbao.harvest.portals import Portal, PortalsError, parse_portals
+from nianbao.harvest.rawstore import RawStore, key_for
 from nianbao.schema.db import upgrade
 from nianbao.schema.models import HarvestLog
 
@@ -291,7 +293,7 @@ def _portal(site: PortalSite) -> Portal:
     return Portal("互助县就业服务局", site.url(LISTING), region="青海省")
 
 
-def _harvest(site: PortalSite, db_url: str, raw: Path, **options) -> Run:
+def _harvest(site: PortalSite, db_url: str, raw: str | Path, **options) -> Run:
     upgrade(db_url)
     start, last_id = len(site.requests), _last_log_id(db_url)
     options.setdefault("portals", [_portal(site)])
@@ -337,19 +339,21 @@ def _loaded(db_url: str) -> list[tuple[str, str, int | None]]:
 
 
 @pytest.fixture(scope="module")
-def warehouse(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
+def warehouse(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
     root = tmp_path_factory.mktemp("harvest")
-    return f"sqlite:///{root / 'warehouse.db'}", root / "raw"
+    # The raw store as an fsspec URL, not a folder: the crawl writes through it and ingest
+    # reads the documents by key, as a worker on another machine would.
+    return f"sqlite:///{root / 'warehouse.db'}", f"file://{root / 'raw'}"
 
 
 @pytest.fixture(scope="module")
-def first_run(site: PortalSite, prefect_api: str, warehouse: tuple[str, Path]) -> Run:
+def first_run(site: PortalSite, prefect_api: str, warehouse: tuple[str, str]) -> Run:
     site.fail(FLAKY)
     return _harvest(site, *warehouse)
 
 
 @pytest.fixture(scope="module")
-def second_run(first_run: Run, site: PortalSite, warehouse: tuple[str, Path]) -> Run:
+def second_run(first_run: Run, site: PortalSite, warehouse: tuple[str, str]) -> Run:
     return _harvest(site, *warehouse)
 
 
@@ -357,7 +361,7 @@ CHANGED = "/zwgk/nb/202301/t20230120_88.html"
 
 
 @pytest.fixture(scope="module")
-def changed_run(second_run: Run, site: PortalSite, warehouse: tuple[str, Path]) -> Run:
+def changed_run(second_run: Run, site: PortalSite, warehouse: tuple[str, str]) -> Run:
     corrected = site.content(CHANGED).replace("统计期限".encode("gbk"), "统计时限".encode("gbk"))
     site.change(CHANGED, corrected)
     return _harvest(site, *warehouse)
@@ -368,6 +372,24 @@ def test_exactly_the_reports_are_harvested_and_loaded(first_run: Run):
         (path, "loaded", year) for path, year in REPORTS.items()
     )
     assert (first_run.portal.new, first_run.portal.loaded) == (5, 5)
+
+
+def test_harvested_documents_are_loaded_from_the_raw_store_by_key(
+    first_run: Run, warehouse: tuple[str, str]
+):
+    query = text(
+        "SELECT d.sha256, d.raw_path, count(f.id) FROM documents d"
+        " JOIN reports r ON r.document_sha256 = d.sha256 LEFT JOIN facts f ON f.report_id = r.id"
+        " GROUP BY d.sha256, d.raw_path"
+    )
+    rows = _rows(first_run.db_url, query)
+    assert len(rows) == len(REPORTS)
+    store = RawStore(warehouse[1])
+    for sha, raw_key, facts in rows:
+        # The warehouse names the bytes by key only: nothing of where the store is.
+        assert raw_key == key_for(sha, raw_key)
+        assert hashlib.sha256(store.read(raw_key)).hexdigest() == sha
+        assert facts > 0, raw_key
 
 
 def test_reports_carry_the_region_of_their_portal(first_run: Run):
@@ -570,7 +592,8 @@ def test_a_killed_harvest_resumes_where_it_stopped(
     db_url = f"sqlite:///{tmp_path / 'w.db'}"
     upgrade(db_url)
     command = [NIANBAO, "harvest", "--portals", str(_portals_file(site, tmp_path))]
-    command += ["--db", db_url, "--raw-dir", str(tmp_path / "raw")]
+    # The raw store given as a URL on the command line.
+    command += ["--db", db_url, "--raw-dir", f"file://{tmp_path / 'raw'}"]
     env = {**os.environ, "PREFECT_API_URL": prefect_api}
 
     def reports_logged() -> set[str]:

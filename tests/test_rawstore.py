@@ -30,6 +30,9 @@ def test_bytes_are_kept_and_read_back_by_key(root: str, tmp_path: Path) -> None:
     assert key == f"{sha256[:2]}/{sha256}.pdf"
     assert store.read(key) == data
     assert store.put(data, "copy.pdf") == (sha256, key)  # kept once
+    # A crawl that holds only a sha256 (harvest_log's) finds its key again.
+    assert store.find(sha256) == key
+    assert store.find("0" * 64) is None
     if root != "memory":
         assert (tmp_path / "raw" / key).read_bytes() == data
         assert not list((tmp_path / "raw").rglob(".part-*"))
