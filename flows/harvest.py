@@ -83,7 +83,7 @@ def _new_documents(
     return {
         sha: doc
         for sha, doc in documents.items()
-        if sha not in known or known[sha].parser_version != PARSER_VERSION
+        if sha not in known or not known[sha].settled(PARSER_VERSION)
     }
 
 

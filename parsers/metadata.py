@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import PurePath
@@ -81,11 +81,53 @@ _PREAMBLE_PATTERNS = (
     # 本年度报告是根据《条例》和…工作要求，由XX局编制。
     re.compile(r"[，,]由([^，,。；;、（(《》]{2,40}?)(?:负责)?(?:编制|编写|制作)"),
 )
+
+
+@dataclass(frozen=True, slots=True)
+class _Anchored:
+    """A pattern that opens with a lazy run of 2–40 characters, found by way of the fixed text
+    (`anchor`) every match holds `near` to `far` characters after its start, in matches at most
+    `longest` characters long. `re` tries such a pattern at every character of the text, each
+    try up to 40 steps long; here it is tried only in reach of an anchor. Same matches as the
+    pattern's own `finditer` (`tests/test_metadata.py` holds it to that)."""
+
+    pattern: re.Pattern[str]
+    anchor: str
+    near: int
+    far: int
+    longest: int
+
+    def finditer(self, text: str) -> Iterator[re.Match[str]]:
+        pos = 0
+        while (at := text.find(self.anchor, pos + self.near)) != -1:
+            # A match starting before `last` holds this anchor or a later one within `far`;
+            # one starting after it needs a later anchor. All of it lies within `longest`.
+            last = at - self.near
+            match = self.pattern.search(text, max(pos, at - self.far), last + self.longest)
+            if match is not None and match.start() <= last:
+                yield match
+                pos = match.end()
+            else:
+                pos = last + 1
+
+
 _BODY_PATTERNS = (
     # XX局（以下简称“我局”）
-    re.compile(r"([^，,。；;、（(\s“”\"]{2,40}?)[（(]以下简称[“\"]?(?:我|本)"),
+    _Anchored(
+        re.compile(r"([^，,。；;、（(\s“”\"]{2,40}?)[（(]以下简称[“\"]?(?:我|本)"),
+        anchor="以下简称",
+        near=3,
+        far=41,
+        longest=47,
+    ),
     # XX局政府信息公开工作领导小组办公室
-    re.compile(r"([^，,。；;、（(\s“”\"]{2,40}?)政府信息公开(?:工作)?领导小组"),
+    _Anchored(
+        re.compile(r"([^，,。；;、（(\s“”\"]{2,40}?)政府信息公开(?:工作)?领导小组"),
+        anchor="领导小组",  # rarer than 政府信息公开, which most sentences of a report hold
+        near=8,
+        far=48,
+        longest=52,
+    ),
     # 本机关（XX局）, 我局（XX局）
     re.compile(r"(?:本|我)(?:机关|局|委|办|厅|署|院|中心|单位)[（(]([^）)]{2,40})[）)]"),
 )
@@ -235,7 +277,7 @@ def _credible(name: str | None) -> bool:
     return name is not None and resolve_agency(name) is not None
 
 
-def _names_in(text: str, patterns: Sequence[re.Pattern[str]]) -> list[str]:
+def _names_in(text: str, patterns: Sequence[re.Pattern[str] | _Anchored]) -> list[str]:
     """What the patterns capture, cut to the longest tail that is a body's name:
     调整充实了XX县教育局政府信息公开工作领导小组 gives XX县教育局."""
     names = []

@@ -521,7 +521,7 @@ class _Handle(ctypes.c_void_p):
 _INT, _VOID_P = ctypes.c_int, ctypes.c_void_p
 _GET_UNICODE = _bare(pdfium_c.FPDFText_GetUnicode, ctypes.c_uint)
 _HAS_MAP_ERROR = _bare(pdfium_c.FPDFText_HasUnicodeMapError, _INT)
-_GET_LOOSE_BOX = _prototype(pdfium_c.FPDFText_GetLooseCharBox, _INT, _VOID_P, _INT, _VOID_P)
+_GET_LOOSE_BOX = _bare(pdfium_c.FPDFText_GetLooseCharBox, _INT)
 _RECT_BYTES = ctypes.sizeof(pdfium_c.FS_RECTF)  # four floats: left, top, right, bottom
 _PAGE_OBJECT = _bare(pdfium_c.FPDFPage_GetObject, _Handle)
 _FORM_OBJECT_AT = _prototype(pdfium_c.FPDFFormObj_GetObject, _Handle, _VOID_P, ctypes.c_ulong)
@@ -530,7 +530,7 @@ _OBJECT_TYPE = _bare(pdfium_c.FPDFPageObj_GetType, _INT)
 _OBJECT_MATRIX = _prototype(pdfium_c.FPDFPageObj_GetMatrix, _INT, _VOID_P, _VOID_P)
 _SEGMENT_COUNT = _bare(pdfium_c.FPDFPath_CountSegments, _INT)
 _SEGMENT = _bare(pdfium_c.FPDFPath_GetPathSegment, _Handle)
-_SEGMENT_POINT = _prototype(pdfium_c.FPDFPathSegment_GetPoint, _INT, _VOID_P, _VOID_P, _VOID_P)
+_SEGMENT_POINT = _bare(pdfium_c.FPDFPathSegment_GetPoint, _INT)
 _SEGMENT_TYPE = _bare(pdfium_c.FPDFPathSegment_GetType, _INT)
 _SEGMENT_CLOSE = _bare(pdfium_c.FPDFPathSegment_GetClose, _INT)
 _FLOAT_BYTES = ctypes.sizeof(ctypes.c_float)
@@ -547,13 +547,14 @@ def _page_chars(textpage: pdfium_c.FPDF_TEXTPAGE, left: float, top: float) -> _C
     if count < 0:
         raise pypdfium2.PdfiumError("Failed to get character count.")
     pointer = ctypes.cast(textpage, _VOID_P)
-    handle = pointer.value
     codes = list(map(_GET_UNICODE, repeat(pointer, count), range(count)))
     map_errors = list(map(_HAS_MAP_ERROR, repeat(pointer, count), range(count)))
     boxes = (ctypes.c_float * (4 * count))()
-    start = ctypes.addressof(boxes)
-    addresses = range(start, start + _RECT_BYTES * count, _RECT_BYTES)
-    for _ in map(_GET_LOOSE_BOX, repeat(handle, count), range(count), addresses):
+    # Each box's place in the array goes in as a `byref` (a pointer ctypes passes as it is), so
+    # the call needs no argument types: a seventh less time a character than an address
+    # converted through a prototype.
+    places = map(ctypes.byref, repeat(boxes), range(0, _RECT_BYTES * count, _RECT_BYTES))
+    for _ in map(_GET_LOOSE_BOX, repeat(pointer, count), range(count), places):
         pass
     sides = boxes[:]  # left, top, right, bottom of each character, in PDF space
     if 1 in map_errors:
@@ -631,11 +632,12 @@ class _Objects:
         count = _SEGMENT_COUNT(obj)
         segments = list(map(_SEGMENT, repeat(obj, count), range(count)))
         # Each segment's point lands in one array of x, y pairs, read back in one slice.
+        # Places in it go in as `byref`s, so the call needs no argument types (see _page_chars).
         xys = (ctypes.c_float * (2 * count))()
-        first = ctypes.addressof(xys)
         stride = 2 * _FLOAT_BYTES
-        xs = range(first, first + stride * count, stride)
-        for _ in map(_SEGMENT_POINT, segments, xs, range(xs.start + _FLOAT_BYTES, xs.stop, stride)):
+        xs = map(ctypes.byref, repeat(xys), range(0, stride * count, stride))
+        ys = map(ctypes.byref, repeat(xys), range(_FLOAT_BYTES, stride * count, stride))
+        for _ in map(_SEGMENT_POINT, segments, xs, ys):
             pass
         coordinates = iter(xys[:])
         for x, y, kind, closes in zip(
@@ -1007,11 +1009,10 @@ def _to_table(cells: list[Box], page: _Page) -> Table | None:
             colspan = bisect_left(xs, x1 - _EDGE_EPS) - bisect_left(xs, x0 - _EDGE_EPS)
             rowspan = bisect_left(tops, bottom - _EDGE_EPS) - bisect_left(tops, top - _EDGE_EPS)
             start, end = bisect_left(band_xs, x0), bisect_left(band_xs, x1)
-            inside = [
-                position
-                for y, position in zip(band_ys[start:end], band_positions[start:end], strict=True)
-                if y < bottom
-            ]
+            inside = band_positions[start:end]
+            ys = band_ys[start:end]
+            if ys and max(ys) >= bottom:  # the band reaches below this cell (a taller neighbour)
+                inside = list(compress(inside, map(gt, repeat(bottom), ys)))
             inside.sort()  # back in pdfium's order, which _text_lines' stable sorts keep for ties
             text = _join_lines(_text_lines(inside, chars)) if inside else ""
             rowcells.append(_cell(text, rowspan, colspan, inside, chars))
@@ -1055,15 +1056,32 @@ def _text_lines(inside: list[int], chars: _Chars, text: Sequence[str] | None = N
     if len(inside) == 1:
         return [text[inside[0]]]
     tops, x0s, x1s = chars.top, chars.x0, chars.x1
-    lines: list[list[int]] = []
-    previous_top = 0.0
-    for i in sorted(inside, key=tops.__getitem__):
-        top = tops[i]
-        if lines and top <= previous_top + _TEXT_Y_TOLERANCE:
-            lines[-1].append(i)
-        else:
-            lines.append([i])
-        previous_top = top
+    if len(inside) == 2:  # the commonest cell (a two-digit figure): the steps below, unrolled
+        first, second = inside
+        if tops[second] < tops[first]:
+            first, second = second, first
+        if tops[second] > tops[first] + _TEXT_Y_TOLERANCE:
+            return [text[first], text[second]]
+        if x0s[second] < x0s[first]:
+            first, second = second, first
+        gap = " " if x0s[second] > x1s[first] + _TEXT_X_TOLERANCE else ""
+        return [text[first] + gap + text[second]]
+    by_top = sorted(inside, key=tops.__getitem__)
+    lowest, highest = tops[by_top[0]], tops[by_top[-1]]
+    if highest <= lowest + _TEXT_Y_TOLERANCE:
+        # Most cells hold one line: every step between sorted tops is then within the
+        # tolerance too, so the walk below would make this one line.
+        lines = [by_top]
+    else:
+        lines = []
+        previous_top = 0.0
+        for i in by_top:
+            top = tops[i]
+            if lines and top <= previous_top + _TEXT_Y_TOLERANCE:
+                lines[-1].append(i)
+            else:
+                lines.append([i])
+            previous_top = top
     texts = []
     for line in lines:
         line.sort(key=x0s.__getitem__)

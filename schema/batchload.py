@@ -31,7 +31,7 @@ from nianbao.schema.db import (
     is_outage,
     retry_while_unavailable,
 )
-from nianbao.schema.load import LoadOutcome, load_documents
+from nianbao.schema.load import LOAD_FAILED, LoadOutcome, load_documents
 
 if TYPE_CHECKING:  # the warehouse loads no reader: the pool's items are only named here
     from nianbao.parsers.pool import WorkItem
@@ -169,5 +169,5 @@ def refused(result: ParseResult, exc: SQLAlchemyError) -> ParseResult:
         sections=(),
         facts=(),
         checks=(),
-        problems=(Problem("load_failed", message.replace("\x00", "")),),
+        problems=(Problem(LOAD_FAILED, message.replace("\x00", "")),),
     )

@@ -47,6 +47,9 @@ class LoadOutcome(StrEnum):
 
 # parse --json status -> documents.status
 _DOCUMENT_STATUS = {"parsed": "loaded", "failed": "failed", "not_a_report": "not_a_report"}
+# The problem code of a document whose rows the warehouse refused (`schema.batchload`): a
+# failure of the warehouse, not of the file, so the next run over it loads it again.
+LOAD_FAILED = "load_failed"
 
 
 class KnownDocument(NamedTuple):
@@ -56,6 +59,12 @@ class KnownDocument(NamedTuple):
     status: str
     problem_code: str | None
     problem_message: str | None
+
+    def settled(self, parser_version: str) -> bool:
+        """Whether a run leaves the document as it is: parsed with `parser_version`, and
+        loaded or failed on its own bytes. One whose load failed is parsed and loaded again,
+        like a new document: its refusal (a rejected row, a broken constraint) may be gone."""
+        return self.parser_version == parser_version and self.problem_code != LOAD_FAILED
 
 
 def known_documents(engine: Engine, sha256s: Iterable[str]) -> dict[str, KnownDocument]:
@@ -151,6 +160,7 @@ class _Known(NamedTuple):
     """A stored document, and the agency and year of its report (if it has one)."""
 
     parser_version: str | None
+    problem_code: str | None
     raw_path: str | None
     agency: str | None
     agency_id: int | None
@@ -188,7 +198,9 @@ class _Batch:
         unchanged = [
             sha
             for sha, (parsed, _) in first.items()
-            if sha in known and known[sha].parser_version == parsed.parser_version
+            if sha in known
+            and known[sha].parser_version == parsed.parser_version
+            and known[sha].problem_code != LOAD_FAILED
         ]
         replaced = [sha for sha in first if sha in known and sha not in unchanged]
         new = [sha for sha in first if sha not in known]
@@ -224,8 +236,10 @@ class _Batch:
             status = first[sha][0].status
             if status != "parsed":
                 outcomes[sha] = LoadOutcome(status)
-            else:
-                outcomes[sha] = LoadOutcome.RELOADED if sha in known else LoadOutcome.LOADED
+            elif sha in known and known[sha].problem_code != LOAD_FAILED:
+                outcomes[sha] = LoadOutcome.RELOADED
+            else:  # new, or its earlier load failed: its rows are in the warehouse for the first time
+                outcomes[sha] = LoadOutcome.LOADED
         seen: set[str] = set()
         result = []
         for parsed, _ in documents:
@@ -255,6 +269,7 @@ class _Batch:
             select(
                 _documents.c.sha256,
                 _documents.c.parser_version,
+                _documents.c.problem_code,
                 _documents.c.raw_path,
                 _reports.c.agency,
                 _reports.c.agency_id,

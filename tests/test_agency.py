@@ -12,11 +12,13 @@ from pathlib import Path
 import docx
 import pdfplumber
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from nianbao.flows.evaluate import evaluate_metadata, metadata_summary
 from nianbao.parsers.agency import resolve_agency
 from nianbao.parsers.legacy import find_soffice
-from nianbao.parsers.metadata import SourceHints, extract_metadata
+from nianbao.parsers.metadata import _BODY_PATTERNS, SourceHints, _Anchored, extract_metadata
 from nianbao.parsers.pdf import read_pdf
 from nianbao.parsers.report import parse_bytes, parse_file
 
@@ -424,3 +426,30 @@ def test_every_county_resolves_from_its_printed_names() -> None:
             wrong.append(county.name)
     assert wrong == []
     assert unplaced < 100  # 鼓楼区, 朝阳区 …: shared names wait for the portal's region
+
+
+# Texts made of the pieces the body patterns turn on, runs long enough to pass their 40-character
+# reach, and the stops and spaces that end a name.
+_BODY_PIECES = st.sampled_from(
+    [*"（(“我本局， 。", "以下简称", "政府信息公开", "工作", "领导小组", "XX县", "教育"]
+    + ["长" * 10, "长" * 19]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_BODY_PIECES, max_size=40).map("".join))
+@example("XX政府信息公开YY政府信息公开领导小组")
+@example("长" * 41 + "政府信息公开工作领导小组")
+@example("长" * 41 + "（以下简称“我局”）")
+@example("XX政府信息公开领导小组，XX（以下简称我局）")
+@example("长长长以下简称" + "长" * 33 + "（以下简称“我局”）")
+@example("长" * 8 + "领导小组" + "长" * 28 + "政府信息公开工作领导小组")
+@example("《条例》（以下简称《条例》），" + "长" * 39 + "（以下简称“本局”）")
+def test_anchored_body_patterns_find_what_the_patterns_find(text: str) -> None:
+    """The body patterns are tried only in reach of their fixed text, for speed: the names and
+    places they find are the ones the plain patterns find, long runs and repeats included."""
+    anchored = [pattern for pattern in _BODY_PATTERNS if isinstance(pattern, _Anchored)]
+    assert len(anchored) == 2
+    for pattern in anchored:
+        found = [(m.span(), m.group(1)) for m in pattern.finditer(text)]
+        assert found == [(m.span(), m.group(1)) for m in pattern.pattern.finditer(text)]

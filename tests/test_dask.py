@@ -1,6 +1,7 @@
 """`nianbao ingest --cluster`: a real Dask scheduler and two workers on 127.0.0.1, loading into a
 real PostgreSQL, one worker killed half way; the warehouse must hold exactly the rows a run on the
-local parser pool writes."""
+local parser pool writes. And a scheduler that gives up on a task at its first dead worker: the
+run splits the chunk, and a document Dask gives up on alone is recorded as `worker_crashed`."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from uuid import UUID
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -120,11 +122,23 @@ def _stop(process: subprocess.Popen) -> None:
 
 @pytest.fixture
 def dask_cluster(prefect_api: str, tmp_path: Path) -> Iterator[str]:
-    """`dask scheduler` and two `dask worker` processes on 127.0.0.1, each in a session of its
-    own (a worker's nanny, worker and parser process die together)."""
+    """`dask scheduler` and two `dask worker` processes on 127.0.0.1."""
+    yield from _dask_cluster(_env(prefect_api, tmp_path), tmp_path)
+
+
+@pytest.fixture
+def dask_cluster_giving_up(prefect_api: str, tmp_path: Path) -> Iterator[str]:
+    """The same cluster, whose scheduler gives up on a task the first time a worker dies
+    running it (KilledWorker), instead of running it again elsewhere."""
+    env = {**_env(prefect_api, tmp_path), "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0"}
+    yield from _dask_cluster(env, tmp_path)
+
+
+def _dask_cluster(env: dict[str, str], tmp_path: Path) -> Iterator[str]:
+    """A scheduler and two workers, each in a session of its own (a worker's nanny, worker and
+    parser process die together); the workers' nannies restart a worker that dies alone."""
     port = _free_port()
     address = f"tcp://127.0.0.1:{port}"
-    env = _env(prefect_api, tmp_path)
     log = (tmp_path / "dask.log").open("w")
     started = [
         subprocess.Popen(
@@ -163,17 +177,48 @@ def _wait_for_workers(address: str, count: int) -> None:
         client.wait_for_workers(count, timeout=60)
 
 
-def _busy_worker_pid(address: str) -> int:
+def _splits(url: str) -> list[str]:
+    """What the ingest run into the warehouse `url` has logged to Prefect so far of chunks
+    Dask gave up on and it split."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            flow_run_id = conn.execute(text("SELECT flow_run_id FROM runs")).scalar_one_or_none()
+    except Exception:  # the flow has not made the tables yet
+        return []
+    finally:
+        engine.dispose()
+    if flow_run_id is None:
+        return []
+    with get_client(sync_client=True) as client:
+        logs = client.read_logs(
+            log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[UUID(flow_run_id)]))
+        )
+    # str(KilledWorker) is Dask's explanation: "… all those workers died while running it".
+    return [
+        log.message
+        for log in logs
+        if log.message.startswith("chunk of") and log.message.endswith(": split")
+    ]
+
+
+def _busy_worker_pid(address: str, run: subprocess.Popen | None = None) -> int | None:
+    """The pid of a Dask worker process with a task to run; None if `run` ends first."""
     from distributed import Client
 
     with Client(address, timeout=30) as client:
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and (run is None or run.poll() is None):
             busy = [worker for worker, keys in client.processing().items() if keys]
             if busy:
                 return client.run(os.getpid, workers=busy[:1])[busy[0]]
             time.sleep(0.05)
-    raise AssertionError("no Dask worker was busy with a chunk")
+    if run is None:
+        raise AssertionError("no Dask worker was busy with a chunk")
+    return None
 
 
 def test_dask_run_with_a_worker_killed_loads_exactly_what_the_local_pool_loads(
@@ -236,3 +281,50 @@ def test_local_dask_cluster_on_sqlite_loads_what_the_local_pool_loads(
     assert len(expected["facts"]) == 200 + 198 + 4 * 186
     for name in CONTENT:
         assert got[name] == expected[name], name
+
+
+def test_a_chunk_dask_gives_up_on_is_split_and_every_document_accounted_for(
+    corpus: Path,
+    pg_url: str,
+    prefect_api: str,
+    dask_cluster_giving_up: str,
+    tmp_path: Path,
+) -> None:
+    address = dask_cluster_giving_up
+    env = _env(prefect_api, tmp_path)
+    files = [str(path) for path in sorted(corpus.glob("0-*"))]  # one copy of each document
+    local_url, dask_url = new_database(pg_url), new_database(pg_url)
+    raw = ["--raw-dir", str(tmp_path / "raw")]
+
+    local = _ingest([*files, "--db", local_url, "--workers", "2", *raw], env)
+    on_dask = _ingest([*files, "--db", dask_url, "--cluster", address, *raw], env)
+    # Kill the worker process busy with a chunk, not its nanny: Dask gives up on the chunk at
+    # once (allowed failures 0) and the nanny starts a new worker.
+    os.kill(_busy_worker_pid(address), signal.SIGKILL)
+    # Once that chunk is split, kill a busy worker again: what is left is mostly single
+    # documents, one of which Dask then gives up on (`worker_crashed`); a chunk is split again.
+    deadline = time.monotonic() + 60
+    while not any(_splits(dask_url)) and on_dask.poll() is None:
+        assert time.monotonic() < deadline, "the chunk Dask gave up on was not split"
+        time.sleep(0.2)
+    if (second := _busy_worker_pid(address, on_dask)) is not None:
+        os.kill(second, signal.SIGKILL)
+    out, err = on_dask.communicate(timeout=120)
+    assert on_dask.returncode in (0, 1), out + err[-3000:]
+    assert any(_splits(dask_url))
+    assert f"documents seen: {len(files)}" in out
+    local_out, local_err = local.communicate(timeout=120)
+    assert local.returncode == 0, local_out + local_err[-3000:]
+
+    expected, got = _content(local_url), _content(dask_url)
+    assert len(expected["documents"]) == len(got["documents"]) == len(files)
+    # A document Dask gave up on alone is recorded so, with Dask's reason; every other document
+    # has exactly the rows of the local run.
+    crashed = {row[0] for row in got["documents"] if row[6] == "worker_crashed"}
+    assert all("KilledWorker" in row[7] for row in got["documents"] if row[0] in crashed)
+    for name in CONTENT:
+        if name != "current":
+            assert [r for r in got[name] if r[0] not in crashed] == [
+                r for r in expected[name] if r[0] not in crashed
+            ], name
+    assert on_dask.returncode == (1 if crashed else 0)

@@ -189,3 +189,62 @@ def test_a_folder_gives_its_reports_and_conversions_not_its_readme(tmp_path: Pat
         (tmp_path / name).write_bytes(b"x")
     found = [Path(p).name for p in discover_files([tmp_path])]
     assert found == ["report.converted.md", "report.pdf"]
+
+
+def _statuses(url: str) -> dict[str, tuple[str, str | None, int]]:
+    """source → (status, problem code, facts of its report) of every document."""
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT d.source, d.status, d.problem_code, count(f.id) FROM documents d"
+                " LEFT JOIN reports r ON r.document_sha256 = d.sha256"
+                " LEFT JOIN facts f ON f.report_id = r.id"
+                " GROUP BY d.source, d.status, d.problem_code"
+            )
+        ).all()
+    engine.dispose()
+    return {Path(source).name: (status, code, facts) for source, status, code, facts in rows}
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_a_document_whose_load_failed_is_loaded_by_the_next_run(
+    db_url: str, tmp_path: Path, prefect_home: str
+) -> None:
+    """A failed load is the warehouse's (a refused row), not the file's: once the warehouse
+    takes the rows, the next run over the files loads the document; a file that failed to
+    parse is not parsed again."""
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    for name in ("04_shanghai_szfbgt_2019.html", "huzhu-employment-2023.txt"):
+        (reports / name).write_bytes((SAMPLES / name).read_bytes())
+    (reports / "truncated.pdf").write_bytes(
+        (ROOT / "tests/fixtures/bad/truncated.pdf").read_bytes()
+    )
+    args = [str(reports), "--db", db_url, "--raw-dir", str(tmp_path / "raw")]
+    engine = create_engine(db_url)
+    with engine.begin() as conn:
+        # A rule of the warehouse's own that the 2019 report breaks, as a DBA might add one.
+        conn.execute(text("ALTER TABLE reports ADD CONSTRAINT no_2019 CHECK (year <> 2019)"))
+
+    first = ingest(args, prefect_home)
+    assert first.returncode == 1, first.stderr
+    assert "load_failed" in first.stdout
+    assert _statuses(db_url) == {
+        "04_shanghai_szfbgt_2019.html": ("failed", "load_failed", 0),
+        "huzhu-employment-2023.txt": ("loaded", None, 186),
+        "truncated.pdf": ("failed", "corrupt_pdf", 0),
+    }
+
+    with engine.begin() as conn:
+        conn.execute(text("ALTER TABLE reports DROP CONSTRAINT no_2019"))
+    engine.dispose()
+    second = ingest(args, prefect_home)
+    assert second.returncode == 1, second.stderr  # the truncated PDF still failed
+    assert "1 loaded, 2 unchanged" in second.stdout, second.stdout
+    assert _statuses(db_url) == {
+        "04_shanghai_szfbgt_2019.html": ("loaded", None, 198),
+        "huzhu-employment-2023.txt": ("loaded", None, 186),
+        "truncated.pdf": ("failed", "corrupt_pdf", 0),
+    }

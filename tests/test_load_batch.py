@@ -141,9 +141,15 @@ def test_a_document_the_warehouse_refuses_fails_alone_and_its_batch_loads(
     assert rows(url, "SELECT raw_path FROM documents WHERE status = 'failed'")[0][0] == (
         f"raw/{bad.sha256}"
     )
-    # A rerun of the same batch changes nothing: the refused document stays failed.
+    # A rerun of the same batch tries the refused document again (a failed load is the
+    # warehouse's, not the file's); refused again, it stays failed and the rest is unchanged.
     again = load_results(batch, {}, target)
-    assert [d.outcome for d in again] == ["unchanged"] * 4
+    assert [(d.outcome, d.problem_code) for d in again] == [
+        ("unchanged", None),
+        ("failed", "load_failed"),
+        ("unchanged", None),
+        ("unchanged", None),
+    ]
     # Results a worker loaded already pass through in their place.
     mixed = load_results([again[0], good[2]], {}, target)
     assert mixed[0] is again[0] and isinstance(mixed[1], Loaded)
