@@ -294,6 +294,7 @@ class _Mapper:
                     confidence=source.confidence,
                     alternatives=source.alternatives,
                     ocr_lines=source.lines,
+                    rereads=source.rereads,
                 )
             facts.append(fact)
         return facts
