@@ -562,20 +562,20 @@ def _page_chars(textpage: pdfium_c.FPDF_TEXTPAGE, left: float, top: float) -> _C
             for code, error in zip(codes, map_errors, strict=True)
         ]
     text = "".join(map(chr, codes))
-    chars = _Chars(
-        text,
-        list(map(sub, sides[0::4], repeat(left))),
-        list(map(sub, sides[2::4], repeat(left))),
-        list(map(sub, repeat(top), sides[1::4])),
-        list(map(sub, repeat(top), sides[3::4])),
-    )
+    lefts, tops, rights, bottoms = sides[0::4], sides[1::4], sides[2::4], sides[3::4]
     if "\r" in text:  # pdfium ends lines with \r\n; \n alone marks the break
         kept = list(map(ne, codes, repeat(_CR)))
-        chars = _Chars(
-            text.replace("\r", ""),
-            *(list(compress(column, kept)) for column in chars.columns()),
+        text = text.replace("\r", "")
+        lefts, tops, rights, bottoms = (
+            compress(side, kept) for side in (lefts, tops, rights, bottoms)
         )
-    return chars
+    return _Chars(
+        text,
+        list(map(sub, lefts, repeat(left))),
+        list(map(sub, rights, repeat(left))),
+        list(map(sub, repeat(top), tops)),
+        list(map(sub, repeat(top), bottoms)),
+    )
 
 
 _CR = 0x0D
