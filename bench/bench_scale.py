@@ -179,7 +179,10 @@ def dask_cluster(work: Path, env: dict[str, str], workers: int):
     its own; yields (address, process groups)."""
     port = _free_port()
     address = f"tcp://127.0.0.1:{port}"
-    env = {**env, "DASK_DISTRIBUTED__WORKER__DAEMON": "False"}
+    from nianbao.flows.ingest import dask_environment
+
+    # Set up as docs/scale-out.md tells a team to: Dask's unused housekeeping slowed or off.
+    env = {**env, "DASK_DISTRIBUTED__WORKER__DAEMON": "False", **dask_environment()}
     log = (work / "dask.log").open("w")
     processes = [
         subprocess.Popen(

@@ -7,7 +7,7 @@ parse-and-load task over chunks of documents on Dask instead (prefect-dask). Fil
 and parsed a slice at a time, with a bounded number of batches in flight, so the flow's memory
 stays flat however many documents a run has.
 
-On PostgreSQL each worker loads the batches it parsed, one transaction per document
+On PostgreSQL each worker loads the batches it parsed, one transaction a batch
 (`schema.batchload`); on SQLite, which has one writer, the flow's process loads them. While the
 database is away a load is retried with backoff for a bounded time
 (DatabaseSettings.retry_seconds), then the run stops with its summary; documents not loaded are
@@ -47,6 +47,7 @@ from nianbao.flows.orchestrator import configure_prefect, recorded_run
 from nianbao.harvest.rawstore import RawStore, StoredDocument, resolve_raw_root
 from nianbao.parsers import ocr
 from nianbao.parsers.pool import (
+    BATCH_SIZE,
     DocumentLimits,
     ParserPool,
     WorkItem,
@@ -237,8 +238,11 @@ def load_batch(
 # Files planned and parsed at a time: bounds what a run holds per document.
 PLAN_SLICE = 2000
 # Chunks of documents a Dask task parses (and loads): a Prefect task run costs tens of ms of API
-# calls, too much per document.
+# calls, too much per document. Chunks shrink as the work runs out, but not below
+# SMALLEST_CHUNK: single-document chunks at the end of a run cost a task run each, for a
+# balance that a few documents' parse (~20 ms each) does not need.
 CHUNK_SIZE = 32
+SMALLEST_CHUNK = 8
 _chunk_pools: dict[tuple[int, DocumentLimits], ParserPool] = {}
 
 
@@ -288,6 +292,29 @@ def cross_year(db_url: str, retry_seconds: float, run_id: int) -> int:
     return retry_while_unavailable(evaluate, retry_seconds)
 
 
+# Dask's housekeeping that nianbao's runs do not use, slowed or off: the statistical profiler
+# (every worker thread's stack every 10 ms, for the dashboard), the event-loop health check
+# (every 20 ms in every process), the system and the nanny's memory monitors (0.5 s, 0.1 s).
+# Measured idle, a scheduler with one worker and its nanny: 6.7 % of a core with Dask's
+# defaults, 0.7 % with these; that CPU grows with the run's duration and the cluster's size, not
+# with the documents. A real cluster's processes take them from the environment
+# (`dask_environment`, docs/scale-out.md); `--cluster local` sets them itself.
+DASK_SETTINGS = {
+    "distributed.worker.profile.enabled": False,
+    "distributed.admin.tick.interval": "1s",
+    "distributed.admin.system-monitor.interval": "2s",
+    "distributed.worker.memory.monitor-interval": "1s",
+}
+
+
+def dask_environment() -> dict[str, str]:
+    """DASK_SETTINGS as the environment variables a `dask scheduler` or `dask worker` reads."""
+    return {
+        "DASK_" + key.upper().replace(".", "__").replace("-", "_"): str(value)
+        for key, value in DASK_SETTINGS.items()
+    }
+
+
 def dask_task_runner(cluster: str, workers: int) -> DaskTaskRunner:
     """The task runner for `--cluster`: a scheduler's address (tcp://host:8786), or `local`
     for a Dask cluster of `workers` processes on this machine, started for the run."""
@@ -297,7 +324,7 @@ def dask_task_runner(cluster: str, workers: int) -> DaskTaskRunner:
 
     if cluster == "local":
         # Non-daemonic workers: a chunk's parser runs in a child process of the Dask worker.
-        dask.config.set({"distributed.worker.daemon": False})
+        dask.config.set({"distributed.worker.daemon": False, **DASK_SETTINGS})
         # Each worker's parser gives OCR its share of the cores (they inherit this).
         os.environ.setdefault(ocr.THREADS_VARIABLE, str(max(1, (os.cpu_count() or 1) // workers)))
         return DaskTaskRunner(
@@ -425,7 +452,10 @@ class _IngestRun:
                 if todo and cluster:
                     _run_on_dask(todo, limits, self.raw_root, self.target, load_here, self.on_batch)
                 elif todo:
-                    pool.run(todo, store, self.on_batch, work)
+                    # A worker that loads takes batches as large as a Dask chunk: each is one
+                    # transaction of a dozen statements, whatever its size.
+                    largest = CHUNK_SIZE if load_here else BATCH_SIZE
+                    pool.run(todo, store, self.on_batch, work, largest=largest)
 
     def plan_slice(self, files_slice: list[str | StoredDocument]) -> list[WorkItem]:
         """Store the slice's files and check them against the warehouse; what is to be parsed."""
@@ -487,7 +517,7 @@ def _run_on_dask(
     if not hasattr(runner, "client"):
         raise ValueError("a run on a Dask cluster needs the flow of ingest_flow_on(cluster)")
     slots = max(1, sum(runner.client.nthreads().values()))
-    chunks = iter(batches(todo, slots, CHUNK_SIZE))
+    chunks = iter(batches(todo, slots, CHUNK_SIZE, SMALLEST_CHUNK))
     pending: dict[object, tuple[PrefectFuture, list[WorkItem]]] = {}
 
     def submit(chunk: list[WorkItem]) -> object:

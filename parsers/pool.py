@@ -184,14 +184,16 @@ def _crashed(item: WorkItem, store: RawBytes) -> ParseResult:
     return failed_result(item, store.read(item.raw_key), Problem.of("worker_crashed"))
 
 
-def batches(items: list[WorkItem], workers: int, largest: int = BATCH_SIZE) -> list[list[WorkItem]]:
+def batches(
+    items: list[WorkItem], workers: int, largest: int = BATCH_SIZE, smallest: int = 1
+) -> list[list[WorkItem]]:
     """Batches that shrink as the work runs out (guided scheduling): few calls while much
-    remains, and single documents at the end, so no worker idles while another finishes a
-    long batch."""
+    remains, and small ones at the end (down to `smallest` documents), so no worker idles
+    while another finishes a long batch."""
     out: list[list[WorkItem]] = []
     start = 0
     while start < len(items):
-        size = max(1, min(largest, (len(items) - start) // (workers * 2)))
+        size = max(smallest, 1, min(largest, (len(items) - start) // (workers * 2)))
         out.append(items[start : start + size])
         start += size
     return out
@@ -255,11 +257,13 @@ class ParserPool:
         on_batch: Callable[[list], None],
         work: BatchWork = parse_batch,
         batch_size: int | None = None,
+        largest: int = BATCH_SIZE,
     ) -> None:
         """Run `work` on every item, calling `on_batch` with its results as batches finish.
 
-        Batches shrink as the work runs out (`batches`), or hold `batch_size` items each: a
-        Dask chunk, sized by the flow already, is one batch, so its documents load together.
+        Batches of up to `largest` items shrink as the work runs out (`batches`), or hold
+        `batch_size` items each: a Dask chunk, sized by the flow already, is one batch, so its
+        documents load together.
 
         At most two batches a worker are in flight, so a run holds a bounded number of results
         however many documents it has. A document whose worker died is retried alone, and
@@ -268,7 +272,7 @@ class ParserPool:
         propagates, without waiting for those in progress.
         """
         if batch_size is None:
-            queue = batches(todo, self.workers)
+            queue = batches(todo, self.workers, largest)
         else:
             queue = [todo[start : start + batch_size] for start in range(0, len(todo), batch_size)]
         while queue:

@@ -13,12 +13,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
@@ -29,6 +25,9 @@ MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 SUPPORTED_BACKENDS = ("sqlite", "postgresql")
 # Key of the PostgreSQL advisory lock that serialises migrations ("nianbao" in ASCII).
 _MIGRATION_LOCK = 0x6E69616E62616F
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 _T = TypeVar("_T")
 logger = logging.getLogger(__name__)
@@ -274,7 +273,11 @@ def connect_or_explain(url: str) -> None:
         engine.dispose()
 
 
+# Alembic is imported where migrations run, not with this module: a parser process that loads
+# its batches imports the loader, which needs engines only (Alembic is a third of its import).
 def _alembic_config(connection: Connection) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.attributes["connection"] = connection
@@ -282,6 +285,8 @@ def _alembic_config(connection: Connection) -> Config:
 
 
 def _head(connection: Connection) -> str | None:
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(_alembic_config(connection)).get_current_head()
 
 
@@ -292,6 +297,9 @@ def upgrade(url: str, revision: str = "head") -> None:
     starting together on an empty database both succeed (the second finds the schema made);
     on SQLite the write lock of BEGIN IMMEDIATE does the same.
     """
+    from alembic import command
+    from alembic.runtime.migration import MigrationContext
+
     engine = engine_for(url)
     try:
         with engine.connect() as connection:
@@ -310,6 +318,8 @@ def upgrade(url: str, revision: str = "head") -> None:
 
 def downgrade(url: str, revision: str) -> None:
     """Take the warehouse at `url` back to `revision` (each step keeps the report data)."""
+    from alembic import command
+
     engine = engine_for(url)
     try:
         with engine.begin() as connection:
@@ -320,6 +330,8 @@ def downgrade(url: str, revision: str) -> None:
 
 def current_revision(url: str) -> str | None:
     """The Alembic revision the warehouse at `url` is at; None for an empty database."""
+    from alembic.runtime.migration import MigrationContext
+
     engine = engine_for(url)
     try:
         with engine.connect() as connection:

@@ -1,0 +1,29 @@
+"""How the work of a run is cut into batches (local workers) and chunks (Dask tasks)."""
+
+from __future__ import annotations
+
+from nianbao.flows.ingest import CHUNK_SIZE, SMALLEST_CHUNK
+from nianbao.parsers.pool import WorkItem, batches
+
+
+def _items(n: int) -> list[WorkItem]:
+    return [WorkItem(f"{i:064x}", f"00/{i:064x}.pdf", f"doc-{i}.pdf") for i in range(n)]
+
+
+def test_batches_shrink_as_the_work_runs_out_down_to_single_documents():
+    items = _items(120)
+    sizes = [len(batch) for batch in batches(items, 2, 32)]
+    assert sizes[0] == 30  # a quarter of what remains, two batches a worker in flight
+    assert sizes[-4:] == [1, 1, 1, 1]
+    assert [item for batch in batches(items, 2, 32) for item in batch] == items
+
+
+def test_dask_chunks_stop_shrinking_at_the_smallest_chunk():
+    # Each chunk is a Prefect task run: the run's tail is not cut into single documents.
+    items = _items(120)
+    chunks = batches(items, 2, CHUNK_SIZE, SMALLEST_CHUNK)
+    assert [len(chunk) for chunk in chunks] == [30, 22, 17, 12, 9, 8, 8, 8, 6]
+    assert [item for chunk in chunks for item in chunk] == items
+    assert len(chunks) < len(batches(items, 2, CHUNK_SIZE)) // 2 + 1
+    # A run smaller than a chunk is one chunk.
+    assert [len(chunk) for chunk in batches(_items(5), 2, CHUNK_SIZE, SMALLEST_CHUNK)] == [5]
