@@ -545,36 +545,33 @@ def _page_chars(textpage: pdfium_c.FPDF_TEXTPAGE, left: float, top: float) -> _C
         raise pypdfium2.PdfiumError("Failed to get character count.")
     pointer = ctypes.cast(textpage, _VOID_P)
     codes = list(map(_GET_UNICODE, repeat(pointer, count), range(count)))
-    map_errors = list(map(_HAS_MAP_ERROR, repeat(pointer, count), range(count)))
+    # pdfium ends lines with \r\n; \n alone marks the break. The \r are left out before their
+    # boxes and map errors are asked for, which spares two calls for each line of the page.
+    kept = list(compress(range(count), map(ne, codes, repeat(_CR))))
+    if len(kept) < count:
+        codes = list(map(codes.__getitem__, kept))
+    count = len(kept)
+    map_errors = list(map(_HAS_MAP_ERROR, repeat(pointer, count), kept))
     boxes = (ctypes.c_float * (4 * count))()
     # Each box's place in the array goes in as a `byref` (a pointer ctypes passes as it is), so
     # the call needs no argument types: a seventh less time a character than an address
     # converted through a prototype.
     places = map(ctypes.byref, repeat(boxes), range(0, _RECT_BYTES * count, _RECT_BYTES))
-    for _ in map(_GET_LOOSE_BOX, repeat(pointer, count), range(count), places):
+    for _ in map(_GET_LOOSE_BOX, repeat(pointer, count), kept, places):
         pass
     sides = boxes[:]  # left, top, right, bottom of each character, in PDF space
     if 1 in map_errors:
         # A font with no ToUnicode map: pdfium passes the glyph number through as if it were a
         # code point, which reads as random scripts, not as unreadable text.
         codes = [
-            _CR if code == _CR else 0xFFFD if error == 1 else code
-            for code, error in zip(codes, map_errors, strict=True)
+            0xFFFD if error == 1 else code for code, error in zip(codes, map_errors, strict=True)
         ]
-    text = "".join(map(chr, codes))
-    lefts, tops, rights, bottoms = sides[0::4], sides[1::4], sides[2::4], sides[3::4]
-    if "\r" in text:  # pdfium ends lines with \r\n; \n alone marks the break
-        kept = list(map(ne, codes, repeat(_CR)))
-        text = text.replace("\r", "")
-        lefts, tops, rights, bottoms = (
-            compress(side, kept) for side in (lefts, tops, rights, bottoms)
-        )
     return _Chars(
-        text,
-        list(map(sub, lefts, repeat(left))),
-        list(map(sub, rights, repeat(left))),
-        list(map(sub, repeat(top), tops)),
-        list(map(sub, repeat(top), bottoms)),
+        "".join(map(chr, codes)),
+        list(map(sub, sides[0::4], repeat(left))),
+        list(map(sub, sides[2::4], repeat(left))),
+        list(map(sub, repeat(top), sides[1::4])),
+        list(map(sub, repeat(top), sides[3::4])),
     )
 
 
