@@ -524,7 +524,8 @@ _PAGE_OBJECT = _bare(pdfium_c.FPDFPage_GetObject, _Handle)
 _FORM_OBJECT_AT = _prototype(pdfium_c.FPDFFormObj_GetObject, _Handle, _VOID_P, ctypes.c_ulong)
 _FORM_COUNT = _bare(pdfium_c.FPDFFormObj_CountObjects, _INT)
 _OBJECT_TYPE = _bare(pdfium_c.FPDFPageObj_GetType, _INT)
-_OBJECT_MATRIX = _prototype(pdfium_c.FPDFPageObj_GetMatrix, _INT, _VOID_P, _VOID_P)
+_OBJECT_MATRIX = _bare(pdfium_c.FPDFPageObj_GetMatrix, _INT)
+_MATRIX_FLOATS = ctypes.c_float * 6
 _SEGMENT_COUNT = _bare(pdfium_c.FPDFPath_CountSegments, _INT)
 _SEGMENT = _bare(pdfium_c.FPDFPath_GetPathSegment, _Handle)
 _SEGMENT_POINT = _bare(pdfium_c.FPDFPathSegment_GetPoint, _INT)
@@ -677,10 +678,11 @@ class _Objects:
 
 
 def _matrix(obj: _Handle) -> Matrix:
-    m = pdfium_c.FS_MATRIX()
-    if not _OBJECT_MATRIX(obj, ctypes.addressof(m)):
+    m = _MATRIX_FLOATS()  # FS_MATRIX's a b c d e f, read back in one slice
+    if not _OBJECT_MATRIX(obj, ctypes.byref(m)):
         return _IDENTITY
-    return (m.a, m.b, m.c, m.d, m.e, m.f)
+    a, b, c, d, e, f = m[:]
+    return (a, b, c, d, e, f)
 
 
 def _compose(outer: Matrix, inner: Matrix) -> Matrix:
