@@ -22,11 +22,13 @@ class Cell:
     rowspan: int = 1
     colspan: int = 1
     # Set where the text was read by OCR: the lowest character confidence, the other readings
-    # its low-confidence digits allow (checked against the printed sums later), and the keys
-    # of the cell lines it was read from (their images in `Document.ocr_lines`).
+    # its low-confidence digits allow (checked against the printed sums later), the keys of
+    # the cell lines it was read from (their images in `Document.ocr_lines`), and the readings
+    # of its image read again another way that differ from the text.
     confidence: float | None = None
     alternatives: tuple[str, ...] = ()
     lines: tuple[int, ...] = ()
+    rereads: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)

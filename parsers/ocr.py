@@ -29,6 +29,8 @@ import numpy as np
 # Pages are rasterised at this resolution: scans are typically 150–300 dpi, and the recogniser
 # sees each line at 48 px high whatever the page resolution.
 RENDER_DPI = 200
+# Pixels a point at that resolution.
+_SCALE = RENDER_DPI / 72
 # The text detector works on the page scaled to at most this many pixels on its long side.
 _DET_MAX_SIDE = 1400
 # Deskew: angles tried (degrees) on a quarter-size page; scanners skew a page a few degrees.
@@ -102,6 +104,10 @@ class OcrChar:
     alternatives: tuple[str, ...] = ()
     # The key of the table cell line it was read from, in `OcrPage.lines` (None: not a cell's).
     line: int | None = None
+    # Other readings of that whole line, from its image read again another way (its glyphs
+    # set apart), where they differ from what the recogniser read: a value with any is unsure,
+    # and the printed sums decide between the readings (`ocr_check`).
+    rereads: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -172,30 +178,69 @@ def _engine() -> Any:
     )
 
 
+Box = tuple[int, int, int, int]
+# A cell line: its image (padded with white) and its box on the page (px).
+Crop = tuple[np.ndarray, Box]
+
+
+@dataclass(slots=True)
+class _Grid:
+    """A page's table grid: the ink it was found in, the rules' mask (dilated to cover their
+    edges), the tables' boxes and the rules as segments (px)."""
+
+    ink: np.ndarray
+    mask: np.ndarray
+    tables: list[Box]
+    rules: list[Box]
+
+
 def read_page(page: Any, region: tuple[float, float, float, float] | None = None) -> OcrPage:
     """OCR one pypdfium2 page (an image-only page), or the `region` of it (x0, top, x1, bottom
     in points, from the top-left) that an image covers, into characters and ruling lines."""
-    import cv2
-
-    scale = RENDER_DPI / 72
-    bitmap = page.render(scale=scale, grayscale=True)
-    gray = np.ascontiguousarray(np.squeeze(bitmap.to_numpy()))
-    if gray.ndim == 3:
-        gray = cv2.cvtColor(gray[:, :, :3], cv2.COLOR_BGR2GRAY)
-    left = top = 0.0
-    if region is not None:
-        left, top = max(region[0], 0.0), max(region[1], 0.0)
-        x0, y0 = int(left * scale), int(top * scale)
-        gray = np.ascontiguousarray(gray[y0 : int(region[3] * scale), x0 : int(region[2] * scale)])
-        left, top = x0 / scale, y0 / scale
-        if gray.size == 0:
-            return OcrPage([], [], 0.0)
+    gray, origin = _render(page, region)
+    if gray.size == 0:
+        return OcrPage([], [], 0.0)
     angle = _skew_angle(gray)
     if angle:
         gray = _rotate(gray, angle)
     clean = _normalise(gray)
     if clean is None:
         return OcrPage([], [], angle)
+    grid = _find_grid(clean)
+    text_image, text_ink = _without_grid(clean, grid)
+    cell_crops, crop_cells = _table_lines(text_image, text_ink, grid)
+    line_crops = _detected_lines(*_outside_tables(text_image, text_ink, grid.tables))
+    # One pass of the recogniser over every line: lines of one shape share a batch.
+    readings = _recognise([image for image, _ in cell_crops + line_crops])
+    cell_readings, rereads = _read_cells(
+        text_image, text_ink, cell_crops, crop_cells, readings[: len(cell_crops)]
+    )
+    readings[: len(cell_crops)] = cell_readings
+    return _page_of(cell_crops, line_crops, readings, rereads, grid.rules, angle, origin)
+
+
+def _render(
+    page: Any, region: tuple[float, float, float, float] | None
+) -> tuple[np.ndarray, tuple[float, float]]:
+    """The page (or its `region`) in grey at RENDER_DPI, and where its top-left corner is on
+    the page (points)."""
+    import cv2
+
+    bitmap = page.render(scale=_SCALE, grayscale=True)
+    gray = np.ascontiguousarray(np.squeeze(bitmap.to_numpy()))
+    if gray.ndim == 3:
+        gray = cv2.cvtColor(gray[:, :, :3], cv2.COLOR_BGR2GRAY)
+    if region is None:
+        return gray, (0.0, 0.0)
+    x0, y0 = int(max(region[0], 0.0) * _SCALE), int(max(region[1], 0.0) * _SCALE)
+    gray = np.ascontiguousarray(gray[y0 : int(region[3] * _SCALE), x0 : int(region[2] * _SCALE)])
+    return gray, (x0 / _SCALE, y0 / _SCALE)
+
+
+def _find_grid(clean: np.ndarray) -> _Grid:
+    """The tables of a normalised page and their ruling lines."""
+    import cv2
+
     # Ink (for the grid and for finding lines in cells) from a median-smoothed copy with its
     # grey fill taken out: noise specks, JPEG blocks and the grain of a shaded row must not
     # count; the recogniser reads the unsmoothed image.
@@ -212,65 +257,106 @@ def read_page(page: Any, region: tuple[float, float, float, float] | None = None
     # runs together (二十 of 第二十条) float inside a cell. One that meets none is a rule only
     # as long as a table is wide (a table ruled by horizontal lines alone).
     horizontal = _meeting(horizontal, vertical, alone=int(ink.shape[1] * _TABLE_MIN_WIDTH))
-    grid = cv2.dilate(horizontal | vertical, np.ones((5, 5), np.uint8))
-    tables = _table_boxes(grid)
+    mask = cv2.dilate(horizontal | vertical, np.ones((5, 5), np.uint8))
+    tables = _table_boxes(mask)
     # Only strokes that form a table's grid are rules: long strokes of large bold title
     # characters must stay text.
-    in_tables = np.zeros_like(grid)
+    in_tables = np.zeros_like(mask)
     for x0, y0, x1, y1 in tables:
         in_tables[y0:y1, x0:x1] = 255
-    grid &= in_tables
+    mask &= in_tables
     rules = _segments(horizontal & in_tables, "h") + _segments(vertical & in_tables, "v")
-    # Text is read from the page with its ruling lines painted out.
+    return _Grid(ink, mask, tables, rules)
+
+
+def _without_grid(clean: np.ndarray, grid: _Grid) -> tuple[np.ndarray, np.ndarray]:
+    """The page and its ink with the ruling lines painted out: what text is read from."""
     text_image = clean.copy()
-    text_image[grid > 0] = 255
-    text_ink = ink.copy()
-    text_ink[grid > 0] = 0
+    text_image[grid.mask > 0] = 255
+    text_ink = grid.ink.copy()
+    text_ink[grid.mask > 0] = 0
     # What is left of a rule once the grid is painted out (the paler line of a double rule, a
     # faint stretch of one) is thin ink along the grid, which would read as a 1.
-    remnants = _rule_remnants(text_ink, grid)
+    remnants = _rule_remnants(text_ink, grid.mask)
     text_image[remnants] = 255
     text_ink[remnants] = 0
-    cell_crops: list[tuple[np.ndarray, tuple[int, int, int, int]]] = []
-    # The cell (and its table) each cell line was read from.
-    crop_cells: list[tuple[int, tuple[int, int, int, int]]] = []
-    for number, box in enumerate(tables):
-        for cell, region in _cells(grid, box):
-            lines = _cell_lines(text_image, text_ink, cell, region)
-            cell_crops.extend(lines)
-            crop_cells.extend((number, cell) for _ in lines)
-    outside = text_image.copy()
-    outside_ink = text_ink.copy()
+    return text_image, text_ink
+
+
+def _table_lines(
+    image: np.ndarray, ink: np.ndarray, grid: _Grid
+) -> tuple[list[Crop], list[tuple[int, Box]]]:
+    """The text lines of every table cell, and the cell (with its table's number) each was
+    read from."""
+    crops: list[Crop] = []
+    cells: list[tuple[int, Box]] = []
+    for number, box in enumerate(grid.tables):
+        for cell, region in _cells(grid.mask, box):
+            lines = _cell_lines(image, ink, cell, region)
+            crops.extend(lines)
+            cells.extend((number, cell) for _ in lines)
+    return crops, cells
+
+
+def _outside_tables(
+    image: np.ndarray, ink: np.ndarray, tables: list[Box]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The page and its ink with the tables whited out: where the text detector looks."""
+    outside = image.copy()
+    outside_ink = ink.copy()
     for x0, y0, x1, y1 in tables:
         outside[y0:y1, x0:x1] = 255
         outside_ink[y0:y1, x0:x1] = 0
-    line_crops = _detected_lines(outside, outside_ink)
-    crops = cell_crops + line_crops
-    readings = _recognise([image for image, _ in crops])
-    for index in range(len(cell_crops)):
-        readings[index] = _as_number(readings[index])
+    return outside, outside_ink
+
+
+def _read_cells(
+    image: np.ndarray,
+    ink: np.ndarray,
+    crops: list[Crop],
+    cells: list[tuple[int, Box]],
+    first: list[_Reading],
+) -> tuple[list[_Reading], dict[int, tuple[str, ...]]]:
+    """The reading of each cell line, from the recogniser's `first`, and other readings of the
+    lines whose image, read another way, reads otherwise (by index)."""
+    readings = [_as_number(reading) for reading in first]
     # A short cell line (a lone number, mostly) is read a second time among other cells; the
     # surer of the two readings is kept, a number before anything else.
-    short = [i for i, (_, box) in enumerate(cell_crops) if _is_short(box)]
-    for index, reading in _recognise_in_rows(text_image, [crops[i][1] for i in short], short):
+    short = [i for i, (_, box) in enumerate(crops) if _is_short(box)]
+    for index, reading in _recognise_in_rows(image, [crops[i][1] for i in short], short):
         glyphs = _digit_count(crops[index][1])
         readings[index] = max(
             readings[index], _as_number(reading), key=lambda r: _reading_rank(r, glyphs)
         )
     # A value cell read as something else (11 as 日): where its column holds numbers and the
     # reading is unsure, it is decoded again with digits as the only characters allowed.
-    for index, reading in _digits_in_numeric_columns(cell_crops, crop_cells, readings):
+    for index, reading in _digits_in_numeric_columns(crops, cells, readings):
         readings[index] = reading
     # A number read with fewer digits than its ink shows glyphs apart (11 read as 1: the
-    # recogniser runs two equal glyphs into one) is read again with its glyphs set apart.
-    for index, reading in _glyphs_set_apart(text_image, text_ink, cell_crops, readings):
-        readings[index] = reading
-    to_points = 1 / scale
+    # recogniser runs two equal glyphs into one) is read again with its glyphs set apart. That
+    # reading rests on an ink count (a speck or a broken stroke is a glyph too), so it does not
+    # replace the recogniser's: it is another reading, and the printed sums decide.
+    return readings, dict(_glyphs_set_apart(image, ink, crops, readings))
+
+
+def _page_of(
+    cell_crops: list[Crop],
+    line_crops: list[Crop],
+    readings: list[_Reading],
+    rereads: dict[int, tuple[str, ...]],
+    rules: list[Box],
+    angle: float,
+    origin: tuple[float, float],
+) -> OcrPage:
+    """The page's characters in reading order and its rules, in points on the page."""
+    to_points = 1 / _SCALE
+    left, top = origin
+    crops = cell_crops + line_crops
     keys = [next(_line_keys) for _ in cell_crops]
     placed = [
-        _place(reading, box, to_points, (left, top), line)
-        for (_, box), reading, line in zip(
-            crops, readings, keys + [None] * len(line_crops), strict=True
+        _place(reading, box, to_points, origin, line, rereads.get(index, ()))
+        for index, ((_, box), reading, line) in enumerate(
+            zip(crops, readings, keys + [None] * len(line_crops), strict=True)
         )
     ]
     chars: list[OcrChar] = []
@@ -463,27 +549,35 @@ def _table_boxes(grid: np.ndarray) -> list[tuple[int, int, int, int]]:
     ]
 
 
-def _cells(
-    grid: np.ndarray, table: tuple[int, int, int, int]
-) -> list[tuple[tuple[int, int, int, int], np.ndarray]]:
+def _cells(grid: np.ndarray, table: Box) -> list[tuple[Box, np.ndarray]]:
     """The regions the ruling lines enclose inside one table (merged cells come out whole):
     each as its box and which pixels of the box are its own.
 
-    A region is a cell only if it nearly fills its bounding box: the slivers between a skewed
-    table's frame and its bounding box are not, and they would read the text of a row (a
-    shaded one, once its fill is taken out) a second time. Even so a cell's box may hold
-    other cells' text (a cell spanning rows that a page break cut, with no rule below it, runs
-    into the blank rows under its neighbours): only its own pixels are its text."""
+    A region that fills less than `_CELL_FILL` of its bounding box is a remnant, not a cell,
+    where it touches the table's box (the slivers between a skewed table's frame and its
+    bounding box, which would read the text of a row, a shaded one once its fill is taken
+    out, a second time) or is less tall than the table's cells mostly are (the gap inside a
+    skewed double rule). Inside the frame, a region as tall as a row is a cell whatever its
+    shape: a cell merged over rows and columns is an L. Even a cell's box may hold other
+    cells' text (a cell spanning rows that a page break cut, with no rule below it, runs into
+    the blank rows under its neighbours): only its own pixels are its text."""
     import cv2
 
     x0, y0, x1, y1 = table
+    width, height = x1 - x0, y1 - y0
     inside = cv2.bitwise_not(grid[y0:y1, x0:x1])
     count, labels, stats, _ = cv2.connectedComponentsWithStats(inside, connectivity=4)
-    area = (x1 - x0) * (y1 - y0)
+    regions = [
+        (number, (x, y, w, h), pixels >= _CELL_FILL * w * h)
+        for number, (x, y, w, h, pixels) in enumerate(stats[1:count], start=1)
+        if w >= 8 and h >= 8 and pixels < width * height / 2
+    ]
+    filled = [h for _, (_, _, _, h), full in regions if full]
+    row_height = float(np.median(filled)) if filled else 0.0
     return [
         ((x0 + x, y0 + y, x0 + x + w, y0 + y + h), labels[y : y + h, x : x + w] == number)
-        for number, (x, y, w, h, pixels) in enumerate(stats[1:count], start=1)
-        if w >= 8 and h >= 8 and pixels < area / 2 and pixels >= _CELL_FILL * w * h
+        for number, (x, y, w, h), full in regions
+        if full or (min(x, y) > 0 and x + w < width and y + h < height and h >= row_height)
     ]
 
 
@@ -644,11 +738,11 @@ def _glyphs_set_apart(
     ink: np.ndarray,
     crops: list[tuple[np.ndarray, tuple[int, int, int, int]]],
     readings: list[_Reading],
-) -> list[tuple[int, _Reading]]:
+) -> list[tuple[int, tuple[str, ...]]]:
     """Whole numbers read with fewer digits than the glyphs their ink shows apart, read again
     as digits with a blank of a third of a line between the glyphs (wider blanks leave a lone
-    1 unread, narrower ones merge it again); the new reading is taken where
-    it reads a digit for every glyph (a glyph may hold two touching digits, never none)."""
+    1 unread, narrower ones merge it again): each line's other reading, where it reads a digit
+    for every glyph (a glyph may hold two touching digits, never none)."""
     suspect: list[tuple[int, list[tuple[int, int]]]] = []
     for i, (_, (x0, y0, x1, y1)) in enumerate(crops):
         text = "".join(t for t, _, _ in readings[i].chars)
@@ -663,7 +757,7 @@ def _glyphs_set_apart(
         spaced.append(_whole(_set_apart(image[y0:y1, x0:x1], glyphs)))
     again = _recognise(spaced, allowed=_DIGITS)
     return [
-        (i, reading)
+        (i, ("".join(t for t, _, _ in reading.chars),))
         for (i, glyphs), reading in zip(suspect, again, strict=True)
         if len(reading.chars) >= len(glyphs)
     ]
@@ -939,8 +1033,10 @@ def _place(
     to_points: float,
     origin: tuple[float, float] = (0.0, 0.0),
     line: int | None = None,
+    rereads: tuple[str, ...] = (),
 ) -> list[OcrChar]:
-    """Spread a line's characters over its box by their widths (CJK full, Latin half)."""
+    """Spread a line's characters over its box by their widths (CJK full, Latin half); each
+    carries the line's key and its other readings."""
     text_chars = reading.chars
     while text_chars and text_chars[-1][0].isspace():
         text_chars = text_chars[:-1]
@@ -964,6 +1060,7 @@ def _place(
                 confidence,
                 alternatives,
                 line,
+                rereads,
             )
         )
         left = right

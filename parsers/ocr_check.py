@@ -9,10 +9,12 @@ readings makes it hold and breaks no sum that held.
 Otherwise the value stays as read, with the finding `ocr_low_confidence` — never guessed. A
 low-confidence value that every sum it takes part in confirms needs no finding.
 
-A sum that fails as read has each OCR'd value in it read again from its cell's image (in other
-ways: black and white, larger, bolder, lighter, glyphs set apart, digits only; `ocr.reread`): a
-value read otherwise there, however sure the first reading was, is unsure, its other readings
-are alternatives like the recogniser's own, and the same rule decides.
+A value whose cell image, read again another way, read otherwise is unsure however sure the
+recogniser was, its other readings (`Fact.rereads`) are alternatives like the recogniser's own,
+and the same rule decides; its findings say a re-read contradicted it. OCR reads a number again
+with its glyphs set apart where its ink shows more glyphs than it read digits; a sum that fails
+as read has each OCR'd value in it read again (black and white, larger, bolder, lighter, glyphs
+set apart, digits only; `ocr.reread`).
 """
 
 from __future__ import annotations
@@ -60,19 +62,58 @@ def _involved(
     return {key for key, outcome in moved.items() if base.get(key) != outcome}
 
 
-def verify_digits(facts: list[Fact], version: str, reread: Reread | None = None) -> list[Problem]:
-    """Correct or flag low-confidence OCR values in `facts` (in place); return the findings.
+# The readings of a fact tried in place of its value (none: the fact is left as it is).
+Tried = Callable[[Fact], tuple[str, ...]]
 
-    With `reread`, the values in the sums that still fail once the readings OCR gave have
-    settled what they can are read again, and the sums judge the new readings the same way."""
-    unsure = [
-        i for i, f in enumerate(facts) if f.confidence is not None and f.confidence < LOW_CONFIDENCE
-    ]
+
+def _others(fact: Fact) -> tuple[str, ...]:
+    """Every reading a fact's value may be instead of its own: the recogniser's, then those of
+    its cell image read again."""
+    return (*fact.alternatives, *fact.rereads)
+
+
+def _recognisers(fact: Fact) -> tuple[str, ...]:
+    return fact.alternatives
+
+
+def _if_reread(fact: Fact) -> tuple[str, ...]:
+    """Every reading of a fact a re-read of its cell image contradicts; none of another."""
+    return _others(fact) if fact.rereads else ()
+
+
+def _is_unsure(fact: Fact) -> bool:
+    """Read by OCR with low confidence, or contradicted by a re-read of its cell image."""
+    return fact.confidence is not None and (fact.confidence < LOW_CONFIDENCE or bool(fact.rereads))
+
+
+def _how_read(fact: Fact, reading: str) -> str:
+    """How `reading` was read, for a finding: its confidence, and the re-reads contradicting it."""
+    said = f"confidence {fact.confidence:.2f}"
+    if fact.rereads:
+        others = ", ".join(repr(r) for r in fact.rereads if r != reading)
+        said += f", contradicted by a re-read of the cell image ({others})"
+    return said
+
+
+def verify_digits(facts: list[Fact], version: str, reread: Reread | None = None) -> list[Problem]:
+    """Correct or flag unsure OCR values in `facts` (in place); return the findings.
+
+    The recogniser's own readings settle what they can first, then the values a re-read of
+    their cell image contradicts, each among all its readings: tried all at once, a misread the
+    recogniser allowed for, in a sum that a re-read mends too (11 read as 1 in two cells of a
+    row), leaves no one set of readings that makes every sum hold, or too many to try. With
+    `reread`, the values in the sums that still fail are read again, and the sums judge the new
+    readings the same way."""
+    unsure = [i for i, f in enumerate(facts) if _is_unsure(f)]
     if not unsure and reread is None:
         return []
     base = _checks(facts, version)
     involved = {i: _involved(facts, i, version, base) for i in unsure}
-    corrected = _settle(facts, version, base, involved)
+    corrected = _settle(facts, version, base, involved, _recognisers)
+    if any(facts[i].rereads for i in involved if i not in corrected):
+        open_cells = {i: keys for i, keys in involved.items() if i not in corrected}
+        now = _checks(facts, version)
+        corrected.update(_settle(facts, version, now, open_cells, _if_reread))
     if reread is not None:
         now = _checks(facts, version)
         failing = _failing(now)
@@ -91,7 +132,7 @@ def verify_digits(facts: list[Fact], version: str, reread: Reread | None = None)
             Problem(
                 "ocr_corrected",
                 f"{fact.table}/{fact.row}/{fact.col}: read {reading!r} "
-                f"(confidence {fact.confidence:.2f}); {fact.raw!r} is the only other reading "
+                f"({_how_read(fact, reading)}); {fact.raw!r} is the only other reading "
                 f"that makes {why}",
             )
         )
@@ -104,7 +145,7 @@ def verify_digits(facts: list[Fact], version: str, reread: Reread | None = None)
             Problem(
                 "ocr_low_confidence",
                 f"{fact.table}/{fact.row}/{fact.col}: read {fact.raw!r} with "
-                f"confidence {fact.confidence:.2f} and kept ({why})",
+                f"{_how_read(fact, fact.raw)}{',' if fact.rereads else ''} and kept ({why})",
             )
         )
     return findings
@@ -115,18 +156,20 @@ def _settle(
     version: str,
     base: dict[CheckKey, tuple[bool, str]],
     involved: dict[int, set[CheckKey]],
+    tried: Tried = _others,
 ) -> dict[int, tuple[str, str]]:
-    """Correct the unsure values (`involved`'s keys) the failing sums settle, in place: the
-    original reading of each and why it was replaced."""
+    """Correct the unsure values (`involved`'s keys) the failing sums settle, trying the
+    readings `tried` gives each, in place: the original reading of each and why it was
+    replaced."""
     failing = _failing(base)
     if not failing or not involved:
         return {}
     corrected = {
         i: (reading, "every printed sum hold")
-        for i, reading in _correct(facts, version, failing, involved).items()
+        for i, reading in _correct(facts, version, failing, involved, tried).items()
     }
     if not corrected:
-        for i, (reading, key) in _correct_sum_by_sum(facts, version, involved).items():
+        for i, (reading, key) in _correct_sum_by_sum(facts, version, involved, tried).items():
             corrected[i] = (
                 reading,
                 f"the printed sum {key[0]} {key[1]} hold, breaking none that held",
@@ -143,7 +186,7 @@ def _read_again(
     reread: Reread,
 ) -> list[int]:
     """Read again the OCR'd values (of one cell line, not corrected already) that take part in
-    a failing sum; give each the readings found as alternatives. Returns the values a
+    a failing sum; give each the readings found as its `rereads`. Returns the values a
     re-reading read otherwise (unsure now, however sure their first reading was)."""
     again = [
         i
@@ -156,7 +199,7 @@ def _read_again(
     contradicted = []
     for i, readings in zip(again, reread([facts[i].ocr_lines for i in again]), strict=True):
         fact = facts[i]
-        known = {fact.value, *(parse_value(raw).value for raw in fact.alternatives)}
+        known = {fact.value, *(parse_value(raw).value for raw in _others(fact))}
         other = []
         for raw in readings:
             value = parse_value(raw).value
@@ -165,22 +208,23 @@ def _read_again(
                 other.append(raw)
         if not other:
             continue
-        facts[i] = replace(fact, alternatives=(*fact.alternatives, *other))
+        facts[i] = replace(fact, rereads=(*fact.rereads, *other))
         contradicted.append(i)
     return contradicted
 
 
 def mend_digits(facts: list[Fact], version: str) -> list[Fact]:
-    """A copy of `facts` with the values `verify_digits` would correct from the recogniser's
-    own alternatives corrected (not from re-reading cell images, which comes later): how the
-    printed sums stand once the OCR misreads they settle are settled (findings left out)."""
+    """A copy of `facts` with the values `verify_digits` would correct from the readings OCR
+    gave (the recogniser's alternatives, a number's glyphs set apart) corrected, not from
+    re-reading cell images on failing sums, which comes later: how the printed sums stand once
+    the OCR misreads they settle are settled (findings left out)."""
     mended = list(facts)
     verify_digits(mended, version)
     return mended
 
 
 def _correct_sum_by_sum(
-    facts: list[Fact], version: str, involved: dict[int, set[CheckKey]]
+    facts: list[Fact], version: str, involved: dict[int, set[CheckKey]], tried: Tried
 ) -> dict[int, tuple[str, CheckKey]]:
     """Where no one set of readings makes every sum hold (several misreads, some read sure),
     one failing sum at a time: the one combination of other readings, among its own unsure
@@ -194,9 +238,9 @@ def _correct_sum_by_sum(
             candidates = [
                 i
                 for i, keys in involved.items()
-                if key in keys and facts[i].alternatives and i not in corrected
+                if key in keys and tried(facts[i]) and i not in corrected
             ]
-            solution = _only_mending(facts, version, base, key, candidates, involved)
+            solution = _only_mending(facts, version, base, key, candidates, involved, tried)
             if solution is None:
                 continue
             for i, raw in solution.items():
@@ -217,6 +261,7 @@ def _only_mending(
     key: CheckKey,
     candidates: list[int],
     involved: dict[int, set[CheckKey]],
+    tried: Tried,
 ) -> dict[int, str] | None:
     """The readings of `candidates` that alone make sum `key` hold and break no held sum.
 
@@ -224,7 +269,7 @@ def _only_mending(
     total mended to cover a misread elsewhere): such a reading is refused where another sum it
     takes part in still fails with no other unsure cell in it, the cells read sure saying it is
     wrong too."""
-    options = [[facts[i].raw, *facts[i].alternatives] for i in candidates]
+    options = [[facts[i].raw, *tried(facts[i])] for i in candidates]
     total = 1
     for choice in options:
         total *= len(choice)
@@ -276,10 +321,11 @@ def _correct(
     version: str,
     failing: set[CheckKey],
     involved: dict[int, set[CheckKey]],
+    tried: Tried,
 ) -> dict[int, str]:
     """The one combination of alternative readings that makes the failing sums hold."""
-    candidates = [i for i, keys in involved.items() if keys & failing and facts[i].alternatives]
-    options = [[facts[i].raw, *facts[i].alternatives] for i in candidates]
+    candidates = [i for i, keys in involved.items() if keys & failing and tried(facts[i])]
+    options = [[facts[i].raw, *tried(facts[i])] for i in candidates]
     total = 1
     for choice in options:
         total *= len(choice)

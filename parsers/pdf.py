@@ -89,11 +89,13 @@ class _Char:
     x1: float
     top: float
     bottom: float
-    # Set for characters read by OCR: the recogniser's probability, other digits it may be, and
-    # the key of the table cell line it was read from (`Document.ocr_lines`).
+    # Set for characters read by OCR: the recogniser's probability, other digits it may be, the
+    # key of the table cell line it was read from (`Document.ocr_lines`), and other readings of
+    # that whole line (`ocr.OcrChar.rereads`).
     confidence: float | None = None
     alternatives: tuple[str, ...] = ()
     line: int | None = None
+    rereads: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -108,8 +110,9 @@ class _Chars:
     x1: list[float]
     top: list[float]
     bottom: list[float]
-    # Characters read by OCR: each one's (confidence, alternatives, line); None for pdfium's.
-    readings: list[tuple[float | None, tuple[str, ...], int | None]] | None = None
+    # Characters read by OCR: each one's (confidence, alternatives, line, rereads); None for
+    # pdfium's.
+    readings: list[tuple[float | None, tuple[str, ...], int | None, tuple[str, ...]]] | None = None
 
     @classmethod
     def of(cls, chars: list[_Char]) -> _Chars:
@@ -122,14 +125,14 @@ class _Chars:
             [ch.x1 for ch in chars],
             [ch.top for ch in chars],
             [ch.bottom for ch in chars],
-            [(ch.confidence, ch.alternatives, ch.line) for ch in chars],
+            [(ch.confidence, ch.alternatives, ch.line, ch.rereads) for ch in chars],
         )
 
     def __len__(self) -> int:
         return len(self.text)
 
     def __getitem__(self, position: int) -> _Char:
-        reading = self.readings[position] if self.readings else (None, (), None)
+        reading = self.readings[position] if self.readings else (None, (), None, ())
         return _Char(
             self.text[position],
             self.x0[position],
@@ -403,7 +406,7 @@ def _ocr_image_pages(
 def _ocr_chars(read: Any) -> list[_Char]:
     """The characters of an `ocr.OcrPage`, with their readings."""
     return [
-        _Char(c.text, c.x0, c.x1, c.top, c.bottom, c.confidence, c.alternatives, c.line)
+        _Char(c.text, c.x0, c.x1, c.top, c.bottom, c.confidence, c.alternatives, c.line, c.rereads)
         for c in read.chars
     ]
 
@@ -1018,8 +1021,8 @@ def _to_table(cells: list[Box], page: _Page) -> Table | None:
 
 def _cell(text: str, rowspan: int, colspan: int, inside: list[int], chars: _Chars) -> Cell:
     """A cell of the characters at positions `inside`; one read by OCR carries its lowest
-    character confidence, the other readings its low-confidence digits allow, and the keys of
-    the cell lines it was read from."""
+    character confidence, the other readings its low-confidence digits allow, the keys of the
+    cell lines it was read from, and, a cell of one line, that line's other readings."""
     readings = chars.readings
     if readings is None:
         return Cell(text, rowspan, colspan)
@@ -1038,7 +1041,10 @@ def _cell(text: str, rowspan: int, colspan: int, inside: list[int], chars: _Char
             others.add(_join_lines(_text_lines(inside, chars, changed)))
     others.discard(text)
     lines = tuple(dict.fromkeys(readings[i][2] for i in inside if readings[i][2] is not None))
-    return Cell(text, rowspan, colspan, min(confidences), tuple(sorted(others)), lines)
+    rereads: tuple[str, ...] = ()
+    if len(lines) == 1:
+        rereads = tuple(r for r in readings[inside[0]][3] if r != text)
+    return Cell(text, rowspan, colspan, min(confidences), tuple(sorted(others)), lines, rereads)
 
 
 def _text_lines(inside: list[int], chars: _Chars, text: Sequence[str] | None = None) -> list[str]:

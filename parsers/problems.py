@@ -44,8 +44,8 @@ FINDINGS: dict[str, str] = {
     "row_values_unread": "a row of table 二 or 三 whose label names a template row and whose value cells read as text (OCR noise run into digits, a figure read as a word); not mapped, not guessed",
     "row_placed_by_order": "a row of table 三 whose label is misread or missing, placed by the template's row order where the printed sums R1/R2 confirm it (or it is all zeros); a row of table 二 whose OCR'd label names no row, placed where the template prints exactly one unread row between rows read by their labels",
     "ocr_read": "image-only pages were read by OCR; each value read so carries its `confidence`",
-    "ocr_corrected": "a low-confidence OCR digit (or one that a re-reading of its cell's image read otherwise) replaced by the only other reading that makes every printed sum hold; the fact keeps the original in `ocr_reading`",
-    "ocr_low_confidence": "a low-confidence OCR value that no printed sum confirms; kept as read, not guessed",
+    "ocr_corrected": "a low-confidence OCR digit, or a value a re-read of its cell's image contradicts, replaced by the only other reading that makes every printed sum hold; the fact keeps the original in `ocr_reading`",
+    "ocr_low_confidence": "an OCR value read with low confidence, or contradicted by a re-read of its cell's image, that no printed sum confirms; kept as read, not guessed (the message says which)",
 }
 
 PROBLEM_CODES: frozenset[str] = frozenset(FAILURES) | frozenset(FINDINGS)

@@ -65,6 +65,9 @@ class Fact:
     ocr_reading: str | None = None
     # The keys of the cell line images it was read from (`Document.ocr_lines`); not printed.
     ocr_lines: tuple[int, ...] = ()
+    # Readings of its cell's image read again another way (glyphs set apart, bolder, …) that
+    # contradict `raw`: the value is unsure however sure the recogniser was; not printed.
+    rereads: tuple[str, ...] = ()
     # Template 2008 only: prose | table, the sentence or printed 统计表 row, and its section.
     source: str | None = None
     evidence: str | None = None

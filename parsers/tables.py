@@ -290,6 +290,7 @@ class _Mapper:
                     confidence=source.confidence,
                     alternatives=source.alternatives,
                     ocr_lines=source.lines,
+                    rereads=source.rereads,
                 )
             facts.append(fact)
         return facts

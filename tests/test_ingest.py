@@ -210,11 +210,13 @@ def _statuses(url: str) -> dict[str, tuple[str, str | None, int]]:
 @pytest.mark.postgres
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 def test_a_document_whose_load_failed_is_loaded_by_the_next_run(
-    db_url: str, tmp_path: Path, prefect_home: str
+    db_url: str, tmp_path: Path, prefect_home: str, prefect_api: str, monkeypatch
 ) -> None:
     """A failed load is the warehouse's (a refused row), not the file's: once the warehouse
     takes the rows, the next run over the files loads the document; a file that failed to
     parse is not parsed again."""
+    # The session's Prefect server: a temporary one started by each run costs ~15 s.
+    monkeypatch.setenv("PREFECT_API_URL", prefect_api)
     reports = tmp_path / "reports"
     reports.mkdir()
     for name in ("04_shanghai_szfbgt_2019.html", "huzhu-employment-2023.txt"):

@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import time
+from itertools import pairwise
 
 import numpy as np
 import pypdfium2
@@ -100,7 +101,10 @@ def test_a_value_a_failing_sum_takes_part_in_is_read_again_from_its_image(
     fact = facts["applications/partially_granted/total"]
     assert (fact.value, fact.ocr_reading) == (454, "151")
     corrected = [p["message"] for p in huaian_scan["problems"] if p["code"] == "ocr_corrected"]
-    assert any(m.startswith("applications/partially_granted/total: read '151'") for m in corrected)
+    (message,) = [
+        m for m in corrected if m.startswith("applications/partially_granted/total: read '151'")
+    ]
+    assert "contradicted by a re-read of the cell image" in message
     # Values whose sums hold are not read again, nor changed.
     assert facts["applications/partially_granted/natural_person"].ocr_reading is None
 
@@ -213,6 +217,17 @@ def test_two_equal_digits_the_recogniser_ran_into_one_are_read_apart(huaian_heav
     for column in ("natural_person", "total"):
         assert facts[f"applications/unavailable.needs_creation/{column}"].value == 11
     assert facts["applications/other_handling.other/total"].value == 110
+    # Set apart, the glyphs read otherwise than the recogniser did: another reading, which
+    # the printed sums took, saying so.
+    corrected = [p["message"] for p in huaian_heavy["problems"] if p["code"] == "ocr_corrected"]
+    for key, reading in (
+        ("applications/unavailable.needs_creation/natural_person", "1"),
+        ("applications/unavailable.needs_creation/total", "1"),
+        ("applications/other_handling.other/total", "10"),
+    ):
+        assert facts[key].ocr_reading == reading
+        (message,) = [m for m in corrected if m.startswith(f"{key}: read {reading!r}")]
+        assert "contradicted by a re-read of the cell image" in message
     # With them right, the sums place the row of 重复申请 (label read as 2.业复中话).
     assert facts["applications/not_processed.repeated/total"].value == 25
 
@@ -224,6 +239,51 @@ def test_a_glyph_broken_by_a_faint_stroke_is_read_whole(huaian_heavy: dict) -> N
     assert ocr._joined_fragments([(0, 9), (11, 16), (40, 55)]) == [(0, 16), (40, 55)]
     # Two lines of a label, however close, stay two.
     assert ocr._joined_fragments([(0, 15), (18, 33)]) == [(0, 15), (18, 33)]
+
+
+def test_a_cell_merged_over_rows_and_columns_is_kept_whatever_its_shape() -> None:
+    # Table 三 of the huaian scan, its rules painted out to merge six cells into an L: the row
+    # of 3.危及"三安全一稳定" over four value columns (5 0 0 0) and, under its first, the cells of
+    # the next two rows (6, 7). The L fills less of its box than a cell must (the slivers
+    # between a skewed frame and its box do too), but it lies inside the frame and is as tall
+    # as rows: it is a cell, and its text is read, not dropped.
+    scan = pypdfium2.PdfDocument(str(HUAIAN_SCAN))
+    gray, _ = ocr._render(scan[3], None)
+    scan.close()
+    clean = ocr._normalise(ocr._rotate(gray, ocr._skew_angle(gray)))
+    grid = ocr._find_grid(clean)
+    table = max(grid.tables, key=lambda box: box[3] - box[1])
+
+    def cell_at(cells, x: int, y: int):
+        return next(
+            (box, region)
+            for box, region in cells
+            if box[0] <= x < box[2] and box[1] <= y < box[3] and region[y - box[1], x - box[0]]
+        )
+
+    cells = ocr._cells(grid.mask, table)
+    top = [cell_at(cells, x, 1750)[0] for x in (760, 860, 960, 1070)]
+    under = [cell_at(cells, 760, y)[0] for y in (1820, 1885)]
+    drawn = clean.copy()
+    for left, right in pairwise(top):  # the rules between the top row's cells
+        drawn[left[1] : left[3], left[2] : right[0]] = 255
+    for upper, lower in pairwise([top[0], *under]):  # the rules under the first cell
+        drawn[upper[3] : lower[1], upper[0] : upper[2]] = 255
+    merged_grid = ocr._find_grid(drawn)
+    merged_table = max(merged_grid.tables, key=lambda box: box[3] - box[1])
+    merged = ocr._cells(merged_grid.mask, merged_table)
+    box, region = cell_at(merged, 760, 1750)
+    assert box[:2] <= top[0][:2] and box[2] >= top[-1][2] and box[3] >= under[-1][3]
+    assert region.mean() < ocr._CELL_FILL  # what the fill test alone would have dropped
+    assert not region[1820 - box[1], 960 - box[0]]  # the notch of the L is another cell's
+    assert len(merged) == len(cells) - 5
+    image, ink = ocr._without_grid(drawn, merged_grid)
+    lines = ocr._cell_lines(image, ink, box, region)
+    # A line in each row of the L, read from it.
+    for (_, (_, y0, _, y1)), row in zip(lines, [top[0], *under], strict=True):
+        assert row[1] <= y0 < y1 <= row[3]
+    read = ["".join(t for t, _, _ in r.chars) for r in ocr._recognise([c for c, _ in lines])]
+    assert len(read) == 3 and read[0].startswith("5") and read[1:] == ["6", "7"]
 
 
 def test_tables_pasted_as_pictures_into_a_text_pdf_are_read() -> None:
@@ -363,6 +423,55 @@ def test_an_unsure_value_no_sum_checks_is_reported() -> None:
     assert [f.code for f in findings] == ["ocr_low_confidence"]
     assert "no printed sum checks it" in findings[0].message
     assert fact.value == 3985758
+
+
+def reread_otherwise(facts: list[Fact], key: str, raw: str, rereads: tuple[str, ...]) -> int:
+    """Make the fact at `key` a sure OCR reading `raw` that a re-read of its cell image
+    (its glyphs set apart) read as `rereads`; return its index in `facts`."""
+    index = next(i for i, f in enumerate(facts) if f.key == key)
+    facts[index] = dataclasses.replace(
+        facts[index], raw=raw, value=int(raw), confidence=0.97, rereads=rereads
+    )
+    return index
+
+
+def test_a_reading_a_re_read_contradicts_is_replaced_only_where_the_sums_prefer_it() -> None:
+    facts = real_facts()
+    # 11 read surely as 1 in both cells of its row (the row's own sum holds, the columns' do
+    # not), their glyphs set apart read 11; and a misread 454 elsewhere the recogniser allowed
+    # for. The recogniser's readings settle first, then the re-reads make every sum hold.
+    cells = [
+        reread_otherwise(facts, f"applications/unavailable.needs_creation/{column}", "1", ("11",))
+        for column in ("natural_person", "total")
+    ]
+    misread = unsure(facts, "applications/partially_granted/total", "154", ("454", "754"))
+    findings = verify_digits(facts, "2021")
+    assert [f.code for f in findings] == ["ocr_corrected"] * 3
+    assert [(facts[i].value, facts[i].ocr_reading) for i in cells] == [(11, "1"), (11, "1")]
+    assert (facts[misread].value, facts[misread].ocr_reading) == (454, "154")
+    reread = [f.message for f in findings if "needs_creation" in f.message]
+    assert all("contradicted by a re-read of the cell image ('11')" in m for m in reread)
+    assert "re-read" not in next(f.message for f in findings if "partially_granted" in f.message)
+
+
+def test_a_sure_reading_the_sums_confirm_is_kept_whatever_a_re_read_says() -> None:
+    facts = real_facts()
+    # Glyphs set apart read a speck as an 8 more: every sum 1288 takes part in holds.
+    index = reread_otherwise(facts, "applications/granted/natural_person", "1288", ("12888",))
+    assert verify_digits(facts, "2021") == []
+    assert (facts[index].value, facts[index].ocr_reading) == (1288, None)
+
+
+def test_a_reading_a_re_read_contradicts_that_no_reading_repairs_is_reported() -> None:
+    facts = real_facts()
+    index = reread_otherwise(facts, "review_litigation/review/total", "352", ("353",))
+    findings = verify_digits(facts, "2021")
+    assert [f.code for f in findings] == ["ocr_low_confidence"]
+    assert findings[0].message == (
+        "review_litigation/review/total: read '352' with confidence 0.97, contradicted by a "
+        "re-read of the cell image ('353'), and kept (the printed sums do not hold)"
+    )
+    assert (facts[index].value, facts[index].ocr_reading) == (352, None)
 
 
 # --- OCR inside the parser workers: threads and the time limit ----------------------------------
