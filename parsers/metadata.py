@@ -89,7 +89,7 @@ class _Anchored:
     (`anchor`) every match holds `near` to `far` characters after its start, in matches at most
     `longest` characters long. `re` tries such a pattern at every character of the text, each
     try up to 40 steps long; here it is tried only in reach of an anchor. Same matches as the
-    pattern's own `finditer` (`tests/test_metadata.py` holds it to that)."""
+    pattern's own `finditer` (`tests/test_agency.py` holds it to that)."""
 
     pattern: re.Pattern[str]
     anchor: str
@@ -100,7 +100,7 @@ class _Anchored:
     def finditer(self, text: str) -> Iterator[re.Match[str]]:
         pos = 0
         while (at := text.find(self.anchor, pos + self.near)) != -1:
-            # A match starting before `last` holds this anchor or a later one within `far`;
+            # A match starting at or before `last` holds this anchor or a later one within `far`;
             # one starting after it needs a later anchor. All of it lies within `longest`.
             last = at - self.near
             match = self.pattern.search(text, max(pos, at - self.far), last + self.longest)

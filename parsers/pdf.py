@@ -527,7 +527,8 @@ _PAGE_OBJECT = _bare(pdfium_c.FPDFPage_GetObject, _Handle)
 _FORM_OBJECT_AT = _prototype(pdfium_c.FPDFFormObj_GetObject, _Handle, _VOID_P, ctypes.c_ulong)
 _FORM_COUNT = _bare(pdfium_c.FPDFFormObj_CountObjects, _INT)
 _OBJECT_TYPE = _bare(pdfium_c.FPDFPageObj_GetType, _INT)
-_OBJECT_MATRIX = _prototype(pdfium_c.FPDFPageObj_GetMatrix, _INT, _VOID_P, _VOID_P)
+_OBJECT_MATRIX = _bare(pdfium_c.FPDFPageObj_GetMatrix, _INT)
+_MATRIX_FLOATS = ctypes.c_float * 6
 _SEGMENT_COUNT = _bare(pdfium_c.FPDFPath_CountSegments, _INT)
 _SEGMENT = _bare(pdfium_c.FPDFPath_GetPathSegment, _Handle)
 _SEGMENT_POINT = _bare(pdfium_c.FPDFPathSegment_GetPoint, _INT)
@@ -548,37 +549,34 @@ def _page_chars(textpage: pdfium_c.FPDF_TEXTPAGE, left: float, top: float) -> _C
         raise pypdfium2.PdfiumError("Failed to get character count.")
     pointer = ctypes.cast(textpage, _VOID_P)
     codes = list(map(_GET_UNICODE, repeat(pointer, count), range(count)))
-    map_errors = list(map(_HAS_MAP_ERROR, repeat(pointer, count), range(count)))
+    # pdfium ends lines with \r\n; \n alone marks the break. The \r are left out before their
+    # boxes and map errors are asked for, which spares two calls for each line of the page.
+    kept = list(compress(range(count), map(ne, codes, repeat(_CR))))
+    if len(kept) < count:
+        codes = list(map(codes.__getitem__, kept))
+    count = len(kept)
+    map_errors = list(map(_HAS_MAP_ERROR, repeat(pointer, count), kept))
     boxes = (ctypes.c_float * (4 * count))()
     # Each box's place in the array goes in as a `byref` (a pointer ctypes passes as it is), so
     # the call needs no argument types: a seventh less time a character than an address
     # converted through a prototype.
     places = map(ctypes.byref, repeat(boxes), range(0, _RECT_BYTES * count, _RECT_BYTES))
-    for _ in map(_GET_LOOSE_BOX, repeat(pointer, count), range(count), places):
+    for _ in map(_GET_LOOSE_BOX, repeat(pointer, count), kept, places):
         pass
     sides = boxes[:]  # left, top, right, bottom of each character, in PDF space
     if 1 in map_errors:
         # A font with no ToUnicode map: pdfium passes the glyph number through as if it were a
         # code point, which reads as random scripts, not as unreadable text.
         codes = [
-            _CR if code == _CR else 0xFFFD if error == 1 else code
-            for code, error in zip(codes, map_errors, strict=True)
+            0xFFFD if error == 1 else code for code, error in zip(codes, map_errors, strict=True)
         ]
-    text = "".join(map(chr, codes))
-    chars = _Chars(
-        text,
+    return _Chars(
+        "".join(map(chr, codes)),
         list(map(sub, sides[0::4], repeat(left))),
         list(map(sub, sides[2::4], repeat(left))),
         list(map(sub, repeat(top), sides[1::4])),
         list(map(sub, repeat(top), sides[3::4])),
     )
-    if "\r" in text:  # pdfium ends lines with \r\n; \n alone marks the break
-        kept = list(map(ne, codes, repeat(_CR)))
-        chars = _Chars(
-            text.replace("\r", ""),
-            *(list(compress(column, kept)) for column in chars.columns()),
-        )
-    return chars
 
 
 _CR = 0x0D
@@ -683,10 +681,11 @@ class _Objects:
 
 
 def _matrix(obj: _Handle) -> Matrix:
-    m = pdfium_c.FS_MATRIX()
-    if not _OBJECT_MATRIX(obj, ctypes.addressof(m)):
+    m = _MATRIX_FLOATS()  # FS_MATRIX's a b c d e f, read back in one slice
+    if not _OBJECT_MATRIX(obj, ctypes.byref(m)):
         return _IDENTITY
-    return (m.a, m.b, m.c, m.d, m.e, m.f)
+    a, b, c, d, e, f = m[:]
+    return (a, b, c, d, e, f)
 
 
 def _compose(outer: Matrix, inner: Matrix) -> Matrix:

@@ -270,7 +270,11 @@ def parse_bytes(
     try:
         with _collection_paused():
             document = _reader(fmt)(data)
-            return parse_document(document, empty_result(source, data, fmt), hints, problems)
+            result = parse_document(document, empty_result(source, data, fmt), hints, problems)
+            # Freed while collection is still paused: the collection that comes due once it
+            # resumes then walks the result alone, not also every block and cell of the document.
+            del document
+        return result
     except ParseError as error:
         problem = Problem(error.code, error.message)
     except MemoryError:

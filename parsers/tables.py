@@ -18,6 +18,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import cache, lru_cache
+from itertools import compress
 
 from nianbao.schema.registry import (
     TABLE_CODES,
@@ -91,25 +92,20 @@ _parse_value = lru_cache(maxsize=_TEXT_CACHE)(parse_value)
 def row_views(table: Table) -> list[RowView]:
     """Each printed row as label parts and value cells, spans resolved."""
     views = []
-    grid = table.grid()
-    for r, grid_row in enumerate(grid):
-        # Cells by identity: a spanning cell fills several positions of the grid.
-        starting = {id(cell) for cell in table.rows[r]}
-        seen: set[int] = set()
-        distinct: list[tuple[Cell, bool]] = []
-        for cell in grid_row:
-            if cell is None or id(cell) in seen:
-                continue
-            seen.add(id(cell))
-            distinct.append((cell, id(cell) in starting))
-        label_like = [_label_like(cell.text) for cell, _ in distinct]
-        last_label = max((i for i, like in enumerate(label_like) if like), default=-1)
+    for grid_row, printed in zip(table.grid(), table.rows, strict=True):
+        # Cells by identity (equal cells are still two cells): a spanning cell fills several
+        # positions of the grid, and one from a row above is no value of this row.
+        by_id = dict(zip(map(id, grid_row), grid_row, strict=True))
+        by_id.pop(id(None), None)
+        distinct = list(by_id.values())
+        label_like = list(map(_label_like, [cell.text for cell in distinct]))
+        # Label parts run up to the last label-like cell; value cells follow it.
+        values_from = len(label_like) - label_like[::-1].index(True) if True in label_like else 0
         parts = [
-            " ".join(cell.text.split())
-            for (cell, _), like in zip(distinct[: last_label + 1], label_like, strict=False)
-            if like
+            " ".join(cell.text.split()) for cell in compress(distinct[:values_from], label_like)
         ]
-        cells = [cell for cell, starts in distinct[last_label + 1 :] if starts]
+        starting = set(map(id, printed))
+        cells = [cell for cell in distinct[values_from:] if id(cell) in starting]
         views.append(RowView(parts, [cell.text for cell in cells], table.page, cells))
     return views
 
