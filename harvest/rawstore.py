@@ -88,8 +88,15 @@ class RawStore:
     def find(self, sha256: str) -> str | None:
         """The key of the bytes with this sha256, whatever their extension; None when the
         store does not hold them."""
-        found = self.fs.glob(f"{self._where(key_for(sha256))}*")
-        return next((key for key in map(key_of, found) if key), None)
+        # Listed, not globbed: a root whose path holds [, * or ? would read as a pattern.
+        folder, stem = self._where(key_for(sha256)).rsplit("/", 1)
+        try:
+            held = self.fs.ls(folder, detail=False)
+        except FileNotFoundError:
+            return None
+        return next(
+            (key for key in map(key_of, held) if key and key.split("/")[1].startswith(stem)), None
+        )
 
     def put(self, data: bytes, name: str = "") -> tuple[str, str]:
         """Store `data` (if new) and return its sha256 and key."""

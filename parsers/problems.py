@@ -24,7 +24,7 @@ FAILURES: dict[str, str] = {
     "parse_timeout": "parsing took longer than the per-document time limit and was stopped",
     "worker_crashed": "the parser process died on this file (a crash in a native library)",
     "parser_error": "a bug in nianbao: the file is kept and the batch goes on; please report it",
-    "load_failed": "the warehouse refused the document's rows (e.g. a NUL character PostgreSQL cannot store); the rest of its batch loads",
+    "load_failed": "the warehouse refused the document's rows (e.g. a row a constraint rejects); the rest of its batch loads, and the next run over the file tries it again",
 }
 
 FINDINGS: dict[str, str] = {

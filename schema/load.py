@@ -1,7 +1,8 @@
 """Idempotent load of parsed documents (`ParseResult`s) into the warehouse, a batch at a time.
 
 A document is known by its sha256. Loading it again with the same parser version changes no
-report data; a new parser version replaces the document's rows. A batch of documents loads in
+report data; a new parser version replaces the document's rows, and so does a new load of a
+document whose earlier load the warehouse refused (`load_failed`). A batch of documents loads in
 one transaction, so a run killed half way leaves nothing half loaded and the next run redoes it.
 """
 
@@ -61,10 +62,15 @@ class KnownDocument(NamedTuple):
     problem_message: str | None
 
     def settled(self, parser_version: str) -> bool:
-        """Whether a run leaves the document as it is: parsed with `parser_version`, and
-        loaded or failed on its own bytes. One whose load failed is parsed and loaded again,
-        like a new document: its refusal (a rejected row, a broken constraint) may be gone."""
-        return self.parser_version == parser_version and self.problem_code != LOAD_FAILED
+        """Whether a run leaves the document as it is (`_settled`)."""
+        return _settled(self.parser_version, self.problem_code, parser_version)
+
+
+def _settled(stored_version: str | None, problem_code: str | None, parser_version: str) -> bool:
+    """Whether a stored document stays as it is: parsed with `parser_version`, and loaded or
+    failed on its own bytes. One whose load failed is parsed and loaded again, like a new
+    document: its refusal (a rejected row, a broken constraint) may be gone."""
+    return stored_version == parser_version and problem_code != LOAD_FAILED
 
 
 def known_documents(engine: Engine, sha256s: Iterable[str]) -> dict[str, KnownDocument]:
@@ -199,8 +205,7 @@ class _Batch:
             sha
             for sha, (parsed, _) in first.items()
             if sha in known
-            and known[sha].parser_version == parsed.parser_version
-            and known[sha].problem_code != LOAD_FAILED
+            and _settled(known[sha].parser_version, known[sha].problem_code, parsed.parser_version)
         ]
         replaced = [sha for sha in first if sha in known and sha not in unchanged]
         new = [sha for sha in first if sha not in known]

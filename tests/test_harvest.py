@@ -341,8 +341,9 @@ def _loaded(db_url: str) -> list[tuple[str, str, int | None]]:
 @pytest.fixture(scope="module")
 def warehouse(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
     root = tmp_path_factory.mktemp("harvest")
-    # The raw store as an fsspec URL, not a folder: the crawl writes through it and ingest
-    # reads the documents by key, as a worker on another machine would.
+    # The raw store given as an fsspec URL: the crawl writes through it and ingest reads the
+    # documents by key. A file:// root is still a local folder underneath; the store's remote
+    # branches are held by test_rawstore's memory:// root.
     return f"sqlite:///{root / 'warehouse.db'}", f"file://{root / 'raw'}"
 
 

@@ -60,3 +60,12 @@ def test_an_unwritable_root_is_one_clear_error(tmp_path: Path) -> None:
     blocker.write_text("not a folder")
     with pytest.raises(StorageError, match="cannot keep raw bytes"):
         RawStore(blocker / "raw").check_writable()
+
+
+def test_a_root_whose_path_reads_as_a_pattern_still_finds_its_keys(tmp_path: Path) -> None:
+    # Regression: find() globbed the whole path, so a root under "raw[1]" found nothing and the
+    # crawl lost its validators (no 304s, everything downloaded again).
+    store = RawStore(str(tmp_path / "raw[1]*?"))
+    sha256, key = store.put(REPORT.read_bytes(), "report.pdf")
+    assert store.find(sha256) == key
+    assert store.find("0" * 64) is None
