@@ -345,20 +345,23 @@ RawDirOption = Annotated[
 ]
 
 
+ClusterOption = Annotated[
+    str | None,
+    typer.Option(
+        "--cluster",
+        help="parse and load on Dask: a scheduler (tcp://host:8786) or `local` for a Dask "
+        "cluster of --workers processes here, started once for the run",
+    ),
+]
+
+
 @app.command()
 def ingest(
     paths: Annotated[list[Path], typer.Argument(help="files or folders (searched recursively)")],
     db: DbOption = None,
     workers: WorkersOption = 1,
     raw_dir: RawDirOption = None,
-    cluster: Annotated[
-        str | None,
-        typer.Option(
-            "--cluster",
-            help="parse and load on Dask: a scheduler (tcp://host:8786) or `local` for a Dask "
-            "cluster of --workers processes here",
-        ),
-    ] = None,
+    cluster: ClusterOption = None,
     timeout: Annotated[
         float, typer.Option("--timeout", help="seconds one document may take", callback=_seconds)
     ] = 120.0,
@@ -470,6 +473,7 @@ def harvest(
     workers: WorkersOption = 1,
     raw_dir: RawDirOption = None,
     delay: DelayOption = 1.0,
+    cluster: ClusterOption = None,
 ) -> None:
     """Crawl the portals' annual-report columns, download what is new and ingest it.
 
@@ -480,7 +484,7 @@ def harvest(
         nianbao harvest --portals portals.toml
         nianbao harvest --portals portals.toml --years 2019-2023
         nianbao harvest --portals portals.toml --db postgresql+psycopg://etl@db/warehouse \\
-            --raw-dir s3://bucket/raw
+            --raw-dir s3://bucket/raw --cluster tcp://scheduler:8786
     """
     _announce()
     portal_list = _load_portals_or_exit(portals)
@@ -507,6 +511,7 @@ def harvest(
                 raw_dir=raw_dir,
                 workers=workers,
                 client_settings=ClientSettings(min_interval=delay),
+                cluster=cluster,
                 return_state=True,
             )
 
@@ -533,6 +538,7 @@ def serve(
     workers: WorkersOption = 1,
     raw_dir: RawDirOption = None,
     delay: DelayOption = 1.0,
+    cluster: ClusterOption = None,
 ) -> None:
     """Harvest on a schedule: register a Prefect deployment and run its runs until stopped.
 
@@ -569,6 +575,7 @@ def serve(
             raw_dir=raw_dir,
             workers=workers,
             client_settings=ClientSettings(min_interval=delay),
+            cluster=cluster,
         )
 
 

@@ -12,6 +12,8 @@ against its annotations, and string annotations of classes (Portal) do not resol
 """
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -29,7 +31,8 @@ from sqlalchemy.engine import make_url
 
 from nianbao.flows.ingest import (
     IngestSummary,
-    ingest_flow,
+    ingest_flow_on,
+    local_cluster_options,
     publish_quality_report,
 )
 from nianbao.flows.orchestrator import NoPrefectServer, configure_prefect, recorded_run
@@ -99,18 +102,37 @@ def harvest_flow(
     raw_dir: str | None = None,
     workers: int = 1,
     client_settings: ClientSettings | None = None,
+    cluster: str | None = None,
 ) -> HarvestSummary | State:
     """Harvest the portals (a list, or the path of a portals.toml) and ingest what is new.
 
     `db_url` is the warehouse without its password (a flow parameter is shown by Prefect): the
     password comes from $NIANBAO_DB, PGPASSWORD or ~/.pgpass where the run executes. `raw_dir`
     is the raw store's root, a folder or an fsspec URL (None: $NIANBAO_RAW or ./raw): the
-    crawl keeps every body there and hands ingest the keys of the new documents. The run ends
-    Failed when a portal failed or a harvested document did not load.
+    crawl keeps every body there and hands ingest the keys of the new documents. `cluster`
+    parses and loads them on Dask: a scheduler's address (tcp://host:8786), whose workers must
+    reach that raw store and the warehouse, or `local` for a Dask cluster of `workers`
+    processes here, started once for the whole harvest. The run ends Failed when a portal
+    failed or a harvested document did not load.
     """
     configure_prefect()  # a run a Prefect worker starts has not been through the CLI
-    with recorded_run():
-        return _harvest(portals, db_url, years, resolve_raw_root(raw_dir), workers, client_settings)
+    with recorded_run(), _dask_cluster(cluster, workers) as address:
+        return _harvest(
+            portals, db_url, years, resolve_raw_root(raw_dir), workers, client_settings, address
+        )
+
+
+@contextmanager
+def _dask_cluster(cluster: str | None, workers: int) -> Iterator[str | None]:
+    """The address the portals' ingests run on. `local` is started here, once, rather than by
+    each portal's ingest subflow: a Dask cluster takes seconds to start."""
+    if cluster != "local":
+        yield cluster
+        return
+    from distributed import LocalCluster
+
+    with LocalCluster(**local_cluster_options(workers)) as local:
+        yield local.scheduler_address
 
 
 def _harvest(
@@ -120,6 +142,7 @@ def _harvest(
     raw_dir: str,
     workers: int,
     client_settings: ClientSettings | None,
+    cluster: str | None,
 ) -> HarvestSummary | State:
     logger = get_run_logger()
     if isinstance(portals, str):
@@ -140,7 +163,7 @@ def _harvest(
                 new = _new_documents(engine, documents)
                 result.new = len(new)
                 if new:
-                    run_ids += _ingest_new(new, url, store.root, workers, result)
+                    run_ids += _ingest_new(new, url, store.root, workers, cluster, result)
             except Exception as exc:  # a bug or a database error: still never stop the others
                 result.error = mask_secrets(repr(exc))
             if result.failed:
@@ -168,17 +191,19 @@ def _ingest_new(
     url: str,
     raw_root: str,
     workers: int,
+    cluster: str | None,
     result: PortalResult,
 ) -> list[int]:
-    """Ingest a portal's new documents (a subflow) by their keys in the raw store; its counts
-    and problems go to `result`. Returns the ingest's run id (none when it stopped before
-    starting one)."""
-    state = ingest_flow(
+    """Ingest a portal's new documents (a subflow) by their keys in the raw store, on the Dask
+    scheduler at `cluster` if given; its counts and problems go to `result`. Returns the
+    ingest's run id (none when it stopped before starting one)."""
+    state = ingest_flow_on(cluster, workers)(
         [],
         public_db_url(url),
         workers,
         raw_dir=raw_root,
         stored=list(new.values()),
+        cluster=cluster,
         return_state=True,
     )
     ingested = state.result(raise_on_failure=False)
@@ -251,6 +276,7 @@ def serve_harvest(
     raw_dir: str | None = None,
     workers: int = 1,
     client_settings: ClientSettings | None = None,
+    cluster: str | None = None,
 ) -> None:
     """Register the harvest as a deployment on `schedule` and run its runs (Prefect serve).
 
@@ -276,6 +302,7 @@ def serve_harvest(
         # A local folder made absolute: the runs may start in another working directory.
         "raw_dir": RawStore(resolve_raw_root(raw_dir)).root,
         "workers": workers,
+        "cluster": cluster,
     }
     if client_settings:
         parameters["client_settings"] = asdict(client_settings)

@@ -319,23 +319,28 @@ def dask_task_runner(cluster: str, workers: int) -> DaskTaskRunner:
     """The task runner for `--cluster`: a scheduler's address (tcp://host:8786), or `local`
     for a Dask cluster of `workers` processes on this machine, started for the run."""
     # Imported here: Dask's import costs a run without a cluster a second.
-    import dask
     from prefect_dask import DaskTaskRunner
 
     if cluster == "local":
-        # Non-daemonic workers: a chunk's parser runs in a child process of the Dask worker.
-        dask.config.set({"distributed.worker.daemon": False, **DASK_SETTINGS})
-        # Each worker's parser gives OCR its share of the cores (they inherit this).
-        os.environ.setdefault(ocr.THREADS_VARIABLE, str(max(1, (os.cpu_count() or 1) // workers)))
-        return DaskTaskRunner(
-            cluster_kwargs={
-                "n_workers": workers,
-                "threads_per_worker": 1,
-                "processes": True,
-                "dashboard_address": None,
-            }
-        )
+        return DaskTaskRunner(cluster_kwargs=local_cluster_options(workers))
     return DaskTaskRunner(address=cluster)
+
+
+def local_cluster_options(workers: int) -> dict[str, object]:
+    """The `distributed.LocalCluster` arguments of `--cluster local`: `workers` processes of one
+    thread each. Sets the Dask configuration and environment those processes start with."""
+    import dask
+
+    # Non-daemonic workers: a chunk's parser runs in a child process of the Dask worker.
+    dask.config.set({"distributed.worker.daemon": False, **DASK_SETTINGS})
+    # Each worker's parser gives OCR its share of the cores (they inherit this).
+    os.environ.setdefault(ocr.THREADS_VARIABLE, str(max(1, (os.cpu_count() or 1) // workers)))
+    return {
+        "n_workers": workers,
+        "threads_per_worker": 1,
+        "processes": True,
+        "dashboard_address": None,
+    }
 
 
 def ingest_flow_on(cluster: str | None, workers: int = 1) -> Flow:
