@@ -393,92 +393,6 @@ def test_harvested_documents_are_loaded_from_the_raw_store_by_key(
         assert facts > 0, raw_key
 
 
-# The warehouse's rows by content (ids, times and run ids differ between two runs).
-CONTENT = {
-    "documents": "SELECT sha256, source, format, bytes, status, problem_code, raw_path"
-    " FROM documents",
-    "reports": "SELECT document_sha256, agency, region, year, template, is_current FROM reports",
-    "facts": "SELECT r.document_sha256, f.table_code, f.row_code, f.col_code, f.value, f.state"
-    " FROM facts f JOIN reports r ON r.id = f.report_id",
-    "checks": "SELECT r.document_sha256, c.rule, c.scope, c.ok"
-    " FROM checks c JOIN reports r ON r.id = c.report_id",
-}
-
-
-def _content(db_url: str) -> dict[str, list[tuple]]:
-    return {
-        name: sorted(map(tuple, _rows(db_url, text(sql))), key=repr)
-        for name, sql in CONTENT.items()
-    }
-
-
-def test_harvest_on_a_local_dask_cluster_loads_what_the_first_run_loaded(
-    first_run: Run, site: PortalSite, prefect_api: str, tmp_path: Path
-):
-    # The real command, `--cluster local`: a Dask cluster started for the harvest parses the
-    # documents it reads by key from a file:// raw store; SQLite is loaded from this process.
-    portals = tmp_path / "portals.toml"
-    portal = _portal(site)
-    portals.write_text(
-        f'[[portal]]\nname = "{portal.name}"\nurl = "{portal.url}"\nregion = "{portal.region}"\n',
-        "utf-8",
-    )
-    db_url = f"sqlite:///{tmp_path / 'w.db'}"
-    command = [NIANBAO, "harvest", "--portals", str(portals), "--db", db_url, "--delay", "0"]
-    command += ["--raw-dir", f"file://{tmp_path / 'raw'}", "--cluster", "local"]
-    done = subprocess.run(
-        command,
-        env={**os.environ, "PREFECT_API_URL": prefect_api},
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
-    expected, got = _content(first_run.db_url), _content(db_url)
-    assert len(got["documents"]) == len(expected["documents"]) == len(REPORTS)
-    assert len(got["facts"]) > 100 * len(REPORTS)
-    for name in CONTENT:
-        assert got[name] == expected[name], name
-    # The ingest subflow ran on the cluster the harvest started: its parse-and-load tasks are
-    # Dask's (the local pool has none), sent to that cluster's scheduler.
-    (ingest,) = _ingest_runs_of_harvest(cluster="local")
-    assert ingest.parameters["cluster"].startswith("tcp://127.0.0.1:")
-    assert _task_run_names(ingest.id)["parse-and-load"] >= 1
-
-
-def _ingest_runs_of_harvest(**parameters) -> list:
-    """The ingest subflow runs of the one harvest run given these parameters."""
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import (
-        FlowFilter,
-        FlowFilterName,
-        FlowRunFilter,
-        FlowRunFilterParentFlowRunId,
-    )
-
-    with get_client(sync_client=True) as client:
-        harvests = client.read_flow_runs(
-            flow_filter=FlowFilter(name=FlowFilterName(any_=["nianbao-harvest"]))
-        )
-        (harvest,) = [r for r in harvests if parameters.items() <= r.parameters.items()]
-        return client.read_flow_runs(
-            flow_run_filter=FlowRunFilter(
-                parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[harvest.id])
-            )
-        )
-
-
-def _task_run_names(flow_run_id) -> Counter[str]:
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-
-    with get_client(sync_client=True) as client:
-        runs = client.read_task_runs(
-            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
-        )
-    return Counter(run.name.split(" ")[0].rsplit("-", 1)[0] for run in runs)
-
-
 def test_reports_carry_the_region_of_their_portal(first_run: Run):
     engine = create_engine(first_run.db_url)
     with engine.connect() as conn:
@@ -550,6 +464,93 @@ def test_the_summary_is_published_as_prefect_artifacts(first_run: Run):
     assert [(r["portal"], r["status"], r["loaded"]) for r in rows] == [
         ("互助县就业服务局", "ok", 5)
     ]
+
+
+# The warehouse's rows by content (ids, times and run ids differ between two runs).
+CONTENT = {
+    "documents": "SELECT sha256, source, format, bytes, status, problem_code, raw_path"
+    " FROM documents",
+    "reports": "SELECT document_sha256, agency, region, year, template, is_current FROM reports",
+    "facts": "SELECT r.document_sha256, f.table_code, f.row_code, f.col_code, f.value, f.state"
+    " FROM facts f JOIN reports r ON r.id = f.report_id",
+    "checks": "SELECT r.document_sha256, c.rule, c.scope, c.ok"
+    " FROM checks c JOIN reports r ON r.id = c.report_id",
+}
+
+
+def _content(db_url: str) -> dict[str, list[tuple]]:
+    return {
+        name: sorted(map(tuple, _rows(db_url, text(sql))), key=repr)
+        for name, sql in CONTENT.items()
+    }
+
+
+def test_harvest_on_a_local_dask_cluster_loads_what_the_first_run_loaded(
+    first_run: Run, site: PortalSite, prefect_api: str, tmp_path: Path
+):
+    # After the tests of what the first run requested: this run's requests are the site's too.
+    # The real command, `--cluster local`: a Dask cluster started for the harvest parses the
+    # documents it reads by key from a file:// raw store; SQLite is loaded from this process.
+    portals = tmp_path / "portals.toml"
+    portal = _portal(site)
+    portals.write_text(
+        f'[[portal]]\nname = "{portal.name}"\nurl = "{portal.url}"\nregion = "{portal.region}"\n',
+        "utf-8",
+    )
+    db_url = f"sqlite:///{tmp_path / 'w.db'}"
+    command = [NIANBAO, "harvest", "--portals", str(portals), "--db", db_url, "--delay", "0"]
+    command += ["--raw-dir", f"file://{tmp_path / 'raw'}", "--cluster", "local"]
+    done = subprocess.run(
+        command,
+        env={**os.environ, "PREFECT_API_URL": prefect_api},
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    expected, got = _content(first_run.db_url), _content(db_url)
+    assert len(got["documents"]) == len(expected["documents"]) == len(REPORTS)
+    assert len(got["facts"]) > 100 * len(REPORTS)
+    for name in CONTENT:
+        assert got[name] == expected[name], name
+    # The ingest subflow ran on the cluster the harvest started: its parse-and-load tasks are
+    # Dask's (the local pool has none), sent to that cluster's scheduler.
+    (ingest,) = _ingest_runs_of_harvest(cluster="local")
+    assert ingest.parameters["cluster"].startswith("tcp://127.0.0.1:")
+    assert _task_run_names(ingest.id)["parse-and-load"] >= 1
+
+
+def _ingest_runs_of_harvest(**parameters) -> list:
+    """The ingest subflow runs of the one harvest run given these parameters."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        FlowFilter,
+        FlowFilterName,
+        FlowRunFilter,
+        FlowRunFilterParentFlowRunId,
+    )
+
+    with get_client(sync_client=True) as client:
+        harvests = client.read_flow_runs(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=["nianbao-harvest"]))
+        )
+        (harvest,) = [r for r in harvests if parameters.items() <= r.parameters.items()]
+        return client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[harvest.id])
+            )
+        )
+
+
+def _task_run_names(flow_run_id) -> Counter[str]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+        )
+    return Counter(run.name.split(" ")[0].rsplit("-", 1)[0] for run in runs)
 
 
 def _quality_report(run: Run) -> list[str]:
