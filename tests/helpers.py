@@ -29,3 +29,32 @@ def rows(db_url: str, sql: str, **params: Any) -> list:
             return list(conn.execute(text(sql), params))
     finally:
         engine.dispose()
+
+
+# A warehouse's rows by content, for comparing two runs over the same documents (ids, times and
+# run ids differ between them).
+WAREHOUSE_CONTENT = {
+    "documents": "SELECT sha256, source, format, bytes, pages, status, problem_code,"
+    " problem_message, parser_version, raw_path FROM documents",
+    "reports": "SELECT r.document_sha256, r.agency, r.region, r.year, a.key, r.agency_source,"
+    " r.region_code, r.level, r.template, r.parser_version FROM reports r"
+    " LEFT JOIN agencies a ON a.id = r.agency_id",
+    "current": "SELECT agency, year, COUNT(*) FROM reports WHERE is_current GROUP BY agency, year",
+    "sections": "SELECT r.document_sha256, s.position, s.code, s.heading, s.text"
+    " FROM sections s JOIN reports r ON r.id = s.report_id",
+    "facts": "SELECT r.document_sha256, f.table_code, f.row_code, f.col_code, f.value, f.raw,"
+    " f.label, f.unit, f.state, f.source, f.evidence, f.section"
+    " FROM facts f JOIN reports r ON r.id = f.report_id",
+    "checks": "SELECT r.document_sha256, c.rule, c.scope, c.ok, c.detail"
+    " FROM checks c JOIN reports r ON r.id = c.report_id",
+    "findings": "SELECT r.document_sha256, g.code, g.message"
+    " FROM findings g JOIN reports r ON r.id = g.report_id",
+}
+
+
+def warehouse_content(db_url: str) -> dict[str, list[tuple]]:
+    """The rows of each WAREHOUSE_CONTENT query, sorted."""
+    return {
+        name: sorted(map(tuple, rows(db_url, sql)), key=repr)
+        for name, sql in WAREHOUSE_CONTENT.items()
+    }

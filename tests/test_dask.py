@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from .conftest import PG_PASSWORD, _free_port, new_database
-from .helpers import REAL, ROOT, SAMPLES
+from .helpers import REAL, ROOT, SAMPLES, WAREHOUSE_CONTENT, warehouse_content
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -27,23 +27,6 @@ COPIES = 3  # of each document, with bytes of their own: enough work to kill a w
 
 # The warehouse's rows, by content: ids, times and run ids differ between any two runs, and
 # which of several reports of one agency and year is current depends on their load order.
-CONTENT = {
-    "documents": "SELECT sha256, source, format, bytes, pages, status, problem_code,"
-    " problem_message, parser_version, raw_path FROM documents",
-    "reports": "SELECT r.document_sha256, r.agency, r.region, r.year, a.key, r.agency_source,"
-    " r.region_code, r.level, r.template, r.parser_version FROM reports r"
-    " LEFT JOIN agencies a ON a.id = r.agency_id",
-    "current": "SELECT agency, year, COUNT(*) FROM reports WHERE is_current GROUP BY agency, year",
-    "sections": "SELECT r.document_sha256, s.position, s.code, s.heading, s.text"
-    " FROM sections s JOIN reports r ON r.id = s.report_id",
-    "facts": "SELECT r.document_sha256, f.table_code, f.row_code, f.col_code, f.value, f.raw,"
-    " f.label, f.unit, f.state, f.source, f.evidence, f.section"
-    " FROM facts f JOIN reports r ON r.id = f.report_id",
-    "checks": "SELECT r.document_sha256, c.rule, c.scope, c.ok, c.detail"
-    " FROM checks c JOIN reports r ON r.id = c.report_id",
-    "findings": "SELECT r.document_sha256, g.code, g.message"
-    " FROM findings g JOIN reports r ON r.id = g.report_id",
-}
 
 
 def _variant(data: bytes, suffix: str, copy: int) -> bytes:
@@ -66,18 +49,6 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
             data = _variant(path.read_bytes(), path.suffix, copy)
             (folder / f"{copy}-{path.name}").write_bytes(data)
     return folder
-
-
-def _content(url: str) -> dict[str, list[tuple]]:
-    engine = create_engine(url)
-    try:
-        with engine.connect() as conn:
-            return {
-                name: sorted((tuple(row) for row in conn.execute(text(sql))), key=repr)
-                for name, sql in CONTENT.items()
-            }
-    finally:
-        engine.dispose()
 
 
 def _documents(url: str) -> int:
@@ -250,13 +221,13 @@ def test_dask_run_with_a_worker_killed_loads_exactly_what_the_local_pool_loads(
     local_out, local_err = local.communicate(timeout=120)
     assert local.returncode == 0, local_out + local_err[-3000:]
 
-    expected, got = _content(local_url), _content(dask_url)
+    expected, got = warehouse_content(local_url), warehouse_content(dask_url)
     assert len(expected["documents"]) == total
     assert len(expected["facts"]) > 100 * total // 2
     assert {name: len(rows) for name, rows in got.items()} == {
         name: len(rows) for name, rows in expected.items()
     }
-    for name in CONTENT:
+    for name in WAREHOUSE_CONTENT:
         assert got[name] == expected[name], name
     # R5 linked the real Pingtan reports of 2021 and 2022 on both.
     assert any(check[1] == "R5" for check in got["checks"])
@@ -277,9 +248,9 @@ def test_local_dask_cluster_on_sqlite_loads_what_the_local_pool_loads(
         out, err = process.communicate(timeout=180)
         assert process.returncode == 0, out + err[-3000:]
         assert "6 loaded, 0 unchanged" in out
-    expected, got = _content(urls["local"]), _content(urls["dask"])
+    expected, got = warehouse_content(urls["local"]), warehouse_content(urls["dask"])
     assert len(expected["facts"]) == 200 + 198 + 4 * 186
-    for name in CONTENT:
+    for name in WAREHOUSE_CONTENT:
         assert got[name] == expected[name], name
 
 
@@ -316,13 +287,13 @@ def test_a_chunk_dask_gives_up_on_is_split_and_every_document_accounted_for(
     local_out, local_err = local.communicate(timeout=120)
     assert local.returncode == 0, local_out + local_err[-3000:]
 
-    expected, got = _content(local_url), _content(dask_url)
+    expected, got = warehouse_content(local_url), warehouse_content(dask_url)
     assert len(expected["documents"]) == len(got["documents"]) == len(files)
     # A document Dask gave up on alone is recorded so, with Dask's reason; every other document
     # has exactly the rows of the local run.
     crashed = {row[0] for row in got["documents"] if row[6] == "worker_crashed"}
     assert all("KilledWorker" in row[7] for row in got["documents"] if row[0] in crashed)
-    for name in CONTENT:
+    for name in WAREHOUSE_CONTENT:
         if name != "current":
             assert [r for r in got[name] if r[0] not in crashed] == [
                 r for r in expected[name] if r[0] not in crashed

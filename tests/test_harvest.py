@@ -38,7 +38,7 @@ from nianbao.harvest.rawstore import RawStore, key_for
 from nianbao.schema.db import upgrade
 from nianbao.schema.models import HarvestLog
 
-from .helpers import ROOT
+from .helpers import ROOT, WAREHOUSE_CONTENT, warehouse_content
 from .portal_server import LISTING, PortalSite
 
 FAST = ClientSettings(min_interval=0, backoff=0.01, timeout=5, retries=2)
@@ -466,37 +466,13 @@ def test_the_summary_is_published_as_prefect_artifacts(first_run: Run):
     ]
 
 
-# The warehouse's rows by content (ids, times and run ids differ between two runs).
-CONTENT = {
-    "documents": "SELECT sha256, source, format, bytes, status, problem_code, raw_path"
-    " FROM documents",
-    "reports": "SELECT document_sha256, agency, region, year, template, is_current FROM reports",
-    "facts": "SELECT r.document_sha256, f.table_code, f.row_code, f.col_code, f.value, f.state"
-    " FROM facts f JOIN reports r ON r.id = f.report_id",
-    "checks": "SELECT r.document_sha256, c.rule, c.scope, c.ok"
-    " FROM checks c JOIN reports r ON r.id = c.report_id",
-}
-
-
-def _content(db_url: str) -> dict[str, list[tuple]]:
-    return {
-        name: sorted(map(tuple, _rows(db_url, text(sql))), key=repr)
-        for name, sql in CONTENT.items()
-    }
-
-
 def test_harvest_on_a_local_dask_cluster_loads_what_the_first_run_loaded(
     first_run: Run, site: PortalSite, prefect_api: str, tmp_path: Path
 ):
     # After the tests of what the first run requested: this run's requests are the site's too.
     # The real command, `--cluster local`: a Dask cluster started for the harvest parses the
     # documents it reads by key from a file:// raw store; SQLite is loaded from this process.
-    portals = tmp_path / "portals.toml"
-    portal = _portal(site)
-    portals.write_text(
-        f'[[portal]]\nname = "{portal.name}"\nurl = "{portal.url}"\nregion = "{portal.region}"\n',
-        "utf-8",
-    )
+    portals = _portals_file(site, tmp_path)
     db_url = f"sqlite:///{tmp_path / 'w.db'}"
     command = [NIANBAO, "harvest", "--portals", str(portals), "--db", db_url, "--delay", "0"]
     command += ["--raw-dir", f"file://{tmp_path / 'raw'}", "--cluster", "local"]
@@ -508,10 +484,10 @@ def test_harvest_on_a_local_dask_cluster_loads_what_the_first_run_loaded(
         timeout=180,
     )
     assert done.returncode == 0, done.stdout + done.stderr[-3000:]
-    expected, got = _content(first_run.db_url), _content(db_url)
+    expected, got = warehouse_content(first_run.db_url), warehouse_content(db_url)
     assert len(got["documents"]) == len(expected["documents"]) == len(REPORTS)
     assert len(got["facts"]) > 100 * len(REPORTS)
-    for name in CONTENT:
+    for name in WAREHOUSE_CONTENT:
         assert got[name] == expected[name], name
     # The ingest subflow ran on the cluster the harvest started: its parse-and-load tasks are
     # Dask's (the local pool has none), sent to that cluster's scheduler.
@@ -657,9 +633,12 @@ def test_a_crawl_stops_at_max_pages_and_says_so(site: PortalSite, prefect_api: s
 
 
 def _portals_file(site: PortalSite, folder: Path) -> Path:
+    """A portals.toml holding the portal `_portal` gives."""
+    portal = _portal(site)
     path = folder / "portals.toml"
     path.write_text(
-        f'[[portal]]\nname = "互助县就业服务局"\nurl = "{site.url(LISTING)}"\n', "utf-8"
+        f'[[portal]]\nname = "{portal.name}"\nurl = "{portal.url}"\nregion = "{portal.region}"\n',
+        "utf-8",
     )
     return path
 
