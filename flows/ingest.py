@@ -249,16 +249,19 @@ LOAD_BATCH = 32
 # A chunk (and a local worker's batch when workers load) is two transactions' worth: the first
 # half loads in a thread of the worker while the second parses (`parse_then`'s parts).
 CHUNK_SIZE = 2 * LOAD_BATCH
-_chunk_pools: dict[tuple[int, DocumentLimits], ParserPool] = {}
+_chunk_pools: dict[tuple[int, DocumentLimits, bool], ParserPool] = {}
+# What a worker that loads imports as it starts: the loader (SQLAlchemy, the models) and its
+# PostgreSQL driver, which SQLAlchemy would import at the first load.
+LOADER_IMPORTS = ("nianbao.schema.batchload", "sqlalchemy.dialects.postgresql.psycopg")
 
 
-def _chunk_pool(limits: DocumentLimits) -> ParserPool:
+def _chunk_pool(limits: DocumentLimits, load_here: bool) -> ParserPool:
     """The parser process of this Dask worker thread, started once and kept between chunks:
     a document's time and memory limits need a process of its own (SIGALRM, RLIMIT_AS), and a
     parser crash must not take the Dask worker with it."""
-    key = (threading.get_ident(), limits)
+    key = (threading.get_ident(), limits, load_here)
     if key not in _chunk_pools:
-        _chunk_pools[key] = ParserPool(1, limits)
+        _chunk_pools[key] = ParserPool(1, limits, LOADER_IMPORTS if load_here else ())
     return _chunk_pools[key]
 
 
@@ -285,7 +288,7 @@ def parse_chunk(
     results: list[ParseResult | Loaded] = []
     work = _load_while_parsing(target) if load_here else parse_batch
     # One batch of a transaction a part (a crash in it retries its documents one by one).
-    _chunk_pool(limits).run(items, RawStore(raw_root), results.extend, work, len(items))
+    _chunk_pool(limits, load_here).run(items, RawStore(raw_root), results.extend, work, len(items))
     if not load_here:
         return results
     # A document whose parser crashed comes back as its failed result: load it here too.
@@ -464,7 +467,7 @@ class _IngestRun:
         load_here = loads_in_workers(self.url)
         work = _load_while_parsing(self.target) if load_here else parse_batch
         store = RawStore(self.raw_root)
-        with ParserPool(workers, limits) as pool:
+        with ParserPool(workers, limits, LOADER_IMPORTS if load_here else ()) as pool:
             for start in range(0, len(self.files), PLAN_SLICE):
                 todo = self.plan_slice(self.files[start : start + PLAN_SLICE])
                 if todo and cluster:
