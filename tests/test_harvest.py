@@ -476,14 +476,18 @@ def test_harvest_on_a_local_dask_cluster_loads_what_the_first_run_loaded(
     db_url = f"sqlite:///{tmp_path / 'w.db'}"
     command = [NIANBAO, "harvest", "--portals", str(portals), "--db", db_url, "--delay", "0"]
     command += ["--raw-dir", f"file://{tmp_path / 'raw'}", "--cluster", "local"]
-    done = subprocess.run(
-        command,
-        env={**os.environ, "PREFECT_API_URL": prefect_api},
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+
+    def harvest() -> None:
+        done = subprocess.run(
+            command,
+            env={**os.environ, "PREFECT_API_URL": prefect_api},
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+
+    harvest()
     expected, got = warehouse_content(first_run.db_url), warehouse_content(db_url)
     assert len(got["documents"]) == len(expected["documents"]) == len(REPORTS)
     assert len(got["facts"]) > 100 * len(REPORTS)
@@ -491,31 +495,56 @@ def test_harvest_on_a_local_dask_cluster_loads_what_the_first_run_loaded(
         assert got[name] == expected[name], name
     # The ingest subflow ran on the cluster the harvest started: its parse-and-load tasks are
     # Dask's (the local pool has none), sent to that cluster's scheduler.
-    (ingest,) = _ingest_runs_of_harvest(cluster="local")
+    (first,) = _harvest_runs(cluster="local")
+    (ingest,) = _subflow_runs(first.id)
     assert ingest.parameters["cluster"].startswith("tcp://127.0.0.1:")
     assert _task_run_names(ingest.id)["parse-and-load"] >= 1
+    assert _cluster_starts(first.id) == [ingest.parameters["cluster"]]
+
+    # Nothing new the second time: no ingest, and no cluster started for it.
+    harvest()
+    rerun = next(run for run in _harvest_runs(cluster="local") if run.id != first.id)
+    assert _subflow_runs(rerun.id) == []
+    assert _cluster_starts(rerun.id) == []
+    assert warehouse_content(db_url) == got
 
 
-def _ingest_runs_of_harvest(**parameters) -> list:
-    """The ingest subflow runs of the one harvest run given these parameters."""
+def _harvest_runs(**parameters) -> list:
+    """The harvest runs given these parameters."""
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import (
-        FlowFilter,
-        FlowFilterName,
-        FlowRunFilter,
-        FlowRunFilterParentFlowRunId,
-    )
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
 
     with get_client(sync_client=True) as client:
         harvests = client.read_flow_runs(
             flow_filter=FlowFilter(name=FlowFilterName(any_=["nianbao-harvest"]))
         )
-        (harvest,) = [r for r in harvests if parameters.items() <= r.parameters.items()]
+    return [run for run in harvests if parameters.items() <= run.parameters.items()]
+
+
+def _subflow_runs(flow_run_id) -> list:
+    """The subflow runs (a portal's ingest) of the flow run `flow_run_id`."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
+
+    with get_client(sync_client=True) as client:
         return client.read_flow_runs(
             flow_run_filter=FlowRunFilter(
-                parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[harvest.id])
+                parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[flow_run_id])
             )
         )
+
+
+def _cluster_starts(flow_run_id) -> list[str]:
+    """The scheduler addresses of the local Dask clusters the harvest run logged starting."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    with get_client(sync_client=True) as client:
+        logs = client.read_logs(
+            log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id]))
+        )
+    prefix = "local Dask cluster of "
+    return [log.message.rsplit(" ", 1)[1] for log in logs if log.message.startswith(prefix)]
 
 
 def _task_run_names(flow_run_id) -> Counter[str]:
