@@ -24,6 +24,7 @@ FAILURES: dict[str, str] = {
     "parse_timeout": "parsing took longer than the per-document time limit and was stopped",
     "worker_crashed": "the parser process died on this file (a crash in a native library)",
     "parser_error": "a bug in nianbao: the file is kept and the batch goes on; please report it",
+    "raw_missing": "a document handed over by its raw-store key (a harvest's) whose bytes the raw store does not hold; recorded under the sha256 its key names, with 0 bytes, and the next run over it tries again",
     "load_failed": "the warehouse refused the document's rows (e.g. a row a constraint rejects); the rest of its batch loads, and the next run over the file tries it again",
 }
 

@@ -761,3 +761,79 @@ def test_the_ingest_subflow_publishes_its_counts_as_artifacts(first_run: Run):
         for artifact in artifacts
     ]
     assert len(REPORTS) in loaded  # the first run's ingest loaded every report
+
+
+@pytest.mark.postgres
+def test_a_key_missing_from_the_raw_store_fails_at_plan_time_and_is_tried_again(
+    pg_url: str, prefect_api: str, tmp_path: Path
+):
+    # A harvest hands ingest its documents by key. One key's bytes are gone from the store (a
+    # store pruned or restored from an older copy): the run records that document as
+    # `raw_missing` when it plans, under the sha256 its key names, and loads the others.
+    from nianbao.flows.ingest import IngestSummary, ingest_flow
+    from nianbao.harvest.rawstore import StoredDocument
+
+    from .conftest import new_database
+
+    db_url, store = new_database(pg_url), RawStore(tmp_path / "raw")
+    held, lost = (
+        ROOT / "samples/huzhu-employment-2023.html",
+        ROOT / "samples/huzhu-employment-2023.pdf",
+    )
+    _, held_key = store.put_file(held)
+    lost_bytes = lost.read_bytes()
+    lost_sha = hashlib.sha256(lost_bytes).hexdigest()
+    lost_key = key_for(lost_sha, lost.name)
+    stored = [
+        StoredDocument(held_key, "http://127.0.0.1/nb/2023.html"),
+        StoredDocument(lost_key, "http://127.0.0.1/nb/2023.pdf"),
+    ]
+
+    def ingest() -> tuple[IngestSummary, str]:
+        state = ingest_flow([], db_url, raw_dir=store.root, stored=stored, return_state=True)
+        summary = state.result(raise_on_failure=False)
+        assert isinstance(summary, IngestSummary), summary
+        return summary, state.type.value
+
+    def documents() -> dict[str, tuple]:
+        query = text(
+            "SELECT d.sha256, d.status, d.problem_code, d.problem_message, d.bytes, d.format,"
+            " d.raw_path, count(r.id) FROM documents d"
+            " LEFT JOIN reports r ON r.document_sha256 = d.sha256 GROUP BY d.sha256"
+        )
+        return {row[0]: row[1:] for row in _rows(db_url, query)}
+
+    summary, state = ingest()
+    assert state == "FAILED"
+    assert summary.failures == Counter({"raw_missing": 1})
+    assert (summary.outcomes["loaded"], summary.outcomes["failed"]) == (1, 1)
+    ((source, code, message),) = summary.failed_files
+    assert (source, code) == ("http://127.0.0.1/nb/2023.pdf", "raw_missing")
+    rows = documents()
+    assert rows[hashlib.sha256(held.read_bytes()).hexdigest()][0] == "loaded"
+    status, code, message, size, fmt, raw_path, reports = rows[lost_sha]
+    assert (status, code, size, fmt, raw_path, reports) == (
+        "failed",
+        "raw_missing",
+        0,
+        "unknown",
+        lost_key,
+        0,
+    )
+    assert f"holds no bytes under {lost_key}" in message and store.root in message
+
+    # The bytes are back: the next run over the documents parses and loads the missing one.
+    store.put(lost_bytes, lost.name)
+    summary, state = ingest()
+    assert state == "COMPLETED"
+    assert (summary.outcomes["loaded"], summary.outcomes["unchanged"]) == (1, 1)
+    assert not summary.failed_files
+    status, code, _, size, fmt, raw_path, reports = documents()[lost_sha]
+    assert (status, code, size, fmt, raw_path, reports) == (
+        "loaded",
+        None,
+        len(lost_bytes),
+        "pdf",
+        lost_key,
+        1,
+    )
