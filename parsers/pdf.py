@@ -50,6 +50,8 @@ _RUNNING_MIN_PAGES = 3
 # Indent and short-line thresholds, in units of the line's own height (≈ one CJK character).
 _INDENT_EM = 0.8
 _SHORT_EM = 1.5
+# A path this wide or tall is never one glyph drawn as a path (see _rules).
+_GLYPH_MAX = 40.0
 # pdfplumber snaps a table's cell edges to shared coordinates; this only absorbs float noise.
 _EDGE_EPS = 0.5
 # Two columns need three vertical rules: a page with fewer distinct rule positions holds no table
@@ -614,7 +616,7 @@ class _Objects:
 def _find_tables(page: _Page) -> None:
     """What pdfplumber's `page.find_tables()` finds, from the paths and characters pdfium gave."""
     v_boxes, h_boxes = _intersections(
-        *_merged(*_edges(page.subpaths)),
+        *_merged(*_edges(_rules(page))),
         _SETTINGS.intersection_x_tolerance,
         _SETTINGS.intersection_y_tolerance,
     )
@@ -628,6 +630,60 @@ def _find_tables(page: _Page) -> None:
                 max(c[3] for c in cells),
             )
             page.tables.append(_PageTable(table, bbox))
+
+
+def _rules(page: _Page) -> list[Subpath]:
+    """The page's subpaths as rules: a thin one (a filled bar, or a border side drawn as a
+    trapezoid) becomes the line along its middle, and one drawn inside a character's box (a
+    glyph painted as a path) is left out.
+
+    A bar's two long sides are two edges a bar's width apart, and snapping chains positions
+    that lie within its tolerance of the next: Chromium's bordered cells (a bar each side of each
+    cell, the table's border a bar beside them) chain across the gap to the next table, and the
+    cluster's mean moves off the rows' ends, so a column is lost. Its middle line is where
+    snapping would put the bar alone. Tools that cannot write a stroked or outlined glyph as text
+    (pdftocairo re-writing the fill-and-stroke of a fake-bold heading) draw its outline as paths
+    over the text; their straight strokes would otherwise rule columns through a table below."""
+    index, chars = None, page.chars
+    tolerance = _SETTINGS.snap_x_tolerance
+    kept = []
+    for subpath in page.subpaths:
+        xs, ys = [p[0] for p in subpath[1]], [p[1] for p in subpath[1]]
+        x0, x1, top, bottom = min(xs), max(xs), min(ys), max(ys)
+        width, height = x1 - x0, bottom - top
+        if width > _GLYPH_MAX or height > _GLYPH_MAX:
+            kept.append(_middle_line(subpath, x0, top, x1, bottom, tolerance))
+            continue
+        if index is None:
+            index = page.by_centre()
+        reach = _GLYPH_MAX / 2
+        near = index.within((x0 - reach, top - reach, x1 + reach, bottom + reach))
+        if not any(
+            chars.x0[i] - _EDGE_EPS <= x0
+            and x1 <= chars.x1[i] + _EDGE_EPS
+            and chars.top[i] - _EDGE_EPS <= top
+            and bottom <= chars.bottom[i] + _EDGE_EPS
+            for i in near
+        ):
+            kept.append(_middle_line(subpath, x0, top, x1, bottom, tolerance))
+    return kept
+
+
+def _middle_line(
+    subpath: Subpath, x0: float, top: float, x1: float, bottom: float, thinnest: float
+) -> Subpath:
+    """A straight subpath no thicker than `thinnest` and longer than that, as a line along its
+    middle; any other subpath as it is."""
+    if "c" in subpath[0]:
+        return subpath
+    width, height = x1 - x0, bottom - top
+    if height <= thinnest < width:
+        middle = (top + bottom) / 2
+        return ("ml", [(x0, middle), (x1, middle)])
+    if width <= thinnest < height:
+        middle = (x0 + x1) / 2
+        return ("ml", [(middle, top), (middle, bottom)])
+    return subpath
 
 
 # An edge as pdfplumber's table finder keeps it (its dict's numbers, its orientation apart).
