@@ -12,8 +12,8 @@ against its annotations, and string annotations of classes (Portal) do not resol
 """
 
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -112,7 +112,8 @@ def harvest_flow(
     crawl keeps every body there and hands ingest the keys of the new documents. `cluster`
     parses and loads them on Dask: a scheduler's address (tcp://host:8786), whose workers must
     reach that raw store and the warehouse, or `local` for a Dask cluster of `workers`
-    processes here, started once for the whole harvest. The run ends Failed when a portal
+    processes here, started once for the whole harvest when a portal first has new documents
+    (a harvest that finds nothing new starts none). The run ends Failed when a portal
     failed or a harvested document did not load.
     """
     configure_prefect()  # a run a Prefect worker starts has not been through the CLI
@@ -123,16 +124,28 @@ def harvest_flow(
 
 
 @contextmanager
-def _dask_cluster(cluster: str | None, workers: int) -> Iterator[str | None]:
-    """The address the portals' ingests run on. `local` is started here, once, rather than by
-    each portal's ingest subflow: a Dask cluster takes seconds to start."""
+def _dask_cluster(cluster: str | None, workers: int) -> Iterator[Callable[[], str | None]]:
+    """What gives the address the portals' ingests run on. `local` is started here, once,
+    rather than by each portal's ingest subflow (a Dask cluster takes seconds to start), and
+    only when a portal has new documents: a harvest that finds nothing new starts none."""
     if cluster != "local":
-        yield cluster
+        yield lambda: cluster
         return
-    from distributed import LocalCluster
+    with ExitStack() as started:
+        address: list[str] = []
 
-    with LocalCluster(**local_cluster_options(workers)) as local:
-        yield local.scheduler_address
+        def start_once() -> str:
+            if not address:
+                from distributed import LocalCluster
+
+                local = started.enter_context(LocalCluster(**local_cluster_options(workers)))
+                address.append(local.scheduler_address)
+                get_run_logger().info(
+                    "local Dask cluster of %d workers started at %s", workers, address[0]
+                )
+            return address[0]
+
+        yield start_once
 
 
 def _harvest(
@@ -142,7 +155,7 @@ def _harvest(
     raw_dir: str,
     workers: int,
     client_settings: ClientSettings | None,
-    cluster: str | None,
+    cluster: Callable[[], str | None],
 ) -> HarvestSummary | State:
     logger = get_run_logger()
     if isinstance(portals, str):
@@ -163,7 +176,7 @@ def _harvest(
                 new = _new_documents(engine, documents)
                 result.new = len(new)
                 if new:
-                    run_ids += _ingest_new(new, url, store.root, workers, cluster, result)
+                    run_ids += _ingest_new(new, url, store.root, workers, cluster(), result)
             except Exception as exc:  # a bug or a database error: still never stop the others
                 result.error = mask_secrets(repr(exc))
             if result.failed:

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
@@ -76,7 +76,7 @@ from nianbao.schema.db import (
     retry_while_unavailable,
     upgrade,
 )
-from nianbao.schema.load import LoadOutcome, known_documents
+from nianbao.schema.load import RAW_MISSING, LoadOutcome, known_documents
 from nianbao.schema.models import utcnow
 from nianbao.schema.quality import gather, render_markdown
 from nianbao.schema.runs import finish_run, reports_of_run, start_run
@@ -182,16 +182,25 @@ def discover_files(paths: Iterable[str | Path]) -> list[str]:
     return found
 
 
+class Plan(NamedTuple):
+    """What a slice of a run's files comes to before anything is parsed."""
+
+    todo: list[WorkItem]  # to parse and load
+    unchanged: int  # documents the warehouse holds settled with this parser version
+    # (source, code, message) of those of them stored as failed: a rerun still reports them.
+    still_failed: list[tuple[str, str, str]]
+    # Documents given by a key the raw store holds no bytes under: not to parse.
+    missing: list[WorkItem]
+
+
 @task(name="plan", cache_policy=NO_CACHE)
-def plan(
-    documents: list[str | StoredDocument], db_url: str, raw_root: str
-) -> tuple[list[WorkItem], int, list[tuple[str, str, str]]]:
+def plan(documents: list[str | StoredDocument], db_url: str, raw_root: str) -> Plan:
     """Keep the bytes of every file (a document given by key is in the raw store already), and
     drop the documents the warehouse holds settled with this parser version (not those whose
-    load failed: `KnownDocument.settled`).
+    load failed or whose bytes were missing: `KnownDocument.settled`).
 
-    Returns the work, the number of documents skipped, and (source, code, message) of the
-    skipped documents that are stored as failed: a rerun must still report them.
+    A document given by key whose bytes the store does not hold is not parsed: it fails here,
+    as `raw_missing`, rather than on a worker.
     """
     store = RawStore(raw_root)
     stored = [
@@ -203,16 +212,41 @@ def plan(
         DatabaseSettings.from_env().retry_seconds,
     )
     todo: dict[str, WorkItem] = {}
+    missing: dict[str, WorkItem] = {}
     still_failed: dict[str, tuple[str, str, str]] = {}
     for document in stored:
         sha, held = document.sha256, known.get(document.sha256)
+        if sha in todo or sha in missing:
+            continue  # two copies of one file are one document: the first only
         if held is None or not held.settled(PARSER_VERSION):
-            # Two copies of one file are one document: parse the first only.
-            todo.setdefault(sha, WorkItem(sha, document.key, document.source, document.hints))
+            item = WorkItem(sha, document.key, document.source, document.hints)
+            # A file given by path was just stored; a key is checked before a worker reads it.
+            if isinstance(document, StoredDocument) and not store.holds(document.key):
+                missing[sha] = item
+            else:
+                todo[sha] = item
         elif held.status == "failed":
             code, message = held.problem_code or "unknown", held.problem_message or ""
             still_failed.setdefault(sha, (document.source, code, message))
-    return list(todo.values()), len(documents) - len(todo), list(still_failed.values())
+    unchanged = len(documents) - len(todo) - len(missing)
+    return Plan(list(todo.values()), unchanged, list(still_failed.values()), list(missing.values()))
+
+
+def _raw_missing(item: WorkItem, raw_root: str) -> ParseResult:
+    """The failed result of a document whose key holds no bytes: known by the sha256 its key
+    names (the content address the harvest recorded), with 0 bytes, since none are held."""
+    message = (
+        f"the raw store {raw_root} holds no bytes under {item.raw_key}: not parsed; "
+        "the next run over it tries again"
+    )
+    return ParseResult(
+        item.source,
+        item.sha256,
+        "unknown",
+        0,
+        parser_version=PARSER_VERSION,
+        problems=(Problem(RAW_MISSING, message),),
+    )
 
 
 def _keep(store: RawStore, path: str) -> StoredDocument:
@@ -479,8 +513,9 @@ class _IngestRun:
                     pool.run(todo, store, self.on_batch, work, largest=largest)
 
     def plan_slice(self, files_slice: list[str | StoredDocument]) -> list[WorkItem]:
-        """Store the slice's files and check them against the warehouse; what is to be parsed."""
-        todo, unchanged, still_failed = plan(files_slice, self.url, self.raw_root)
+        """Store the slice's files and check them against the warehouse; what is to be parsed.
+        Documents whose raw-store key holds no bytes are recorded as failed now."""
+        todo, unchanged, still_failed, missing = plan(files_slice, self.url, self.raw_root)
         get_run_logger().info(
             "%d files: %d to parse, %d unchanged", len(files_slice), len(todo), unchanged
         )
@@ -489,6 +524,16 @@ class _IngestRun:
             self.summary.failures[code] += 1
             self.summary.failed_files.append((source, code, message))
         self._advance(unchanged)
+        if missing:
+            get_run_logger().error(
+                "%d documents not in the raw store %s: recorded as %s",
+                len(missing),
+                self.raw_root,
+                RAW_MISSING,
+            )
+            # Their rows keep the key the bytes were expected under: what to restore.
+            self.raw_keys = {item.sha256: item.raw_key for item in missing}
+            self.on_batch([_raw_missing(item, self.raw_root) for item in missing])
         self.raw_keys = {item.sha256: item.raw_key for item in todo}
         return todo
 

@@ -131,6 +131,10 @@ class RawStore:
                 Path(temporary).unlink(missing_ok=True)
             raise
 
+    def holds(self, key: str) -> bool:
+        """Whether the store has bytes under `key`."""
+        return self.fs.exists(self._where(key))
+
     def read(self, key: str) -> bytes:
         """The bytes kept under `key`."""
         return self.fs.cat_file(self._where(key))

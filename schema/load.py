@@ -51,6 +51,11 @@ _DOCUMENT_STATUS = {"parsed": "loaded", "failed": "failed", "not_a_report": "not
 # The problem code of a document whose rows the warehouse refused (`schema.batchload`): a
 # failure of the warehouse, not of the file, so the next run over it loads it again.
 LOAD_FAILED = "load_failed"
+# The problem code of a document handed over by a raw-store key that held no bytes: a failure
+# of the store, not of the file, so the next run over it tries again.
+RAW_MISSING = "raw_missing"
+# Failures of the warehouse or the store, never of the document's bytes.
+_TRIED_AGAIN = (LOAD_FAILED, RAW_MISSING)
 
 
 class KnownDocument(NamedTuple):
@@ -68,9 +73,10 @@ class KnownDocument(NamedTuple):
 
 def _settled(stored_version: str | None, problem_code: str | None, parser_version: str) -> bool:
     """Whether a stored document stays as it is: parsed with `parser_version`, and loaded or
-    failed on its own bytes. One whose load failed is parsed and loaded again, like a new
-    document: its refusal (a rejected row, a broken constraint) may be gone."""
-    return stored_version == parser_version and problem_code != LOAD_FAILED
+    failed on its own bytes. One whose load failed, or whose bytes the raw store did not hold,
+    is parsed and loaded again, like a new document: its refusal (a rejected row, a broken
+    constraint) or the missing bytes may be gone."""
+    return stored_version == parser_version and problem_code not in _TRIED_AGAIN
 
 
 def known_documents(engine: Engine, sha256s: Iterable[str]) -> dict[str, KnownDocument]:
@@ -241,9 +247,9 @@ class _Batch:
             status = first[sha][0].status
             if status != "parsed":
                 outcomes[sha] = LoadOutcome(status)
-            elif sha in known and known[sha].problem_code != LOAD_FAILED:
+            elif sha in known and known[sha].problem_code not in _TRIED_AGAIN:
                 outcomes[sha] = LoadOutcome.RELOADED
-            else:  # new, or its earlier load failed: its rows are in the warehouse for the first time
+            else:  # new, or its earlier load or bytes failed: its rows are new to the warehouse
                 outcomes[sha] = LoadOutcome.LOADED
         seen: set[str] = set()
         result = []

@@ -476,14 +476,18 @@ def test_harvest_on_a_local_dask_cluster_loads_what_the_first_run_loaded(
     db_url = f"sqlite:///{tmp_path / 'w.db'}"
     command = [NIANBAO, "harvest", "--portals", str(portals), "--db", db_url, "--delay", "0"]
     command += ["--raw-dir", f"file://{tmp_path / 'raw'}", "--cluster", "local"]
-    done = subprocess.run(
-        command,
-        env={**os.environ, "PREFECT_API_URL": prefect_api},
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+
+    def harvest() -> None:
+        done = subprocess.run(
+            command,
+            env={**os.environ, "PREFECT_API_URL": prefect_api},
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+
+    harvest()
     expected, got = warehouse_content(first_run.db_url), warehouse_content(db_url)
     assert len(got["documents"]) == len(expected["documents"]) == len(REPORTS)
     assert len(got["facts"]) > 100 * len(REPORTS)
@@ -491,31 +495,56 @@ def test_harvest_on_a_local_dask_cluster_loads_what_the_first_run_loaded(
         assert got[name] == expected[name], name
     # The ingest subflow ran on the cluster the harvest started: its parse-and-load tasks are
     # Dask's (the local pool has none), sent to that cluster's scheduler.
-    (ingest,) = _ingest_runs_of_harvest(cluster="local")
+    (first,) = _harvest_runs(cluster="local")
+    (ingest,) = _subflow_runs(first.id)
     assert ingest.parameters["cluster"].startswith("tcp://127.0.0.1:")
     assert _task_run_names(ingest.id)["parse-and-load"] >= 1
+    assert _cluster_starts(first.id) == [ingest.parameters["cluster"]]
+
+    # Nothing new the second time: no ingest, and no cluster started for it.
+    harvest()
+    rerun = next(run for run in _harvest_runs(cluster="local") if run.id != first.id)
+    assert _subflow_runs(rerun.id) == []
+    assert _cluster_starts(rerun.id) == []
+    assert warehouse_content(db_url) == got
 
 
-def _ingest_runs_of_harvest(**parameters) -> list:
-    """The ingest subflow runs of the one harvest run given these parameters."""
+def _harvest_runs(**parameters) -> list:
+    """The harvest runs given these parameters."""
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import (
-        FlowFilter,
-        FlowFilterName,
-        FlowRunFilter,
-        FlowRunFilterParentFlowRunId,
-    )
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
 
     with get_client(sync_client=True) as client:
         harvests = client.read_flow_runs(
             flow_filter=FlowFilter(name=FlowFilterName(any_=["nianbao-harvest"]))
         )
-        (harvest,) = [r for r in harvests if parameters.items() <= r.parameters.items()]
+    return [run for run in harvests if parameters.items() <= run.parameters.items()]
+
+
+def _subflow_runs(flow_run_id) -> list:
+    """The subflow runs (a portal's ingest) of the flow run `flow_run_id`."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
+
+    with get_client(sync_client=True) as client:
         return client.read_flow_runs(
             flow_run_filter=FlowRunFilter(
-                parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[harvest.id])
+                parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[flow_run_id])
             )
         )
+
+
+def _cluster_starts(flow_run_id) -> list[str]:
+    """The scheduler addresses of the local Dask clusters the harvest run logged starting."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    with get_client(sync_client=True) as client:
+        logs = client.read_logs(
+            log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id]))
+        )
+    prefix = "local Dask cluster of "
+    return [log.message.rsplit(" ", 1)[1] for log in logs if log.message.startswith(prefix)]
 
 
 def _task_run_names(flow_run_id) -> Counter[str]:
@@ -732,3 +761,79 @@ def test_the_ingest_subflow_publishes_its_counts_as_artifacts(first_run: Run):
         for artifact in artifacts
     ]
     assert len(REPORTS) in loaded  # the first run's ingest loaded every report
+
+
+@pytest.mark.postgres
+def test_a_key_missing_from_the_raw_store_fails_at_plan_time_and_is_tried_again(
+    pg_url: str, prefect_api: str, tmp_path: Path
+):
+    # A harvest hands ingest its documents by key. One key's bytes are gone from the store (a
+    # store pruned or restored from an older copy): the run records that document as
+    # `raw_missing` when it plans, under the sha256 its key names, and loads the others.
+    from nianbao.flows.ingest import IngestSummary, ingest_flow
+    from nianbao.harvest.rawstore import StoredDocument
+
+    from .conftest import new_database
+
+    db_url, store = new_database(pg_url), RawStore(tmp_path / "raw")
+    held, lost = (
+        ROOT / "samples/huzhu-employment-2023.html",
+        ROOT / "samples/huzhu-employment-2023.pdf",
+    )
+    _, held_key = store.put_file(held)
+    lost_bytes = lost.read_bytes()
+    lost_sha = hashlib.sha256(lost_bytes).hexdigest()
+    lost_key = key_for(lost_sha, lost.name)
+    stored = [
+        StoredDocument(held_key, "http://127.0.0.1/nb/2023.html"),
+        StoredDocument(lost_key, "http://127.0.0.1/nb/2023.pdf"),
+    ]
+
+    def ingest() -> tuple[IngestSummary, str]:
+        state = ingest_flow([], db_url, raw_dir=store.root, stored=stored, return_state=True)
+        summary = state.result(raise_on_failure=False)
+        assert isinstance(summary, IngestSummary), summary
+        return summary, state.type.value
+
+    def documents() -> dict[str, tuple]:
+        query = text(
+            "SELECT d.sha256, d.status, d.problem_code, d.problem_message, d.bytes, d.format,"
+            " d.raw_path, count(r.id) FROM documents d"
+            " LEFT JOIN reports r ON r.document_sha256 = d.sha256 GROUP BY d.sha256"
+        )
+        return {row[0]: row[1:] for row in _rows(db_url, query)}
+
+    summary, state = ingest()
+    assert state == "FAILED"
+    assert summary.failures == Counter({"raw_missing": 1})
+    assert (summary.outcomes["loaded"], summary.outcomes["failed"]) == (1, 1)
+    ((source, code, message),) = summary.failed_files
+    assert (source, code) == ("http://127.0.0.1/nb/2023.pdf", "raw_missing")
+    rows = documents()
+    assert rows[hashlib.sha256(held.read_bytes()).hexdigest()][0] == "loaded"
+    status, code, message, size, fmt, raw_path, reports = rows[lost_sha]
+    assert (status, code, size, fmt, raw_path, reports) == (
+        "failed",
+        "raw_missing",
+        0,
+        "unknown",
+        lost_key,
+        0,
+    )
+    assert f"holds no bytes under {lost_key}" in message and store.root in message
+
+    # The bytes are back: the next run over the documents parses and loads the missing one.
+    store.put(lost_bytes, lost.name)
+    summary, state = ingest()
+    assert state == "COMPLETED"
+    assert (summary.outcomes["loaded"], summary.outcomes["unchanged"]) == (1, 1)
+    assert not summary.failed_files
+    status, code, _, size, fmt, raw_path, reports = documents()[lost_sha]
+    assert (status, code, size, fmt, raw_path, reports) == (
+        "loaded",
+        None,
+        len(lost_bytes),
+        "pdf",
+        lost_key,
+        1,
+    )
