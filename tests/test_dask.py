@@ -1,7 +1,8 @@
 """`nianbao ingest --cluster`: a real Dask scheduler and two workers on 127.0.0.1, loading into a
 real PostgreSQL, one worker killed half way; the warehouse must hold exactly the rows a run on the
 local parser pool writes. And a scheduler that gives up on a task at its first dead worker: the
-run splits the chunk, and a document Dask gives up on alone is recorded as `worker_crashed`."""
+run splits the chunk, a document Dask gives up on alone is recorded as `worker_crashed`, and the
+task runs Dask gave up on are Crashed."""
 
 from __future__ import annotations
 
@@ -301,6 +302,14 @@ def test_a_chunk_dask_gives_up_on_is_split_and_every_document_accounted_for(
             assert [r for r in got[name] if r[0] != last] == [
                 r for r in expected[name] if r[0] != last
             ], name
+    # The two task runs that were Running when their worker died (the chunk's, the last
+    # document's) are Crashed with Dask's reason, not left Running.
+    states = _task_run_states(dask_url)
+    assert "RUNNING" not in [state for state, _ in states]
+    crashed_runs = [message for state, message in states if state == "CRASHED"]
+    assert len(crashed_runs) == 2
+    assert all("KilledWorker" in message for message in crashed_runs)
+    assert [state for state, _ in states].count("COMPLETED") == len(files) - 1
 
 
 def _kill_worker_inside(address: str, run: subprocess.Popen, url: str, loaded: int) -> None:
