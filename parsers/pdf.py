@@ -1,7 +1,8 @@
 """PDF reader: bytes of a report → `Document` of paragraphs and tables in reading order.
 
-Text comes from pypdfium2 (a few ms a page). Ruled tables come from the same pass: the path
-segments walked through pdfium's raw API (~1–2 ms a page) become edges as pdfplumber would see
+Text comes from pypdfium2's pdfium, its characters and boxes read by a small C extension
+(`_pdfium_reader.c`, which loops over pdfium's per-character calls). Ruled tables come from the
+same pass: the path segments, walked by the extension too, become edges as pdfplumber would see
 them, and pdfplumber's table algorithms (its own snap and join; intersections, cells and tables
 redone here with the same output, without its rescans) turn them into cell boxes that the page's
 pdfium characters fill, found by bisection in an index of the page's characters built once.
