@@ -47,8 +47,10 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 import tracemalloc
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -324,7 +326,32 @@ def checkout(rev: str, into: Path) -> str:
     subprocess.run(["tar", "-x", "-C", str(src)], input=archive, check=True)
     for name in ("flows", "parsers", "schema"):
         (package / name).symlink_to(src / name, target_is_directory=True)
+    _build_extensions(src, into)
     return str(into / "pkg")
+
+
+def _build_extensions(src: Path, into: Path) -> None:
+    """Compile the C extensions that commit's pyproject.toml declares (the PDF reader's, from
+    the fifth pass on) into its package under `into`, as its install would."""
+    setuptools_config = tomllib.loads((src / "pyproject.toml").read_text())["tool"]["setuptools"]
+    modules = setuptools_config.get("ext-modules", [])
+    if not modules:
+        return
+    from setuptools import Distribution, Extension
+
+    extensions = [
+        Extension(
+            module["name"],
+            [str(src / source) for source in module["sources"]],
+            extra_compile_args=module.get("extra-compile-args", []),
+        )
+        for module in modules
+    ]
+    build = Distribution({"ext_modules": extensions}).get_command_obj("build_ext")
+    build.build_lib, build.build_temp = str(into / "pkg"), str(into / "build")
+    build.ensure_finalized()
+    with redirect_stdout(io.StringIO()):  # setuptools' progress lines
+        build.run()
 
 
 def _targets(named: dict[str, Side], by_format: dict, against: str, has_peer: bool) -> None:

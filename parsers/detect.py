@@ -7,21 +7,28 @@ import zipfile
 from io import BytesIO
 
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+# LibreOffice's and WPS's own format, and what LibreOffice users save reports as.
+ODT_MIMETYPE = b"application/vnd.oasis.opendocument.text"
 
 
 def sniff_format(data: bytes, name: str = "") -> str:
-    """One of pdf, docx, doc, wps, xlsx, xls, zip, html, md, txt, or unknown."""
+    """One of pdf, docx, odt, doc, wps, xlsx, xls, zip, html, md, txt, or unknown."""
     head = data[:2048]
     suffix = name.rsplit(".", 1)[-1].lower() if "." in name else ""
     if head.lstrip()[:5] == b"%PDF-" or b"%PDF-" in head[:1024]:
         return "pdf"
     if head.startswith(b"PK\x03\x04"):
         try:
-            names = set(zipfile.ZipFile(BytesIO(data)).namelist())
-        except (zipfile.BadZipFile, OSError, ValueError):
+            archive = zipfile.ZipFile(BytesIO(data))
+            names = set(archive.namelist())
+            # An OpenDocument package names its type in a first, uncompressed `mimetype` entry.
+            mimetype = archive.read("mimetype")[:100] if "mimetype" in names else b""
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError):
             return "docx" if suffix == "docx" else "zip"
         if "word/document.xml" in names:
             return "docx"
+        if mimetype.strip() == ODT_MIMETYPE and "content.xml" in names:
+            return "odt"
         if any(n.startswith("xl/") for n in names):
             return "xlsx"
         return "docx" if suffix == "docx" else "zip"
@@ -37,7 +44,7 @@ def sniff_format(data: bytes, name: str = "") -> str:
         return "html"
     if suffix in ("htm", "html", "shtml") and b"<" in head:
         return "html"
-    if suffix in ("pdf", "docx", "doc", "wps", "xls", "xlsx"):
+    if suffix in ("pdf", "docx", "odt", "doc", "wps", "xls", "xlsx"):
         # The name promises a binary format the bytes do not have.
         return suffix
     if _looks_like_text(head):

@@ -1,6 +1,7 @@
-"""Legacy binary Word (.doc) and WPS (.wps) → `Document`, through LibreOffice.
+"""Legacy binary Word (.doc), WPS (.wps) and OpenDocument text (.odt) → `Document`, through
+LibreOffice.
 
-No Python library reads these OLE formats with their table merges; LibreOffice does. It converts
+No Python library reads these formats with their table merges; LibreOffice does. It converts
 the file to DOCX, which `read_docx` then reads, so spans come from the same code as every other
 Word file. Each call runs its own `soffice` in a private temporary directory with a fresh
 profile, so parallel workers never share a profile lock or an office process.
@@ -17,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 from .blocks import Document, ParseError
-from .detect import OLE_MAGIC
+from .detect import ODT_MIMETYPE, OLE_MAGIC, sniff_format
 from .docx import read_docx
 
 CONVERSION_SECONDS = 60.0
@@ -26,6 +27,7 @@ CONVERSION_SECONDS = 60.0
 # hand back noise. Kingsoft .wps files are Word 97 inside (LibreOffice lists .wps under it).
 _RTF_MAGIC = b"{\\rtf"
 _IMPORT_FILTERS = {OLE_MAGIC: "MS Word 97", _RTF_MAGIC: "Rich Text Format"}
+_ODT_FILTER = "writer8"
 
 # Written into each fresh profile: a document must not fetch anything (linked images, OLE
 # links) or run macros while it is converted. LibreOffice does neither on a headless
@@ -57,13 +59,29 @@ def read_legacy_word(data: bytes, timeout: float = CONVERSION_SECONDS) -> Docume
             "not a Word 97-2003 or WPS file (no OLE compound-file header): the download is "
             "probably damaged or an error page; fetch it again",
         )
+    return _through_libreoffice(data, import_filter, timeout)
+
+
+def read_open_document(data: bytes, timeout: float = CONVERSION_SECONDS) -> Document:
+    """Convert an OpenDocument text (.odt) to DOCX with LibreOffice and read it; `ParseError`
+    on failure."""
+    if sniff_format(data) != "odt":
+        raise ParseError(
+            "corrupt_doc",
+            f"not an OpenDocument text (a zip whose mimetype is {ODT_MIMETYPE.decode()}): the "
+            "download is probably damaged or an error page; fetch it again",
+        )
+    return _through_libreoffice(data, _ODT_FILTER, timeout)
+
+
+def _through_libreoffice(data: bytes, import_filter: str, timeout: float) -> Document:
     soffice = find_soffice()
     if soffice is None:
         raise ParseError(
             "needs_libreoffice",
-            "legacy .doc/.wps files are converted with LibreOffice, which is not installed: run "
-            "`apt-get install -y --no-install-recommends libreoffice-writer-nogui fonts-noto-cjk` "
-            "and ingest the file again",
+            "legacy .doc/.wps and .odt files are converted with LibreOffice, which is not "
+            "installed: run `apt-get install -y --no-install-recommends libreoffice-writer-nogui "
+            "fonts-noto-cjk` and ingest the file again",
         )
     with tempfile.TemporaryDirectory(prefix="nianbao-legacy-") as tmp:
         converted = _convert(soffice, import_filter, data, Path(tmp), timeout)
@@ -130,7 +148,7 @@ def _convert(soffice: str, import_filter: str, data: bytes, work: Path, timeout:
         detail = next((ln for ln in lines if ln.startswith("Error")), f"exit {process.returncode}")
         raise ParseError(
             "corrupt_doc",
-            f"LibreOffice could not read this .doc/.wps file ({detail}); it is probably "
+            f"LibreOffice could not read this .doc/.wps/.odt file ({detail}); it is probably "
             "damaged: fetch it again or ask the publisher for a PDF or DOCX",
         )
     return result.read_bytes()

@@ -1,7 +1,8 @@
 """PDF reader: bytes of a report → `Document` of paragraphs and tables in reading order.
 
-Text comes from pypdfium2 (a few ms a page). Ruled tables come from the same pass: the path
-segments walked through pdfium's raw API (~1–2 ms a page) become edges as pdfplumber would see
+Text comes from pypdfium2's pdfium, its characters and boxes read by a small C extension
+(`_pdfium_reader.c`, which loops over pdfium's per-character calls). Ruled tables come from the
+same pass: the path segments, walked by the extension too, become edges as pdfplumber would see
 them, and pdfplumber's table algorithms (its own snap and join; intersections, cells and tables
 redone here with the same output, without its rescans) turn them into cell boxes that the page's
 pdfium characters fill, found by bisection in an index of the page's characters built once.
@@ -15,13 +16,13 @@ import ctypes
 import re
 from bisect import bisect_left, bisect_right
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import compress, dropwhile, groupby, pairwise, product, repeat
 from math import isnan
-from operator import add, gt, itemgetter, ne, not_, sub, truediv
+from operator import add, gt, itemgetter, ne, not_, truediv
 from typing import Any
 
 import pypdfium2
@@ -30,6 +31,7 @@ from pdfplumber.table import TableSettings
 
 from nianbao.schema import numbering, registry
 
+from . import _pdfium_reader
 from .blocks import Block, Cell, Document, Paragraph, ParseError, Table
 from .problems import MESSAGES
 from .result import Problem
@@ -48,6 +50,8 @@ _RUNNING_MIN_PAGES = 3
 # Indent and short-line thresholds, in units of the line's own height (≈ one CJK character).
 _INDENT_EM = 0.8
 _SHORT_EM = 1.5
+# A path this wide or tall is never one glyph drawn as a path (see _rules).
+_GLYPH_MAX = 40.0
 # pdfplumber snaps a table's cell edges to shared coordinates; this only absorbs float noise.
 _EDGE_EPS = 0.5
 # Two columns need three vertical rules: a page with fewer distinct rule positions holds no table
@@ -63,7 +67,6 @@ _TEXT_Y_TOLERANCE = 3
 # pdfplumber calls an edge horizontal only when its ends share one y; every other segment,
 # slanted ones included, counts as vertical (at its smaller x), as it does there.
 _FLAT = 0.01
-_IDENTITY = (1.0, 0.0, 0.0, 1.0, 0.0, 0.0)
 
 # ASCII and Latin: words in these scripts keep a space between them; CJK text never does.
 _NARROW = "\x21-\u024f"
@@ -473,9 +476,7 @@ def _scan_page(pdf: pypdfium2.PdfDocument, index: int) -> _Page:
         if rotation == -1:
             raise pypdfium2.PdfiumError("Failed to get page rotation.")
         objects = _Objects(rotated=rotation in (1, 3), left=left, top=top)
-        handle = ctypes.cast(page, _VOID_P)
-        count = pdfium_c.FPDFPage_CountObjects(page)
-        objects.scan(list(map(_PAGE_OBJECT, repeat(handle, count), range(count))))
+        objects.scan(page)
     finally:
         pdfium_c.FPDF_ClosePage(page)
     return _Page(
@@ -497,94 +498,50 @@ def _media_box(page: pdfium_c.FPDF_PAGE) -> tuple[float, float, float]:
     return left.value, bottom.value, top.value
 
 
-def _prototype(function: Callable, restype: type, *argtypes: type) -> Callable:
-    """`function` of pdfium called with plain C types: handles and buffers go in as addresses,
-    which spares ctypes the pointer-type checks of pypdfium2's bindings on every call."""
-    return ctypes.CFUNCTYPE(restype, *argtypes)(ctypes.cast(function, ctypes.c_void_p).value)
+def _address(handle: Any) -> int:
+    """The address a pdfium handle (a ctypes pointer) holds."""
+    return ctypes.cast(handle, ctypes.c_void_p).value
 
 
-def _bare(function: Callable, restype: type) -> Callable:
-    """`function` of pdfium without argument types, for calls whose arguments are handles and
-    ints: a handle goes in as a `c_void_p` (or `_Handle`) object and an int as a C int, which
-    ctypes passes as they are (a third less time a call than through argument types, on calls
-    made once a character or page object)."""
-    bare = ctypes.CFUNCTYPE(restype)(ctypes.cast(function, ctypes.c_void_p).value)
-    bare.argtypes = None
-    return bare
-
-
-class _Handle(ctypes.c_void_p):
-    """A handle pdfium returns, kept as a pointer object: ctypes turns a plain `c_void_p`
-    result into an int, which a bare call could not pass back (it would be cut to a C int)."""
-
-
-_INT, _VOID_P = ctypes.c_int, ctypes.c_void_p
-_GET_UNICODE = _bare(pdfium_c.FPDFText_GetUnicode, ctypes.c_uint)
-_HAS_MAP_ERROR = _bare(pdfium_c.FPDFText_HasUnicodeMapError, _INT)
-_GET_LOOSE_BOX = _bare(pdfium_c.FPDFText_GetLooseCharBox, _INT)
-_RECT_BYTES = ctypes.sizeof(pdfium_c.FS_RECTF)  # four floats: left, top, right, bottom
-_PAGE_OBJECT = _bare(pdfium_c.FPDFPage_GetObject, _Handle)
-_FORM_OBJECT_AT = _prototype(pdfium_c.FPDFFormObj_GetObject, _Handle, _VOID_P, ctypes.c_ulong)
-_FORM_COUNT = _bare(pdfium_c.FPDFFormObj_CountObjects, _INT)
-_OBJECT_TYPE = _bare(pdfium_c.FPDFPageObj_GetType, _INT)
-_OBJECT_MATRIX = _bare(pdfium_c.FPDFPageObj_GetMatrix, _INT)
-_MATRIX_FLOATS = ctypes.c_float * 6
-_SEGMENT_COUNT = _bare(pdfium_c.FPDFPath_CountSegments, _INT)
-_SEGMENT = _bare(pdfium_c.FPDFPath_GetPathSegment, _Handle)
-_SEGMENT_POINT = _bare(pdfium_c.FPDFPathSegment_GetPoint, _INT)
-_SEGMENT_TYPE = _bare(pdfium_c.FPDFPathSegment_GetType, _INT)
-_SEGMENT_CLOSE = _bare(pdfium_c.FPDFPathSegment_GetClose, _INT)
-_FLOAT_BYTES = ctypes.sizeof(ctypes.c_float)
+# The per-character and per-object loops run in C (parsers/_pdfium_reader.c): through ctypes each
+# of pdfium's calls cost ~2,700 instructions of marshalling, three a character and two for each
+# text object only to pass it over. The extension calls the functions of pypdfium2's own pdfium.
+_pdfium_reader.bind(
+    **{
+        name: _address(getattr(pdfium_c, name))
+        for name in (
+            "FPDFText_CountChars",
+            "FPDFText_GetUnicode",
+            "FPDFText_HasUnicodeMapError",
+            "FPDFText_GetLooseCharBox",
+            "FPDFPage_CountObjects",
+            "FPDFPage_GetObject",
+            "FPDFPageObj_GetType",
+            "FPDFPageObj_GetMatrix",
+            "FPDFFormObj_CountObjects",
+            "FPDFFormObj_GetObject",
+            "FPDFPath_CountSegments",
+            "FPDFPath_GetPathSegment",
+            "FPDFPathSegment_GetPoint",
+            "FPDFPathSegment_GetType",
+            "FPDFPathSegment_GetClose",
+        )
+    }
+)
 
 
 def _page_chars(textpage: pdfium_c.FPDF_TEXTPAGE, left: float, top: float) -> _Chars:
     """Every character of the page with its loose box, in pdfplumber's frame (top-left of the
-    media box). pdfium has no bulk call for boxes, so each character costs three calls; they
-    run as `map`s over the page (the boxes land in one array, read back in one slice), not
-    as a Python loop of calls, and the columns are computed by `map`s too. Its bulk text
-    (`FPDFText_GetText`) is not used: it leaves out characters of the list and cuts code points
-    above U+FFFF to 16 bits, so text and boxes would drift apart or read wrong."""
-    count = pdfium_c.FPDFText_CountChars(textpage)
-    if count < 0:
-        raise pypdfium2.PdfiumError("Failed to get character count.")
-    pointer = ctypes.cast(textpage, _VOID_P)
-    codes = list(map(_GET_UNICODE, repeat(pointer, count), range(count)))
-    # pdfium ends lines with \r\n; \n alone marks the break. The \r are left out before their
-    # boxes and map errors are asked for, which spares two calls for each line of the page.
-    kept = list(compress(range(count), map(ne, codes, repeat(_CR))))
-    if len(kept) < count:
-        codes = list(map(codes.__getitem__, kept))
-    count = len(kept)
-    map_errors = list(map(_HAS_MAP_ERROR, repeat(pointer, count), kept))
-    boxes = (ctypes.c_float * (4 * count))()
-    # Each box's place in the array goes in as a `byref` (a pointer ctypes passes as it is), so
-    # the call needs no argument types: a seventh less time a character than an address
-    # converted through a prototype.
-    places = map(ctypes.byref, repeat(boxes), range(0, _RECT_BYTES * count, _RECT_BYTES))
-    for _ in map(_GET_LOOSE_BOX, repeat(pointer, count), kept, places):
-        pass
-    sides = boxes[:]  # left, top, right, bottom of each character, in PDF space
-    if 1 in map_errors:
-        # A font with no ToUnicode map: pdfium passes the glyph number through as if it were a
-        # code point, which reads as random scripts, not as unreadable text.
-        codes = [
-            0xFFFD if error == 1 else code for code, error in zip(codes, map_errors, strict=True)
-        ]
-    return _Chars(
-        "".join(map(chr, codes)),
-        list(map(sub, sides[0::4], repeat(left))),
-        list(map(sub, sides[2::4], repeat(left))),
-        list(map(sub, repeat(top), sides[1::4])),
-        list(map(sub, repeat(top), sides[3::4])),
-    )
-
-
-_CR = 0x0D
+    media box), but pdfium's generated carriage returns (its line feed alone marks a line
+    break); U+FFFD for a
+    character whose font has no Unicode map (pdfium would pass its glyph number through as a
+    code point, which reads as random scripts rather than as unreadable text). pdfium's bulk
+    text (`FPDFText_GetText`) is not used: it leaves out characters of the list and cuts code
+    points above U+FFFF to 16 bits, so text and boxes would drift apart or read wrong."""
+    return _Chars(*_pdfium_reader.page_chars(_address(textpage), left, top))
 
 
 Matrix = tuple[float, float, float, float, float, float]  # a b c d e f, as in PDF
-_TEXT_OBJECT, _IMAGE_OBJECT = pdfium_c.FPDF_PAGEOBJ_TEXT, pdfium_c.FPDF_PAGEOBJ_IMAGE
-_PATH_OBJECT, _FORM_OBJECT = pdfium_c.FPDF_PAGEOBJ_PATH, pdfium_c.FPDF_PAGEOBJ_FORM
 _MOVETO, _BEZIERTO = pdfium_c.FPDF_SEGMENT_MOVETO, pdfium_c.FPDF_SEGMENT_BEZIERTO
 
 
@@ -601,50 +558,23 @@ class _Objects:
     rule_xs: set[int] = field(default_factory=set)
     subpaths: list[Subpath] = field(default_factory=list)
 
-    def scan(self, objects: list[_Handle], outer: Matrix = _IDENTITY, depth: int = 0) -> None:
-        # Raw calls on handles: PdfPage.get_objects() wraps every object in a helper, which
-        # costs ~3x more. Most objects are text (often one a character), which needs nothing
-        # here: they are passed over by C-level iteration.
-        kinds = list(map(_OBJECT_TYPE, objects))
-        not_text = map(ne, kinds, repeat(_TEXT_OBJECT))
-        for obj, kind in compress(zip(objects, kinds, strict=True), not_text):
-            if kind == _IMAGE_OBJECT:
-                self.has_images = True
-            elif kind == _PATH_OBJECT:
-                self._path(obj, _compose(outer, _matrix(obj)))
-            elif kind == _FORM_OBJECT and depth < _MAX_FORM_DEPTH:
-                # Objects inside a form are in the form's space; its matrix maps that to the page.
-                count = _FORM_COUNT(obj)
-                self.scan(
-                    list(map(_FORM_OBJECT_AT, repeat(obj, count), range(count))),
-                    _compose(outer, _matrix(obj)),
-                    depth + 1,
-                )
+    def scan(self, page: pdfium_c.FPDF_PAGE) -> None:
+        # pdfium's object walk (forms included) and the paths' segments come from C; most
+        # objects are text (often one a character), which needs nothing here.
+        self.has_images, paths = _pdfium_reader.page_objects(_address(page), _MAX_FORM_DEPTH)
+        for matrix, coordinates, kinds, closes in paths:
+            self._path(matrix, coordinates, kinds, closes)
 
-    def _path(self, obj: _Handle, matrix: Matrix) -> None:
+    def _path(self, matrix: Matrix, coordinates: list[float], kinds: bytes, closes: bytes) -> None:
+        """One path object: its segments' points (x, y pairs in the object's space), pdfium's
+        segment kinds, and whether each closes its subpath."""
         a, b, c, d, e, f = matrix
         start = prev = None
         shape: list[str] = []
         points: list[Point] = []
         bezier = 0  # pdfium gives a Bézier curve as three points; pdfminer keeps only the last
-        count = _SEGMENT_COUNT(obj)
-        segments = list(map(_SEGMENT, repeat(obj, count), range(count)))
-        # Each segment's point lands in one array of x, y pairs, read back in one slice.
-        # Places in it go in as `byref`s, so the call needs no argument types (see _page_chars).
-        xys = (ctypes.c_float * (2 * count))()
-        stride = 2 * _FLOAT_BYTES
-        xs = map(ctypes.byref, repeat(xys), range(0, stride * count, stride))
-        ys = map(ctypes.byref, repeat(xys), range(_FLOAT_BYTES, stride * count, stride))
-        for _ in map(_SEGMENT_POINT, segments, xs, ys):
-            pass
-        coordinates = iter(xys[:])
-        for x, y, kind, closes in zip(
-            coordinates,
-            coordinates,
-            map(_SEGMENT_TYPE, segments),
-            map(_SEGMENT_CLOSE, segments),
-            strict=True,
-        ):
+        points_in = iter(coordinates)
+        for x, y, kind, closes_here in zip(points_in, points_in, kinds, closes, strict=True):
             page_x, page_y = a * x + c * y + e, b * x + d * y + f
             at = (page_x - self.left, self.top - page_y)
             point = (page_y, page_x) if self.rotated else (page_x, page_y)
@@ -663,7 +593,7 @@ class _Objects:
                 else:
                     shape.append("l")
                     points.append(at)
-            if start is not None and closes:
+            if start is not None and closes_here:
                 self._edge(point, start)
                 if points:
                     shape.append("h")
@@ -680,35 +610,13 @@ class _Objects:
             self.rule_xs.add(round(min(p[0], q[0])))
 
 
-def _matrix(obj: _Handle) -> Matrix:
-    m = _MATRIX_FLOATS()  # FS_MATRIX's a b c d e f, read back in one slice
-    if not _OBJECT_MATRIX(obj, ctypes.byref(m)):
-        return _IDENTITY
-    a, b, c, d, e, f = m[:]
-    return (a, b, c, d, e, f)
-
-
-def _compose(outer: Matrix, inner: Matrix) -> Matrix:
-    """The matrix that applies `inner`, then `outer`."""
-    a, b, c, d, e, f = outer
-    p, q, r, s, t, u = inner
-    return (
-        p * a + q * c,
-        p * b + q * d,
-        r * a + s * c,
-        r * b + s * d,
-        t * a + u * c + e,
-        t * b + u * d + f,
-    )
-
-
 # --- ruled tables: pdfium's paths through pdfplumber's table functions ---------------------------
 
 
 def _find_tables(page: _Page) -> None:
     """What pdfplumber's `page.find_tables()` finds, from the paths and characters pdfium gave."""
     v_boxes, h_boxes = _intersections(
-        *_merged(*_edges(page.subpaths)),
+        *_merged(*_edges(_rules(page))),
         _SETTINGS.intersection_x_tolerance,
         _SETTINGS.intersection_y_tolerance,
     )
@@ -722,6 +630,60 @@ def _find_tables(page: _Page) -> None:
                 max(c[3] for c in cells),
             )
             page.tables.append(_PageTable(table, bbox))
+
+
+def _rules(page: _Page) -> list[Subpath]:
+    """The page's subpaths as rules: a thin one (a filled bar, or a border side drawn as a
+    trapezoid) becomes the line along its middle, and one drawn inside a character's box (a
+    glyph painted as a path) is left out.
+
+    A bar's two long sides are two edges a bar's width apart, and snapping chains positions
+    that lie within its tolerance of the next: Chromium's bordered cells (a bar each side of each
+    cell, the table's border a bar beside them) chain across the gap to the next table, and the
+    cluster's mean moves off the rows' ends, so a column is lost. Its middle line is where
+    snapping would put the bar alone. Tools that cannot write a stroked or outlined glyph as text
+    (pdftocairo re-writing the fill-and-stroke of a fake-bold heading) draw its outline as paths
+    over the text; their straight strokes would otherwise rule columns through a table below."""
+    index, chars = None, page.chars
+    tolerance = _SETTINGS.snap_x_tolerance
+    kept = []
+    for subpath in page.subpaths:
+        xs, ys = [p[0] for p in subpath[1]], [p[1] for p in subpath[1]]
+        x0, x1, top, bottom = min(xs), max(xs), min(ys), max(ys)
+        width, height = x1 - x0, bottom - top
+        if width > _GLYPH_MAX or height > _GLYPH_MAX:
+            kept.append(_middle_line(subpath, x0, top, x1, bottom, tolerance))
+            continue
+        if index is None:
+            index = page.by_centre()
+        reach = _GLYPH_MAX / 2
+        near = index.within((x0 - reach, top - reach, x1 + reach, bottom + reach))
+        if not any(
+            chars.x0[i] - _EDGE_EPS <= x0
+            and x1 <= chars.x1[i] + _EDGE_EPS
+            and chars.top[i] - _EDGE_EPS <= top
+            and bottom <= chars.bottom[i] + _EDGE_EPS
+            for i in near
+        ):
+            kept.append(_middle_line(subpath, x0, top, x1, bottom, tolerance))
+    return kept
+
+
+def _middle_line(
+    subpath: Subpath, x0: float, top: float, x1: float, bottom: float, thinnest: float
+) -> Subpath:
+    """A straight subpath no thicker than `thinnest` and longer than that, as a line along its
+    middle; any other subpath as it is."""
+    if "c" in subpath[0]:
+        return subpath
+    width, height = x1 - x0, bottom - top
+    if height <= thinnest < width:
+        middle = (top + bottom) / 2
+        return ("ml", [(x0, middle), (x1, middle)])
+    if width <= thinnest < height:
+        middle = (x0 + x1) / 2
+        return ("ml", [(middle, top), (middle, bottom)])
+    return subpath
 
 
 # An edge as pdfplumber's table finder keeps it (its dict's numbers, its orientation apart).

@@ -57,9 +57,13 @@ def _reader(fmt: str) -> Callable[[bytes], Document]:
         from .legacy import read_legacy_word
 
         return read_legacy_word
+    if fmt == "odt":
+        from .legacy import read_open_document
+
+        return read_open_document
     raise ParseError(
         "unknown_format",
-        f"not a format nianbao reads ({fmt}): expected PDF, DOCX, DOC/WPS, HTML or text",
+        f"not a format nianbao reads ({fmt}): expected PDF, DOCX, ODT, DOC/WPS, HTML or text",
     )
 
 

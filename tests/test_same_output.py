@@ -7,6 +7,7 @@ ratio, python-docx's style objects, a parse with every cache empty).
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import io
 import random
@@ -30,6 +31,7 @@ from nianbao.parsers.report import _reader, parse_bytes
 from nianbao.schema import numbering, registry
 
 from .helpers import REAL, SAMPLES
+from .test_pdf import build_pdf, stream
 
 SAMPLE_FILES = sorted(
     p for p in SAMPLES.iterdir() if p.suffix in (".pdf", ".docx", ".html", ".txt")
@@ -124,9 +126,8 @@ def test_cells_hold_the_characters_whose_centre_is_inside_them():
 
 
 def test_bulk_character_read_matches_pypdfium2s_per_character_calls():
-    # _page_chars maps pdfium's calls over the page, reads the boxes back from one array and
-    # computes its columns by maps; pypdfium2's own per-character API must give the same
-    # characters, in the same frame.
+    # _page_chars reads the characters in C (parsers/_pdfium_reader.c); pypdfium2's own
+    # per-character API must give the same characters, in the same frame, to the bit.
     paths = [*SAMPLES.glob("*.pdf"), REAL.parent / "bad" / "garbled.pdf"]
     checked = unmapped = 0
     for path in paths:
@@ -151,6 +152,130 @@ def test_bulk_character_read_matches_pypdfium2s_per_character_calls():
             textpage.close()
         document.close()
     assert checked > 5000 and unmapped > 0
+
+
+def _objects_by_pdfium_calls(page: pypdfium2.PdfPage, max_depth: int) -> tuple[bool, list]:
+    """What `_pdfium_reader.page_objects` gives, from pypdfium2's typed per-object calls in
+    Python: whether an image is on the page, and each path with its matrix to page space."""
+    raw = pypdfium2.raw
+    paths = []
+    has_images = False
+
+    def matrix(obj) -> tuple[float, ...]:
+        m = raw.FS_MATRIX()
+        if not raw.FPDFPageObj_GetMatrix(obj, m):
+            return (1.0, 0.0, 0.0, 1.0, 0.0, 0.0)
+        return (m.a, m.b, m.c, m.d, m.e, m.f)
+
+    def compose(outer: tuple[float, ...], inner: tuple[float, ...]) -> tuple[float, ...]:
+        a, b, c, d, e, f = outer
+        p, q, r, s, t, u = inner
+        return (p * a + q * c, p * b + q * d, r * a + s * c, r * b + s * d,
+                t * a + u * c + e, t * b + u * d + f)  # fmt: skip
+
+    def walk(objects: list, outer: tuple[float, ...], depth: int) -> None:
+        nonlocal has_images
+        for obj in objects:
+            kind = raw.FPDFPageObj_GetType(obj)
+            if kind == raw.FPDF_PAGEOBJ_IMAGE:
+                has_images = True
+            elif kind == raw.FPDF_PAGEOBJ_PATH:
+                points, kinds, closes = [], bytearray(), bytearray()
+                for i in range(raw.FPDFPath_CountSegments(obj)):
+                    segment = raw.FPDFPath_GetPathSegment(obj, i)
+                    x, y = ctypes.c_float(), ctypes.c_float()
+                    raw.FPDFPathSegment_GetPoint(segment, x, y)
+                    points += [x.value, y.value]
+                    kinds.append(raw.FPDFPathSegment_GetType(segment) % 256)
+                    closes.append(bool(raw.FPDFPathSegment_GetClose(segment)))
+                paths.append((compose(outer, matrix(obj)), points, bytes(kinds), bytes(closes)))
+            elif kind == raw.FPDF_PAGEOBJ_FORM and depth < max_depth:
+                count = raw.FPDFFormObj_CountObjects(obj)
+                inner = [raw.FPDFFormObj_GetObject(obj, i) for i in range(count)]
+                walk(inner, compose(outer, matrix(obj)), depth + 1)
+
+    count = raw.FPDFPage_CountObjects(page.raw)
+    walk([raw.FPDFPage_GetObject(page.raw, i) for i in range(count)], (1.0, 0, 0, 1.0, 0, 0), 0)
+    return has_images, paths
+
+
+def _nested_forms_pdf(chain: int) -> bytes:
+    """A page with a path, then a scaled form holding a rectangle, a curve, an image and a
+    turned form with a line in it; then `chain` forms nested one in the next, each drawing a
+    line."""
+    form = b"/Type /XObject /Subtype /Form /BBox [-1000 -1000 1000 1000] "
+    first_chained = 8
+    chained = [
+        stream(
+            b"0 0 m %d 10 l S" % (10 + n) + (b" /Fc Do" if n + 1 < chain else b""),
+            form
+            + b"/Matrix [1 0 0 1 3 4] /Resources << /XObject << /Fc %d 0 R >> >>"
+            % (first_chained + n + 1),
+        )
+        for n in range(chain)
+    ]
+    return build_pdf(
+        [
+            b"<< /Type /Catalog /Pages 2 0 R >>",
+            b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R "
+            b"/Resources << /XObject << /Fm1 5 0 R /Fc %d 0 R >> >> >>" % first_chained,
+            stream(b"100 700 m 300 700 l S q 1 0 0 1 50 60 cm /Fm1 Do Q /Fc Do"),
+            stream(
+                b"0 0 100 50 re S 10 10 m 20 30 40 30 50 10 c h S /Im1 Do /Fm2 Do",
+                form + b"/Matrix [2 0 0 1.5 10 20] "
+                b"/Resources << /XObject << /Fm2 6 0 R /Im1 7 0 R >> >>",
+            ),
+            stream(b"0 0 m 0 80 l S", form + b"/Matrix [0 1 -1 0 5.5 7.25]"),
+            stream(
+                b"\x80",
+                b"/Type /XObject /Subtype /Image /Width 1 /Height 1 "
+                b"/ColorSpace /DeviceGray /BitsPerComponent 8",
+            ),
+            *chained,
+        ]
+    )
+
+
+def test_object_walk_in_c_matches_pdfiums_per_object_calls():
+    # page_objects walks the page objects, forms and path segments in C: the same calls made
+    # one by one from Python, with the reader's matrix arithmetic, must give the same paths to
+    # the bit, in the same order, and the same images. The built page nests forms past the
+    # depth the reader stops at (_MAX_FORM_DEPTH).
+    documents = [pypdfium2.PdfDocument(str(path)) for path in sorted(SAMPLES.glob("*.pdf"))]
+    documents.append(pypdfium2.PdfDocument(_nested_forms_pdf(chain=pdf._MAX_FORM_DEPTH + 3)))
+    documents.append(pypdfium2.PdfDocument(str(REAL.parent / "bad" / "scanned.pdf")))
+    segments = images = 0
+    try:
+        for document in documents:
+            for page in document:
+                found = pdf._pdfium_reader.page_objects(pdf._address(page.raw), pdf._MAX_FORM_DEPTH)
+                assert found == _objects_by_pdfium_calls(page, pdf._MAX_FORM_DEPTH)
+                segments += sum(len(kinds) for _, _, kinds, _ in found[1])
+                images += found[0]
+                page.close()
+        assert segments > 500 and images == 2
+        nested = documents[-2][0]
+        has_images, paths = pdf._pdfium_reader.page_objects(pdf._address(nested.raw), 15)
+        # The page's line; the rectangle and the curve of the scaled form; the line of the
+        # turned form in it; one line for each chained form entered, down to depth 15 (the
+        # chain's first form lies on the page, at depth 0).
+        assert has_images and len(paths) == 4 + 15
+        # The turned form's matrix to the page: its own, then the scaled form's, then the cm.
+        assert paths[3][0] == (0.0, 1.5, -2.0, 0.0, 71.0, 90.875)
+        assert paths[-1][:2] == ((1.0, 0.0, 0.0, 1.0, 45.0, 60.0), [0.0, 0.0, 24.0, 10.0])
+        nested.close()
+    finally:
+        for document in documents:
+            document.close()
+
+
+def test_c_reader_refuses_a_null_handle():
+    # A page or text page pdfium failed to load never reaches a loop: a clear error, no crash.
+    with pytest.raises(ValueError, match="no text page handle"):
+        pdf._pdfium_reader.page_chars(0, 0.0, 792.0)
+    with pytest.raises(ValueError, match="no page handle"):
+        pdf._pdfium_reader.page_objects(0, pdf._MAX_FORM_DEPTH)
 
 
 def _clear_caches() -> None:

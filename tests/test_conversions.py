@@ -1,0 +1,225 @@
+"""Real reports after another tool has converted them: every printed cell and every rule outcome
+must survive the conversion.
+
+The fast conversions run here, into `tmp_path`, with the real tools: pdftocairo (poppler)
+re-writes a PDF through cairo, `pdftotext -layout` keeps a PDF's layout as text, Chromium prints
+an HTML report to PDF, python-docx re-saves a DOCX. LibreOffice's conversions take a second or two each, so they are committed in
+`tests/fixtures/converted/` (made by its `make_converted.py`). Cells are scored by the project's
+own evaluation (`flows.evaluate`) against the sample's hand-checked gold, named by reference in
+a `*.canon.json` beside the conversion; rule outcomes are held against the sample's own parse.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import subprocess
+import zipfile
+from functools import cache
+from pathlib import Path
+
+import docx
+import pytest
+
+from nianbao.flows.evaluate import cell_matches, evaluate
+from nianbao.parsers.detect import sniff_format
+from nianbao.parsers.report import parse_bytes, parse_file
+
+from .helpers import ROOT, SAMPLES
+
+CONVERTED = ROOT / "tests" / "fixtures" / "converted"
+HUAIAN = SAMPLES / "01_huaian_shizhengfu_2024.pdf"
+SHANGHAI = SAMPLES / "04_shanghai_szfbgt_2019.html"
+HUZHU_DOCX = SAMPLES / "huzhu-employment-2023.docx"
+HUZHU_HTML = SAMPLES / "huzhu-employment-2023.html"
+
+
+def _tool(name: str) -> str:
+    found = shutil.which(name)
+    if found is None:
+        pytest.fail(f"{name} is not installed (.ci/system-packages.sh installs it)")
+    return found
+
+
+@cache
+def _checks(path: Path) -> list[tuple[str, str, bool]]:
+    return sorted((c.rule, c.scope, c.ok) for c in parse_file(str(path)).checks)
+
+
+def _assert_like_sample(converted: Path, sample: Path) -> None:
+    """Every gold cell of `sample` read right from `converted`, with the same metadata and
+    sections, and every rule (R1–R6) with the same outcome as the sample's own parse."""
+    gold = converted.with_name(converted.name.split(".")[0] + ".test.canon.json")
+    gold.write_text(
+        json.dumps(
+            {
+                "applies_to": [converted.name],
+                "facts_from": str(sample.with_name(sample.name.split(".")[0] + ".canon.json")),
+            }
+        ),
+        "utf-8",
+    )
+    (score,) = evaluate([converted.parent])
+    assert score.wrong == [] and score.cells > 180, score.wrong
+    assert score.metadata_errors == [] and score.missing_sections == []
+    assert _checks(converted) == _checks(sample)
+    assert _checks(sample)  # the rules ran: a report with no checks would pass vacuously
+
+
+def _pdftocairo(sample: Path, out: Path) -> Path:
+    converted = out / f"{sample.stem}.cairo.pdf"
+    subprocess.run([_tool("pdftocairo"), "-pdf", str(sample), str(converted)], check=True)
+    return converted
+
+
+def _chromium_print(sample: Path, out: Path) -> Path:
+    converted = out / f"{sample.stem}.chromium.pdf"
+    subprocess.run(
+        [
+            _tool("chromium"),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--no-first-run",
+            f"--user-data-dir={out / 'profile'}",
+            "--no-pdf-header-footer",
+            f"--print-to-pdf={converted}",
+            sample.as_uri(),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    return converted
+
+
+def test_pdftocairo_rewrite_of_a_wps_pdf_keeps_every_cell(tmp_path: Path) -> None:
+    # cairo cannot write WPS's fake-bold headings (text filled and stroked) as text alone: it
+    # adds each glyph's outline as paths, and their straight strokes used to rule columns
+    # through the table below (表二's 规章 row read as `规章 1 | ''`, 447228 as 28).
+    converted = _pdftocairo(HUAIAN, tmp_path)
+    facts = {f.key: f for f in parse_file(str(converted)).facts}
+    assert facts["active_disclosure/rules/issued"].value == 1
+    assert facts["active_disclosure/normative_documents/issued"].value == 8
+    assert facts["active_disclosure/licensing/decisions"].value == 447228
+    _assert_like_sample(converted, HUAIAN)
+
+
+def test_pdftocairo_rewrite_of_a_libreoffice_pdf_keeps_every_cell(tmp_path: Path) -> None:
+    sample = SAMPLES / "huzhu-employment-2023.pdf"
+    _assert_like_sample(_pdftocairo(sample, tmp_path), sample)
+
+
+def test_chromium_print_of_a_spanned_html_table_keeps_every_column(tmp_path: Path) -> None:
+    # Chromium draws each cell's border as a bar, and the table's border as another beside it;
+    # their sides chained in the snapping into the next table's border, which moved the last
+    # column's rule off the rows' ends and lost 本年增/减 and 采购总金额.
+    converted = _chromium_print(SHANGHAI, tmp_path)
+    facts = {f.key: f for f in parse_file(str(converted)).facts}
+    assert facts["active_disclosure/procurement/projects"].value == 6
+    procurement = facts["active_disclosure/procurement/amount"]
+    assert (procurement.value, procurement.unit) == (251000, "元")
+    assert facts["active_disclosure/fees/change"].value == 0
+    _assert_like_sample(converted, SHANGHAI)
+
+
+def test_chromium_print_of_the_seed_html_keeps_every_cell(tmp_path: Path) -> None:
+    _assert_like_sample(_chromium_print(HUZHU_HTML, tmp_path), HUZHU_HTML)
+
+
+def _pdftotext_layout(sample: Path, out: Path) -> Path:
+    converted = out / f"{sample.stem}.layout.txt"
+    subprocess.run([_tool("pdftotext"), "-layout", str(sample), str(converted)], check=True)
+    return converted
+
+
+def test_pdftotext_layout_of_a_wps_pdf_keeps_every_cell(tmp_path: Path) -> None:
+    # Columns set apart by runs of spaces; 表四's header over seven lines with a line of fifteen
+    # values under it; sub-row labels wrapped over two lines with their values level with one.
+    converted = _pdftotext_layout(HUAIAN, tmp_path)
+    text = converted.read_text("utf-8")
+    assert "|" not in text and "\t" not in text
+    facts = {f.key: f for f in parse_file(str(converted)).facts}
+    assert facts["review_litigation/review/total"].value == 351
+    assert facts["review_litigation/litigation_after_review/total"].value == 20
+    _assert_like_sample(converted, HUAIAN)
+
+
+def test_pdftotext_layout_puts_wrapped_labels_back_together(tmp_path: Path) -> None:
+    # The seed PDF's 表三 sets a wrapped label's values level with the line between its pieces
+    # (`(二) 部分公开（区分处理的，只计这一情` / values / `形，不计其他情形）`), and a group's
+    # label (`(三) 不予公` / `开`) on lines between its sub-rows.
+    sample = SAMPLES / "huzhu-employment-2023.pdf"
+    converted = _pdftotext_layout(sample, tmp_path)
+    assert "(二) 部分公开（区分处理的，只计这一情\n" in converted.read_text("utf-8")
+    _assert_like_sample(converted, sample)
+
+
+def test_pdftotext_layout_of_a_chromium_print_keeps_every_cell(tmp_path: Path) -> None:
+    # Two conversions: Chromium's PDF sets long labels one space from their first value
+    # (`…不计其他 0`) and a label's last character alone under its row (`息`).
+    converted = _pdftotext_layout(_chromium_print(HUZHU_HTML, tmp_path), tmp_path)
+    _assert_like_sample(converted, HUZHU_HTML)
+
+
+def test_pdftotext_layout_with_blank_cells_reports_them_and_guesses_nothing(
+    tmp_path: Path,
+) -> None:
+    # The Shanghai report prints zeros blank: as layout text its rows show fewer values than
+    # columns, and which column each belongs to is not guessed from spacing.
+    converted = _pdftotext_layout(_chromium_print(SHANGHAI, tmp_path), tmp_path)
+    result = parse_file(str(converted))
+    gold = json.loads((SAMPLES / "04_shanghai_szfbgt_2019.canon.json").read_text("utf-8"))
+    facts = {f.key: f for f in result.facts}
+    read = [key for key in gold["facts"] if key in facts]
+    assert len(read) >= 19  # 表二's full rows
+    assert [key for key in read if not cell_matches(gold["facts"][key], facts[key])] == []
+    assert sum(p.code == "row_cells_missing" for p in result.problems) >= 10
+
+
+def test_python_docx_resave_keeps_every_cell(tmp_path: Path) -> None:
+    converted = tmp_path / "huzhu-employment-2023.resaved.docx"
+    docx.Document(str(HUZHU_DOCX)).save(str(converted))
+    assert converted.read_bytes() != HUZHU_DOCX.read_bytes()
+    _assert_like_sample(converted, HUZHU_DOCX)
+
+
+@pytest.mark.parametrize(
+    ("name", "sample"),
+    [
+        ("04_shanghai_szfbgt_2019.libreoffice.docx", SHANGHAI),
+        ("04_shanghai_szfbgt_2019.libreoffice.pdf", SHANGHAI),
+        ("huzhu-employment-2023.libreoffice.html", HUZHU_DOCX),
+        ("huzhu-employment-2023.libreoffice.odt", HUZHU_DOCX),
+    ],
+)
+def test_libreoffice_conversions_keep_every_cell(name: str, sample: Path, tmp_path: Path) -> None:
+    converted = tmp_path / name
+    shutil.copy(CONVERTED / name, converted)
+    _assert_like_sample(converted, sample)
+
+
+def test_committed_conversions_score_full_marks_through_their_gold() -> None:
+    # The fixtures' own gold pointers, as `nianbao eval tests/fixtures/converted` reads them.
+    scores = evaluate([CONVERTED])
+    assert len(scores) == 4
+    assert [s.wrong for s in scores] == [[]] * 4
+    assert sum(s.cells for s in scores) == 2 * 198 + 2 * 186
+
+
+def test_odt_is_sniffed_from_its_package_and_a_damaged_one_is_a_clear_error() -> None:
+    odt = (CONVERTED / "huzhu-employment-2023.libreoffice.odt").read_bytes()
+    assert sniff_format(odt, "report") == "odt"  # by its mimetype entry, not its name
+    assert sniff_format(odt, "report.docx") == "odt"
+    # A zip without the OpenDocument mimetype is no .odt, whatever its name.
+    package = io.BytesIO()
+    with zipfile.ZipFile(package, "w") as archive:
+        archive.writestr("content.xml", "<x/>")
+    result = parse_bytes(package.getvalue(), "report.odt")
+    assert (result.status, [p.code for p in result.problems]) == ("failed", ["unknown_format"])
+    # An error page saved under an .odt name: the name's promise is not kept.
+    result = parse_bytes("服务器错误，请稍后再试".encode(), "report.odt")
+    assert (result.status, [p.code for p in result.problems]) == ("failed", ["corrupt_doc"])
+    assert "OpenDocument" in result.problems[0].message
