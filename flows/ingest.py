@@ -31,7 +31,9 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
+from uuid import UUID
 
+import httpx
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
@@ -575,7 +577,7 @@ def _run_on_dask(
 
     Dask runs a chunk again elsewhere when its worker dies (loading is idempotent); a chunk
     that keeps failing is split into single documents, and a document that still fails is
-    recorded as `worker_crashed`.
+    recorded as `worker_crashed`. The task run of a chunk Dask gave up on is marked Crashed.
     """
     from distributed import KilledWorker, as_completed
 
@@ -595,12 +597,17 @@ def _run_on_dask(
         [submit(chunk) for chunk in itertools.islice(chunks, 2 * slots)],
         loop=runner.client.loop,
     )
+    # Task runs Dask gave up on that Prefect did not know yet: the state their worker sent
+    # before it died may still be on its way to the server. Tried again at the end.
+    unrecorded: list[tuple[UUID, KilledWorker]] = []
     for done in finished:
         future, chunk = pending.pop(done)
         try:
             results = future.result()
         except KilledWorker as exc:
             # Dask gave up on the chunk after its workers died on it (allowed-failures times).
+            if not _mark_crashed(future.task_run_id, exc):
+                unrecorded.append((future.task_run_id, exc))
             if len(chunk) > 1:
                 get_run_logger().warning("chunk of %d failed (%s): split", len(chunk), exc)
                 for item in chunk:
@@ -613,6 +620,32 @@ def _run_on_dask(
         on_batch(results)
         if (chunk := next(chunks, None)) is not None:
             finished.add(submit(chunk))
+    for task_run_id, exc in unrecorded:
+        # Still unknown: its worker died before the task began, so nothing shows it Running.
+        _mark_crashed(task_run_id, exc)
+
+
+def _mark_crashed(task_run_id: UUID, exc: BaseException) -> bool:
+    """Mark the task run of a chunk Dask gave up on Crashed, unless it ended; False when
+    Prefect has no such task run (yet). Its worker died inside it, so the run never reported an
+    end: Prefect would show it Running for ever. Forced: the state is the flow's finding, not a
+    transition the engine that ran the task proposed."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+    from prefect.states import Crashed
+
+    message = f"its Dask worker died: {type(exc).__name__}: {exc}"
+    try:
+        with get_client(sync_client=True) as client:
+            # A worker can die after the task ended and before Dask heard of it.
+            state = client.read_task_run(task_run_id).state
+            if state is None or not state.is_final():
+                client.set_task_run_state(task_run_id, Crashed(message=message), force=True)
+    except ObjectNotFound:
+        return False
+    except httpx.HTTPError as error:  # bookkeeping: the chunk's documents are still handled
+        get_run_logger().warning("task run %s not marked Crashed: %s", task_run_id, error)
+    return True
 
 
 def _close_run(engine: Engine, run_id: int, summary: IngestSummary) -> None:

@@ -1,10 +1,14 @@
-"""Plain text -> blocks. Tables are tab- or `|`-separated lines, or one `cell |` per line.
+"""Plain text -> blocks. Tables are tab- or `|`-separated lines, one `cell |` per line, or
+columns set apart by runs of spaces (a PDF's layout kept as text: `pdftotext -layout`).
 
 Text carries no spans: every cell spans one column, and the facts stage aligns values by order.
 Paragraphs broken by a page or line break mid-sentence are joined.
 """
 
 from __future__ import annotations
+
+import re
+from dataclasses import dataclass
 
 from nianbao.schema import numbering
 from nianbao.schema.registry import prints_header
@@ -116,7 +120,15 @@ def read_text(data: bytes) -> Document:
                 blocks.append(table)
             table_lines.clear()
 
-    for line in text.splitlines():
+    layout = _layout_tables(text.splitlines())
+    for number, line in enumerate(text.splitlines()):
+        if number in layout:
+            flush_paragraphs()
+            flush_table()
+            table = layout[number]
+            if table is not None:
+                blocks.append(table)
+            continue
         if _is_table_line(line) and line.strip():
             flush_paragraphs()
             table_lines.append(line)
@@ -168,3 +180,223 @@ def _tables_from_short_lines(blocks: list[Paragraph | Table]) -> list[Paragraph 
             result.append(blocks[index])
             index += 1
     return result
+
+
+# A layout kept as text (`pdftotext -layout`, a crawler's rendering) sets a table's columns apart
+# by runs of spaces; words within a cell are one space apart, if any.
+_COLUMN_GAP = re.compile(r"[ \u00a0\u3000]{2,}")
+_CELL = re.compile(r"\S+(?:[ \u00a0\u3000]\S+)*")
+_WORD = re.compile(r"\S+")
+# A run of lines is a layout table once this many of them hold values or a header of columns,
+# or one of them this many cells.
+MIN_LAYOUT_ROWS = 3
+# Pieces of one wrapped label start within this many characters of each other (they are centred).
+_LABEL_COLUMN_SLACK = 4
+
+
+@dataclass(slots=True)
+class _LayoutLine:
+    cells: list[str]
+    starts: list[int]  # the character column each cell starts at
+    ends: list[int]
+    # `values` (a row with values), `header` (three or more columns, no value), `fragment` (a
+    # short label or a piece of one, wrapped off its row) or `prose`.
+    kind: str
+
+    def label_count(self) -> int:
+        """How many cells, from the left, are label: those up to the last that is no value."""
+        flags = [is_value_text(cell) for cell in self.cells]
+        return len(flags) - next((i for i, f in enumerate(reversed(flags)) if not f), len(flags))
+
+
+def _layout_line(line: str) -> _LayoutLine:
+    cells: list[str] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    for cell in _CELL.finditer(line):
+        words = list(_WORD.finditer(cell.group()))
+        # Values one space apart (narrow columns) are cells each; words of a label are one.
+        if len(words) > 1 and all(is_value_text(w.group()) for w in words):
+            pieces = [(w.group(), cell.start() + w.start(), cell.start() + w.end()) for w in words]
+        else:
+            pieces = [(cell.group(), cell.start(), cell.end())]
+        for text, start, end in pieces:
+            cells.append(text)
+            starts.append(start)
+            ends.append(end)
+    _split_last_label(cells, starts, ends)
+    return _LayoutLine(cells, starts, ends, _layout_kind(cells))
+
+
+def _split_last_label(cells: list[str], starts: list[int], ends: list[int]) -> None:
+    """A label that runs up to one space from the first of the values after it (a long label
+    in a narrow column) ends before that word: `…不计其他 0` is the label `…不计其他` and 0."""
+    flags = [is_value_text(cell) for cell in cells]
+    if not flags or flags[-1] is False or all(flags):
+        return
+    last_label = len(flags) - 1 - flags[::-1].index(False)
+    head, _, word = cells[last_label].rpartition(" ")
+    if head and is_value_text(word):
+        cells[last_label : last_label + 1] = [head, word]
+        end = ends[last_label]
+        ends[last_label : last_label + 1] = [starts[last_label] + len(head), end]
+        starts.insert(last_label + 1, end - len(word))
+
+
+def _layout_kind(cells: list[str]) -> str:
+    values = sum(map(is_value_text, cells))
+    if values:
+        # One lone value is a row of a one-column table, or a page number.
+        return "values" if len(cells) >= 2 else "fragment"
+    text = "".join(cells)
+    if len(cells) >= 3 or (len(cells) == 2 and prints_header(None, text)):
+        return "header"
+    if (
+        len(text) <= MAX_CELL_CHARS
+        and not text.endswith(("。", "；", ";"))
+        and match_heading(text) is None
+    ):
+        return "fragment"
+    return "prose"
+
+
+def _layout_tables(lines: list[str]) -> dict[int, Table | None]:
+    """Tables whose columns are set apart by runs of spaces, by the number of their first line;
+    the other lines of each table map to None. Blank lines inside a table belong to it."""
+    read = {
+        number: _layout_line(line)
+        for number, line in enumerate(lines)
+        if line.strip() and not _is_table_line(line)
+    }
+    tables: dict[int, Table | None] = {}
+    run: list[int] = []
+
+    def close() -> None:
+        # Fragments after the last row of columns are the text that follows the table.
+        while run and read[run[-1]].kind == "fragment":
+            run.pop()
+        rows = sum(read[n].kind in ("values", "header") for n in run)
+        values = max((len(read[n].cells) for n in run if read[n].kind == "values"), default=0)
+        # Three lines of columns, or one line of three values or more, make a table.
+        if values and max(rows, values) >= MIN_LAYOUT_ROWS:
+            table = _layout_table([read[n] for n in run])
+            tables.update(dict.fromkeys(range(run[0], run[-1] + 1)))
+            tables[run[0]] = table
+        run.clear()
+
+    for number in range(len(lines)):
+        line = read.get(number)
+        if line is None:
+            if _is_table_line(lines[number]):
+                close()
+            continue  # a blank line
+        kind = line.kind
+        if kind == "prose" or (kind == "fragment" and not run):
+            close()
+            continue
+        run.append(number)
+    close()
+    return tables
+
+
+def _layout_table(lines: list[_LayoutLine]) -> Table:
+    """Rows from a layout table's lines, one a line, but for labels wrapped over lines.
+
+    A layout sets a row's values level with the middle of its label, so a label wrapped over
+    lines leaves label text above and below a line of values that prints none of it (or only a
+    piece of a group's label, further left). Such a line takes the label lines next to it that
+    lie wholly left of its values: those since the row above, from the one that opens with a
+    row's numbering, and those up to the next row when that one prints a label of its own.
+    Pieces starting in the label's column (within a few characters) are the label; text further
+    left is its group's. Label lines below a row that open no label are the end of its label.
+    Every other line is a row: a group's label on its own, a header over the values.
+    """
+    rows: list[list[str]] = []
+    pending: list[_LayoutLine] = []
+    # The last row of values: its row, the place of its label in it, and its label's column.
+    last: tuple[list[str], int, int, int] | None = None
+    index = 0
+    while index < len(lines):
+        line = lines[index]
+        index += 1
+        if line.kind == "fragment":
+            pending.append(line)
+            continue
+        if last is not None:
+            pending = _end_of_label(pending, *last)
+        labels = line.label_count()
+        last = None
+        if line.kind == "values":
+            first_value = line.starts[labels]
+            before = [p for p in pending if p.ends[-1] <= first_value]
+            opening = [i for i, p in enumerate(before) if _opens_label(p)]
+            before = before[opening[-1] :] if opening else before
+            end = index
+            while (
+                end < len(lines)
+                and lines[end].kind == "fragment"
+                and lines[end].ends[-1] <= first_value
+                and not _opens_label(lines[end])
+            ):
+                end += 1
+            after = lines[index:end]
+            if end < len(lines) and lines[end].kind == "values" and not lines[end].label_count():
+                after = []  # the next row of values has no label: these are its
+            # A row that prints a label of its own takes another only where one opens above it.
+            wrapped = (before or after) if not labels else (before if opening else [])
+            column = wrapped[0].starts[-1] if wrapped else 0
+            if wrapped and (not labels or line.starts[labels - 1] < column - _LABEL_COLUMN_SLACK):
+                rows.extend(p.cells for p in pending if p not in before)
+                rows.append(_wrapped_row(line, labels, before + after, column))
+                pending = []
+                if after and (before or not labels):
+                    index = end
+                continue
+            if labels:
+                last = (line.cells, labels - 1, line.starts[labels - 1], first_value)
+        rows.extend(p.cells for p in pending)
+        rows.append(line.cells)
+        pending = []
+    if last is not None:
+        pending = _end_of_label(pending, *last)
+    rows.extend(p.cells for p in pending)
+    return Table([[Cell(text) for text in row] for row in rows])
+
+
+def _end_of_label(
+    pending: list[_LayoutLine], row: list[str], leaf: int, column: int, first_value: int
+) -> list[_LayoutLine]:
+    """Label lines under a row of values that continue its label (they open none and lie in its
+    label's column, left of its values) are added to it; the other lines are returned."""
+    taken = 0
+    for part in pending:
+        if (
+            _opens_label(part)
+            or len(part.cells) != 1
+            or part.ends[-1] > first_value
+            or part.starts[0] < column - _LABEL_COLUMN_SLACK
+        ):
+            break
+        row[leaf] += part.cells[0]
+        taken += 1
+    return pending[taken:]
+
+
+def _opens_label(line: _LayoutLine) -> bool:
+    return bool(numbering.ROW_LABEL_START.match(line.cells[-1]))
+
+
+def _wrapped_row(
+    line: _LayoutLine, labels: int, wrapped: list[_LayoutLine], column: int
+) -> list[str]:
+    """The row of `line`'s values under the label wrapped over the lines `wrapped`, whose pieces
+    start near `column`; the rest of their text and `line`'s own label text go before it."""
+    groups = list(line.cells[:labels])
+    pieces = []
+    for part in wrapped:
+        for text, start in zip(part.cells, part.starts, strict=True):
+            if start >= column - _LABEL_COLUMN_SLACK:
+                pieces.append(text)
+            else:
+                groups.append(text)
+    return [*groups, "".join(pieces), *line.cells[labels:]]

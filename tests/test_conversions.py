@@ -2,8 +2,8 @@
 must survive the conversion.
 
 The fast conversions run here, into `tmp_path`, with the real tools: pdftocairo (poppler)
-re-writes a PDF through cairo, Chromium prints an HTML report to PDF, python-docx re-saves a
-DOCX. LibreOffice's conversions take a second or two each, so they are committed in
+re-writes a PDF through cairo, `pdftotext -layout` keeps a PDF's layout as text, Chromium prints
+an HTML report to PDF, python-docx re-saves a DOCX. LibreOffice's conversions take a second or two each, so they are committed in
 `tests/fixtures/converted/` (made by its `make_converted.py`). Cells are scored by the project's
 own evaluation (`flows.evaluate`) against the sample's hand-checked gold, named by reference in
 a `*.canon.json` beside the conversion; rule outcomes are held against the sample's own parse.
@@ -22,7 +22,7 @@ from pathlib import Path
 import docx
 import pytest
 
-from nianbao.flows.evaluate import evaluate
+from nianbao.flows.evaluate import cell_matches, evaluate
 from nianbao.parsers.detect import sniff_format
 from nianbao.parsers.report import parse_bytes, parse_file
 
@@ -127,6 +127,56 @@ def test_chromium_print_of_a_spanned_html_table_keeps_every_column(tmp_path: Pat
 
 def test_chromium_print_of_the_seed_html_keeps_every_cell(tmp_path: Path) -> None:
     _assert_like_sample(_chromium_print(HUZHU_HTML, tmp_path), HUZHU_HTML)
+
+
+def _pdftotext_layout(sample: Path, out: Path) -> Path:
+    converted = out / f"{sample.stem}.layout.txt"
+    subprocess.run([_tool("pdftotext"), "-layout", str(sample), str(converted)], check=True)
+    return converted
+
+
+def test_pdftotext_layout_of_a_wps_pdf_keeps_every_cell(tmp_path: Path) -> None:
+    # Columns set apart by runs of spaces; 表四's header over seven lines with a line of fifteen
+    # values under it; sub-row labels wrapped over two lines with their values level with one.
+    converted = _pdftotext_layout(HUAIAN, tmp_path)
+    text = converted.read_text("utf-8")
+    assert "|" not in text and "\t" not in text
+    facts = {f.key: f for f in parse_file(str(converted)).facts}
+    assert facts["review_litigation/review/total"].value == 351
+    assert facts["review_litigation/litigation_after_review/total"].value == 20
+    _assert_like_sample(converted, HUAIAN)
+
+
+def test_pdftotext_layout_puts_wrapped_labels_back_together(tmp_path: Path) -> None:
+    # The seed PDF's 表三 sets a wrapped label's values level with the line between its pieces
+    # (`(二) 部分公开（区分处理的，只计这一情` / values / `形，不计其他情形）`), and a group's
+    # label (`(三) 不予公` / `开`) on lines between its sub-rows.
+    sample = SAMPLES / "huzhu-employment-2023.pdf"
+    converted = _pdftotext_layout(sample, tmp_path)
+    assert "(二) 部分公开（区分处理的，只计这一情\n" in converted.read_text("utf-8")
+    _assert_like_sample(converted, sample)
+
+
+def test_pdftotext_layout_of_a_chromium_print_keeps_every_cell(tmp_path: Path) -> None:
+    # Two conversions: Chromium's PDF sets long labels one space from their first value
+    # (`…不计其他 0`) and a label's last character alone under its row (`息`).
+    converted = _pdftotext_layout(_chromium_print(HUZHU_HTML, tmp_path), tmp_path)
+    _assert_like_sample(converted, HUZHU_HTML)
+
+
+def test_pdftotext_layout_with_blank_cells_reports_them_and_guesses_nothing(
+    tmp_path: Path,
+) -> None:
+    # The Shanghai report prints zeros blank: as layout text its rows show fewer values than
+    # columns, and which column each belongs to is not guessed from spacing.
+    converted = _pdftotext_layout(_chromium_print(SHANGHAI, tmp_path), tmp_path)
+    result = parse_file(str(converted))
+    gold = json.loads((SAMPLES / "04_shanghai_szfbgt_2019.canon.json").read_text("utf-8"))
+    facts = {f.key: f for f in result.facts}
+    read = [key for key in gold["facts"] if key in facts]
+    assert len(read) >= 19  # 表二's full rows
+    assert [key for key in read if not cell_matches(gold["facts"][key], facts[key])] == []
+    assert sum(p.code == "row_cells_missing" for p in result.problems) >= 10
 
 
 def test_python_docx_resave_keeps_every_cell(tmp_path: Path) -> None:
