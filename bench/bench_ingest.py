@@ -9,7 +9,8 @@ Run from the repository root (about 5 minutes on 2 cores with the defaults):
 In one invocation, into a temporary folder it deletes afterwards, it measures:
 
 - parse only: the same documents through a bare ProcessPoolExecutor (1 and 2 workers, jieba loaded
-  once a worker, results pickled back to the parent; no Prefect, no database, no raw store);
+  once a worker, only each document's status sent back: shipping a result to a loader is not
+  parsing; no Prefect, no database, no raw store);
 - `nianbao ingest` as a subprocess, into a new SQLite file and raw folder each run, with
   --workers 1 and 2, and over an empty folder (the fixed cost of one run: interpreter, imports,
   migrations check, Prefect start-up, flow run, R5, artifacts), in two Prefect modes:
