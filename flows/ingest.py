@@ -7,8 +7,9 @@ parse-and-load task over chunks of documents on Dask instead (prefect-dask). Fil
 and parsed a slice at a time, with a bounded number of batches in flight, so the flow's memory
 stays flat however many documents a run has.
 
-On PostgreSQL each worker loads the batches it parsed, one transaction a batch
-(`schema.batchload`); on SQLite, which has one writer, the flow's process loads them. While the
+On PostgreSQL each worker loads the batches it parsed (`schema.batchload`), in parts of
+LOAD_BATCH documents, one transaction each, in a thread of the worker while the next part
+parses; on SQLite, which has one writer, the flow's process loads them. While the
 database is away a load is retried with backoff for a bounded time
 (DatabaseSettings.retry_seconds), then the run stops with its summary; documents not loaded are
 parsed again by the next run. Parsing is never retried: a parse is deterministic, and a failed
@@ -30,7 +31,9 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
+from uuid import UUID
 
+import httpx
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
@@ -275,19 +278,34 @@ PLAN_SLICE = 2000
 # calls, too much per document. Chunks shrink as the work runs out, but not below
 # SMALLEST_CHUNK: single-document chunks at the end of a run cost a task run each, for a
 # balance that a few documents' parse (~20 ms each) does not need.
-CHUNK_SIZE = 32
 SMALLEST_CHUNK = 8
-_chunk_pools: dict[tuple[int, DocumentLimits], ParserPool] = {}
+# Documents a worker loads in one transaction: a dozen statements, whatever its size, and
+# ~10 ms of the worker's CPU each, so not fewer than SMALLEST_CHUNK.
+LOAD_BATCH = 32
+# A chunk (and a local worker's batch when workers load) is two transactions' worth: the first
+# half loads in a thread of the worker while the second parses (`parse_then`'s parts).
+CHUNK_SIZE = 2 * LOAD_BATCH
+_chunk_pools: dict[tuple[int, DocumentLimits, bool], ParserPool] = {}
+# What a worker that loads imports as it starts: the loader (SQLAlchemy, the models) and its
+# PostgreSQL driver, which SQLAlchemy would import at the first load.
+LOADER_IMPORTS = ("nianbao.schema.batchload", "sqlalchemy.dialects.postgresql.psycopg")
 
 
-def _chunk_pool(limits: DocumentLimits) -> ParserPool:
+def _chunk_pool(limits: DocumentLimits, load_here: bool) -> ParserPool:
     """The parser process of this Dask worker thread, started once and kept between chunks:
     a document's time and memory limits need a process of its own (SIGALRM, RLIMIT_AS), and a
     parser crash must not take the Dask worker with it."""
-    key = (threading.get_ident(), limits)
+    key = (threading.get_ident(), limits, load_here)
     if key not in _chunk_pools:
-        _chunk_pools[key] = ParserPool(1, limits)
+        _chunk_pools[key] = ParserPool(1, limits, LOADER_IMPORTS if load_here else ())
     return _chunk_pools[key]
+
+
+def _load_while_parsing(target: LoadTarget) -> Callable[..., list]:
+    """A worker's work on a batch when it loads: parse it, and load it in parts of LOAD_BATCH
+    in a thread of the worker as they are parsed, so that the database's work and the waits on
+    it run beside the parse of the next part."""
+    return partial(parse_then, then=target, part=LOAD_BATCH, smallest_part=SMALLEST_CHUNK)
 
 
 @task(name="parse-and-load", cache_policy=NO_CACHE)
@@ -304,9 +322,9 @@ def parse_chunk(
     results, for the one writer (SQLite) in the flow's process.
     """
     results: list[ParseResult | Loaded] = []
-    work = partial(parse_then, then=target) if load_here else parse_batch
-    # One batch: loaded in one transaction (a crash in it retries its documents one by one).
-    _chunk_pool(limits).run(items, RawStore(raw_root), results.extend, work, len(items))
+    work = _load_while_parsing(target) if load_here else parse_batch
+    # One batch of a transaction a part (a crash in it retries its documents one by one).
+    _chunk_pool(limits, load_here).run(items, RawStore(raw_root), results.extend, work, len(items))
     if not load_here:
         return results
     # A document whose parser crashed comes back as its failed result: load it here too.
@@ -483,16 +501,16 @@ class _IngestRun:
         """Plan, parse and load the files a slice at a time, so that what the run holds per
         document stays bounded however many files it is given."""
         load_here = loads_in_workers(self.url)
-        work = partial(parse_then, then=self.target) if load_here else parse_batch
+        work = _load_while_parsing(self.target) if load_here else parse_batch
         store = RawStore(self.raw_root)
-        with ParserPool(workers, limits) as pool:
+        with ParserPool(workers, limits, LOADER_IMPORTS if load_here else ()) as pool:
             for start in range(0, len(self.files), PLAN_SLICE):
                 todo = self.plan_slice(self.files[start : start + PLAN_SLICE])
                 if todo and cluster:
                     _run_on_dask(todo, limits, self.raw_root, self.target, load_here, self.on_batch)
                 elif todo:
-                    # A worker that loads takes batches as large as a Dask chunk: each is one
-                    # transaction of a dozen statements, whatever its size.
+                    # A worker that loads takes batches as large as a Dask chunk: it loads
+                    # them in parts of LOAD_BATCH, one while the next parses.
                     largest = CHUNK_SIZE if load_here else BATCH_SIZE
                     pool.run(todo, store, self.on_batch, work, largest=largest)
 
@@ -559,7 +577,7 @@ def _run_on_dask(
 
     Dask runs a chunk again elsewhere when its worker dies (loading is idempotent); a chunk
     that keeps failing is split into single documents, and a document that still fails is
-    recorded as `worker_crashed`.
+    recorded as `worker_crashed`. The task run of a chunk Dask gave up on is marked Crashed.
     """
     from distributed import KilledWorker, as_completed
 
@@ -579,12 +597,17 @@ def _run_on_dask(
         [submit(chunk) for chunk in itertools.islice(chunks, 2 * slots)],
         loop=runner.client.loop,
     )
+    # Task runs Dask gave up on that Prefect did not know yet: the state their worker sent
+    # before it died may still be on its way to the server. Tried again at the end.
+    unrecorded: list[tuple[UUID, KilledWorker]] = []
     for done in finished:
         future, chunk = pending.pop(done)
         try:
             results = future.result()
         except KilledWorker as exc:
             # Dask gave up on the chunk after its workers died on it (allowed-failures times).
+            if not _mark_crashed(future.task_run_id, exc):
+                unrecorded.append((future.task_run_id, exc))
             if len(chunk) > 1:
                 get_run_logger().warning("chunk of %d failed (%s): split", len(chunk), exc)
                 for item in chunk:
@@ -597,6 +620,32 @@ def _run_on_dask(
         on_batch(results)
         if (chunk := next(chunks, None)) is not None:
             finished.add(submit(chunk))
+    for task_run_id, exc in unrecorded:
+        # Still unknown: its worker died before the task began, so nothing shows it Running.
+        _mark_crashed(task_run_id, exc)
+
+
+def _mark_crashed(task_run_id: UUID, exc: BaseException) -> bool:
+    """Mark the task run of a chunk Dask gave up on Crashed, unless it ended; False when
+    Prefect has no such task run (yet). Its worker died inside it, so the run never reported an
+    end: Prefect would show it Running for ever. Forced: the state is the flow's finding, not a
+    transition the engine that ran the task proposed."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+    from prefect.states import Crashed
+
+    message = f"its Dask worker died: {type(exc).__name__}: {exc}"
+    try:
+        with get_client(sync_client=True) as client:
+            # A worker can die after the task ended and before Dask heard of it.
+            state = client.read_task_run(task_run_id).state
+            if state is None or not state.is_final():
+                client.set_task_run_state(task_run_id, Crashed(message=message), force=True)
+    except ObjectNotFound:
+        return False
+    except httpx.HTTPError as error:  # bookkeeping: the chunk's documents are still handled
+        get_run_logger().warning("task run %s not marked Crashed: %s", task_run_id, error)
+    return True
 
 
 def _close_run(engine: Engine, run_id: int, summary: IngestSummary) -> None:

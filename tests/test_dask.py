@@ -1,15 +1,19 @@
 """`nianbao ingest --cluster`: a real Dask scheduler and two workers on 127.0.0.1, loading into a
 real PostgreSQL, one worker killed half way; the warehouse must hold exactly the rows a run on the
 local parser pool writes. And a scheduler that gives up on a task at its first dead worker: the
-run splits the chunk, and a document Dask gives up on alone is recorded as `worker_crashed`."""
+run splits the chunk, a document Dask gives up on alone is recorded as `worker_crashed`, and the
+task runs Dask gave up on are Crashed."""
 
 from __future__ import annotations
 
+import hashlib
+import multiprocessing
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from uuid import UUID
@@ -99,15 +103,15 @@ def dask_cluster(prefect_api: str, tmp_path: Path) -> Iterator[str]:
 
 @pytest.fixture
 def dask_cluster_giving_up(prefect_api: str, tmp_path: Path) -> Iterator[str]:
-    """The same cluster, whose scheduler gives up on a task the first time a worker dies
-    running it (KilledWorker), instead of running it again elsewhere."""
+    """A scheduler with one worker, which gives up on a task the first time a worker dies
+    holding it (KilledWorker), instead of running it again elsewhere."""
     env = {**_env(prefect_api, tmp_path), "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0"}
-    yield from _dask_cluster(env, tmp_path)
+    yield from _dask_cluster(env, tmp_path, workers=1)
 
 
-def _dask_cluster(env: dict[str, str], tmp_path: Path) -> Iterator[str]:
-    """A scheduler and two workers, each in a session of its own (a worker's nanny, worker and
-    parser process die together); the workers' nannies restart a worker that dies alone."""
+def _dask_cluster(env: dict[str, str], tmp_path: Path, workers: int = 2) -> Iterator[str]:
+    """A scheduler and `workers` workers, each in a session of its own (a worker's nanny,
+    worker and parser process die together); a nanny restarts its worker if it dies alone."""
     port = _free_port()
     address = f"tcp://127.0.0.1:{port}"
     log = (tmp_path / "dask.log").open("w")
@@ -122,7 +126,7 @@ def _dask_cluster(env: dict[str, str], tmp_path: Path) -> Iterator[str]:
         )
     ]
     try:
-        for _ in range(2):
+        for _ in range(workers):
             started.append(
                 subprocess.Popen(
                     [str(BIN / "dask"), "worker", address, "--nthreads", "1"]
@@ -133,7 +137,7 @@ def _dask_cluster(env: dict[str, str], tmp_path: Path) -> Iterator[str]:
                     start_new_session=True,
                 )
             )
-        _wait_for_workers(address, 2)
+        _wait_for_workers(address, workers)
         yield address
     finally:
         for process in reversed(started):
@@ -176,20 +180,18 @@ def _splits(url: str) -> list[str]:
     ]
 
 
-def _busy_worker_pid(address: str, run: subprocess.Popen | None = None) -> int | None:
-    """The pid of a Dask worker process with a task to run; None if `run` ends first."""
+def _busy_worker_pid(address: str) -> int:
+    """The pid of a Dask worker process with a task to run."""
     from distributed import Client
 
     with Client(address, timeout=30) as client:
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and (run is None or run.poll() is None):
+        while time.monotonic() < deadline:
             busy = [worker for worker, keys in client.processing().items() if keys]
             if busy:
                 return client.run(os.getpid, workers=busy[:1])[busy[0]]
             time.sleep(0.05)
-    if run is None:
-        raise AssertionError("no Dask worker was busy with a chunk")
-    return None
+    raise AssertionError("no Dask worker was busy with a chunk")
 
 
 def test_dask_run_with_a_worker_killed_loads_exactly_what_the_local_pool_loads(
@@ -263,39 +265,106 @@ def test_a_chunk_dask_gives_up_on_is_split_and_every_document_accounted_for(
 ) -> None:
     address = dask_cluster_giving_up
     env = _env(prefect_api, tmp_path)
-    files = [str(path) for path in sorted(corpus.glob("0-*"))]  # one copy of each document
+    # One copy of eight documents, one chunk (SMALLEST_CHUNK) on the cluster's one worker; the
+    # slowest (the PDF) last, so that the last document takes a while.
+    files = sorted(map(str, sorted(corpus.glob("0-*"))[:8]), key=lambda f: f.endswith(".pdf"))
+    last = hashlib.sha256(Path(files[-1]).read_bytes()).hexdigest()
     local_url, dask_url = new_database(pg_url), new_database(pg_url)
     raw = ["--raw-dir", str(tmp_path / "raw")]
 
     local = _ingest([*files, "--db", local_url, "--workers", "2", *raw], env)
     on_dask = _ingest([*files, "--db", dask_url, "--cluster", address, *raw], env)
-    # Kill the worker process busy with a chunk, not its nanny: Dask gives up on the chunk at
-    # once (allowed failures 0) and the nanny starts a new worker.
-    os.kill(_busy_worker_pid(address), signal.SIGKILL)
-    # Once that chunk is split, kill a busy worker again: what is left is mostly single
-    # documents, one of which Dask then gives up on (`worker_crashed`); a chunk is split again.
-    deadline = time.monotonic() + 60
-    while not any(_splits(dask_url)) and on_dask.poll() is None:
-        assert time.monotonic() < deadline, "the chunk Dask gave up on was not split"
-        time.sleep(0.2)
-    if (second := _busy_worker_pid(address, on_dask)) is not None:
-        os.kill(second, signal.SIGKILL)
+    # Kill the worker process (not its nanny) inside the chunk, before it loaded anything: Dask
+    # gives up on the chunk at once (allowed failures 0), the run splits it into single
+    # documents, and the nanny starts a new worker.
+    _kill_worker_inside(address, on_dask, dask_url, loaded=0)
+    # Then inside the last document, once every other one is loaded: Dask gives up on it
+    # alone, and it is recorded `worker_crashed`.
+    _kill_worker_inside(address, on_dask, dask_url, loaded=len(files) - 1)
     out, err = on_dask.communicate(timeout=120)
-    assert on_dask.returncode in (0, 1), out + err[-3000:]
-    assert any(_splits(dask_url))
+    assert on_dask.returncode == 1, out + err[-3000:]
+    assert [split.split(" (")[0] for split in _splits(dask_url)] == [
+        f"chunk of {len(files)} failed"
+    ]
     assert f"documents seen: {len(files)}" in out
+    assert "failed by reason: worker_crashed 1\n" in out
     local_out, local_err = local.communicate(timeout=120)
     assert local.returncode == 0, local_out + local_err[-3000:]
 
     expected, got = warehouse_content(local_url), warehouse_content(dask_url)
     assert len(expected["documents"]) == len(got["documents"]) == len(files)
-    # A document Dask gave up on alone is recorded so, with Dask's reason; every other document
-    # has exactly the rows of the local run.
-    crashed = {row[0] for row in got["documents"] if row[6] == "worker_crashed"}
-    assert all("KilledWorker" in row[7] for row in got["documents"] if row[0] in crashed)
+    # The document Dask gave up on alone is recorded so, with Dask's reason; every other
+    # document has exactly the rows of the local run.
+    (crashed,) = [row for row in got["documents"] if row[6] == "worker_crashed"]
+    assert crashed[0] == last and "KilledWorker" in crashed[7]
     for name in WAREHOUSE_CONTENT:
         if name != "current":
-            assert [r for r in got[name] if r[0] not in crashed] == [
-                r for r in expected[name] if r[0] not in crashed
+            assert [r for r in got[name] if r[0] != last] == [
+                r for r in expected[name] if r[0] != last
             ], name
-    assert on_dask.returncode == (1 if crashed else 0)
+    # The two task runs that were Running when their worker died (the chunk's, the last
+    # document's) are Crashed with Dask's reason, not left Running.
+    states = _task_run_states(dask_url)
+    assert "RUNNING" not in [state for state, _ in states]
+    crashed_runs = [message for state, message in states if state == "CRASHED"]
+    assert len(crashed_runs) == 2
+    assert all("KilledWorker" in message for message in crashed_runs)
+    assert [state for state, _ in states].count("COMPLETED") == len(files) - 1
+
+
+def _kill_worker_inside(address: str, run: subprocess.Popen, url: str, loaded: int) -> None:
+    """Kill the cluster's one worker process while it is inside a task and the warehouse at
+    `url` holds `loaded` documents, and make sure they were not more when it died.
+
+    The worker's parser processes are stopped (SIGSTOP) first: a stopped parser loads nothing,
+    so the document it has is provably not loaded when it dies. The worker itself runs on, so
+    that the task before ends and this one's Running state reaches Prefect; then it dies with
+    its parsers."""
+    from distributed import Client
+
+    def parsers() -> tuple[int, list[int]]:
+        # Runs in the worker: its pid and its parser processes' (cloudpickled by value).
+        return os.getpid(), [child.pid for child in multiprocessing.active_children()]
+
+    with Client(address, timeout=30) as client:
+        deadline = time.monotonic() + 60
+        while True:
+            assert run.poll() is None, "the run ended before its worker was killed"
+            assert time.monotonic() < deadline, f"the warehouse never held {loaded} documents"
+            busy = [worker for worker, keys in client.processing().items() if keys]
+            if busy and _documents(url) == loaded:
+                pid, children = client.run(parsers, workers=busy)[busy[0]]
+                if children:  # the worker has begun a task: its parser is started for it
+                    break
+            time.sleep(0.05)
+        for child in children:
+            os.kill(child, signal.SIGSTOP)
+        assert _documents(url) == loaded, "a document was loaded before its parser stopped"
+        # Every task before this one has ended, and this one is Running, in Prefect's view.
+        while (states := Counter(state for state, _ in _task_run_states(url)))[
+            "COMPLETED"
+        ] != loaded or not states["RUNNING"]:
+            assert time.monotonic() < deadline, f"no task run was Running: {states}"
+            time.sleep(0.1)
+        for process in [pid, *children]:
+            os.kill(process, signal.SIGKILL)
+
+
+def _task_run_states(url: str) -> list[tuple[str, str]]:
+    """(state type, message) of each parse-and-load task run of the ingest run into `url`."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        flow_run_id = conn.execute(text("SELECT flow_run_id FROM runs")).scalar_one()
+    engine.dispose()
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[UUID(flow_run_id)]))
+        )
+    return [
+        (run.state.type.value, run.state.message or "")
+        for run in runs
+        if run.name.startswith("parse-and-load")
+    ]
