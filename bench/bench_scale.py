@@ -1,9 +1,9 @@
 """Scale-out: throughput, the share outside parsing, flat memory and a backfill projection.
 
-Run from the repository root (about 10–20 minutes on 2 cores with the defaults):
+Run from the repository root (about 15–25 minutes on 2 cores with the defaults):
 
     .venv/bin/python bench/bench_scale.py                        # 300 docs; memory at 1k and 10k
-    .venv/bin/python bench/bench_scale.py --docs 120 --memory 300 1000   # quicker
+    .venv/bin/python bench/bench_scale.py --docs 120 --memory 300 1000 --repeat 1   # quicker
 
 In one invocation, into a temporary folder it deletes afterwards, with a throwaway PostgreSQL
 cluster and a long-lived `prefect server` (as in production), it measures:
@@ -12,10 +12,13 @@ cluster and a long-lived `prefect server` (as in production), it measures:
 - `nianbao ingest` into a new PostgreSQL database each run: over an empty folder (the fixed cost
   of a run), with 1 and 2 local workers (which load their own batches), and on a Dask cluster of
   a `dask scheduler` and 2 `dask worker` processes started here and kept between runs
-  (`--cluster tcp://…`; a first small run, not counted, warms the workers up). Documents/s, and
-  the share outside parsing (orchestration + loading) = 1 − parse only / (ingest − empty run),
-  same number of workers, by wall time, by CPU and by CPU without PostgreSQL's, each checked
-  against issue 14's aim of 10 %;
+  (`--cluster tcp://…`; a first small run, not counted, warms the workers up). Each of these
+  and the parse only runs `--repeat` times in turn (default 3), and the fastest of each is
+  kept: on a shared machine, the run least slowed by others. Documents/s, and the share
+  outside parsing (orchestration + loading) = 1 − parse only / (ingest − empty run), same
+  number of workers, by wall time (issue 14's measure), by CPU and by CPU without
+  PostgreSQL's, each checked against issue 14's aim of 10 %; and by wall time with the run's
+  fixed cost, 1 − parse only / ingest;
 - peak memory (VmHWM) of the flow's process and of its largest worker at each `--memory` size,
   2 local workers, PostgreSQL;
 - a projection from the measured CPU per document (every process of the run: flow, workers,
@@ -229,12 +232,14 @@ def report(parse: dict[int, Measured], runs: list[Measured], memory: list[Measur
     empty = next(r for r in runs if r.what == "empty")
     print()
     print("PostgreSQL, long-lived Prefect server; outside parsing (orchestration + loading):")
-    print("  wall = 1 − parse only / (ingest − empty run), CPU = the same with CPU seconds;")
-    print("  ms/doc: CPU a document outside parsing, and PostgreSQL's part of it; w/o db: the")
-    print("  CPU share without PostgreSQL's processes (what the parsing machines spend)")
+    print("  whole = 1 − parse only / ingest, wall seconds, the run's fixed cost included;")
+    print("  wall = 1 − parse only / (ingest − empty run): the share a document's run pays, what")
+    print("  the share of a long run tends to; CPU = the same with CPU seconds; ms/doc: CPU a")
+    print("  document outside parsing, and PostgreSQL's part of it; w/o db: the CPU share without")
+    print("  PostgreSQL's processes (what the parsing machines spend)")
     print(
         f"{'run':12}{'workers':>8}{'docs':>6}{'wall s':>8}{'docs/s':>8}{'CPU s':>8}"
-        f"{'wall out':>10}{'CPU out':>9}{'ms/doc':>8}{'of db':>7}{'w/o db':>8}"
+        f"{'whole':>7}{'wall out':>10}{'CPU out':>9}{'ms/doc':>8}{'of db':>7}{'w/o db':>8}"
     )
     print(f"{'empty run':12}{'':>8}{0:>6}{empty.seconds:>8.1f}{'':>8}{empty.cpu:>8.1f}")
     for w, r in sorted(parse.items()):
@@ -247,19 +252,22 @@ def report(parse: dict[int, Measured], runs: list[Measured], memory: list[Measur
         base = parse.get(r.workers)
         if base is None:
             continue
-        wall, cpu, without_db = _outside(r, empty, base)
+        whole, wall, cpu, without_db = _outside(r, empty, base)
         shares.append(
-            (f"{r.what} {r.workers}", [("wall", wall), ("CPU", cpu), ("w/o db", without_db)])
+            (
+                f"{r.what} {r.workers}",
+                [("wall", wall), ("CPU", cpu), ("w/o db", without_db), ("whole run", whole)],
+            )
         )
         per = (r.cpu - empty.cpu - base.cpu) / r.documents * 1000
         db = (r.database_cpu - empty.database_cpu) / r.documents * 1000
         print(
             f"{r.what:12}{r.workers:>8}{r.documents:>6}{r.seconds:>8.1f}"
-            f"{r.documents / r.seconds:>8.2f}{r.cpu:>8.1f}{_percent(wall):>10}{_percent(cpu):>9}"
-            f"{per:>8.1f}{db:>7.1f}{_percent(without_db):>8}"
+            f"{r.documents / r.seconds:>8.2f}{r.cpu:>8.1f}{_percent(whole):>7}{_percent(wall):>10}"
+            f"{_percent(cpu):>9}{per:>8.1f}{db:>7.1f}{_percent(without_db):>8}"
         )
     print()
-    print(f"issue 14: orchestration + loading ≤ {TARGET_OUTSIDE:.0%} of the run")
+    print(f"issue 14: orchestration + loading ≤ {TARGET_OUTSIDE:.0%} of wall time (`wall`)")
     for name, measures in shares:
         verdicts = [
             f"{kind} {_percent(share)} {'met' if share <= TARGET_OUTSIDE else 'NOT met'}"
@@ -317,14 +325,15 @@ def report(parse: dict[int, Measured], runs: list[Measured], memory: list[Measur
 
 def _outside(
     run: Measured, empty: Measured, parse: Measured
-) -> tuple[float | None, float | None, float | None]:
-    """The share of the run outside parsing (fixed cost removed): by wall time, by CPU, and by
-    CPU without PostgreSQL's."""
+) -> tuple[float | None, float | None, float | None, float | None]:
+    """The share of the run outside parsing: by wall time with the run's fixed cost, then with
+    it removed by wall time, by CPU, and by CPU without PostgreSQL's."""
     net_wall, net_cpu = run.seconds - empty.seconds, run.cpu - empty.cpu
     net_without_db = net_cpu - (run.database_cpu - empty.database_cpu)
     return tuple(
         1 - part / whole if whole > 0 else None
         for part, whole in (
+            (parse.seconds, run.seconds),
             (parse.seconds, net_wall),
             (parse.cpu, net_cpu),
             (parse.cpu, net_without_db),
@@ -345,6 +354,12 @@ def main() -> None:
     parser.add_argument(
         "--memory", type=int, nargs="*", default=[1000, 10000], help="corpus sizes for memory"
     )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="runs of each configuration but the memory ones; the fastest is kept",
+    )
     args = parser.parse_args()
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -357,13 +372,6 @@ def main() -> None:
         print(f"corpus: {args.docs} documents ({formats}); {os.cpu_count()} CPUs")
         print(f"load average at start: {os.getloadavg()[0]:.2f}", flush=True)
 
-        parse = {}
-        for w in (1, 2):
-            r = run_parse_only(corpus, w)
-            parse[w] = Measured("parse only", w, r.documents, r.seconds, r.cpu)
-            print(f"  parse only {w} worker(s): {r.seconds:.1f} s", flush=True)
-
-        runs: list[Measured] = []
         memory: list[Measured] = []
         with (
             prefect_server(work) as server,
@@ -406,16 +414,30 @@ def main() -> None:
                     )
                 )
 
-            runs.append(ingest(empty_folder, 1, what="empty"))
-            runs.append(ingest(corpus, 1))
-            runs.append(ingest(corpus, 2))
+            # Not counted: a new server's first flow run costs it more than later ones (it
+            # registers the flow), which would overstate the fixed cost every run pays.
+            run_ingest(env, new_database(), empty_folder, work, 1, [], None, "warm-up")
             with dask_cluster(work, env, 2) as (address, groups):
                 # Not counted: the workers' first chunks import nianbao and Prefect and start
                 # their parser processes, once in a long-lived cluster's life.
                 warm_up = work / "warm-up"
                 make_corpus(warm_up, 8)
                 run_ingest(env, new_database(), warm_up, work, 2, [], address, "warm-up")
-                runs.append(ingest(corpus, 2, "dask", address, tuple(groups)))
+                # Each configuration `--repeat` times, in turn, so that all see the same
+                # moments of other users' load; the fastest run of each is kept.
+                fastest: dict[tuple[str, int], Measured] = {}
+                for _ in range(args.repeat):
+                    for w in (1, 2):
+                        r = run_parse_only(corpus, w)
+                        measured = Measured("parse only", w, r.documents, r.seconds, r.cpu)
+                        print(f"  parse only {w} worker(s): {r.seconds:.1f} s", flush=True)
+                        _keep_fastest(fastest, measured)
+                    _keep_fastest(fastest, ingest(empty_folder, 1, what="empty"))
+                    _keep_fastest(fastest, ingest(corpus, 1))
+                    _keep_fastest(fastest, ingest(corpus, 2))
+                    _keep_fastest(fastest, ingest(corpus, 2, "dask", address, tuple(groups)))
+            parse = {w: r for (what, w), r in fastest.items() if what == "parse only"}
+            runs = [r for (what, _), r in fastest.items() if what != "parse only"]
             for size in args.memory:
                 folder = work / f"corpus-{size}"
                 make_corpus(folder, size)
@@ -425,6 +447,12 @@ def main() -> None:
         print(f"load average at end: {os.getloadavg()[0]:.2f}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _keep_fastest(fastest: dict[tuple[str, int], Measured], run: Measured) -> None:
+    key = (run.what, run.workers)
+    if key not in fastest or run.seconds < fastest[key].seconds:
+        fastest[key] = run
 
 
 def _postgres_group() -> int | None:

@@ -7,8 +7,9 @@ parse-and-load task over chunks of documents on Dask instead (prefect-dask). Fil
 and parsed a slice at a time, with a bounded number of batches in flight, so the flow's memory
 stays flat however many documents a run has.
 
-On PostgreSQL each worker loads the batches it parsed, one transaction a batch
-(`schema.batchload`); on SQLite, which has one writer, the flow's process loads them. While the
+On PostgreSQL each worker loads the batches it parsed (`schema.batchload`), in parts of
+LOAD_BATCH documents, one transaction each, in a thread of the worker while the next part
+parses; on SQLite, which has one writer, the flow's process loads them. While the
 database is away a load is retried with backoff for a bounded time
 (DatabaseSettings.retry_seconds), then the run stops with its summary; documents not loaded are
 parsed again by the next run. Parsing is never retried: a parse is deterministic, and a failed
@@ -277,19 +278,34 @@ PLAN_SLICE = 2000
 # calls, too much per document. Chunks shrink as the work runs out, but not below
 # SMALLEST_CHUNK: single-document chunks at the end of a run cost a task run each, for a
 # balance that a few documents' parse (~20 ms each) does not need.
-CHUNK_SIZE = 32
 SMALLEST_CHUNK = 8
-_chunk_pools: dict[tuple[int, DocumentLimits], ParserPool] = {}
+# Documents a worker loads in one transaction: a dozen statements, whatever its size, and
+# ~10 ms of the worker's CPU each, so not fewer than SMALLEST_CHUNK.
+LOAD_BATCH = 32
+# A chunk (and a local worker's batch when workers load) is two transactions' worth: the first
+# half loads in a thread of the worker while the second parses (`parse_then`'s parts).
+CHUNK_SIZE = 2 * LOAD_BATCH
+_chunk_pools: dict[tuple[int, DocumentLimits, bool], ParserPool] = {}
+# What a worker that loads imports as it starts: the loader (SQLAlchemy, the models) and its
+# PostgreSQL driver, which SQLAlchemy would import at the first load.
+LOADER_IMPORTS = ("nianbao.schema.batchload", "sqlalchemy.dialects.postgresql.psycopg")
 
 
-def _chunk_pool(limits: DocumentLimits) -> ParserPool:
+def _chunk_pool(limits: DocumentLimits, load_here: bool) -> ParserPool:
     """The parser process of this Dask worker thread, started once and kept between chunks:
     a document's time and memory limits need a process of its own (SIGALRM, RLIMIT_AS), and a
     parser crash must not take the Dask worker with it."""
-    key = (threading.get_ident(), limits)
+    key = (threading.get_ident(), limits, load_here)
     if key not in _chunk_pools:
-        _chunk_pools[key] = ParserPool(1, limits)
+        _chunk_pools[key] = ParserPool(1, limits, LOADER_IMPORTS if load_here else ())
     return _chunk_pools[key]
+
+
+def _load_while_parsing(target: LoadTarget) -> Callable[..., list]:
+    """A worker's work on a batch when it loads: parse it, and load it in parts of LOAD_BATCH
+    in a thread of the worker as they are parsed, so that the database's work and the waits on
+    it run beside the parse of the next part."""
+    return partial(parse_then, then=target, part=LOAD_BATCH, smallest_part=SMALLEST_CHUNK)
 
 
 @task(name="parse-and-load", cache_policy=NO_CACHE)
@@ -306,9 +322,9 @@ def parse_chunk(
     results, for the one writer (SQLite) in the flow's process.
     """
     results: list[ParseResult | Loaded] = []
-    work = partial(parse_then, then=target) if load_here else parse_batch
-    # One batch: loaded in one transaction (a crash in it retries its documents one by one).
-    _chunk_pool(limits).run(items, RawStore(raw_root), results.extend, work, len(items))
+    work = _load_while_parsing(target) if load_here else parse_batch
+    # One batch of a transaction a part (a crash in it retries its documents one by one).
+    _chunk_pool(limits, load_here).run(items, RawStore(raw_root), results.extend, work, len(items))
     if not load_here:
         return results
     # A document whose parser crashed comes back as its failed result: load it here too.
@@ -485,16 +501,16 @@ class _IngestRun:
         """Plan, parse and load the files a slice at a time, so that what the run holds per
         document stays bounded however many files it is given."""
         load_here = loads_in_workers(self.url)
-        work = partial(parse_then, then=self.target) if load_here else parse_batch
+        work = _load_while_parsing(self.target) if load_here else parse_batch
         store = RawStore(self.raw_root)
-        with ParserPool(workers, limits) as pool:
+        with ParserPool(workers, limits, LOADER_IMPORTS if load_here else ()) as pool:
             for start in range(0, len(self.files), PLAN_SLICE):
                 todo = self.plan_slice(self.files[start : start + PLAN_SLICE])
                 if todo and cluster:
                     _run_on_dask(todo, limits, self.raw_root, self.target, load_here, self.on_batch)
                 elif todo:
-                    # A worker that loads takes batches as large as a Dask chunk: each is one
-                    # transaction of a dozen statements, whatever its size.
+                    # A worker that loads takes batches as large as a Dask chunk: it loads
+                    # them in parts of LOAD_BATCH, one while the next parses.
                     largest = CHUNK_SIZE if load_here else BATCH_SIZE
                     pool.run(todo, store, self.on_batch, work, largest=largest)
 

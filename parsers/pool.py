@@ -11,6 +11,8 @@ and exits when that one is gone, so a SIGKILL of the main process alone leaves n
 
 from __future__ import annotations
 
+import gc
+import importlib
 import multiprocessing
 import os
 import resource
@@ -18,7 +20,13 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import (
+    FIRST_COMPLETED,
+    Future,
+    ProcessPoolExecutor,
+    ThreadPoolExecutor,
+    wait,
+)
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Protocol
@@ -99,7 +107,9 @@ def _watch_owner(owner: int) -> None:
     os._exit(1)
 
 
-def _start_worker(owner: int, memory_bytes: int | None, workers: int) -> None:
+def _start_worker(
+    owner: int, memory_bytes: int | None, workers: int, imports: tuple[str, ...] = ()
+) -> None:
     # A terminal's Ctrl-C reaches the whole process group: the owner decides, not the worker.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # The cores are shared among the workers: each gives OCR its share (unless set by hand).
@@ -111,6 +121,12 @@ def _start_worker(owner: int, memory_bytes: int | None, workers: int) -> None:
     from .sections import load_tokenizer
 
     load_tokenizer()
+    for module in imports:
+        importlib.import_module(module)
+    # What the process holds from here on (modules, the tokenizer) is never garbage: the
+    # collector's passes leave it out. A loader's were a fifth of its CPU (the tuples of a
+    # batch's rows set off collections that walked SQLAlchemy's objects).
+    gc.freeze()
     if memory_bytes:
         _, hard = resource.getrlimit(resource.RLIMIT_AS)
         limit = memory_bytes if hard == resource.RLIM_INFINITY else min(memory_bytes, hard)
@@ -174,10 +190,42 @@ def parse_then(
     limits: DocumentLimits,
     store: RawBytes,
     then: Callable[[list[WorkItem], list[ParseResult]], list],
+    part: int | None = None,
+    smallest_part: int = 1,
 ) -> list:
-    """Runs in a worker process: parse a batch, then hand its results to `then` there (a
-    picklable callable: the warehouse's loader, so that a worker loads what it parsed)."""
-    return then(items, parse_batch(items, limits, store))
+    """Runs in a worker process: parse a batch and hand its results to `then` there (a
+    picklable callable: the warehouse's loader, so that a worker loads what it parsed).
+
+    With `part`, the batch goes to `then` in parts of up to `part` documents, in a thread of
+    this process, as each is parsed: the database works on one part (and the worker waits on
+    the network) while the next part parses. A batch is cut in two parts at least, none under
+    `smallest_part` documents. The results come back, in order, once every part is done; an
+    exception from `then` stops the parsing of the parts not yet begun.
+    """
+    if part is None:
+        return then(items, parse_batch(items, limits, store))
+    size = max(smallest_part, 1, min(part, -(-len(items) // 2)))
+    handed: list[Future] = []
+    for start in range(0, len(items), size):
+        for future in handed:
+            if future.done():
+                future.result()  # a part that failed stops the batch here
+        batch = items[start : start + size]
+        results = parse_batch(batch, limits, store)
+        handed.append(_then_thread().submit(then, batch, results))
+    return [result for future in handed for result in future.result()]
+
+
+_then_executor: ThreadPoolExecutor | None = None
+
+
+def _then_thread() -> ThreadPoolExecutor:
+    """The one thread of this worker process that runs `parse_then`'s `then`: parts load in
+    the order they were parsed, one transaction at a time."""
+    global _then_executor
+    if _then_executor is None:
+        _then_executor = ThreadPoolExecutor(1, thread_name_prefix="then")
+    return _then_executor
 
 
 def _crashed(item: WorkItem, store: RawBytes) -> ParseResult:
@@ -217,11 +265,16 @@ def parse_all(
 
 class ParserPool:
     """Worker processes that parse batches, kept between `run` calls (a Dask worker keeps one
-    for its chunks); a pool broken by a dying worker is replaced."""
+    for its chunks); a pool broken by a dying worker is replaced.
 
-    def __init__(self, workers: int, limits: DocumentLimits) -> None:
+    `imports` are modules each worker imports as it starts, before its first batch: those of
+    what the batches' work does besides parsing (the loader), paid once a worker.
+    """
+
+    def __init__(self, workers: int, limits: DocumentLimits, imports: tuple[str, ...] = ()) -> None:
         self.workers = workers
         self.limits = limits
+        self.imports = imports
         self._executor: ProcessPoolExecutor | None = None
 
     def __enter__(self) -> ParserPool:
@@ -246,7 +299,7 @@ class ParserPool:
                 self.workers,
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_start_worker,
-                initargs=(os.getpid(), self.limits.memory_bytes, self.workers),
+                initargs=(os.getpid(), self.limits.memory_bytes, self.workers, self.imports),
             )
         return self._executor
 

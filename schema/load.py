@@ -387,10 +387,7 @@ class _Batch:
                     "run_id": self.run_id,
                 }
             )
-        inserted = self.connection.execute(
-            insert(_reports).returning(_reports.c.document_sha256, _reports.c.id), rows
-        )
-        report_ids = {sha: report_id for sha, report_id in inserted}
+        report_ids = self._new_report_ids(rows)
         for model, columns, rows_of in (
             (Section, _SECTION_COLUMNS, _section_rows),
             (Fact, _FACT_COLUMNS, _fact_rows),
@@ -403,6 +400,30 @@ class _Batch:
                 columns,
                 [row for p in reports for row in rows_of(report_ids[p.sha256], p)],
             )
+
+    def _new_report_ids(self, rows: list[dict[str, Any]]) -> dict[str, int]:
+        """Insert the report rows; their ids by document."""
+        if not self.postgres:
+            inserted = self.connection.execute(
+                insert(_reports).returning(_reports.c.document_sha256, _reports.c.id), rows
+            )
+            return {sha: report_id for sha, report_id in inserted}
+        # The ids drawn from the reports' sequence first, then one COPY: an INSERT … RETURNING
+        # of a batch's rows cost the worker ~10 ms of CPU a batch (a statement of hundreds of
+        # parameters that neither SQLAlchemy nor psycopg caches), a third of its loading.
+        ids = sorted(
+            self.connection.execute(
+                text(
+                    "SELECT nextval(pg_get_serial_sequence('reports', 'id')) FROM"
+                    " generate_series(1, :rows)"
+                ),
+                {"rows": len(rows)},
+            ).scalars()
+        )
+        columns = ("id", *rows[0])
+        report_rows = [(i, *row.values()) for i, row in zip(ids, rows, strict=True)]
+        _bulk_insert(self.connection, Report, columns, report_rows)
+        return {row["document_sha256"]: i for i, row in zip(ids, rows, strict=True)}
 
     def _settle_current(
         self,

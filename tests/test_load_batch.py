@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 from sqlalchemy import Connection, Engine, event
 
+from nianbao.harvest.rawstore import RawStore
+from nianbao.parsers.pool import DocumentLimits, WorkItem, parse_then
 from nianbao.parsers.report import parse_bytes
 from nianbao.parsers.result import ParseResult
 from nianbao.schema.batchload import Loaded, LoadTarget, load_results
@@ -21,7 +23,7 @@ from nianbao.schema.db import engine_for, upgrade
 from nianbao.schema.load import LoadOutcome, load_document, load_documents
 
 from .conftest import new_database
-from .helpers import SAMPLES, rows
+from .helpers import SAMPLES, WAREHOUSE_CONTENT, rows, warehouse_content
 from .test_warehouse import HUAIAN, parsed
 
 SAMPLE_FILES = [
@@ -273,3 +275,48 @@ def test_documents_first_seen_by_one_run_settle_the_same_current_report_in_any_o
             engine.dispose()
         current += rows(url, "SELECT document_sha256 FROM reports WHERE is_current")
     assert len(current) == 2 and current[0] == current[1] == (max(c.sha256 for c in copies),)
+
+
+@pytest.mark.postgres
+def test_a_worker_loads_its_batch_a_part_at_a_time_while_the_next_part_parses(
+    pg_url: str, tmp_path
+) -> None:
+    store = RawStore(tmp_path / "raw")
+    names = [*SAMPLE_FILES, "huzhu-employment-2023.html", "huzhu-employment-2023.pdf"]
+    items = [WorkItem(*store.put_file(SAMPLES / name), f"samples/{name}") for name in names]
+    in_parts, at_once = new_database(pg_url), new_database(pg_url)
+    upgrade(in_parts)
+    upgrade(at_once)
+    target = LoadTarget(in_parts, None, retry_seconds=5)
+    handed: list[tuple[str, list[str]]] = []
+
+    def load(batch: list[WorkItem], results: list[ParseResult]) -> list[Loaded]:
+        handed.append((threading.current_thread().name, [item.source for item in batch]))
+        return target(batch, results)
+
+    loaded = parse_then(items, DocumentLimits(), store, load, part=4, smallest_part=2)
+
+    # Two parts of three (a batch is cut in two at least), loaded in order off the parsing
+    # thread; the results come back in the batch's order.
+    assert [sources for _, sources in handed] == [
+        [item.source for item in items[:3]],
+        [item.source for item in items[3:]],
+    ]
+    assert {thread for thread, _ in handed} != {threading.current_thread().name}
+    assert [(d.source, d.outcome) for d in loaded] == [(i.source, "loaded") for i in items]
+    # The same rows as the batch parsed, then loaded in one transaction.
+    parse_then(items, DocumentLimits(), store, LoadTarget(at_once, None, retry_seconds=5))
+    expected, got = warehouse_content(at_once), warehouse_content(in_parts)
+    assert len(got["facts"]) == 200 + 198 + 186 * 4
+    for name in WAREHOUSE_CONTENT:
+        assert got[name] == expected[name], name
+
+
+@pytest.mark.postgres
+def test_a_part_the_loader_cannot_load_stops_the_batch(pg_url: str, tmp_path) -> None:
+    store = RawStore(tmp_path / "raw")
+    items = [WorkItem(*store.put_file(SAMPLES / name), f"samples/{name}") for name in SAMPLE_FILES]
+    # A database that does not exist: every part's load fails, and the error is the batch's.
+    target = LoadTarget(pg_url.rsplit("/", 1)[0] + "/absent", None, retry_seconds=0)
+    with pytest.raises(Exception, match="absent"):
+        parse_then(items, DocumentLimits(), store, target, part=2, smallest_part=2)
