@@ -21,7 +21,7 @@ from lxml import html as lxml_html
 
 from nianbao.parsers.metadata import REPORT_TITLE, YEAR_IN_TITLE
 
-ATTACHMENT_SUFFIXES = (".pdf", ".doc", ".docx", ".wps", ".xls", ".xlsx")
+ATTACHMENT_SUFFIXES = (".pdf", ".doc", ".docx", ".wps", ".odt", ".xls", ".xlsx")
 
 # Pages about a report that are not the report: a reading guide, an infographic (一图读懂), a
 # notice asking agencies to write theirs, the year's work points (工作要点), an evaluation of
@@ -258,7 +258,8 @@ def parse_listing(
 
 
 def parse_attachments(text: str, page_url: str) -> tuple[Link, ...]:
-    """Report files an entry page links or embeds (.pdf, .doc, .docx, .wps, .xls, .xlsx), once each."""
+    """Report files an entry page links or embeds (.pdf, .doc, .docx, .wps, .odt, .xls, .xlsx), once
+    each."""
     root = parse_page(text)
     if root is None:
         return ()

@@ -9,7 +9,9 @@ from lxml import etree
 
 from .blocks import Cell, Document, Paragraph, ParseError, Table
 from .encoding import declared_charset, decode_text
+from .positioned import positioned_lines
 from .problems import MESSAGES
+from .text import read_text
 
 _SKIP_TAGS = {
     "script",
@@ -183,9 +185,14 @@ def read_html(data: bytes) -> Document:
     except (etree.ParserError, ValueError) as error:
         raise ParseError("corrupt_html", f"the HTML could not be parsed: {error}") from error
     title_element = root.find(".//title")
+    title = _STRING_CONTENT(title_element).strip() if title_element is not None else None
+    laid_out = positioned_lines(root)
+    if laid_out is not None:
+        # A PDF converted to HTML (pdftohtml): pieces of text at their positions, no <table>.
+        document = read_text("\n".join(laid_out).encode("utf-8"))
+        return Document("html", document.blocks, title=title or None)
     collector = _Collector()
     body = root.find("body")
     collector.walk(body if body is not None else root)
     collector.flush()
-    title = _STRING_CONTENT(title_element).strip() if title_element is not None else None
     return Document("html", collector.blocks, title=title or None)

@@ -33,6 +33,8 @@ from .values import parse_value
 _SUM_RULES = frozenset({"R1", "R2", "R3", "R4"})
 # Most combinations of readings tried for one report.
 _MAX_COMBINATIONS = 4096
+# Most other readings a finding names; it says how many more there are.
+NAMED_READINGS = 3
 
 CheckKey = tuple[str, str]
 # Reads cell line images again (by their keys): other readings of each, as `ocr.reread`.
@@ -87,11 +89,15 @@ def _is_unsure(fact: Fact) -> bool:
 
 
 def _how_read(fact: Fact, reading: str) -> str:
-    """How `reading` was read, for a finding: its confidence, and the re-reads contradicting it."""
+    """How `reading` was read, for a finding: its confidence, and the re-reads contradicting it
+    (the first NAMED_READINGS of them, then how many more)."""
     said = f"confidence {fact.confidence:.2f}"
     if fact.rereads:
-        others = ", ".join(repr(r) for r in fact.rereads if r != reading)
-        said += f", contradicted by a re-read of the cell image ({others})"
+        others = [repr(r) for r in fact.rereads if r != reading]
+        named = ", ".join(others[:NAMED_READINGS])
+        if len(others) > NAMED_READINGS:
+            named += f" and {len(others) - NAMED_READINGS} more"
+        said += f", contradicted by a re-read of the cell image ({named})"
     return said
 
 

@@ -190,6 +190,12 @@ _WORD = re.compile(r"\S+")
 # A run of lines is a layout table once this many of them hold values or a header of columns,
 # or one of them this many cells.
 MIN_LAYOUT_ROWS = 3
+# A page's number as a layout prints it between a table's rows at a page break: - 3 -, 第3页,
+# 第3页 共6页, 3/6.
+_PAGE_NUMBER = re.compile(
+    r"\s*(?:[-–—－]+\s*\d{1,4}\s*[-–—－]+|第\s*\d{1,4}\s*页(?:\s*[,，/／]?\s*共\s*\d{1,4}\s*页)?"
+    r"|\d{1,4}\s*[/／]\s*\d{1,4})\s*$"
+)
 # Pieces of one wrapped label start within this many characters of each other (they are centred).
 _LABEL_COLUMN_SLACK = 4
 
@@ -244,10 +250,10 @@ def _split_last_label(cells: list[str], starts: list[int], ends: list[int]) -> N
 
 
 def _layout_kind(cells: list[str]) -> str:
-    values = sum(map(is_value_text, cells))
-    if values:
+    if is_value_text(cells[-1]):
         # One lone value is a row of a one-column table, or a page number.
         return "values" if len(cells) >= 2 else "fragment"
+    # A line of text whose last cell is no value is a label or a header, whatever it holds.
     text = "".join(cells)
     if len(cells) >= 3 or (len(cells) == 2 and prints_header(None, text)):
         return "header"
@@ -266,7 +272,7 @@ def _layout_tables(lines: list[str]) -> dict[int, Table | None]:
     read = {
         number: _layout_line(line)
         for number, line in enumerate(lines)
-        if line.strip() and not _is_table_line(line)
+        if line.strip() and not _is_table_line(line) and not _PAGE_NUMBER.match(line)
     }
     tables: dict[int, Table | None] = {}
     run: list[int] = []
@@ -289,7 +295,7 @@ def _layout_tables(lines: list[str]) -> dict[int, Table | None]:
         if line is None:
             if _is_table_line(lines[number]):
                 close()
-            continue  # a blank line
+            continue  # a blank line, or a page's number where a table runs over a page break
         kind = line.kind
         if kind == "prose" or (kind == "fragment" and not run):
             close()
@@ -313,8 +319,9 @@ def _layout_table(lines: list[_LayoutLine]) -> Table:
     """
     rows: list[list[str]] = []
     pending: list[_LayoutLine] = []
-    # The last row of values: its row, the place of its label in it, and its label's column.
-    last: tuple[list[str], int, int, int] | None = None
+    # The last row of values: its row, the place of its label in it, its label's first and
+    # last column, and its first value's column.
+    last: tuple[list[str], int, int, int, int] | None = None
     index = 0
     while index < len(lines):
         line = lines[index]
@@ -345,7 +352,12 @@ def _layout_table(lines: list[_LayoutLine]) -> Table:
             # A row that prints a label of its own takes another only where one opens above it.
             wrapped = (before or after) if not labels else (before if opening else [])
             column = wrapped[0].starts[-1] if wrapped else 0
-            if wrapped and (not labels or line.starts[labels - 1] < column - _LABEL_COLUMN_SLACK):
+            # Its own label is a group's when it lies left of the wrapped one or is unnumbered.
+            if wrapped and (
+                not labels
+                or line.starts[labels - 1] < column - _LABEL_COLUMN_SLACK
+                or not numbering.ROW_LABEL_START.match(line.cells[labels - 1])
+            ):
                 rows.extend(p.cells for p in pending if p not in before)
                 rows.append(_wrapped_row(line, labels, before + after, column))
                 pending = []
@@ -353,7 +365,8 @@ def _layout_table(lines: list[_LayoutLine]) -> Table:
                     index = end
                 continue
             if labels:
-                last = (line.cells, labels - 1, line.starts[labels - 1], first_value)
+                leaf = labels - 1
+                last = (line.cells, leaf, line.starts[leaf], line.ends[leaf], first_value)
         rows.extend(p.cells for p in pending)
         rows.append(line.cells)
         pending = []
@@ -364,17 +377,17 @@ def _layout_table(lines: list[_LayoutLine]) -> Table:
 
 
 def _end_of_label(
-    pending: list[_LayoutLine], row: list[str], leaf: int, column: int, first_value: int
+    pending: list[_LayoutLine], row: list[str], leaf: int, start: int, end: int, first_value: int
 ) -> list[_LayoutLine]:
-    """Label lines under a row of values that continue its label (they open none and lie in its
-    label's column, left of its values) are added to it; the other lines are returned."""
+    """Label lines under a row of values that continue its label (they open none, start under
+    it and end left of its values) are added to it; the other lines are returned."""
     taken = 0
     for part in pending:
         if (
             _opens_label(part)
             or len(part.cells) != 1
             or part.ends[-1] > first_value
-            or part.starts[0] < column - _LABEL_COLUMN_SLACK
+            or not start - _LABEL_COLUMN_SLACK <= part.starts[0] <= end
         ):
             break
         row[leaf] += part.cells[0]

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, text
+from sqlalchemy import Engine, TextClause, bindparam, text
 
 RULES = ("R1", "R2", "R3", "R4", "R5", "R6")
 LEVELS = ("国家", "省", "市", "县", "乡")
@@ -73,13 +73,9 @@ class QualityData:
     scope: str = "the warehouse"  # or "run N", "runs N, M": the reports those runs loaded
 
 
-def _rows(engine: Engine, sql: str, scope: _Scope | None = None) -> list[dict[str, Any]]:
-    params = scope.params if scope else {}
-    statement = text(sql)
-    if ":runs" in sql:  # a list of run ids: one bound parameter each
-        statement = statement.bindparams(bindparam("runs", expanding=True))
+def _rows(engine: Engine, sql: str, scope: _Scope) -> list[dict[str, Any]]:
     with engine.connect() as connection:
-        return [dict(row) for row in connection.execute(statement, params).mappings()]
+        return [dict(row) for row in connection.execute(scope.statement(sql)).mappings()]
 
 
 @dataclass(frozen=True)
@@ -88,9 +84,14 @@ class _Scope:
 
     run_ids: tuple[int, ...] | None = None
 
-    @property
-    def params(self) -> dict[str, Any]:
-        return {} if self.run_ids is None else {"runs": list(self.run_ids)}
+    def statement(self, sql: str) -> TextClause:
+        """`sql`, with the runs bound when the scope has them: then its conditions (`reports`,
+        `documents`) name `:runs`, a list of run ids, one bound parameter each. A query of a
+        scope with runs that does not name them is an error (SQLAlchemy refuses the bind)."""
+        statement = text(sql)
+        if self.run_ids is None:
+            return statement
+        return statement.bindparams(bindparam("runs", list(self.run_ids), expanding=True))
 
     def reports(self, column: str) -> str:
         """A condition to AND: the report in `column` was loaded by one of the runs."""

@@ -2,8 +2,9 @@
 must survive the conversion.
 
 The fast conversions run here, into `tmp_path`, with the real tools: pdftocairo (poppler)
-re-writes a PDF through cairo, `pdftotext -layout` keeps a PDF's layout as text, Chromium prints
-an HTML report to PDF, python-docx re-saves a DOCX. LibreOffice's conversions take a second or two each, so they are committed in
+re-writes a PDF through cairo, `pdftotext -layout` keeps a PDF's layout as text, `pdftohtml`
+sets each run of a PDF's text at its position in HTML, Chromium prints an HTML report to PDF,
+python-docx re-saves a DOCX. LibreOffice's conversions take a second or two each, so they are committed in
 `tests/fixtures/converted/` (made by its `make_converted.py`). Cells are scored by the project's
 own evaluation (`flows.evaluate`) against the sample's hand-checked gold, named by reference in
 a `*.canon.json` beside the conversion; rule outcomes are held against the sample's own parse.
@@ -177,6 +178,55 @@ def test_pdftotext_layout_with_blank_cells_reports_them_and_guesses_nothing(
     assert len(read) >= 19  # 表二's full rows
     assert [key for key in read if not cell_matches(gold["facts"][key], facts[key])] == []
     assert sum(p.code == "row_cells_missing" for p in result.problems) >= 10
+
+
+def test_layout_text_line_with_a_figure_inside_its_text_is_no_row(tmp_path: Path) -> None:
+    # A sentence whose figure a converter set apart (`国令第  711  号`) ends in text, not a value:
+    # it was read as a row of values and its missing value cell crashed the table reader.
+    text = (
+        "二、主动公开政府信息情况\n"
+        "   信息内容      本年制发件数    本年废止件数    现行有效件数\n"
+        "   规章            1            0           11\n"
+        "   行政规范性文件    8            26          66\n"
+        "   根据《条例》（国令第   711   号）规定\n"
+    )
+    result = parse_bytes(text.encode("utf-8"), "layout.txt")
+    assert result.status != "failed", result.problems
+    facts = {f.key: f.value for f in result.facts}
+    assert facts["active_disclosure/rules/in_force"] == 11
+    assert facts["active_disclosure/normative_documents/repealed"] == 26
+
+
+def _pdftohtml(sample: Path, out: Path, *options: str) -> Path:
+    converted = out / f"{sample.stem}.pdftohtml.html"
+    subprocess.run(
+        [_tool("pdftohtml"), "-s", "-noframes", "-i", "-q", *options, str(sample), str(converted)],
+        check=True,
+    )
+    return converted
+
+
+def test_pdftohtml_positioned_text_of_a_wps_pdf_keeps_every_cell(tmp_path: Path) -> None:
+    # No <table>: every run of text is a <p> at its own top and left, a figure set in another
+    # font than its label starts higher, and the prose's figures are runs of their own.
+    converted = _pdftohtml(HUAIAN, tmp_path)
+    assert "<table" not in converted.read_text("utf-8")
+    facts = {f.key: f for f in parse_file(str(converted)).facts}
+    assert facts["active_disclosure/rules/issued"].value == 1
+    assert facts["active_disclosure/normative_documents/in_force"].value == 66
+    _assert_like_sample(converted, HUAIAN)
+
+
+def test_pdftohtml_complex_output_of_the_seed_pdf_keeps_every_cell(tmp_path: Path) -> None:
+    sample = SAMPLES / "huzhu-employment-2023.pdf"
+    _assert_like_sample(_pdftohtml(sample, tmp_path, "-c"), sample)
+
+
+def test_pdftohtml_of_a_chromium_print_keeps_every_cell(tmp_path: Path) -> None:
+    # Chromium's PDF maps some characters to Kangxi radicals (⾏政许可), and a table's caption
+    # (第二十条第（六）项) sits under a row, left of its values, but not under its label.
+    converted = _pdftohtml(_chromium_print(HUZHU_HTML, tmp_path), tmp_path)
+    _assert_like_sample(converted, HUZHU_HTML)
 
 
 def test_python_docx_resave_keeps_every_cell(tmp_path: Path) -> None:

@@ -155,11 +155,13 @@ def test_attachments_by_path_by_link_text_and_embedded():
     page = """<a href="/images/logo.png">logo</a>
     <a href="P0201.pdf">年报.pdf</a> <a href="P0201.pdf">下载</a>
     <a href="/download.jsp?id=7">2023年度报告.docx</a>
-    <iframe src="/files/nb2023.wps"></iframe>"""
+    <iframe src="/files/nb2023.wps"></iframe>
+    <a href="/files/nb2023.ODT">OpenDocument</a>"""
     found = [link.url for link in parse_attachments(page, "http://a.gov.cn/nb/t1.html")]
     assert found == [
         "http://a.gov.cn/nb/P0201.pdf",
         "http://a.gov.cn/download.jsp?id=7",
+        "http://a.gov.cn/files/nb2023.ODT",
         "http://a.gov.cn/files/nb2023.wps",
     ]
 

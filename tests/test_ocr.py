@@ -474,6 +474,20 @@ def test_a_reading_a_re_read_contradicts_that_no_reading_repairs_is_reported() -
     assert (facts[index].value, facts[index].ocr_reading) == (352, None)
 
 
+def test_a_finding_names_a_few_re_readings_and_counts_the_rest() -> None:
+    facts = real_facts()
+    rereads = ("353", "358", "382", "852", "3520")
+    index = reread_otherwise(facts, "review_litigation/review/total", "352", rereads)
+    findings = verify_digits(facts, "2021")
+    assert [f.code for f in findings] == ["ocr_low_confidence"]
+    assert findings[0].message == (
+        "review_litigation/review/total: read '352' with confidence 0.97, contradicted by a "
+        "re-read of the cell image ('353', '358', '382' and 2 more), and kept (the printed "
+        "sums do not hold)"
+    )
+    assert (facts[index].value, facts[index].rereads) == (352, rereads)
+
+
 # --- OCR inside the parser workers: threads and the time limit ----------------------------------
 
 
