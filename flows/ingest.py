@@ -188,10 +188,14 @@ class Plan(NamedTuple):
     """What a slice of a run's files comes to before anything is parsed."""
 
     todo: list[WorkItem]  # to parse and load
-    unchanged: int  # documents the warehouse holds settled with this parser version
-    # (source, code, message) of those of them stored as failed: a rerun still reports them.
+    # Documents the warehouse holds settled with this parser version, or holds with an older
+    # one while the raw store lost their bytes: their rows stay as they are.
+    unchanged: int
+    # (source, code, message) of those of them stored as failed, and of those whose bytes are
+    # lost (raw_missing): a rerun still reports them.
     still_failed: list[tuple[str, str, str]]
-    # Documents given by a key the raw store holds no bytes under: not to parse.
+    # Documents given by a key the raw store holds no bytes under, that the warehouse holds no
+    # data of: recorded as raw_missing, not parsed.
     missing: list[WorkItem]
 
 
@@ -202,7 +206,9 @@ def plan(documents: list[str | StoredDocument], db_url: str, raw_root: str) -> P
     load failed or whose bytes were missing: `KnownDocument.settled`).
 
     A document given by key whose bytes the store does not hold is not parsed: it fails here,
-    as `raw_missing`, rather than on a worker.
+    as `raw_missing`, rather than on a worker. Only a document the warehouse holds no data of
+    (no row, or a failure tried again) is recorded so; one it holds loaded or failed on its bytes
+    under an older parser version keeps its rows, and the failure is only reported.
     """
     store = RawStore(raw_root)
     stored = [
@@ -218,15 +224,18 @@ def plan(documents: list[str | StoredDocument], db_url: str, raw_root: str) -> P
     still_failed: dict[str, tuple[str, str, str]] = {}
     for document in stored:
         sha, held = document.sha256, known.get(document.sha256)
-        if sha in todo or sha in missing:
+        if sha in todo or sha in missing or sha in still_failed:
             continue  # two copies of one file are one document: the first only
         if held is None or not held.settled(PARSER_VERSION):
             item = WorkItem(sha, document.key, document.source, document.hints)
             # A file given by path was just stored; a key is checked before a worker reads it.
-            if isinstance(document, StoredDocument) and not store.holds(document.key):
-                missing[sha] = item
-            else:
+            if not isinstance(document, StoredDocument) or store.holds(document.key):
                 todo[sha] = item
+            elif held is None or not held.holds_data:
+                missing[sha] = item
+            else:  # a failed row in its place would delete the reports and facts it holds
+                message = _raw_missing_message(item, raw_root, kept=held.parser_version)
+                still_failed[sha] = (document.source, RAW_MISSING, message)
         elif held.status == "failed":
             code, message = held.problem_code or "unknown", held.problem_message or ""
             still_failed.setdefault(sha, (document.source, code, message))
@@ -234,13 +243,20 @@ def plan(documents: list[str | StoredDocument], db_url: str, raw_root: str) -> P
     return Plan(list(todo.values()), unchanged, list(still_failed.values()), list(missing.values()))
 
 
+def _raw_missing_message(item: WorkItem, raw_root: str, kept: str | None = None) -> str:
+    """Why a document whose key holds no bytes is not parsed; `kept`: the parser version of the
+    rows the warehouse keeps of it, if it keeps any."""
+    outcome = f"the warehouse keeps its rows of parser {kept}" if kept else "not parsed"
+    return (
+        f"the raw store {raw_root} holds no bytes under {item.raw_key}: {outcome}; "
+        "the next run over it tries again"
+    )
+
+
 def _raw_missing(item: WorkItem, raw_root: str) -> ParseResult:
     """The failed result of a document whose key holds no bytes: known by the sha256 its key
     names (the content address the harvest recorded), with 0 bytes, since none are held."""
-    message = (
-        f"the raw store {raw_root} holds no bytes under {item.raw_key}: not parsed; "
-        "the next run over it tries again"
-    )
+    message = _raw_missing_message(item, raw_root)
     return ParseResult(
         item.source,
         item.sha256,
@@ -526,27 +542,38 @@ class _IngestRun:
             self.summary.failures[code] += 1
             self.summary.failed_files.append((source, code, message))
         self._advance(unchanged)
-        if missing:
+        kept = sum(code == RAW_MISSING for _, code, _ in still_failed)
+        if missing or kept:
             get_run_logger().error(
-                "%d documents not in the raw store %s: recorded as %s",
-                len(missing),
+                "%d documents not in the raw store %s: %d recorded as %s,"
+                " %d kept as the warehouse holds them",
+                len(missing) + kept,
                 self.raw_root,
+                len(missing),
                 RAW_MISSING,
+                kept,
             )
+        if missing:
             # Their rows keep the key the bytes were expected under: what to restore.
-            self.raw_keys = {item.sha256: item.raw_key for item in missing}
-            self.on_batch([_raw_missing(item, self.raw_root) for item in missing])
+            self.on_batch(
+                [_raw_missing(item, self.raw_root) for item in missing],
+                raw_keys={item.sha256: item.raw_key for item in missing},
+            )
         self.raw_keys = {item.sha256: item.raw_key for item in todo}
         return todo
 
-    def on_batch(self, results: list[ParseResult | Loaded]) -> None:
-        """Load a parsed batch here unless its worker did, and count what became of it."""
+    def on_batch(
+        self, results: list[ParseResult | Loaded], raw_keys: dict[str, str] | None = None
+    ) -> None:
+        """Load a parsed batch here unless its worker did, and count what became of it.
+        `raw_keys`: the results' raw-store keys, when they are not of the slice being parsed."""
         if all(isinstance(result, Loaded) for result in results):
             loaded = results  # loaded by the workers
         else:
             # quote(): Prefect would otherwise walk every fact of every result looking for
             # futures, twice a call (~35 ms a document, five times the load itself).
-            loaded = load_batch(quote(results), quote(self.raw_keys), self.target)
+            keys = self.raw_keys if raw_keys is None else raw_keys
+            loaded = load_batch(quote(results), quote(keys), self.target)
         for document in loaded:
             _record(self.summary, document)
         self._advance(len(results))

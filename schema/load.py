@@ -70,6 +70,12 @@ class KnownDocument(NamedTuple):
         """Whether a run leaves the document as it is (`_settled`)."""
         return _settled(self.parser_version, self.problem_code, parser_version)
 
+    @property
+    def holds_data(self) -> bool:
+        """Whether the row stands for the document's bytes (loaded, or failed on them), rather
+        than for a failure of the warehouse or the store that the next run tries again."""
+        return self.problem_code not in _TRIED_AGAIN
+
 
 def _settled(stored_version: str | None, problem_code: str | None, parser_version: str) -> bool:
     """Whether a stored document stays as it is: parsed with `parser_version`, and loaded or

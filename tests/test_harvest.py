@@ -839,3 +839,53 @@ def test_a_key_missing_from_the_raw_store_fails_at_plan_time_and_is_tried_again(
         lost_key,
         1,
     )
+
+
+@pytest.mark.postgres
+def test_a_document_held_by_an_older_parser_keeps_its_rows_when_its_key_is_missing(
+    pg_url: str, prefect_api: str, tmp_path: Path
+):
+    # After a parser version bump a harvest hands ingest the documents the warehouse holds
+    # parsed by the older version. One's bytes are gone from the store: the run cannot parse
+    # it again, so it says the key is missing, and the warehouse keeps its report and facts
+    # (a raw_missing row in their place would delete them).
+    from nianbao.flows.ingest import IngestSummary, ingest_flow
+    from nianbao.harvest.rawstore import StoredDocument
+
+    from .conftest import new_database
+
+    db_url, store = new_database(pg_url), RawStore(tmp_path / "raw")
+    sample = ROOT / "samples/huzhu-employment-2023.txt"
+    sha, key = store.put_file(sample)
+    stored = [StoredDocument(key, "http://127.0.0.1/nb/2023.txt")]
+    assert ingest_flow([], db_url, raw_dir=store.root, stored=stored).outcomes["loaded"] == 1
+    engine = create_engine(db_url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE documents SET parser_version = 'older'"))
+    engine.dispose()
+
+    def document() -> tuple:
+        query = text(
+            "SELECT d.status, d.problem_code, d.format, d.bytes, d.parser_version, d.raw_path,"
+            " count(DISTINCT r.id), count(f.id) FROM documents d"
+            " LEFT JOIN reports r ON r.document_sha256 = d.sha256"
+            " LEFT JOIN facts f ON f.report_id = r.id GROUP BY d.sha256"
+        )
+        ((row),) = _rows(db_url, query)
+        return tuple(row)
+
+    held = ("loaded", None, "txt", sample.stat().st_size, "older", key, 1, 186)
+    assert document() == held
+    # The store the next run reads from has lost the bytes.
+    state = ingest_flow(
+        [], db_url, raw_dir=str(tmp_path / "pruned"), stored=stored, return_state=True
+    )
+    summary = state.result(raise_on_failure=False)
+    assert isinstance(summary, IngestSummary), summary
+    assert state.type.value == "FAILED"
+    assert summary.failures == Counter({"raw_missing": 1})
+    assert summary.outcomes == Counter({"unchanged": 1})
+    ((source, code, message),) = summary.failed_files
+    assert (source, code) == ("http://127.0.0.1/nb/2023.txt", "raw_missing")
+    assert f"holds no bytes under {key}" in message and "keeps its rows of parser older" in message
+    assert document() == held
