@@ -6,7 +6,8 @@ BIN := $(VENV)/bin
 
 .PHONY: run test lint eval bench
 
-$(BIN)/nianbao: pyproject.toml
+# The C extension builds at install, in place: a changed source needs a new install too.
+$(BIN)/nianbao: pyproject.toml $(wildcard parsers/*.c)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'

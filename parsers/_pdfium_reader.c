@@ -7,8 +7,9 @@
  * the function types below are those of pdfium's public fpdf_text.h and fpdf_edit.h, with
  * every handle as an opaque pointer (pdfium checks a NULL handle itself).
  *
- * The GIL stays held: pdfium is not thread-safe, and holding it keeps these loops from running
- * beside another thread's pdfium call. The arithmetic is the Python reader's own, in doubles
+ * The GIL stays held: pdfium is not thread-safe, and no other thread can start a pdfium call
+ * while these loops run (a ctypes call already running in another thread has released the GIL,
+ * so only nianbao's reading pdfium from one thread a process keeps that out). The arithmetic is the Python reader's own, in doubles
  * and in the same order (the build turns off contraction into fused multiply-adds), so the
  * columns and matrices are bit for bit what it computed.
  */
@@ -82,7 +83,8 @@ static const struct {
 static int bound = 0;
 
 enum { CARRIAGE_RETURN = 0x0D, REPLACEMENT = 0xFFFD, MAX_CODE_POINT = 0x10FFFF };
-enum { TEXT_OBJECT = 1, PATH_OBJECT = 2, IMAGE_OBJECT = 3, FORM_OBJECT = 5 };
+enum { HIGH_SURROGATE = 0xD800, LOW_SURROGATE = 0xDC00, LAST_SURROGATE = 0xDFFF };
+enum { PATH_OBJECT = 2, IMAGE_OBJECT = 3, FORM_OBJECT = 5 };
 
 static PyObject *
 bind(PyObject *self, PyObject *args, PyObject *kwargs)
@@ -150,14 +152,26 @@ page_chars(PyObject *self, PyObject *args)
         goto done;
     }
     /* pdfium ends lines with \r\n; \n alone marks the break, so the \r are left out before
-       their boxes and map errors are asked for. */
+       their boxes and map errors are asked for. A character above U+FFFF (CJK Extension B, in
+       rare names and places) comes as two characters, its UTF-16 halves: they are joined into
+       one, with the first half's box. A half without its partner cannot be encoded (the JSON
+       and the warehouse refuse it): it reads as U+FFFD. */
     Py_ssize_t length = 0;
     for (int i = 0; i < count; i++) {
         unsigned int code = pdfium.get_unicode(text_page, i);
-        if (code != CARRIAGE_RETURN) {
-            codes[length] = code;
-            kept[length++] = i;
+        if (code == CARRIAGE_RETURN)
+            continue;
+        kept[length] = i;
+        if (code >= HIGH_SURROGATE && code < LOW_SURROGATE && i + 1 < count) {
+            unsigned int low = pdfium.get_unicode(text_page, i + 1);
+            if (low >= LOW_SURROGATE && low <= LAST_SURROGATE) {
+                code = 0x10000 + ((code - HIGH_SURROGATE) << 10) + (low - LOW_SURROGATE);
+                i++;
+            }
         }
+        if (code >= HIGH_SURROGATE && code <= LAST_SURROGATE)
+            code = REPLACEMENT;
+        codes[length++] = code;
     }
     for (int k = 0; k < 4; k++)
         if ((columns[k] = PyList_New(length)) == NULL)
@@ -338,8 +352,11 @@ static PyMethodDef methods[] = {
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "_pdfium_reader",
-    "The PDF reader's loops over pdfium's characters and page objects, in C.", -1, methods,
+    PyModuleDef_HEAD_INIT,
+    .m_name = "_pdfium_reader",
+    .m_doc = "The PDF reader's loops over pdfium's characters and page objects, in C.",
+    .m_size = -1,
+    .m_methods = methods,
 };
 
 PyMODINIT_FUNC

@@ -533,11 +533,11 @@ _pdfium_reader.bind(
 def _page_chars(textpage: pdfium_c.FPDF_TEXTPAGE, left: float, top: float) -> _Chars:
     """Every character of the page with its loose box, in pdfplumber's frame (top-left of the
     media box), but pdfium's generated carriage returns (its line feed alone marks a line
-    break); U+FFFD for a
-    character whose font has no Unicode map (pdfium would pass its glyph number through as a
-    code point, which reads as random scripts rather than as unreadable text). pdfium's bulk
-    text (`FPDFText_GetText`) is not used: it leaves out characters of the list and cuts code
-    points above U+FFFF to 16 bits, so text and boxes would drift apart or read wrong."""
+    break). U+FFFD for a character whose font has no Unicode map (pdfium would pass its glyph
+    number through as a code point, which reads as random scripts rather than as unreadable
+    text), and for half of a UTF-16 pair without its partner; a whole pair, which pdfium gives
+    as two characters, is one. pdfium's bulk text (`FPDFText_GetText`) is not used: it leaves
+    out characters of the list, so text and boxes would drift apart."""
     return _Chars(*_pdfium_reader.page_chars(_address(textpage), left, top))
 
 

@@ -16,6 +16,7 @@ import pytest
 
 from nianbao.parsers.blocks import Document, Paragraph, ParseError, Table
 from nianbao.parsers.pdf import _join_lines, read_pdf
+from nianbao.parsers.report import parse_bytes
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 HUAIAN = SAMPLES / "01_huaian_shizhengfu_2024.pdf"
@@ -346,6 +347,22 @@ def test_text_without_a_unicode_map_is_garbled() -> None:
     with pytest.raises(ParseError) as err:
         read_pdf(data)
     assert err.value.code == "garbled_text"
+
+
+def test_a_character_above_u_ffff_is_one_character_and_a_lone_half_unreadable() -> None:
+    # Regression: pdfium gives a character past U+FFFF (CJK Extension B, in rare names and
+    # places) as its two UTF-16 halves; passed on as they were, `parse --json` failed to
+    # encode them. A half without its partner reads as U+FFFD.
+    cmap = (
+        b"/CIDInit /ProcSet findresource begin 12 dict begin begincmap /CMapName /Ext def "
+        b"1 begincodespacerange <00> <FF> endcodespacerange "
+        b"3 beginbfchar <41> <D840DC00> <42> <D840> <43> <4E2D> endbfchar "
+        b"endcmap CMapName currentdict /CMap defineresource pop end end"
+    )
+    data = pages_pdf([text_at([(72, 700, "ACAB")])], to_unicode=cmap)
+    assert [p.text for p in read_pdf(data).paragraphs()] == ["\U00020000中\U00020000\ufffd"]
+    parsed = json.loads(parse_bytes(data, "ext-b.pdf").json_line())
+    assert "\U00020000中\U00020000" in json.dumps(parsed, ensure_ascii=False)
 
 
 def test_running_headers_and_page_numbers_are_dropped() -> None:

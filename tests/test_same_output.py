@@ -128,7 +128,11 @@ def test_cells_hold_the_characters_whose_centre_is_inside_them():
 def test_bulk_character_read_matches_pypdfium2s_per_character_calls():
     # _page_chars reads the characters in C (parsers/_pdfium_reader.c); pypdfium2's own
     # per-character API must give the same characters, in the same frame, to the bit.
-    paths = [*SAMPLES.glob("*.pdf"), REAL.parent / "bad" / "garbled.pdf"]
+    # scanned.pdf: a page with no characters at all.
+    paths = [
+        *SAMPLES.glob("*.pdf"),
+        *(REAL.parent / "bad" / n for n in ("garbled.pdf", "scanned.pdf")),
+    ]
     checked = unmapped = 0
     for path in paths:
         document = pypdfium2.PdfDocument(str(path))
@@ -276,6 +280,23 @@ def test_c_reader_refuses_a_null_handle():
         pdf._pdfium_reader.page_chars(0, 0.0, 792.0)
     with pytest.raises(ValueError, match="no page handle"):
         pdf._pdfium_reader.page_objects(0, pdf._MAX_FORM_DEPTH)
+
+
+def test_c_reader_binds_only_every_pdfium_function_at_an_address():
+    # A refused bind leaves the functions bound at import in place: the reads still work.
+    with pytest.raises(TypeError, match="takes the 15 pdfium function addresses"):
+        pdf._pdfium_reader.bind(FPDFText_CountChars=1)
+    names = ["FPDFText_GetUnicode", "FPDFText_HasUnicodeMapError", "FPDFText_GetLooseCharBox",
+             "FPDFPage_CountObjects", "FPDFPage_GetObject", "FPDFPageObj_GetType",
+             "FPDFPageObj_GetMatrix", "FPDFFormObj_CountObjects", "FPDFFormObj_GetObject",
+             "FPDFPath_CountSegments", "FPDFPath_GetPathSegment", "FPDFPathSegment_GetPoint",
+             "FPDFPathSegment_GetType", "FPDFPathSegment_GetClose"]  # fmt: skip
+    with pytest.raises(TypeError, match="needs FPDFText_CountChars"):
+        pdf._pdfium_reader.bind(**dict.fromkeys([*names, "FPDF_Unknown"], 1))
+    with pytest.raises(ValueError, match="FPDFText_CountChars has no address"):
+        pdf._pdfium_reader.bind(**dict.fromkeys([*names, "FPDFText_CountChars"], 0))
+    document = pdf.read_pdf((SAMPLES / "01_huaian_shizhengfu_2024.pdf").read_bytes())
+    assert len(document.tables()) >= 3
 
 
 def _clear_caches() -> None:
