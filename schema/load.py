@@ -415,8 +415,8 @@ class _Batch:
             )
             return {sha: report_id for sha, report_id in inserted}
         # The ids drawn from the reports' sequence first, then one COPY: an INSERT … RETURNING
-        # of a batch's rows cost the worker ~10 ms of CPU a batch (a statement of hundreds of
-        # parameters that neither SQLAlchemy nor psycopg caches), a third of its loading.
+        # of a batch's rows is a statement of hundreds of parameters that neither SQLAlchemy
+        # nor psycopg caches (measured: ~2 ms of the worker's CPU a batch of 32 more).
         ids = sorted(
             self.connection.execute(
                 text(
