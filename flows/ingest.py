@@ -648,15 +648,21 @@ def _run_on_dask(
         if (chunk := next(chunks, None)) is not None:
             finished.add(submit(chunk))
     for task_run_id, exc in unrecorded:
-        # Still unknown: its worker died before the task began, so nothing shows it Running.
-        _mark_crashed(task_run_id, exc)
+        # Still unknown: its worker likely died before the task began, so nothing shows it
+        # Running; said, in case its creation is only late and it shows Running for ever.
+        if not _mark_crashed(task_run_id, exc):
+            get_run_logger().warning(
+                "task run %s of a chunk Dask gave up on is unknown to Prefect: not marked Crashed",
+                task_run_id,
+            )
 
 
 def _mark_crashed(task_run_id: UUID, exc: BaseException) -> bool:
-    """Mark the task run of a chunk Dask gave up on Crashed, unless it ended; False when
-    Prefect has no such task run (yet). Its worker died inside it, so the run never reported an
-    end: Prefect would show it Running for ever. Forced: the state is the flow's finding, not a
-    transition the engine that ran the task proposed."""
+    """Propose Crashed for the task run of a chunk Dask gave up on; False when Prefect has no
+    such task run (yet). Its worker died inside it, so the run never reported an end: Prefect
+    would show it Running for ever. Not forced: Prefect's task policy accepts Running -> Crashed
+    and refuses Crashed over a final state, in the same transaction, so a Completed state that
+    arrives meanwhile (a worker can die after the task ended and before Dask heard of it) stays."""
     from prefect.client.orchestration import get_client
     from prefect.exceptions import ObjectNotFound
     from prefect.states import Crashed
@@ -664,10 +670,8 @@ def _mark_crashed(task_run_id: UUID, exc: BaseException) -> bool:
     message = f"its Dask worker died: {type(exc).__name__}: {exc}"
     try:
         with get_client(sync_client=True) as client:
-            # A worker can die after the task ended and before Dask heard of it.
-            state = client.read_task_run(task_run_id).state
-            if state is None or not state.is_final():
-                client.set_task_run_state(task_run_id, Crashed(message=message), force=True)
+            client.read_task_run(task_run_id)  # ObjectNotFound while its creation is on its way
+            client.set_task_run_state(task_run_id, Crashed(message=message))
     except ObjectNotFound:
         return False
     except httpx.HTTPError as error:  # bookkeeping: the chunk's documents are still handled

@@ -368,3 +368,37 @@ def _task_run_states(url: str) -> list[tuple[str, str]]:
         for run in runs
         if run.name.startswith("parse-and-load")
     ]
+
+
+def test_a_task_run_dask_gave_up_on_is_crashed_only_if_it_has_not_ended(prefect_api: str):
+    # `_mark_crashed` proposes Crashed without forcing it: Prefect's task policy takes it over
+    # Running and refuses it over a final state, so a Completed state that reached the server
+    # before it (the worker died after its task ended) stays. A task run Prefect does not know
+    # is reported as such, to be tried again.
+    from uuid import uuid4
+
+    from prefect import flow, task
+    from prefect.client.orchestration import get_client
+    from prefect.states import Completed, Running
+
+    from nianbao.flows.ingest import _mark_crashed
+
+    @task
+    def chunk() -> None: ...
+
+    @flow
+    def run() -> None: ...
+
+    # What a real KilledWorker says needs a scheduler's worker state; only its text is used.
+    gave_up = RuntimeError("Dask gave up on parse_chunk-1")
+    with get_client(sync_client=True) as client:
+        flow_run = client.create_flow_run(run, state=Running())
+        running, completed = (
+            client.create_task_run(chunk, flow_run.id, key, state=state).id
+            for key, state in (("running", Running()), ("completed", Completed()))
+        )
+        assert _mark_crashed(running, gave_up) and _mark_crashed(completed, gave_up)
+        assert not _mark_crashed(uuid4(), gave_up)
+        crashed = client.read_task_run(running).state
+        assert crashed.type.value == "CRASHED" and "gave up on parse_chunk-1" in crashed.message
+        assert client.read_task_run(completed).state.type.value == "COMPLETED"
