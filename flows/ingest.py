@@ -219,6 +219,13 @@ def plan(documents: list[str | StoredDocument], db_url: str, raw_root: str) -> P
         lambda: known_documents(engine_of(db_url), {document.sha256 for document in stored}),
         DatabaseSettings.from_env().retry_seconds,
     )
+    # A file given by path was just stored; a key is checked before a worker reads it.
+    held_keys = store.held(
+        document.key
+        for document in stored
+        if isinstance(document, StoredDocument)
+        and not (document.sha256 in known and known[document.sha256].settled(PARSER_VERSION))
+    )
     todo: dict[str, WorkItem] = {}
     missing: dict[str, WorkItem] = {}
     still_failed: dict[str, tuple[str, str, str]] = {}
@@ -228,8 +235,7 @@ def plan(documents: list[str | StoredDocument], db_url: str, raw_root: str) -> P
             continue  # two copies of one file are one document: the first only
         if held is None or not held.settled(PARSER_VERSION):
             item = WorkItem(sha, document.key, document.source, document.hints)
-            # A file given by path was just stored; a key is checked before a worker reads it.
-            if not isinstance(document, StoredDocument) or store.holds(document.key):
+            if not isinstance(document, StoredDocument) or document.key in held_keys:
                 todo[sha] = item
             elif held is None or not held.holds_data:
                 missing[sha] = item

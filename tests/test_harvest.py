@@ -889,3 +889,13 @@ def test_a_document_held_by_an_older_parser_keeps_its_rows_when_its_key_is_missi
     assert (source, code) == ("http://127.0.0.1/nb/2023.txt", "raw_missing")
     assert f"holds no bytes under {key}" in message and "keeps its rows of parser older" in message
     assert document() == held
+
+
+def test_the_raw_store_says_which_keys_it_holds_bytes_under(tmp_path: Path):
+    # `plan` checks every key of a run in one call: the store answers for each key once.
+    store = RawStore(tmp_path / "raw")
+    sample = ROOT / "samples/huzhu-employment-2023.txt"
+    _, kept = store.put_file(sample)
+    lost = key_for(hashlib.sha256(b"pruned").hexdigest(), "2023.pdf")
+    assert store.held([kept, lost, kept]) == {kept}
+    assert store.held([]) == set()
