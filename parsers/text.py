@@ -305,19 +305,57 @@ def _layout_tables(lines: list[str]) -> dict[int, Table | None]:
             tables[run[0]] = table
         run.clear()
 
+    # Fragments on the lines just above a run's first line: the opening of its first row's
+    # wrapped label, or a caption that stays text.
+    lead: list[int] = []
     for number in range(len(lines)):
         line = read.get(number)
         if line is None:
             if _is_table_line(lines[number]):
                 close()
+            lead.clear()
             continue  # a blank line, or a page's number where a table runs over a page break
         kind = line.kind
-        if kind == "prose" or (kind == "fragment" and not run):
+        if kind == "prose":
             close()
+            lead.clear()
             continue
+        if kind == "fragment" and not run:
+            lead.append(number)
+            continue
+        if not run and kind == "values":
+            run.extend(_label_opening([read[n] for n in lead], line, lead))
+        lead.clear()
         run.append(number)
     close()
     return tables
+
+
+def _label_opening(
+    fragments: list[_LayoutLine], first: _LayoutLine, numbers: list[int]
+) -> list[int]:
+    """The numbers of the fragments above a table's first row of values that `_layout_table`
+    takes into the row's wrapped label: from the last that opens a row's label (its numbering),
+    or the one just above a row that prints no label; all left of the row's values. A row whose
+    own numbered label starts in their column takes none (they are a caption)."""
+    labels = first.label_count()
+    opening = [i for i, line in enumerate(fragments) if _opens_label(line)]
+    if opening:
+        start = opening[-1]
+    elif fragments and not labels:
+        start = len(fragments) - 1
+    else:
+        return []
+    taken = fragments[start:]
+    if any(line.ends[-1] > first.starts[labels] for line in taken):
+        return []
+    if (
+        labels
+        and first.starts[labels - 1] >= taken[0].starts[-1] - _LABEL_COLUMN_SLACK
+        and numbering.ROW_LABEL_START.match(first.cells[labels - 1])
+    ):
+        return []
+    return numbers[start:]
 
 
 def _layout_table(lines: list[_LayoutLine]) -> Table:

@@ -160,6 +160,25 @@ def test_pdftotext_layout_puts_wrapped_labels_back_together(tmp_path: Path) -> N
     _assert_like_sample(converted, sample)
 
 
+def test_pdftotext_layout_table_opening_on_a_wrapped_label_keeps_its_first_piece(
+    tmp_path: Path,
+) -> None:
+    # The seed's 表三 cut where a sentence ends and the table's first row is the wrapped
+    # `(二) 部分公开（区分处理的，只计这一情` / values / `形，不计其他情形）`: the fragment above
+    # the first row of values opened no run, stayed a paragraph, and the row's label was its
+    # second piece alone.
+    lines = _pdftotext_layout(SAMPLES / "huzhu-employment-2023.pdf", tmp_path).read_text("utf-8")
+    lines = lines.splitlines()
+    first = next(i for i, line in enumerate(lines) if "(二) 部分公开（区分处理的" in line)
+    text = "\n".join(["（三）本年度办理结果如下。", *lines[first : first + 4]]) + "\n"
+    blocks = read_text(text.encode("utf-8")).blocks
+    assert [type(b).__name__ for b in blocks] == ["Paragraph", "Table"]
+    rows = [[cell.text for cell in row] for row in blocks[1].rows]  # type: ignore[union-attr]
+    assert "(二) 部分公开（区分处理的，只计这一情形，不计其他情形）" in rows[0]
+    assert rows[0][-7:] == ["0"] * 7
+    assert "1. 属于国家秘密" in rows[1]
+
+
 def test_pdftotext_layout_of_a_chromium_print_keeps_every_cell(tmp_path: Path) -> None:
     # Two conversions: Chromium's PDF sets long labels one space from their first value
     # (`…不计其他 0`) and a label's last character alone under its row (`息`).
