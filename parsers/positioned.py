@@ -16,6 +16,8 @@ from unicodedata import east_asian_width
 
 from lxml import etree
 
+from .text import MIN_LAYOUT_ROWS
+
 # A page whose text is mostly in positioned elements is laid out from their positions.
 MIN_POSITIONED_SHARE = 0.8
 # Pieces whose bottoms differ by less than this share of the font size are on one line.
@@ -30,6 +32,49 @@ _COLUMN_FONT_SHARE = 0.05
 _NARROW_EM = 0.55
 # Pieces of one line less than this many ems apart are one run of text, not two cells.
 _CELL_GAP = 1.0
+# Elements that hold a block of text: one holding any is no run of a line.
+_BLOCK_TAGS = frozenset(
+    [
+        "address",
+        "article",
+        "aside",
+        "blockquote",
+        "dd",
+        "div",
+        "dl",
+        "dt",
+        "fieldset",
+        "figure",
+        "footer",
+        "form",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "header",
+        "hr",
+        "li",
+        "main",
+        "nav",
+        "ol",
+        "p",
+        "pre",
+        "section",
+        "table",
+        "tbody",
+        "td",
+        "tfoot",
+        "th",
+        "thead",
+        "tr",
+        "ul",
+    ]
+)
+# A run of a converted page is one printed line: a page of A4 at the smallest legible size sets
+# under a hundred characters a line, so positioned elements averaging more place blocks of text.
+_MAX_LINE_CHARS = 100
 
 
 @dataclass(slots=True)
@@ -74,13 +119,32 @@ def _position(element: etree._Element) -> dict[str, float]:
     style = element.get("style") or ""
     if "absolute" not in style:
         return {}
-    return {key.lower(): float(value) for key, value in _STYLE_PX.findall(style)}
+    where = {key.lower(): float(value) for key, value in _STYLE_PX.findall(style)}
+    return where if "top" in where and "left" in where else {}
+
+
+def _holds_blocks(element: etree._Element) -> bool:
+    """An element holding paragraphs, divisions or a table places a block of text, not a run of
+    one line (a CMS's positioned wrapper round a whole report)."""
+    return any(
+        isinstance(inner.tag, str) and inner.tag.lower() in _BLOCK_TAGS
+        for inner in element.iterdescendants()
+    )
 
 
 def positioned_lines(root: etree._Element) -> list[str] | None:
-    """The page as layout text lines, or None when its text is not mostly positioned."""
+    """The page as layout text lines, or None when its text is not mostly positioned runs.
+
+    Each text node counts once, under its nearest positioned ancestor (a positioned element's
+    place is relative to its positioned ancestors'); a positioned element that holds blocks is
+    no run of a line, and its text is read by the normal reader. A page with a <table> has its
+    table read as one, and a page whose runs stand on fewer than MIN_LAYOUT_ROWS lines, or
+    average more than a printed line's characters a line, is no converted page.
+    """
     body = root.find("body")
     body = root if body is None else body
+    if body.find(".//table") is not None:
+        return None
     total = sum(
         len("".join(text.split()))
         for text in _TEXT_NODES(body)
@@ -94,6 +158,9 @@ def positioned_lines(root: etree._Element) -> list[str] | None:
     known: Counter[float] = Counter()
     placed = 0
     page = 0
+    # Positioned elements by their place on the page, their own offsets added to their
+    # positioned ancestors'.
+    places: dict[etree._Element, tuple[float, float]] = {}
     for element in body.iter():
         if not isinstance(element.tag, str):
             continue
@@ -101,21 +168,31 @@ def positioned_lines(root: etree._Element) -> list[str] | None:
             page += 1  # pdftohtml: one relatively positioned <div> a page, tops within it
             continue
         where = _position(element)
-        if "top" not in where or "left" not in where:
+        if not where:
+            continue
+        outer = next((a for a in element.iterancestors() if a in places), None)
+        top, left = places[outer] if outer is not None else (0.0, 0.0)
+        top, left = top + where["top"], left + where["left"]
+        places[element] = (top, left)
+        if _holds_blocks(element):
             continue
         text = _lines(element)
         if not any(line.strip() for line in text):
             continue
-        size = {}
-        for name in (element.get("class") or "").split():
-            size.update(classes.get(name, {}) or _defined_before(classes, name, page))
+        size: dict[str, float] = {}
+        for holder in [*reversed(list(element.iterancestors())), element]:
+            for name in (holder.get("class") or "").split():
+                size.update(classes.get(name, {}) or _defined_before(classes, name, page))
         size.update(where)
         font = size.get("font-size")
         if font is not None:
             known[font] += sum(map(len, text))
-        placed_runs.append((page, where["top"], where["left"], text, font, size.get("line-height")))
+        placed_runs.append((page, top, left, text, font, size.get("line-height")))
         placed += len("".join("".join(text).split()))
     if placed < MIN_POSITIONED_SHARE * total:
+        return None
+    lines_placed = len({(page, top) for page, top, *_ in placed_runs})
+    if lines_placed < MIN_LAYOUT_ROWS or placed > _MAX_LINE_CHARS * lines_placed:
         return None
     # A class its page does not define (pdftohtml defines each font once) is the common size.
     usual = known.most_common(1)[0][0] if known else _DEFAULT_FONT_PX
@@ -147,17 +224,20 @@ def _column_width(sizes: Counter[float]) -> float:
 
 
 def _lines(element: etree._Element) -> list[str]:
-    """An element's text split at its <br>s (pdftohtml sets a paragraph's lines so)."""
-    lines = [""]
-    for node in element.iter():
-        if node is not element and node.tag == "br":
-            lines.append("")
-        if node is not element and node.text and node.tag != "br":
-            lines[-1] += node.text
-        elif node is element and element.text:
-            lines[-1] += element.text
-        if node is not element and node.tail:
-            lines[-1] += node.tail
+    """An element's text split at its <br>s (pdftohtml sets a paragraph's lines so), without the
+    text of positioned elements inside it: each of those is a run of its own."""
+    lines = [element.text or ""]
+
+    def add(inner: etree._Element) -> None:
+        for node in inner:
+            if isinstance(node.tag, str) and node.tag.lower() == "br":
+                lines.append("")
+            elif isinstance(node.tag, str) and not _position(node):
+                lines[-1] += node.text or ""
+                add(node)
+            lines[-1] += node.tail or ""
+
+    add(element)
     return [line.replace("\xa0", " ") for line in lines]
 
 

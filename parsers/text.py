@@ -120,8 +120,9 @@ def read_text(data: bytes) -> Document:
                 blocks.append(table)
             table_lines.clear()
 
-    layout = _layout_tables(text.splitlines())
-    for number, line in enumerate(text.splitlines()):
+    lines = text.splitlines()
+    layout = _layout_tables(lines)
+    for number, line in enumerate(lines):
         if number in layout:
             flush_paragraphs()
             flush_table()
@@ -149,11 +150,30 @@ MAX_CELL_CHARS = 40
 
 
 def _is_cell_line(block: Paragraph | Table) -> bool:
+    return isinstance(block, Paragraph) and _is_cell_text(block.text)
+
+
+def _is_cell_text(text: str) -> bool:
+    """Text short enough for a table's cell that ends no sentence and is no section heading."""
     return (
-        isinstance(block, Paragraph)
-        and len(block.text) <= MAX_CELL_CHARS
-        and not block.text.endswith(("。", "；", ";"))
-        and match_heading(block.text) is None
+        len(text) <= MAX_CELL_CHARS
+        and not text.endswith(("。", "；", ";"))
+        and match_heading(text) is None
+    )
+
+
+# Punctuation that parts a sentence's clauses: a label or header prints none outside brackets.
+_CLAUSE_MARKS = ("。", "；", "，")
+# A bracketed aside, or the piece of one a wrapped label opens or closes on this line: a label
+# such as 部分公开（区分处理的，只计这一情形，不计其他情形） prints its commas inside.
+_BRACKETED = re.compile(r"[（(][^（()）]*(?:[）)]|$)|^[^（()）]*[）)]")
+
+
+def _is_prose_cell(cell: str) -> bool:
+    """A cell no table prints: longer than a cell, or a sentence's clause (a converter sets a
+    sentence's figures apart, `2023年，本机关主动公开政府信息共计  120  条`)."""
+    return len(cell) > MAX_CELL_CHARS or any(
+        mark in _BRACKETED.sub("", cell) for mark in _CLAUSE_MARKS
     )
 
 
@@ -184,7 +204,6 @@ def _tables_from_short_lines(blocks: list[Paragraph | Table]) -> list[Paragraph 
 
 # A layout kept as text (`pdftotext -layout`, a crawler's rendering) sets a table's columns apart
 # by runs of spaces; words within a cell are one space apart, if any.
-_COLUMN_GAP = re.compile(r"[ \u00a0\u3000]{2,}")
 _CELL = re.compile(r"\S+(?:[ \u00a0\u3000]\S+)*")
 _WORD = re.compile(r"\S+")
 # A run of lines is a layout table once this many of them hold values or a header of columns,
@@ -250,6 +269,8 @@ def _split_last_label(cells: list[str], starts: list[int], ends: list[int]) -> N
 
 
 def _layout_kind(cells: list[str]) -> str:
+    if any(_is_prose_cell(cell) for cell in cells):
+        return "prose"
     if is_value_text(cells[-1]):
         # One lone value is a row of a one-column table, or a page number.
         return "values" if len(cells) >= 2 else "fragment"
@@ -257,13 +278,7 @@ def _layout_kind(cells: list[str]) -> str:
     text = "".join(cells)
     if len(cells) >= 3 or (len(cells) == 2 and prints_header(None, text)):
         return "header"
-    if (
-        len(text) <= MAX_CELL_CHARS
-        and not text.endswith(("。", "；", ";"))
-        and match_heading(text) is None
-    ):
-        return "fragment"
-    return "prose"
+    return "fragment" if _is_cell_text(text) else "prose"
 
 
 def _layout_tables(lines: list[str]) -> dict[int, Table | None]:
@@ -290,19 +305,57 @@ def _layout_tables(lines: list[str]) -> dict[int, Table | None]:
             tables[run[0]] = table
         run.clear()
 
+    # Fragments on the lines just above a run's first line: the opening of its first row's
+    # wrapped label, or a caption that stays text.
+    lead: list[int] = []
     for number in range(len(lines)):
         line = read.get(number)
         if line is None:
             if _is_table_line(lines[number]):
                 close()
+            lead.clear()
             continue  # a blank line, or a page's number where a table runs over a page break
         kind = line.kind
-        if kind == "prose" or (kind == "fragment" and not run):
+        if kind == "prose":
             close()
+            lead.clear()
             continue
+        if kind == "fragment" and not run:
+            lead.append(number)
+            continue
+        if not run and kind == "values":
+            run.extend(_label_opening([read[n] for n in lead], line, lead))
+        lead.clear()
         run.append(number)
     close()
     return tables
+
+
+def _label_opening(
+    fragments: list[_LayoutLine], first: _LayoutLine, numbers: list[int]
+) -> list[int]:
+    """The numbers of the fragments above a table's first row of values that `_layout_table`
+    takes into the row's wrapped label: from the last that opens a row's label (its numbering),
+    or the one just above a row that prints no label; all left of the row's values. A row whose
+    own numbered label starts in their column takes none (they are a caption)."""
+    labels = first.label_count()
+    opening = [i for i, line in enumerate(fragments) if _opens_label(line)]
+    if opening:
+        start = opening[-1]
+    elif fragments and not labels:
+        start = len(fragments) - 1
+    else:
+        return []
+    taken = fragments[start:]
+    if any(line.ends[-1] > first.starts[labels] for line in taken):
+        return []
+    if (
+        labels
+        and first.starts[labels - 1] >= taken[0].starts[-1] - _LABEL_COLUMN_SLACK
+        and numbering.ROW_LABEL_START.match(first.cells[labels - 1])
+    ):
+        return []
+    return numbers[start:]
 
 
 def _layout_table(lines: list[_LayoutLine]) -> Table:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shutil
 import subprocess
 import zipfile
@@ -26,8 +27,9 @@ import pytest
 from nianbao.flows.evaluate import cell_matches, evaluate
 from nianbao.parsers.detect import sniff_format
 from nianbao.parsers.report import parse_bytes, parse_file
+from nianbao.parsers.text import read_text
 
-from .helpers import ROOT, SAMPLES
+from .helpers import REAL, ROOT, SAMPLES
 
 CONVERTED = ROOT / "tests" / "fixtures" / "converted"
 HUAIAN = SAMPLES / "01_huaian_shizhengfu_2024.pdf"
@@ -158,6 +160,25 @@ def test_pdftotext_layout_puts_wrapped_labels_back_together(tmp_path: Path) -> N
     _assert_like_sample(converted, sample)
 
 
+def test_pdftotext_layout_table_opening_on_a_wrapped_label_keeps_its_first_piece(
+    tmp_path: Path,
+) -> None:
+    # The seed's 表三 cut where a sentence ends and the table's first row is the wrapped
+    # `(二) 部分公开（区分处理的，只计这一情` / values / `形，不计其他情形）`: the fragment above
+    # the first row of values opened no run, stayed a paragraph, and the row's label was its
+    # second piece alone.
+    lines = _pdftotext_layout(SAMPLES / "huzhu-employment-2023.pdf", tmp_path).read_text("utf-8")
+    lines = lines.splitlines()
+    first = next(i for i, line in enumerate(lines) if "(二) 部分公开（区分处理的" in line)
+    text = "\n".join(["（三）本年度办理结果如下。", *lines[first : first + 4]]) + "\n"
+    blocks = read_text(text.encode("utf-8")).blocks
+    assert [type(b).__name__ for b in blocks] == ["Paragraph", "Table"]
+    rows = [[cell.text for cell in row] for row in blocks[1].rows]  # type: ignore[union-attr]
+    assert "(二) 部分公开（区分处理的，只计这一情形，不计其他情形）" in rows[0]
+    assert rows[0][-7:] == ["0"] * 7
+    assert "1. 属于国家秘密" in rows[1]
+
+
 def test_pdftotext_layout_of_a_chromium_print_keeps_every_cell(tmp_path: Path) -> None:
     # Two conversions: Chromium's PDF sets long labels one space from their first value
     # (`…不计其他 0`) and a label's last character alone under its row (`息`).
@@ -227,6 +248,101 @@ def test_pdftohtml_of_a_chromium_print_keeps_every_cell(tmp_path: Path) -> None:
     # (第二十条第（六）项) sits under a row, left of its values, but not under its label.
     converted = _pdftohtml(_chromium_print(HUZHU_HTML, tmp_path), tmp_path)
     _assert_like_sample(converted, HUZHU_HTML)
+
+
+# A CMS's wrapper round a whole page: positioned, but holding the page's paragraphs and tables.
+_POSITIONED_WRAPPER = '<div style="position:absolute; top:120px; left:0px">'
+
+
+def _wrap_body(html: str, opening: str, closing: str) -> str:
+    html, opened = re.subn(r"(<body[^>]*>)", lambda m: m.group(1) + opening, html, count=1)
+    assert opened == 1
+    return html.replace("</body>", closing + "</body>")
+
+
+def test_positioned_wrapper_round_an_html_report_is_read_as_html(tmp_path: Path) -> None:
+    # The wrapper's style has `absolute`, a top and a left: it was taken for one positioned run
+    # holding the whole report, laid out as one line, and all 198 cells were lost (status
+    # `parsed`, no facts).
+    converted = tmp_path / "04_shanghai_szfbgt_2019.wrapped.html"
+    converted.write_text(
+        _wrap_body(SHANGHAI.read_text("utf-8"), _POSITIONED_WRAPPER, "</div>"), "utf-8"
+    )
+    _assert_like_sample(converted, SHANGHAI)
+
+
+def test_pdftohtml_runs_nested_in_positioned_elements_count_once(tmp_path: Path) -> None:
+    # pdftohtml's pages inside a positioned wrapper, and each run's text inside a positioned
+    # <span> of its own (0, 0 from its run): the wrapper holds blocks and is no run, the text of
+    # each span is placed once, where the span's offsets added to its run's put it.
+    made = tmp_path / "made"
+    made.mkdir()
+    html = _pdftohtml(HUAIAN, made).read_text("utf-8")
+    runs = re.compile(r'(<p style="position:absolute;[^"]*"[^>]*>)(.*?)(</p>)', re.S)
+    html, nested = runs.subn(
+        lambda m: (
+            m.group(1)
+            + '<span style="position:absolute;top:0px;left:0px">'
+            + m.group(2)
+            + "</span>"
+            + m.group(3)
+        ),
+        html,
+    )
+    assert nested > 100
+    converted = tmp_path / f"{HUAIAN.stem}.nested.html"
+    converted.write_text(_wrap_body(html, _POSITIONED_WRAPPER, "</div>"), "utf-8")
+    _assert_like_sample(converted, HUAIAN)
+
+
+def _figures_set_apart(text: str) -> str:
+    """A report's text as a converter sets it: each figure of its prose two spaces from the words
+    round it (`共计  120  条`); the crawl's metadata lines above its 正文 rule and the lines of a
+    table printed with bars stay as they are."""
+    head, rule, body = text.rpartition("正文 ====================\n")
+    figure = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)(?![\d.%])")
+    lines = [line if "|" in line else figure.sub(r"  \1  ", line) for line in body.split("\n")]
+    return head + rule + "\n".join(lines)
+
+
+FREE_FORM = sorted(REAL.glob("*_freeform.txt"))
+
+
+@pytest.mark.parametrize("path", FREE_FORM, ids=[p.stem for p in FREE_FORM])
+def test_prose_with_figures_set_apart_is_no_layout_table(path: Path, tmp_path: Path) -> None:
+    # `2013年制作、获取政府信息总数  3618  条，其中…` ends in a value and has three cells or more:
+    # it was read as a row of a layout table, and the report's prose facts were lost (平潭 2013
+    # 31 → 0, 2015 22 → 0). A cell with a clause's punctuation, or longer than a cell, is prose.
+    original = path.read_text("utf-8")
+    spaced = _figures_set_apart(original)
+    assert spaced.count("  ") >= original.count("  ") + 10  # figures set apart
+    kinds = [type(b).__name__ for b in read_text(spaced.encode("utf-8")).blocks]
+    assert kinds == [type(b).__name__ for b in read_text(original.encode("utf-8")).blocks]
+    (tmp_path / path.name).write_text(spaced, "utf-8")
+    shutil.copy(path.with_suffix(".facts.json"), tmp_path)
+    (score,) = evaluate([tmp_path])
+    # Gold figures read: the prose reader does not bind a figure spaced from its label (left as
+    # `not found`), but none is read wrong and these are read.
+    read = score.cells - len(score.wrong)
+    assert read >= {"28": 7, "29": 31, "30": 24, "31": 6, "32": 4}[path.name[:2]]
+    assert not [w for w in score.wrong if not w.endswith("not found")], score.wrong
+
+
+def test_layout_prose_line_between_table_rows_is_no_row() -> None:
+    # A sentence ending in a figure set apart, between a layout table's rows and the text after.
+    text = (
+        "二、主动公开政府信息情况\n"
+        "   信息内容      本年制发件数    本年废止件数    现行有效件数\n"
+        "   规章            1            0           11\n"
+        "   行政规范性文件    8            26          66\n"
+        "2023年，本机关主动公开政府信息共计  120  条，其中规章  2  件，规范性文件  15\n"
+    )
+    result = parse_bytes(text.encode("utf-8"), "layout.txt")
+    facts = {f.key: f.value for f in result.facts}
+    assert facts["active_disclosure/rules/in_force"] == 11
+    assert facts["active_disclosure/normative_documents/in_force"] == 66
+    (table,) = [b for b in read_text(text.encode("utf-8")).blocks if type(b).__name__ == "Table"]
+    assert len(table.rows) == 3
 
 
 def test_python_docx_resave_keeps_every_cell(tmp_path: Path) -> None:
