@@ -363,8 +363,9 @@ def _task_run_states(url: str) -> list[tuple[str, str]]:
         runs = client.read_task_runs(
             flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[UUID(flow_run_id)]))
         )
+    # A task run is created before its first state is set: read between the two, it has none.
     return [
-        (run.state.type.value, run.state.message or "")
+        (run.state.type.value, run.state.message or "") if run.state else ("NO STATE", "")
         for run in runs
         if run.name.startswith("parse-and-load")
     ]
