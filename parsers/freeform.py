@@ -212,8 +212,9 @@ def _bind_clause(
     found: list[_Mention] = []
     previous_end = 0
     for count in counts:
-        # Quotes around a category name (其中“同意公开”的25件) are not part of its words.
-        context = _QUOTES.sub("", clause[previous_end : count.start()])
+        # Quotes around a category name (其中“同意公开”的25件) are not part of its words, nor
+        # the spaces a converter sets a figure apart by (共计  120  条).
+        context = _QUOTES.sub("", clause[previous_end : count.start()]).rstrip()
         previous_end = count.end()
         cued = _cued_row(context, count, section, sentence, vocabulary, extraction)
         if cued is None:
