@@ -484,14 +484,16 @@ def test_a_429_is_waited_out_while_other_portals_go_on(first_run: Run, served: P
     api = [r for r in served.since(site, first_run.marks) if r.path == "/sjj/gkmlpt/api/all/2475"]
     assert api[1].at - api[0].at >= 0.95  # the 429, then the same page after its Retry-After
     assert api[0].query == api[1].query == "page=1&sid=sjj755"
-    # Portals are crawled at once: while the gkmlpt host waits, the others are read.
+    # Portals are crawled at once: the gkmlpt portal comes first in the harvest's list, yet the
+    # others are read before its wait ends. (Whether they are read during the wait depends on
+    # how fast they go: on a quiet machine they may all be done before its API is first asked.)
     others = [
         r.at
         for other in served.sites
         if other is not site
         for r in served.since(other, first_run.marks)
     ]
-    assert any(api[0].at < at < api[1].at for at in others)
+    assert others and min(others) < api[1].at
 
 
 def test_what_the_listing_knows_travels_with_the_document(first_run: Run, served: Portals):
