@@ -12,13 +12,13 @@ cluster and a long-lived `prefect server` (as in production), it measures:
 - `nianbao ingest` into a new PostgreSQL database each run: over an empty folder (the fixed cost
   of a run), with 1 and 2 local workers (which load their own batches), and on a Dask cluster of
   a `dask scheduler` and 2 `dask worker` processes started here and kept between runs
-  (`--cluster tcp://…`; a first small run, not counted, warms the workers up). Each of these
-  and the parse only runs `--repeat` times in turn (default 3), and the least wall time and
-  the least CPU of each are kept: on a shared machine, what others' load inflated least. Documents/s, and the share
-  outside parsing (orchestration + loading) = 1 − parse only / (ingest − empty run), same
-  number of workers, by wall time (issue 14's measure), by CPU and by CPU without
-  PostgreSQL's, each checked against issue 14's aim of 10 %; and by wall time with the run's
-  fixed cost, 1 − parse only / ingest;
+  (`--cluster tcp://…`; a first small run, not counted, warms the workers up). Each of these and
+  the parse only runs `--repeat` times in turn (default 3), and the least wall time and the least
+  CPU of each are kept: on a shared machine, what others' load inflated least. Documents/s, and
+  the share outside parsing (orchestration + loading) = 1 − parse only / (ingest − empty run),
+  same number of workers, by wall time (issue 14's measure), by CPU and by CPU without
+  PostgreSQL's, each checked against issue 14's aim of 10 %; and by wall time with the run's fixed
+  cost, 1 − parse only / ingest;
 - peak memory (VmHWM) of the flow's process and of its largest worker at each `--memory` size,
   2 local workers, PostgreSQL;
 - a projection from the measured CPU per document (every process of the run: flow, workers,

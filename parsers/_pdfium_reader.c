@@ -7,11 +7,11 @@
  * the function types below are those of pdfium's public fpdf_text.h and fpdf_edit.h, with
  * every handle as an opaque pointer (pdfium checks a NULL handle itself).
  *
- * The GIL stays held: pdfium is not thread-safe, and no other thread can start a pdfium call
- * while these loops run (a ctypes call already running in another thread has released the GIL,
- * so only nianbao's reading pdfium from one thread a process keeps that out). The arithmetic is the Python reader's own, in doubles
- * and in the same order (the build turns off contraction into fused multiply-adds), so the
- * columns and matrices are bit for bit what it computed.
+ * The GIL stays held: pdfium is not thread-safe, and no other thread can start a pdfium call while
+ * these loops run (a ctypes call already running in another thread has released the GIL, so only
+ * nianbao's reading pdfium from one thread a process keeps that out). The arithmetic is the Python
+ * reader's own, in doubles and in the same order (the build turns off contraction into fused
+ * multiply-adds), so the columns and matrices are bit for bit what it computed.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>

@@ -11,6 +11,7 @@ and exits when that one is gone, so a SIGKILL of the main process alone leaves n
 
 from __future__ import annotations
 
+import functools
 import gc
 import importlib
 import multiprocessing
@@ -190,21 +191,19 @@ def parse_then(
     limits: DocumentLimits,
     store: RawBytes,
     then: Callable[[list[WorkItem], list[ParseResult]], list],
-    part: int | None = None,
+    part: int,
     smallest_part: int = 1,
 ) -> list:
     """Runs in a worker process: parse a batch and hand its results to `then` there (a
     picklable callable: the warehouse's loader, so that a worker loads what it parsed).
 
-    With `part`, the batch goes to `then` in parts of up to `part` documents, in a thread of
-    this process, as each is parsed: the database works on one part (and the worker waits on
-    the network) while the next part parses. A batch is cut in two parts at least, none under
-    `smallest_part` documents. The results come back, in order, once every part is done; an
-    exception from `then` stops the parsing of the parts not yet begun.
+    The batch goes to `then` in parts of up to `part` documents, in a thread of this process,
+    as each is parsed: the database works on one part (and the worker waits on the network)
+    while the next part parses. A batch is cut in two parts at least, none under
+    `smallest_part` (at least 1) documents. The results come back, in order, once every part is
+    done; an exception from `then` stops the parsing of the parts not yet begun.
     """
-    if part is None:
-        return then(items, parse_batch(items, limits, store))
-    size = max(smallest_part, 1, min(part, -(-len(items) // 2)))
+    size = max(smallest_part, min(part, -(-len(items) // 2)))
     handed: list[Future] = []
     for start in range(0, len(items), size):
         for future in handed:
@@ -216,16 +215,11 @@ def parse_then(
     return [result for future in handed for result in future.result()]
 
 
-_then_executor: ThreadPoolExecutor | None = None
-
-
+@functools.cache
 def _then_thread() -> ThreadPoolExecutor:
     """The one thread of this worker process that runs `parse_then`'s `then`: parts load in
     the order they were parsed, one transaction at a time."""
-    global _then_executor
-    if _then_executor is None:
-        _then_executor = ThreadPoolExecutor(1, thread_name_prefix="then")
-    return _then_executor
+    return ThreadPoolExecutor(1, thread_name_prefix="then")
 
 
 def _crashed(item: WorkItem, store: RawBytes) -> ParseResult:

@@ -1,12 +1,12 @@
 """Load parsed batches where it scales: in the worker that parsed them, or in one writer.
 
-On PostgreSQL each parser worker loads its own batches, so loading grows with the workers
-instead of capping the run in one process; SQLite has one writer: its workers only parse, and
-the process that runs the flow loads. Either way a batch loads in one transaction
-(`schema.load.load_documents`, which keeps the idempotency and `is_current` rules under
-concurrency); a worker hands it over in parts, each loaded while the next parses
-(`parsers.pool.parse_then`). When the batch fails, its documents load again one transaction each, so one
-document the warehouse refuses is recorded as `load_failed` and the others load.
+On PostgreSQL each parser worker loads its own batches, so loading grows with the workers instead of
+capping the run in one process; SQLite has one writer: its workers only parse, and the process that
+runs the flow loads. Either way a batch loads in one transaction (`schema.load.load_documents`,
+which keeps the idempotency and `is_current` rules under concurrency); a worker hands it over in
+parts, each loaded while the next parses (`parsers.pool.parse_then`). When the batch fails, its
+documents load again one transaction each, so one document the warehouse refuses is recorded as
+`load_failed` and the others load.
 
 What comes back from a worker is a `Loaded` per document: a few fields, so the flow's memory
 stays flat however long the run.

@@ -2,12 +2,12 @@
 must survive the conversion.
 
 The fast conversions run here, into `tmp_path`, with the real tools: pdftocairo (poppler)
-re-writes a PDF through cairo, `pdftotext -layout` keeps a PDF's layout as text, `pdftohtml`
-sets each run of a PDF's text at its position in HTML, Chromium prints an HTML report to PDF,
-python-docx re-saves a DOCX. LibreOffice's conversions take a second or two each, so they are committed in
-`tests/fixtures/converted/` (made by its `make_converted.py`). Cells are scored by the project's
-own evaluation (`flows.evaluate`) against the sample's hand-checked gold, named by reference in
-a `*.canon.json` beside the conversion; rule outcomes are held against the sample's own parse.
+re-writes a PDF through cairo, `pdftotext -layout` keeps a PDF's layout as text, `pdftohtml` sets
+each run of a PDF's text at its position in HTML, Chromium prints an HTML report to PDF, python-docx
+re-saves a DOCX. LibreOffice's conversions take a second or two each, so they are committed in
+`tests/fixtures/converted/` (made by its `make_converted.py`). Cells are scored by the project's own
+evaluation (`flows.evaluate`) against the sample's hand-checked gold, named by reference in a
+`*.canon.json` beside the conversion; rule outcomes are held against the sample's own parse.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import Connection, Engine, event
 
 from nianbao.harvest.rawstore import RawStore
-from nianbao.parsers.pool import DocumentLimits, WorkItem, parse_then
+from nianbao.parsers.pool import DocumentLimits, WorkItem, parse_batch, parse_then
 from nianbao.parsers.report import parse_bytes
 from nianbao.parsers.result import ParseResult
 from nianbao.schema.batchload import Loaded, LoadTarget, load_results
@@ -305,7 +305,7 @@ def test_a_worker_loads_its_batch_a_part_at_a_time_while_the_next_part_parses(
     assert {thread for thread, _ in handed} != {threading.current_thread().name}
     assert [(d.source, d.outcome) for d in loaded] == [(i.source, "loaded") for i in items]
     # The same rows as the batch parsed, then loaded in one transaction.
-    parse_then(items, DocumentLimits(), store, LoadTarget(at_once, None, retry_seconds=5))
+    LoadTarget(at_once, None, retry_seconds=5)(items, parse_batch(items, DocumentLimits(), store))
     expected, got = warehouse_content(at_once), warehouse_content(in_parts)
     assert len(got["facts"]) == 200 + 198 + 186 * 4
     for name in WAREHOUSE_CONTENT:
