@@ -114,6 +114,16 @@ def _logs(flow_run_id) -> list[str]:
     return [log.message for log in logs]
 
 
+def _wait_for_log(flow_run_id, text: str, seconds: float = 15.0) -> bool:
+    """Whether a log line of the flow run holds `text` within `seconds`."""
+    deadline = time.monotonic() + seconds
+    while not any(text in line for line in _logs(flow_run_id)):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.5)
+    return True
+
+
 # -- scheduled runs complete ------------------------------------------------------------------
 
 
@@ -168,6 +178,9 @@ def test_a_served_deployment_run_completes_and_loads_the_reports(
             "Asia/Shanghai",
         )
         run = run_deployment("nianbao-harvest/nightly-serve", timeout=240)
+        # The serving process ships the run's logs to the server every few seconds: they are
+        # read while it still runs (stopped at once, it may not have sent the last batch).
+        portal_logged = _wait_for_log(run.id, "portal 互助县就业服务局")
     finally:
         _stop(process)
     assert run.state.is_completed(), f"{run.state!r}\n{log.read_text()}"
@@ -176,7 +189,7 @@ def test_a_served_deployment_run_completes_and_loads_the_reports(
         "SELECT d.source, r.year FROM documents d JOIN reports r ON r.document_sha256 = d.sha256",
     )
     assert {urlsplit(source).path: year for source, year in years} == PORTAL_REPORTS
-    assert any("portal 互助县就业服务局" in line for line in _logs(run.id))
+    assert portal_logged
 
 
 def test_prefect_yaml_deploys_to_a_process_pool_whose_worker_completes_the_run(
