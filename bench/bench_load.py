@@ -14,8 +14,8 @@ as a worker calls it, into a new database of a throwaway cluster each pass. A pa
 - client: the loading thread's CPU (`time.thread_time`) a document;
 - PostgreSQL: the CPU of the backend that served the loads (/proc/<pid>/stat), a document.
 
-`--baseline REV` loads, every other pass, with `schema/load.py` as it is at git revision REV
-(the rest of the tree as it is here), so both sides share the machine's load; the sides take
+`--baseline REV` loads, every other pass, with the loader (`LOADER_MODULES`) as it is at git
+revision REV (the rest of the tree, migrations included, as it is here), so both sides share the machine's load; the sides take
 turns ABBA, and the least of each side's passes is printed. `--profile` adds the client's hottest functions (cProfile) and
 the server's statements by total time (pg_stat_statements, nested ones included: a foreign
 key's check runs as a statement of its own for every row it checks).
@@ -37,6 +37,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 # bench/: run as a script, its own folder is on sys.path.
 from bench_ingest import postgres_cluster
@@ -62,21 +63,37 @@ def copies(results: list, count: int) -> list:
     return out
 
 
-def load_module_at(revision: str):
-    """`nianbao.schema.load` as it is at `revision`, as a module of its own."""
-    source = subprocess.run(
-        ["git", "show", f"{revision}:schema/load.py"],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    path = Path(tempfile.mkdtemp()) / "load_baseline.py"
-    path.write_text(source)
-    spec = importlib.util.spec_from_file_location("nianbao_load_baseline", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+# The loader's modules a baseline takes from its revision, each after those it imports.
+LOADER_MODULES = ("schema/agencies.py", "schema/load.py")
+
+
+def load_module_at(revision: str) -> ModuleType:
+    """`nianbao.schema.load` as it is at `revision` (with the loader's modules it imports from
+    there too, the rest from this tree), as modules of their own."""
+    folder = Path(tempfile.mkdtemp())
+    swapped: dict[str, ModuleType] = {}
+    try:
+        for path in LOADER_MODULES:
+            source = subprocess.run(
+                ["git", "show", f"{revision}:{path}"],
+                cwd=ROOT,
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
+            name = "nianbao." + path.removesuffix(".py").replace("/", ".")
+            copy = folder / f"{name.replace('.', '_')}_baseline.py"
+            copy.write_text(source)
+            spec = importlib.util.spec_from_file_location(copy.stem, copy)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            # The next module's `from nianbao.schema.x import …` finds the baseline's.
+            swapped.setdefault(name, importlib.import_module(name))
+            sys.modules[name] = module
+        return module
+    finally:
+        for name, module in swapped.items():
+            sys.modules[name] = module
 
 
 def backend_cpu(pid: int) -> float:
