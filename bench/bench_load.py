@@ -45,12 +45,16 @@ from corpus import sample_files
 
 ROOT = Path(__file__).resolve().parents[1]
 TICKS = os.sysconf("SC_CLK_TCK")
+REAL = ROOT / "tests" / "fixtures" / "real"
 
 
-def parsed_samples() -> list:
+def parsed_samples(real: bool = False) -> list:
+    """The samples' parse results; with `real`, also those of tests/fixtures/real's text
+    reports (two dozen agencies, where the samples have three)."""
     from nianbao.parsers.report import parse_bytes
 
-    return [parse_bytes(path.read_bytes(), path.name) for path in sample_files()]
+    paths = sample_files() + (sorted(REAL.glob("*.txt")) if real else [])
+    return [parse_bytes(path.read_bytes(), path.name) for path in paths]
 
 
 def copies(results: list, count: int) -> list:
@@ -157,6 +161,26 @@ def one_pass(
     return client * 1000 / counted, server * 1000 / counted, stats
 
 
+# Beside the tests' rows by content (tests/helpers.py: ids, times and runs aside): the agencies,
+# their aliases and which report is current.
+MORE_CONTENT = {
+    "agencies": "SELECT key, canonical_name, kind, level, region_code, province, city, county"
+    " FROM agencies",
+    "agency_aliases": "SELECT a.key, n.name FROM agency_aliases n JOIN agencies a"
+    " ON a.id = n.agency_id",
+    "is_current": "SELECT document_sha256, is_current FROM reports",
+}
+
+
+def content(db_url: str) -> dict[str, list[tuple]]:
+    """Every table's rows by content, sorted."""
+    sys.path.insert(0, str(ROOT))
+    from tests.helpers import WAREHOUSE_CONTENT, rows
+
+    queries = WAREHOUSE_CONTENT | MORE_CONTENT
+    return {name: sorted(map(tuple, rows(db_url, sql)), key=repr) for name, sql in queries.items()}
+
+
 def statements(db_url: str, top: int = 40) -> None:
     import psycopg
 
@@ -177,6 +201,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--passes", type=int, default=3, help="passes a side (default 3)")
     parser.add_argument("--baseline", metavar="REV", help="alternate with schema/load.py at REV")
+    parser.add_argument(
+        "--real", action="store_true", help="tests/fixtures/real's reports beside the samples"
+    )
     parser.add_argument("--profile", action="store_true")
     parser.add_argument(
         "--what-if",
@@ -188,10 +215,15 @@ def main() -> None:
 
     from nianbao.schema import load
 
-    documents = copies(parsed_samples(), args.docs)
+    documents = copies(parsed_samples(args.real), args.docs)
     gc.freeze()  # as a worker that loads does once it has imported the loader (parsers/pool.py)
     rows = sum(len(d.sections) + len(d.facts) + len(d.checks) + len(d.problems) for d in documents)
-    print(f"{len(documents)} documents, {rows / len(documents):.0f} rows a document", flush=True)
+    agencies = len({d.agency for d in documents})
+    print(
+        f"{len(documents)} documents, {rows / len(documents):.0f} rows a document,"
+        f" {agencies} agencies",
+        flush=True,
+    )
     sides = {"this tree": (load.load_documents, None)}
     if args.baseline:
         baseline = load_module_at(args.baseline).load_documents
@@ -199,6 +231,7 @@ def main() -> None:
     if args.what_if:
         sides["what if"] = (load.load_documents, args.what_if)
     best: dict[str, tuple[float, float]] = {}
+    last_db: dict[str, str] = {}
     started = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as work, postgres_cluster(Path(work), preload) as new_db:
         if new_db is None:
@@ -212,11 +245,17 @@ def main() -> None:
                     db_url, documents, args.batch, load_documents, args.profile, what_if
                 )
                 print(f"  pass {n + 1}, {side}: client {client:.2f}, PostgreSQL {server:.2f} ms")
+                last_db[side] = db_url
                 low = best.get(side, (client, server))
                 best[side] = (min(low[0], client), min(low[1], server))
                 if stats and n == args.passes - 1:
                     stats.sort_stats("cumulative").print_stats(45)
                     statements(db_url)
+        if args.baseline:  # the same documents: the same rows, ids and times aside
+            expected, got = (content(url) for url in last_db.values())
+            differ = [name for name in expected if expected[name] != got[name]]
+            rows = sum(map(len, got.values()))
+            print(f"rows: {'differ in ' + ', '.join(differ) if differ else 'identical'} ({rows})")
     print(f"load average {started:.1f} → {os.getloadavg()[0]:.1f}; least of {args.passes}:")
     for side, (client, server) in best.items():
         print(f"  {side}: client {client:.2f} ms, PostgreSQL {server:.2f} ms a document")
