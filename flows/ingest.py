@@ -296,17 +296,23 @@ def load_batch(
 
 # Files planned and parsed at a time: bounds what a run holds per document.
 PLAN_SLICE = 2000
-# Chunks of documents a Dask task parses (and loads): a Prefect task run costs tens of ms of API
-# calls, too much per document. Chunks shrink as the work runs out, but not below
-# SMALLEST_CHUNK: single-document chunks at the end of a run cost a task run each, for a
-# balance that a few documents' parse (~20 ms each) does not need.
+# The fewest documents a batch is cut to: a part that loads in a transaction of its own
+# (`parse_then`'s smallest part).
 SMALLEST_CHUNK = 8
 # Documents a worker loads in one transaction: a dozen statements, whatever its size, and
 # ~10 ms of the worker's CPU each, so not fewer than SMALLEST_CHUNK.
 LOAD_BATCH = 32
-# A chunk (and a local worker's batch when workers load) is two transactions' worth: the first
-# half loads in a thread of the worker while the second parses (`parse_then`'s parts).
+# A local worker's batch when workers load is two transactions' worth: the first half loads in
+# a thread of the worker while the second parses (`parse_then`'s parts).
 CHUNK_SIZE = 2 * LOAD_BATCH
+# Chunks of documents a Dask task parses (and loads), shrinking as the work runs out (`batches`)
+# from DASK_CHUNK down to DASK_SMALLEST_CHUNK. Each is a Prefect task run, ~150 ms of CPU
+# whatever its size (measured: ~90 ms in the Dask worker, where Prefect's engine builds its
+# settings and two API clients for every task run, ~50 ms in the Prefect server recording its
+# states, the rest the flow's submission and Dask's scheduling), against a ~12-ms parse a
+# document: a chunk of 8 cost more than its documents' parse.
+DASK_CHUNK = 4 * LOAD_BATCH
+DASK_SMALLEST_CHUNK = LOAD_BATCH
 _chunk_pools: dict[tuple[int, DocumentLimits, bool], ParserPool] = {}
 # What a worker that loads imports as it starts: the loader (SQLAlchemy, the models) and its
 # PostgreSQL driver, which SQLAlchemy would import at the first load.
@@ -618,7 +624,7 @@ def _run_on_dask(
     if not hasattr(runner, "client"):
         raise ValueError("a run on a Dask cluster needs the flow of ingest_flow_on(cluster)")
     slots = max(1, sum(runner.client.nthreads().values()))
-    chunks = iter(batches(todo, slots, CHUNK_SIZE, SMALLEST_CHUNK))
+    chunks = iter(batches(todo, slots, DASK_CHUNK, DASK_SMALLEST_CHUNK))
     pending: dict[object, tuple[PrefectFuture, list[WorkItem]]] = {}
 
     def submit(chunk: list[WorkItem]) -> object:
