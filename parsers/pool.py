@@ -134,6 +134,10 @@ def _start_worker(
         resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
 
 
+def _started() -> None:
+    """The call that `ParserPool.start` queues: the worker's initializer does the work."""
+
+
 def failed_result(item: WorkItem, data: bytes, problem: Problem) -> ParseResult:
     """The result of a document the parser could not be run on, with its problem."""
     return empty_result(item.source, data, "unknown", problem)
@@ -197,22 +201,39 @@ def parse_then(
     """Runs in a worker process: parse a batch and hand its results to `then` there (a
     picklable callable: the warehouse's loader, so that a worker loads what it parsed).
 
-    The batch goes to `then` in parts of up to `part` documents, in a thread of this process,
-    as each is parsed: the database works on one part (and the worker waits on the network)
-    while the next part parses. A batch is cut in two parts at least, none under
-    `smallest_part` (at least 1) documents. The results come back, in order, once every part is
-    done; an exception from `then` stops the parsing of the parts not yet begun.
+    The batch goes to `then` in parts (`load_parts`), in a thread of this process, as each is
+    parsed: the database works on one part (and the worker waits on the network) while the
+    next part parses. The results come back, in order, once every part is done; an exception
+    from `then` stops the parsing of the parts not yet begun.
     """
-    size = max(smallest_part, min(part, -(-len(items) // 2)))
     handed: list[Future] = []
-    for start in range(0, len(items), size):
+    start = 0
+    for size in load_parts(len(items), part, smallest_part):
         for future in handed:
             if future.done():
                 future.result()  # a part that failed stops the batch here
         batch = items[start : start + size]
+        start += size
         results = parse_batch(batch, limits, store)
         handed.append(_then_thread().submit(then, batch, results))
     return [result for future in handed for result in future.result()]
+
+
+def load_parts(count: int, part: int, smallest_part: int = 1) -> list[int]:
+    """The sizes, in order, of the parts `parse_then` cuts a batch of `count` documents in: up
+    to `part` each, halving towards the batch's end down to `smallest_part`.
+
+    The worker waits for the last part's load alone, with nothing left to parse: so it is the
+    smallest. Each earlier part loads while the next one, half as large, parses, which takes
+    longer than the load as long as loading a document costs under half of parsing it.
+    """
+    sizes: list[int] = []
+    size = max(1, smallest_part)
+    while count > 0:
+        sizes.append(min(count, size))
+        count -= sizes[-1]
+        size = min(max(part, 1), 2 * size)
+    return sizes[::-1]
 
 
 @functools.cache
@@ -276,6 +297,14 @@ class ParserPool:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close(wait=exc_info[0] is None)
+
+    def start(self) -> None:
+        """Start the worker processes now, without waiting for them: a worker's start (a new
+        interpreter, the parsers' imports, jieba's dictionary: over a second) runs beside what
+        the caller does before its first batch, such as planning the run."""
+        pool = self._pool()
+        for _ in range(self.workers):
+            pool.submit(_started)  # a spawning pool starts a process for each call it queues
 
     def close(self, wait: bool = True) -> None:
         if self._executor is not None:

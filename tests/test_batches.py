@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from nianbao.flows.ingest import CHUNK_SIZE, SMALLEST_CHUNK
-from nianbao.parsers.pool import WorkItem, batches
+from nianbao.flows.ingest import CHUNK_SIZE, LOAD_BATCH, SMALLEST_CHUNK
+from nianbao.parsers.pool import WorkItem, batches, load_parts
 
 
 def _items(n: int) -> list[WorkItem]:
@@ -27,3 +27,12 @@ def test_dask_chunks_stop_shrinking_at_the_smallest_chunk():
     assert len(chunks) < len(batches(items, 2, CHUNK_SIZE)) // 2 + 1
     # A run smaller than a chunk is one chunk.
     assert [len(chunk) for chunk in batches(_items(5), 2, CHUNK_SIZE, SMALLEST_CHUNK)] == [5]
+
+
+def test_a_batch_loads_in_parts_that_halve_towards_its_end():
+    # The worker waits for the last part's load alone: it is the smallest.
+    assert load_parts(CHUNK_SIZE, LOAD_BATCH, SMALLEST_CHUNK) == [32, 16, 8]
+    assert load_parts(100, LOAD_BATCH, SMALLEST_CHUNK) == [12, 32, 32, 16, 8]
+    assert load_parts(11, LOAD_BATCH, SMALLEST_CHUNK) == [3, 8]
+    assert load_parts(5, LOAD_BATCH, SMALLEST_CHUNK) == [5]
+    assert load_parts(0, LOAD_BATCH, SMALLEST_CHUNK) == []
