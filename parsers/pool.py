@@ -252,11 +252,13 @@ def batches(
 ) -> list[list[WorkItem]]:
     """Batches that shrink as the work runs out (guided scheduling): few calls while much
     remains, and small ones at the end (down to `smallest` documents), so no worker idles
-    while another finishes a long batch."""
+    while another finishes a long batch. One worker has none to wait for: its batches keep
+    their size, since each call costs (a loading worker waits for its last part's load)."""
     out: list[list[WorkItem]] = []
     start = 0
     while start < len(items):
-        size = max(smallest, 1, min(largest, (len(items) - start) // (workers * 2)))
+        left = len(items) - start
+        size = largest if workers == 1 else max(smallest, 1, min(largest, left // (workers * 2)))
         out.append(items[start : start + size])
         start += size
     return out

@@ -16,6 +16,8 @@ def test_batches_shrink_as_the_work_runs_out_down_to_single_documents():
     assert sizes[0] == 30  # a quarter of what remains, two batches a worker in flight
     assert sizes[-4:] == [1, 1, 1, 1]
     assert [item for batch in batches(items, 2, 32) for item in batch] == items
+    # One worker waits for no other: its batches keep their size.
+    assert [len(batch) for batch in batches(items, 1, 32)] == [32, 32, 32, 24]
 
 
 def test_dask_chunks_stop_shrinking_at_the_smallest_chunk():
