@@ -4,11 +4,11 @@ The unit of Prefect work is a batch of documents, not a document: a ProcessPoolT
 costs about a second here, so documents are parsed by the worker pool of `parsers.pool`, whose
 workers load jieba once, and Prefect orchestrates batches. With `--cluster` the flow maps a
 parse-and-load task over chunks of documents on Dask instead (prefect-dask). Files are planned
-and parsed a slice at a time, with a bounded number of batches in flight, so the flow's memory
-stays flat however many documents a run has.
+and parsed a slice at a time, the next slice planned while one parses, with a bounded number of
+batches in flight, so the flow's memory stays flat however many documents a run has.
 
-On PostgreSQL each worker loads the batches it parsed (`schema.batchload`), in parts of
-LOAD_BATCH documents, one transaction each, in a thread of the worker while the next part
+On PostgreSQL each worker loads the batches it parsed (`schema.batchload`), in parts of up
+to LOAD_BATCH documents, one transaction each, in a thread of the worker while the next part
 parses; on SQLite, which has one writer, the flow's process loads them. While the
 database is away a load is retried with backoff for a bounded time
 (DatabaseSettings.retry_seconds), then the run stops with its summary; documents not loaded are
