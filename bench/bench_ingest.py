@@ -241,8 +241,10 @@ def prefect_server(work: Path):
 
 
 @contextmanager
-def postgres_cluster(work: Path):
-    """Yields a function that creates a database and returns its URL; None without PostgreSQL."""
+def postgres_cluster(work: Path, settings: str = ""):
+    """Yields a function that creates a database and returns its URL; None without PostgreSQL.
+
+    `settings` are more server options (`-c name=value ...`)."""
     found = glob.glob("/usr/lib/postgresql/*/bin/initdb")
     if not found:
         print("  no /usr/lib/postgresql/*/bin/initdb; skipping PostgreSQL", flush=True)
@@ -264,7 +266,7 @@ def postgres_cluster(work: Path):
 
     initdb = [str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust"]
     run(*initdb, "--no-sync", "-E", "UTF8", "--locale=C")
-    options = f"-c listen_addresses=127.0.0.1 -p {port} -c fsync=off -k {root}"
+    options = f"-c listen_addresses=127.0.0.1 -p {port} -c fsync=off -k {root} {settings}"
     pg_ctl = [str(bindir / "pg_ctl"), "-D", str(data)]
     run(*pg_ctl, "start", "-w", "-t", "60", "-l", str(root / "log"), "-o", options)
     names = iter(range(1000))

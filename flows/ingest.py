@@ -309,10 +309,8 @@ def load_batch(
 # is smaller, so that parsing starts soon; they grow to PLAN_SLICE.
 FIRST_PLAN_SLICE = 250
 PLAN_SLICE = 2000
-# Chunks of documents a Dask task parses (and loads): a Prefect task run costs tens of ms of API
-# calls, too much per document. Chunks shrink as the work runs out, but not below
-# SMALLEST_CHUNK: single-document chunks at the end of a run cost a task run each, for a
-# balance that a few documents' parse (~20 ms each) does not need.
+# The fewest documents a batch is cut to: a part that loads in a transaction of its own
+# (`parse_then`'s smallest part).
 SMALLEST_CHUNK = 8
 # Most documents a worker loads in one transaction: a dozen statements, whatever its size, and
 # ~10 ms of the worker's CPU each, so not fewer than SMALLEST_CHUNK.
@@ -321,6 +319,14 @@ LOAD_BATCH = 32
 # 16 and 8 documents (`parse_then`'s parts): each loads in a thread of the worker while the
 # next parses, and the worker waits for the last, smallest, alone.
 CHUNK_SIZE = LOAD_BATCH + LOAD_BATCH // 2 + SMALLEST_CHUNK
+# Chunks of documents a Dask task parses (and loads), shrinking as the work runs out (`batches`)
+# from DASK_CHUNK down to DASK_SMALLEST_CHUNK. Each is a Prefect task run, ~150 ms of CPU
+# whatever its size (measured: ~90 ms in the Dask worker, where Prefect's engine builds its
+# settings and two API clients for every task run, ~50 ms in the Prefect server recording its
+# states, the rest the flow's submission and Dask's scheduling), against a ~12-ms parse a
+# document: a chunk of 8 cost more than its documents' parse.
+DASK_CHUNK = 4 * LOAD_BATCH
+DASK_SMALLEST_CHUNK = LOAD_BATCH
 _chunk_pools: dict[tuple[int, DocumentLimits, bool], ParserPool] = {}
 # What a worker that loads imports as it starts: the loader (SQLAlchemy, the models) and its
 # PostgreSQL driver, which SQLAlchemy would import at the first load.
@@ -338,9 +344,10 @@ def _chunk_pool(limits: DocumentLimits, load_here: bool) -> ParserPool:
 
 
 def _load_while_parsing(target: LoadTarget) -> Callable[..., list]:
-    """A worker's work on a batch when it loads: parse it, and load it in parts of LOAD_BATCH
-    in a thread of the worker as they are parsed, so that the database's work and the waits on
-    it run beside the parse of the next part."""
+    """A worker's work on a batch when it loads: parse it, and load it in parts (up to
+    LOAD_BATCH documents, the last halving down to SMALLEST_CHUNK: `load_parts`) in a thread of
+    the worker as they are parsed, so that the database's work and the waits on it run beside
+    the parse of the next part."""
     return partial(parse_then, then=target, part=LOAD_BATCH, smallest_part=SMALLEST_CHUNK)
 
 
@@ -653,7 +660,7 @@ def _run_on_dask(
     if not hasattr(runner, "client"):
         raise ValueError("a run on a Dask cluster needs the flow of ingest_flow_on(cluster)")
     slots = max(1, sum(runner.client.nthreads().values()))
-    chunks = iter(batches(todo, slots, CHUNK_SIZE, SMALLEST_CHUNK))
+    chunks = iter(batches(todo, slots, DASK_CHUNK, DASK_SMALLEST_CHUNK))
     pending: dict[object, tuple[PrefectFuture, list[WorkItem]]] = {}
 
     def submit(chunk: list[WorkItem]) -> object:

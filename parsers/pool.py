@@ -221,19 +221,21 @@ def parse_then(
 
 def load_parts(count: int, part: int, smallest_part: int = 1) -> list[int]:
     """The sizes, in order, of the parts `parse_then` cuts a batch of `count` documents in: up
-    to `part` each, halving towards the batch's end down to `smallest_part`.
+    to `part` each, the batch's last parts halving down to `smallest_part`.
 
     The worker waits for the last part's load alone, with nothing left to parse: so it is the
-    smallest. Each earlier part loads while the next one, half as large, parses, which takes
-    longer than the load as long as loading a document costs under half of parsing it.
+    smallest. Each earlier part loads while the next one, at least half as large, parses,
+    which takes longer than the load as long as loading a document costs under half of parsing
+    it. The parts before the halving ones are as few as `part` allows, of even sizes.
     """
-    sizes: list[int] = []
+    halving: list[int] = []
     size = max(1, smallest_part)
-    while count > 0:
-        sizes.append(min(count, size))
-        count -= sizes[-1]
-        size = min(max(part, 1), 2 * size)
-    return sizes[::-1]
+    while size < part and count > 0:
+        halving.append(min(count, size))
+        count -= halving[-1]
+        size *= 2
+    full = -(-count // part)
+    return [count // full + (i < count % full) for i in range(full)] + halving[::-1]
 
 
 @functools.cache

@@ -13,11 +13,13 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
+from functools import cache
 from typing import Any, NamedTuple
 
 from sqlalchemy import (
     Connection,
     Engine,
+    Update,
     bindparam,
     case,
     delete,
@@ -173,6 +175,37 @@ _agencies = Base.metadata.tables["agencies"]
 _DOCUMENT_LOCKS = 1
 _AGENCY_YEAR_LOCKS = 2
 
+# The statements a batch sends are built once, with their lists as expanding parameters: a
+# statement built anew for every batch costs its construction and its cache key each time (a
+# built one keeps its key), which was a third of a loader's CPU outside the COPYs
+# (bench/bench_load.py).
+_LOCKS = text(
+    "SELECT pg_advisory_xact_lock(:space, key) FROM"
+    " unnest(CAST(:keys AS integer[])) WITH ORDINALITY AS locks(key, position)"
+    " ORDER BY position"
+)
+_KNOWN = (
+    select(
+        _documents.c.sha256,
+        _documents.c.parser_version,
+        _documents.c.problem_code,
+        _documents.c.raw_path,
+        _reports.c.agency,
+        _reports.c.agency_id,
+        _agencies.c.key,
+        _reports.c.year,
+    )
+    .select_from(
+        _documents.outerjoin(_reports, _reports.c.document_sha256 == _documents.c.sha256).outerjoin(
+            _agencies, _agencies.c.id == _reports.c.agency_id
+        )
+    )
+    .where(_documents.c.sha256.in_(bindparam("documents", expanding=True)))
+)
+_REPORT_IDS = text(
+    "SELECT nextval(pg_get_serial_sequence('reports', 'id')) FROM generate_series(1, :rows)"
+)
+
 
 class _Known(NamedTuple):
     """A stored document, and the agency and year of its report (if it has one)."""
@@ -272,35 +305,11 @@ class _Batch:
             return
         keys = list(dict.fromkeys(_lock_key(identity) for identity in identities))
         keys.sort()  # one order for every batch: no two wait for each other in a cycle
-        self.connection.execute(
-            text(
-                "SELECT pg_advisory_xact_lock(:space, key) FROM"
-                " unnest(CAST(:keys AS integer[])) WITH ORDINALITY AS locks(key, position)"
-                " ORDER BY position"
-            ),
-            {"space": space, "keys": keys},
-        )
+        self.connection.execute(_LOCKS, {"space": space, "keys": keys})
 
     def _known(self, shas: list[str]) -> dict[str, _Known]:
-        query = (
-            select(
-                _documents.c.sha256,
-                _documents.c.parser_version,
-                _documents.c.problem_code,
-                _documents.c.raw_path,
-                _reports.c.agency,
-                _reports.c.agency_id,
-                _agencies.c.key,
-                _reports.c.year,
-            )
-            .select_from(
-                _documents.outerjoin(
-                    _reports, _reports.c.document_sha256 == _documents.c.sha256
-                ).outerjoin(_agencies, _agencies.c.id == _reports.c.agency_id)
-            )
-            .where(_documents.c.sha256.in_(shas))
-        )
-        return {row[0]: _Known(*row[1:]) for row in self.connection.execute(query)}
+        rows = self.connection.execute(_KNOWN, {"documents": shas})
+        return {row[0]: _Known(*row[1:]) for row in rows}
 
     def _touch(self, unchanged: list[tuple[str, str | None]]) -> None:
         """An unchanged document was seen again; it keeps the raw key it has."""
@@ -417,15 +426,7 @@ class _Batch:
         # The ids drawn from the reports' sequence first, then one COPY: an INSERT … RETURNING
         # of a batch's rows is a statement of hundreds of parameters that neither SQLAlchemy
         # nor psycopg caches (measured: ~2 ms of the worker's CPU a batch of 32 more).
-        ids = sorted(
-            self.connection.execute(
-                text(
-                    "SELECT nextval(pg_get_serial_sequence('reports', 'id')) FROM"
-                    " generate_series(1, :rows)"
-                ),
-                {"rows": len(rows)},
-            ).scalars()
-        )
+        ids = sorted(self.connection.execute(_REPORT_IDS, {"rows": len(rows)}).scalars())
         columns = ("id", *rows[0])
         report_rows = [(i, *row.values()) for i, row in zip(ids, rows, strict=True)]
         _bulk_insert(self.connection, Report, columns, report_rows)
@@ -450,36 +451,45 @@ class _Batch:
         if not settle:
             return
         ids = {k.agency_key: k.agency_id for k in known.values() if k.agency_key} | agency_ids
-        by_id = sorted((ids[name], year) for kind, name, year in settle if kind == "key")
-        by_name = sorted((name, year) for kind, name, year in settle if kind == "name")
-        r, d = _reports.c, _documents.c
-        groups = []
-        if by_id:
-            groups.append(tuple_(r.agency_id, r.year).in_(by_id))
-        if by_name:
-            groups.append(r.agency_id.is_(None) & tuple_(r.agency, r.year).in_(by_name))
-        newest_first = func.row_number().over(
-            partition_by=(r.agency_id, case((r.agency_id.is_(None), r.agency)), r.year),
-            order_by=(d.first_seen_at.desc(), d.sha256.desc()),
-        )
-        ranked = (
-            select(r.id, r.is_current, newest_first.label("rank"))
-            .join_from(_reports, _documents, d.sha256 == r.document_sha256)
-            .where(or_(*groups))
-            .subquery()
-        )
+        groups = {
+            "by_id": sorted((ids[name], year) for kind, name, year in settle if kind == "key"),
+            "by_name": sorted((name, year) for kind, name, year in settle if kind == "name"),
+        }
+        groups = {name: pairs for name, pairs in groups.items() if pairs}
         # Two statements, the old current ones first: PostgreSQL checks the unique index row
         # by row.
-        self.connection.execute(
-            update(_reports)
-            .where(r.id.in_(select(ranked.c.id).where(ranked.c.rank > 1, ranked.c.is_current)))
-            .values(is_current=False)
-        )
-        self.connection.execute(
-            update(_reports)
-            .where(r.id.in_(select(ranked.c.id).where(ranked.c.rank == 1, ~ranked.c.is_current)))
-            .values(is_current=True)
-        )
+        for statement in _settling(*groups):
+            self.connection.execute(statement, groups)
+
+
+@cache
+def _settling(*groups: str) -> tuple[Update, Update]:
+    """The two statements of `_Batch._settle_current` for its groups of agencies and years
+    (`by_id`, `by_name`, or both: each an expanding parameter), built once."""
+    r, d = _reports.c, _documents.c
+    where = {
+        "by_id": tuple_(r.agency_id, r.year).in_(bindparam("by_id", expanding=True)),
+        "by_name": r.agency_id.is_(None)
+        & tuple_(r.agency, r.year).in_(bindparam("by_name", expanding=True)),
+    }
+    newest_first = func.row_number().over(
+        partition_by=(r.agency_id, case((r.agency_id.is_(None), r.agency)), r.year),
+        order_by=(d.first_seen_at.desc(), d.sha256.desc()),
+    )
+    ranked = (
+        select(r.id, r.is_current, newest_first.label("rank"))
+        .join_from(_reports, _documents, d.sha256 == r.document_sha256)
+        .where(or_(*(where[group] for group in groups)))
+        .subquery()
+    )
+    return (
+        update(_reports)
+        .where(r.id.in_(select(ranked.c.id).where(ranked.c.rank > 1, ranked.c.is_current)))
+        .values(is_current=False),
+        update(_reports)
+        .where(r.id.in_(select(ranked.c.id).where(ranked.c.rank == 1, ~ranked.c.is_current)))
+        .values(is_current=True),
+    )
 
 
 def _identity(known: _Known) -> tuple[str, str, int] | None:

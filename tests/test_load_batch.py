@@ -15,15 +15,16 @@ import pytest
 from sqlalchemy import Connection, Engine, event
 
 from nianbao.harvest.rawstore import RawStore
+from nianbao.parsers.agency import resolve_agency
 from nianbao.parsers.pool import DocumentLimits, WorkItem, parse_batch, parse_then
 from nianbao.parsers.report import parse_bytes
 from nianbao.parsers.result import ParseResult
 from nianbao.schema.batchload import Loaded, LoadTarget, load_results
 from nianbao.schema.db import engine_for, upgrade
-from nianbao.schema.load import LoadOutcome, load_document, load_documents
+from nianbao.schema.load import LoadOutcome, cell_state, load_document, load_documents
 
 from .conftest import new_database
-from .helpers import SAMPLES, WAREHOUSE_CONTENT, rows, warehouse_content
+from .helpers import REAL, SAMPLES, WAREHOUSE_CONTENT, rows, warehouse_content
 from .test_warehouse import HUAIAN, parsed
 
 SAMPLE_FILES = [
@@ -320,3 +321,72 @@ def test_a_part_the_loader_cannot_load_stops_the_batch(pg_url: str, tmp_path) ->
     target = LoadTarget(pg_url.rsplit("/", 1)[0] + "/absent", None, retry_seconds=0)
     with pytest.raises(Exception, match="absent"):
         parse_then(items, DocumentLimits(), store, target, part=2, smallest_part=2)
+
+
+def rows_of(result: ParseResult, raw_key: str) -> dict[str, list[tuple]]:
+    """The rows docs/warehouse.md maps a parsed document onto, as WAREHOUSE_CONTENT reads
+    them (a figure as the text of its exact value, so that a changed scale shows)."""
+    sha = result.sha256
+    agency = resolve_agency(result.agency, result.year, result.region) if result.agency else None
+    problem = result.problem  # the first, on the document's row; all of them are findings
+    return {
+        "documents": [
+            (sha, result.source, result.format, result.bytes, result.pages, "loaded")
+            + (problem and problem.code, problem and problem.message)
+            + (result.parser_version, raw_key)
+        ],
+        "reports": [
+            (sha, result.agency, result.region, result.year, agency and agency.key)
+            + (result.agency_source, agency and agency.region_code, agency and agency.level)
+            + (result.template, result.parser_version)
+        ],
+        "sections": [(sha, i, s.code, s.heading, s.text) for i, s in enumerate(result.sections)],
+        "facts": [
+            (sha, f.table, f.row, f.col, None if f.value is None else str(f.value), f.raw)
+            + (f.label, f.unit, cell_state(f.value, f.raw), f.source, f.evidence, f.section)
+            for f in result.facts
+        ],
+        "checks": [(sha, c.rule, c.scope, c.ok, c.detail) for c in result.checks],
+        "findings": [(sha, p.code, p.message) for p in result.problems],
+    }
+
+
+@pytest.mark.postgres
+def test_parts_of_real_reports_load_exactly_the_rows_their_parse_results_map_onto(
+    pg_warehouse: str,
+) -> None:
+    # The samples and the real reports (a dozen agencies) in parts of 8, as workers load them
+    # (COPY, agencies shared between parts): every table holds the mapping's rows, no more.
+    paths = [p for p in sorted(SAMPLES.iterdir()) if p.suffix in {".pdf", ".docx", ".html", ".txt"}]
+    results = [parse_bytes(path.read_bytes(), path.name) for path in paths]
+    results += [parse_bytes(path.read_bytes(), path.name) for path in sorted(REAL.glob("*.txt"))]
+    assert len(results) == 29 and {r.status for r in results} == {"parsed"}
+    raw_keys = {result.sha256: f"raw/{result.sha256}" for result in results}
+    target = LoadTarget(pg_warehouse, None, retry_seconds=5)
+    for start in range(0, len(results), 8):
+        loaded = load_results(results[start : start + 8], raw_keys, target)
+        assert {d.outcome for d in loaded} == {"loaded"}
+
+    got = warehouse_content(pg_warehouse)
+    got["facts"] = [(*f[:4], None if f[4] is None else str(f[4]), *f[5:]) for f in got["facts"]]
+    for table in ("documents", "reports", "sections", "facts", "checks", "findings"):
+        expected = [row for r in results for row in rows_of(r, raw_keys[r.sha256])[table]]
+        assert sorted(got[table], key=repr) == sorted(expected, key=repr), table
+    assert len(got["facts"]) == sum(len(r.facts) for r in results) > 2000
+    # One current report for each agency and year (the four renderings of huzhu's report are
+    # one), with every alias the reports printed.
+    current = rows(
+        pg_warehouse,
+        "SELECT COALESCE(a.key, r.agency), r.year, SUM(CASE WHEN r.is_current THEN 1 ELSE 0 END),"
+        " COUNT(*) FROM reports r LEFT JOIN agencies a ON a.id = r.agency_id"
+        " WHERE r.agency IS NOT NULL AND r.year IS NOT NULL GROUP BY 1, 2",
+    )
+    assert {row[2] for row in current} == {1} and max(row[3] for row in current) == 4
+    aliases = rows(
+        pg_warehouse,
+        "SELECT a.key, n.name FROM agency_aliases n JOIN agencies a ON a.id = n.agency_id",
+    )
+    agencies = {r.agency: resolve_agency(r.agency, r.year, r.region) for r in results if r.agency}
+    assert sorted(map(tuple, aliases)) == sorted(
+        {(agency.key, printed) for printed, agency in agencies.items() if agency}
+    )
