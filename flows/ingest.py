@@ -545,8 +545,9 @@ class _IngestRun:
         document stays bounded however many files it is given.
 
         The next slice is planned (its files' bytes kept, the warehouse asked what it holds)
-        in a thread while this one parses, and the workers start while the first is planned:
-        neither waits on the other. The first slice is small, so parsing begins early.
+        in a thread while this one parses, and while the workers start. The first slice is
+        small, so parsing begins early; the workers start only once it has something to parse
+        (a nightly run over unchanged documents starts none).
         """
         load_here = loads_in_workers(self.url)
         work = _load_while_parsing(self.target) if load_here else parse_batch
@@ -566,8 +567,6 @@ class _IngestRun:
                 )
 
             upcoming = plan_next()
-            if upcoming is not None and not cluster:
-                pool.start()
             while upcoming is not None:
                 planned, upcoming = upcoming.result(), plan_next()
                 todo = self.take_plan(planned)

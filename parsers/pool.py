@@ -134,10 +134,6 @@ def _start_worker(
         resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
 
 
-def _started() -> None:
-    """The call that `ParserPool.start` queues: the worker's initializer does the work."""
-
-
 def failed_result(item: WorkItem, data: bytes, problem: Problem) -> ParseResult:
     """The result of a document the parser could not be run on, with its problem."""
     return empty_result(item.source, data, "unknown", problem)
@@ -301,14 +297,6 @@ class ParserPool:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close(wait=exc_info[0] is None)
-
-    def start(self) -> None:
-        """Start the worker processes now, without waiting for them: a worker's start (a new
-        interpreter, the parsers' imports, jieba's dictionary: over a second) runs beside what
-        the caller does before its first batch, such as planning the run."""
-        pool = self._pool()
-        for _ in range(self.workers):
-            pool.submit(_started)  # a spawning pool starts a process for each call it queues
 
     def close(self, wait: bool = True) -> None:
         if self._executor is not None:
