@@ -187,17 +187,17 @@ def run_ingest(
     billed: list[int],
     cluster: str | None = None,
     what: str = "local",
-    database: int | None = None,
+    postmaster: int | None = None,
 ) -> Measured:
     """One `nianbao ingest` into `db_url`; CPU of the run's processes, of the `billed` process
-    groups (the Prefect server, Dask's processes) and of the `database` (PostgreSQL's group)."""
+    groups (the Prefect server, Dask's processes) and of PostgreSQL (`_postgres_cpu`)."""
     raw = work / f"raw-{time.monotonic_ns()}"
     cmd = [str(BIN / "nianbao"), "ingest", str(folder), "--db", db_url]
     cmd += ["--workers", str(workers), "--raw-dir", str(raw)]
     if cluster:
         cmd += ["--cluster", cluster]
     cpu = _cpu(resource.RUSAGE_CHILDREN) + _groups_cpu(billed)
-    database_cpu = _group_cpu(database)
+    database_cpu = _postgres_cpu(postmaster)
     started = time.perf_counter()
     process = subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=work
@@ -209,7 +209,7 @@ def run_ingest(
         flow_peak, worker_peak = memory.stop()
     seconds = time.perf_counter() - started
     cpu = _cpu(resource.RUSAGE_CHILDREN) + _groups_cpu(billed) - cpu
-    database_cpu = _group_cpu(database) - database_cpu
+    database_cpu = _postgres_cpu(postmaster) - database_cpu
     documents = sum(1 for p in folder.iterdir() if p.is_file())
     if process.returncode != 0 or f"{documents} loaded" not in out:
         sys.exit(f"{what} failed ({process.returncode}):\n{out[-2000:]}\n{err[-2000:]}")
@@ -442,7 +442,7 @@ def main() -> None:
                 sys.exit("needs a Prefect server and PostgreSQL")
             api, server_group = server
             env = _env(work / "prefect-client-home", api)
-            pg_group = _postgres_group()
+            postmaster = _postmaster(work)
             billed = [server_group]
 
             def note(run: Measured) -> Measured:
@@ -471,7 +471,7 @@ def main() -> None:
                         [*billed, *also_billed],
                         cluster,
                         what,
-                        pg_group,
+                        postmaster,
                     )
                 )
 
@@ -480,10 +480,14 @@ def main() -> None:
             run_ingest(env, new_database(), empty_folder, work, 1, [], None, "warm-up")
             with dask_cluster(work, env, 2) as (address, groups):
                 # Not counted: the workers' first chunks import nianbao and Prefect and start
-                # their parser processes, once in a long-lived cluster's life.
+                # their parser processes, once in a long-lived cluster's life. Until every
+                # worker has had a chunk: Dask may give a small run's chunks to one of them.
                 warm_up = work / "warm-up"
-                make_corpus(warm_up, 8)
-                run_ingest(env, new_database(), warm_up, work, 2, [], address, "warm-up")
+                make_corpus(warm_up, 16)
+                for _ in range(5):
+                    run_ingest(env, new_database(), warm_up, work, 2, [], address, "warm-up")
+                    if _all_warm(address):
+                        break
                 # Each configuration `--repeat` times, in turn, so that all see the same
                 # moments of other users' load; the least wall time and CPU of each are kept.
                 best: dict[tuple[str, int, int], Measured] = {}
@@ -517,6 +521,19 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def _all_warm(address: str) -> bool:
+    """Whether every worker of the Dask cluster at `address` has its parser process."""
+    from distributed import Client
+
+    def has_parser() -> bool:
+        from nianbao.flows import ingest
+
+        return bool(ingest._chunk_pools)
+
+    with Client(address, timeout=60) as client:
+        return all(client.run(has_parser).values())
+
+
 def _keep_best(best: dict[tuple[str, int, int], Measured], run: Measured) -> None:
     """Keep, of a configuration's runs, the least wall time and the least CPU (with its
     PostgreSQL part), each from the run least slowed by others: on a busy machine the run that
@@ -528,17 +545,35 @@ def _keep_best(best: dict[tuple[str, int, int], Measured], run: Measured) -> Non
     best[key] = replace(fastest, cpu=frugal.cpu, database_cpu=frugal.database_cpu)
 
 
-def _postgres_group() -> int | None:
-    """The process group of the throwaway PostgreSQL server (its postmaster leads it)."""
+def _postgres_cpu(postmaster: int | None) -> float:
+    """CPU seconds used so far by PostgreSQL: its postmaster, the backends and helpers it
+    started and still has, and those it reaped. Each of those processes leads a process group
+    of its own (PostgreSQL makes them so), so the postmaster's group alone holds only the CPU
+    of the backends that exited: those of connections still open at the end of a run (a Dask
+    worker's parser keeps its pool's between runs) were not counted at all."""
+    if postmaster is None:
+        return 0.0
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(stat.parent.name) == postmaster or int(fields[1]) == postmaster:
+            ticks += sum(int(field) for field in fields[11:15])  # utime … cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _postmaster(work: Path) -> int | None:
+    """The throwaway PostgreSQL server's postmaster, the one whose data is under `work`: other
+    benches may run theirs beside this one."""
     for stat in Path("/proc").glob("[0-9]*/cmdline"):
         try:
             command = stat.read_bytes().split(b"\0")
         except OSError:
             continue
-        if command and command[0].endswith(b"/postgres") and b"nianbao-bench" in b" ".join(command):
-            group = os.getpgid(int(stat.parent.name))
-            # Billed apart only when it is not this script's own group (counted as children).
-            return group if group != os.getpgrp() else None
+        if command[0].endswith(b"/postgres") and str(work).encode() in b" ".join(command):
+            return int(stat.parent.name)
     return None
 
 
