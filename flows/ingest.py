@@ -4,11 +4,11 @@ The unit of Prefect work is a batch of documents, not a document: a ProcessPoolT
 costs about a second here, so documents are parsed by the worker pool of `parsers.pool`, whose
 workers load jieba once, and Prefect orchestrates batches. With `--cluster` the flow maps a
 parse-and-load task over chunks of documents on Dask instead (prefect-dask). Files are planned
-and parsed a slice at a time, with a bounded number of batches in flight, so the flow's memory
-stays flat however many documents a run has.
+and parsed a slice at a time, the next slice planned while one parses, with a bounded number of
+batches in flight, so the flow's memory stays flat however many documents a run has.
 
-On PostgreSQL each worker loads the batches it parsed (`schema.batchload`), in parts of
-LOAD_BATCH documents, one transaction each, in a thread of the worker while the next part
+On PostgreSQL each worker loads the batches it parsed (`schema.batchload`), in parts of up
+to LOAD_BATCH documents, one transaction each, in a thread of the worker while the next part
 parses; on SQLite, which has one writer, the flow's process loads them. While the
 database is away a load is retried with backoff for a bounded time
 (DatabaseSettings.retry_seconds), then the run stops with its summary; documents not loaded are
@@ -26,7 +26,9 @@ import itertools
 import os
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextvars import copy_context
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -249,6 +251,15 @@ def plan(documents: list[str | StoredDocument], db_url: str, raw_root: str) -> P
     return Plan(list(todo.values()), unchanged, list(still_failed.values()), list(missing.values()))
 
 
+def plan_slices(files: int) -> Iterator[tuple[int, int]]:
+    """The (start, stop) of the slices a run of `files` files is planned in: FIRST_PLAN_SLICE
+    files, then twice as many each time up to PLAN_SLICE."""
+    start, size = 0, FIRST_PLAN_SLICE
+    while start < files:
+        yield start, min(files, start + size)
+        start, size = start + size, min(PLAN_SLICE, 2 * size)
+
+
 def _raw_missing_message(item: WorkItem, raw_root: str, kept: str | None = None) -> str:
     """Why a document whose key holds no bytes is not parsed; `kept`: the parser version of the
     rows the warehouse keeps of it, if it keeps any."""
@@ -294,17 +305,20 @@ def load_batch(
     return load_results(results, raw_keys, target, on_retry)
 
 
-# Files planned and parsed at a time: bounds what a run holds per document.
+# Files planned and parsed at a time: bounds what a run holds per document. The first slice
+# is smaller, so that parsing starts soon; they grow to PLAN_SLICE.
+FIRST_PLAN_SLICE = 250
 PLAN_SLICE = 2000
 # The fewest documents a batch is cut to: a part that loads in a transaction of its own
 # (`parse_then`'s smallest part).
 SMALLEST_CHUNK = 8
-# Documents a worker loads in one transaction: a dozen statements, whatever its size, and
+# Most documents a worker loads in one transaction: a dozen statements, whatever its size, and
 # ~10 ms of the worker's CPU each, so not fewer than SMALLEST_CHUNK.
 LOAD_BATCH = 32
-# A local worker's batch when workers load is two transactions' worth: the first half loads in
-# a thread of the worker while the second parses (`parse_then`'s parts).
-CHUNK_SIZE = 2 * LOAD_BATCH
+# A chunk (and a local worker's batch when workers load) is three transactions' worth, of 32,
+# 16 and 8 documents (`parse_then`'s parts): each loads in a thread of the worker while the
+# next parses, and the worker waits for the last, smallest, alone.
+CHUNK_SIZE = LOAD_BATCH + LOAD_BATCH // 2 + SMALLEST_CHUNK
 # Chunks of documents a Dask task parses (and loads), shrinking as the work runs out (`batches`)
 # from DASK_CHUNK down to DASK_SMALLEST_CHUNK. Each is a Prefect task run, ~150 ms of CPU
 # whatever its size (measured: ~90 ms in the Dask worker, where Prefect's engine builds its
@@ -330,9 +344,10 @@ def _chunk_pool(limits: DocumentLimits, load_here: bool) -> ParserPool:
 
 
 def _load_while_parsing(target: LoadTarget) -> Callable[..., list]:
-    """A worker's work on a batch when it loads: parse it, and load it in parts of LOAD_BATCH
-    in a thread of the worker as they are parsed, so that the database's work and the waits on
-    it run beside the parse of the next part."""
+    """A worker's work on a batch when it loads: parse it, and load it in parts (up to
+    LOAD_BATCH documents, the last halving down to SMALLEST_CHUNK: `load_parts`) in a thread of
+    the worker as they are parsed, so that the database's work and the waits on it run beside
+    the parse of the next part."""
     return partial(parse_then, then=target, part=LOAD_BATCH, smallest_part=SMALLEST_CHUNK)
 
 
@@ -527,28 +542,48 @@ class _IngestRun:
 
     def parse_and_load(self, workers: int, limits: DocumentLimits, cluster: str | None) -> None:
         """Plan, parse and load the files a slice at a time, so that what the run holds per
-        document stays bounded however many files it is given."""
+        document stays bounded however many files it is given.
+
+        The next slice is planned (its files' bytes kept, the warehouse asked what it holds)
+        in a thread while this one parses, and while the workers start. The first slice is
+        small, so parsing begins early; the workers start only once it has something to parse
+        (a nightly run over unchanged documents starts none).
+        """
         load_here = loads_in_workers(self.url)
         work = _load_while_parsing(self.target) if load_here else parse_batch
         store = RawStore(self.raw_root)
-        with ParserPool(workers, limits, LOADER_IMPORTS if load_here else ()) as pool:
-            for start in range(0, len(self.files), PLAN_SLICE):
-                todo = self.plan_slice(self.files[start : start + PLAN_SLICE])
+        slices = plan_slices(len(self.files))
+        with (
+            ParserPool(workers, limits, LOADER_IMPORTS if load_here else ()) as pool,
+            ThreadPoolExecutor(1, thread_name_prefix="plan") as planner,
+        ):
+
+            def plan_next() -> Future[Plan] | None:
+                if (bounds := next(slices, None)) is None:
+                    return None
+                # A copy of the flow run's context, so that `plan` is a task run of this flow.
+                return planner.submit(
+                    copy_context().run, plan, self.files[slice(*bounds)], self.url, self.raw_root
+                )
+
+            upcoming = plan_next()
+            while upcoming is not None:
+                planned, upcoming = upcoming.result(), plan_next()
+                todo = self.take_plan(planned)
                 if todo and cluster:
                     _run_on_dask(todo, limits, self.raw_root, self.target, load_here, self.on_batch)
                 elif todo:
                     # A worker that loads takes batches as large as a Dask chunk: it loads
-                    # them in parts of LOAD_BATCH, one while the next parses.
+                    # them in parts, each while the next parses.
                     largest = CHUNK_SIZE if load_here else BATCH_SIZE
                     pool.run(todo, store, self.on_batch, work, largest=largest)
 
-    def plan_slice(self, files_slice: list[str | StoredDocument]) -> list[WorkItem]:
-        """Store the slice's files and check them against the warehouse; what is to be parsed.
-        Documents whose raw-store key holds no bytes are recorded as failed now."""
-        todo, unchanged, still_failed, missing = plan(files_slice, self.url, self.raw_root)
-        get_run_logger().info(
-            "%d files: %d to parse, %d unchanged", len(files_slice), len(todo), unchanged
-        )
+    def take_plan(self, planned: Plan) -> list[WorkItem]:
+        """Count a slice's plan in the summary and record the documents whose raw-store key
+        holds no bytes as failed; what is to be parsed."""
+        todo, unchanged, still_failed, missing = planned
+        files = len(todo) + unchanged + len(missing)
+        get_run_logger().info("%d files: %d to parse, %d unchanged", files, len(todo), unchanged)
         self.summary.outcomes[LoadOutcome.UNCHANGED.value] += unchanged
         for source, code, message in still_failed:
             self.summary.failures[code] += 1

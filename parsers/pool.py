@@ -197,22 +197,41 @@ def parse_then(
     """Runs in a worker process: parse a batch and hand its results to `then` there (a
     picklable callable: the warehouse's loader, so that a worker loads what it parsed).
 
-    The batch goes to `then` in parts of up to `part` documents, in a thread of this process,
-    as each is parsed: the database works on one part (and the worker waits on the network)
-    while the next part parses. A batch is cut in two parts at least, none under
-    `smallest_part` (at least 1) documents. The results come back, in order, once every part is
-    done; an exception from `then` stops the parsing of the parts not yet begun.
+    The batch goes to `then` in parts (`load_parts`), in a thread of this process, as each is
+    parsed: the database works on one part (and the worker waits on the network) while the
+    next part parses. The results come back, in order, once every part is done; an exception
+    from `then` stops the parsing of the parts not yet begun.
     """
-    size = max(smallest_part, min(part, -(-len(items) // 2)))
     handed: list[Future] = []
-    for start in range(0, len(items), size):
+    start = 0
+    for size in load_parts(len(items), part, smallest_part):
         for future in handed:
             if future.done():
                 future.result()  # a part that failed stops the batch here
         batch = items[start : start + size]
+        start += size
         results = parse_batch(batch, limits, store)
         handed.append(_then_thread().submit(then, batch, results))
     return [result for future in handed for result in future.result()]
+
+
+def load_parts(count: int, part: int, smallest_part: int = 1) -> list[int]:
+    """The sizes, in order, of the parts `parse_then` cuts a batch of `count` documents in: up
+    to `part` each, the batch's last parts halving down to `smallest_part`.
+
+    The worker waits for the last part's load alone, with nothing left to parse: so it is the
+    smallest. Each earlier part loads while the next one, at least half as large, parses,
+    which takes longer than the load as long as loading a document costs under half of parsing
+    it. The parts before the halving ones are as few as `part` allows, of even sizes.
+    """
+    halving: list[int] = []
+    size = max(1, smallest_part)
+    while size < part and count > 0:
+        halving.append(min(count, size))
+        count -= halving[-1]
+        size *= 2
+    full = -(-count // part)
+    return [count // full + (i < count % full) for i in range(full)] + halving[::-1]
 
 
 @functools.cache
@@ -231,11 +250,13 @@ def batches(
 ) -> list[list[WorkItem]]:
     """Batches that shrink as the work runs out (guided scheduling): few calls while much
     remains, and small ones at the end (down to `smallest` documents), so no worker idles
-    while another finishes a long batch."""
+    while another finishes a long batch. One worker has none to wait for: its batches keep
+    their size, since each call costs (a loading worker waits for its last part's load)."""
     out: list[list[WorkItem]] = []
     start = 0
     while start < len(items):
-        size = max(smallest, 1, min(largest, (len(items) - start) // (workers * 2)))
+        left = len(items) - start
+        size = largest if workers == 1 else max(smallest, 1, min(largest, left // (workers * 2)))
         out.append(items[start : start + size])
         start += size
     return out

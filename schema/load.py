@@ -278,8 +278,8 @@ class _Batch:
             self.connection,
             [(resolved[p.sha256], p.agency) for p in reports if resolved.get(p.sha256)],
         )
-        self._insert_reports(reports, resolved, agency_ids)
-        self._settle_current(settle, agency_ids, known)
+        report_ids = self._insert_reports(reports, resolved, agency_ids)
+        self._settle_current(settle, agency_ids, known, None if replaced else report_ids)
 
         outcomes = {sha: LoadOutcome.UNCHANGED for sha in unchanged}
         for sha in replaced + new:
@@ -375,9 +375,10 @@ class _Batch:
         reports: list[ParseResult],
         resolved: Mapping[str, Agency | None],
         agency_ids: Mapping[str, int],
-    ) -> None:
+    ) -> list[int]:
+        """Insert the reports and their rows; the reports' ids."""
         if not reports:
-            return
+            return []
         rows = []
         for parsed in reports:
             agency = resolved.get(parsed.sha256)
@@ -415,6 +416,7 @@ class _Batch:
                 columns,
                 [row for p in reports for row in rows_of(report_ids[p.sha256], p)],
             )
+        return list(report_ids.values())
 
     def _new_report_ids(self, rows: list[dict[str, Any]]) -> dict[str, int]:
         """Insert the report rows; their ids by document."""
@@ -437,9 +439,17 @@ class _Batch:
         settle: set[tuple[str, str, int]],
         agency_ids: Mapping[str, int],
         known: Mapping[str, _Known],
+        new_reports: list[int] | None,
     ) -> None:
         """Flag current, in each agency and year of `settle`, the report whose document was
         first seen last; two statements for the whole batch.
+
+        With `new_reports` (the batch's, when it replaced no report), only they and the current
+        reports are ranked: every other report of an agency and year ranks below its current
+        one, since every load settles the ones it touches. A batch that replaced reports ranks
+        them all: a dropped report may have been current. (Ranking them all every time grew
+        with the reports an agency and year holds: the two statements took 10 times the time
+        a document at 2,048 copies of the samples than at 352.)
 
         The agency is its id where it resolved (so 洪泽区人民政府 and 淮安市洪泽区人民政府 are
         one), else its printed name. First-seen order, not report id, because a reload
@@ -456,16 +466,19 @@ class _Batch:
             "by_name": sorted((name, year) for kind, name, year in settle if kind == "name"),
         }
         groups = {name: pairs for name, pairs in groups.items() if pairs}
+        among_new = new_reports is not None
+        parameters = {**groups, "new_reports": new_reports} if among_new else groups
         # Two statements, the old current ones first: PostgreSQL checks the unique index row
         # by row.
-        for statement in _settling(*groups):
-            self.connection.execute(statement, groups)
+        for statement in _settling(tuple(groups), among_new):
+            self.connection.execute(statement, parameters)
 
 
 @cache
-def _settling(*groups: str) -> tuple[Update, Update]:
+def _settling(groups: tuple[str, ...], among_new: bool) -> tuple[Update, Update]:
     """The two statements of `_Batch._settle_current` for its groups of agencies and years
-    (`by_id`, `by_name`, or both: each an expanding parameter), built once."""
+    (`by_id`, `by_name`, or both: each an expanding parameter), ranking all their reports or
+    (`among_new`) the current ones and `new_reports`; built once."""
     r, d = _reports.c, _documents.c
     where = {
         "by_id": tuple_(r.agency_id, r.year).in_(bindparam("by_id", expanding=True)),
@@ -476,12 +489,16 @@ def _settling(*groups: str) -> tuple[Update, Update]:
         partition_by=(r.agency_id, case((r.agency_id.is_(None), r.agency)), r.year),
         order_by=(d.first_seen_at.desc(), d.sha256.desc()),
     )
-    ranked = (
+    candidates = (
         select(r.id, r.is_current, newest_first.label("rank"))
         .join_from(_reports, _documents, d.sha256 == r.document_sha256)
         .where(or_(*(where[group] for group in groups)))
-        .subquery()
     )
+    if among_new:
+        candidates = candidates.where(
+            r.is_current | r.id.in_(bindparam("new_reports", expanding=True))
+        )
+    ranked = candidates.subquery()
     return (
         update(_reports)
         .where(r.id.in_(select(ranked.c.id).where(ranked.c.rank > 1, ranked.c.is_current)))

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-from nianbao.flows.ingest import DASK_CHUNK, DASK_SMALLEST_CHUNK, LOAD_BATCH
-from nianbao.parsers.pool import WorkItem, batches
+from nianbao.flows.ingest import (
+    CHUNK_SIZE,
+    DASK_CHUNK,
+    DASK_SMALLEST_CHUNK,
+    LOAD_BATCH,
+    SMALLEST_CHUNK,
+)
+from nianbao.parsers.pool import WorkItem, batches, load_parts
 
 
 def _items(n: int) -> list[WorkItem]:
@@ -16,11 +22,13 @@ def test_batches_shrink_as_the_work_runs_out_down_to_single_documents():
     assert sizes[0] == 30  # a quarter of what remains, two batches a worker in flight
     assert sizes[-4:] == [1, 1, 1, 1]
     assert [item for batch in batches(items, 2, 32) for item in batch] == items
+    # One worker waits for no other: its batches keep their size.
+    assert [len(batch) for batch in batches(items, 1, 32)] == [32, 32, 32, 24]
 
 
 def test_dask_chunks_stop_shrinking_at_a_transaction_of_documents():
     # Each chunk is a Prefect task run (~150 ms of CPU): the run's tail is not cut below a
-    # transaction's worth of documents, and a long run's chunks are four transactions each.
+    # transaction's worth of documents, and a long run's chunks are four transactions' worth.
     items = _items(1000)
     chunks = batches(items, 2, DASK_CHUNK, DASK_SMALLEST_CHUNK)
     sizes = [len(chunk) for chunk in chunks]
@@ -29,3 +37,12 @@ def test_dask_chunks_stop_shrinking_at_a_transaction_of_documents():
     assert [item for chunk in chunks for item in chunk] == items
     # A run smaller than a chunk is one chunk.
     assert [len(chunk) for chunk in batches(_items(5), 2, DASK_CHUNK, DASK_SMALLEST_CHUNK)] == [5]
+
+
+def test_a_batch_loads_in_parts_that_halve_towards_its_end():
+    # The worker waits for the last part's load alone: it is the smallest.
+    assert load_parts(CHUNK_SIZE, LOAD_BATCH, SMALLEST_CHUNK) == [32, 16, 8]
+    assert load_parts(100, LOAD_BATCH, SMALLEST_CHUNK) == [26, 25, 25, 16, 8]
+    assert load_parts(11, LOAD_BATCH, SMALLEST_CHUNK) == [3, 8]
+    assert load_parts(5, LOAD_BATCH, SMALLEST_CHUNK) == [5]
+    assert load_parts(0, LOAD_BATCH, SMALLEST_CHUNK) == []

@@ -456,13 +456,21 @@ def test_an_entry_on_another_host_is_not_fetched(first_run: Run):
 
 def test_the_summary_is_published_as_prefect_artifacts(first_run: Run):
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        ArtifactFilterKey,
+    )
 
+    # This run's artifact: other tests' harvests publish theirs to the session's server.
     with get_client(sync_client=True) as client:
-        artifacts = client.read_artifacts(
-            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["harvest-portals"]))
+        (artifact,) = client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=["harvest-portals"]),
+                flow_run_id=ArtifactFilterFlowRunId(any_=[first_run.flow_run_id]),
+            )
         )
-    rows = json.loads(artifacts[-1].data)
+    rows = json.loads(artifact.data)
     assert [(r["portal"], r["status"], r["loaded"]) for r in rows] == [
         ("互助县就业服务局", "ok", 5)
     ]

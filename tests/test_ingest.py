@@ -250,3 +250,29 @@ def test_a_document_whose_load_failed_is_loaded_by_the_next_run(
         "huzhu-employment-2023.txt": ("loaded", None, 186),
         "truncated.pdf": ("failed", "corrupt_pdf", 0),
     }
+
+
+def test_a_run_planned_in_slices_while_it_parses_counts_every_file_once(
+    db_url: str, prefect_api: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The next slice of files is planned while the last one parses: slices of 2, 4 and 1 files
+    # here. A copy of the first report, as the last file, is one document: loaded once.
+    from nianbao.flows import ingest as ingest_module
+
+    monkeypatch.setattr(ingest_module, "FIRST_PLAN_SLICE", 2)
+    monkeypatch.setattr(ingest_module, "PLAN_SLICE", 4)
+    reports = sorted(p for p in SAMPLES.iterdir() if p.suffix in {".pdf", ".html", ".docx", ".txt"})
+    copy = tmp_path / "copy" / reports[0].name
+    copy.parent.mkdir()
+    copy.write_bytes(reports[0].read_bytes())
+    files = [*map(str, reports), str(copy)]
+    assert len(reports) == SAMPLE_DOCUMENTS
+    assert list(ingest_module.plan_slices(len(files))) == [(0, 2), (2, 6), (6, 7)]
+
+    summary = ingest_module.ingest_flow(files, db_url, raw_dir=str(tmp_path / "raw"), workers=2)
+
+    assert summary.seen == SAMPLE_DOCUMENTS + 1
+    assert (summary.outcomes["loaded"], summary.outcomes["unchanged"]) == (SAMPLE_DOCUMENTS, 1)
+    found = counts(db_url)
+    assert found["documents"] == found["reports"] == SAMPLE_DOCUMENTS
+    assert found["facts"] == SAMPLE_FACTS

@@ -297,11 +297,11 @@ def test_a_worker_loads_its_batch_a_part_at_a_time_while_the_next_part_parses(
 
     loaded = parse_then(items, DocumentLimits(), store, load, part=4, smallest_part=2)
 
-    # Two parts of three (a batch is cut in two at least), loaded in order off the parsing
-    # thread; the results come back in the batch's order.
+    # Parts of four then two (the last, which the worker waits for, the smallest), loaded in
+    # order off the parsing thread; the results come back in the batch's order.
     assert [sources for _, sources in handed] == [
-        [item.source for item in items[:3]],
-        [item.source for item in items[3:]],
+        [item.source for item in items[:4]],
+        [item.source for item in items[4:]],
     ]
     assert {thread for thread, _ in handed} != {threading.current_thread().name}
     assert [(d.source, d.outcome) for d in loaded] == [(i.source, "loaded") for i in items]

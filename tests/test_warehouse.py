@@ -242,6 +242,22 @@ def test_reparsing_superseded_report_keeps_it_superseded(engine: Engine) -> None
     }
 
 
+def test_a_current_report_reparsed_as_another_agencys_hands_current_back(engine: Engine) -> None:
+    # The republished report is current until a new parser reads another agency in it: the
+    # first report is then its agency's newest again (a load that drops a current report
+    # ranks all of that agency's reports, not only the current one and its own).
+    load_document(engine, parsed(HUAIAN))
+    load_document(engine, parsed(HUAIAN, copy="-republished"))
+    moved = parsed(HUAIAN, copy="-republished", parser_version="2.0", agency="淮安市教育局")
+    assert load_document(engine, moved) == LoadOutcome.RELOADED
+    current = {r.agency: r.is_current for r in reports(engine)}
+    assert current == {"淮安市人民政府": True, "淮安市教育局": True}
+    load_document(engine, parsed(HUAIAN, copy="-third"))
+    current = {(r.agency, r.document_sha256): r.is_current for r in reports(engine)}
+    assert sorted(current.values()) == [False, True, True]
+    assert current["淮安市人民政府", parsed(HUAIAN, copy="-third")["sha256"]]
+
+
 def test_report_without_agency_is_current_alone(engine: Engine) -> None:
     load_document(engine, parsed(HUAIAN, agency=None))
     load_document(engine, parsed(HUAIAN, agency=None, copy="-2"))
