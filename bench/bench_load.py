@@ -3,8 +3,10 @@
 Run from the repository root (about a minute on 2 cores with the defaults):
 
     .venv/bin/python bench/bench_load.py                        # this tree's loader
-    .venv/bin/python bench/bench_load.py --baseline main        # ABAB against main's loader
+    .venv/bin/python bench/bench_load.py --baseline main        # ABBA against main's loader
+    .venv/bin/python bench/bench_load.py --real                 # + tests/fixtures/real
     .venv/bin/python bench/bench_load.py --profile              # + cProfile and statements
+    .venv/bin/python bench/bench_load.py --what-if "DROP INDEX …"   # a schema experiment
 
 The samples are parsed once; the documents loaded are copies of their results with sha256s of
 their own (as the bench corpus's copies, which parse to the same reports), in batches of
@@ -15,10 +17,13 @@ as a worker calls it, into a new database of a throwaway cluster each pass. A pa
 - PostgreSQL: the CPU of the backend that served the loads (/proc/<pid>/stat), a document.
 
 `--baseline REV` loads, every other pass, with the loader (`LOADER_MODULES`) as it is at git
-revision REV (the rest of the tree, migrations included, as it is here), so both sides share the machine's load; the sides take
-turns ABBA, and the least of each side's passes is printed. `--profile` adds the client's hottest functions (cProfile) and
-the server's statements by total time (pg_stat_statements, nested ones included: a foreign
-key's check runs as a statement of its own for every row it checks).
+revision REV (the rest of the tree, migrations included, as it is here), so both sides share
+the machine's load; the sides take turns ABBA, the least of each side's passes is printed,
+and the two sides' last databases are compared row by row (ids, times and runs aside).
+`--what-if SQL` is one more side: this tree's loader into databases that SQL changed first.
+`--profile` adds the client's hottest functions (cProfile, whose own cost inflates the client
+figure) and the server's statements by total time (pg_stat_statements, nested ones included:
+a foreign key's check runs as a statement of its own for every row it checks).
 """
 
 from __future__ import annotations
