@@ -27,12 +27,12 @@ import os
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from contextvars import copy_context
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, TypeVar
 from uuid import UUID
 
 import httpx
@@ -88,6 +88,7 @@ from nianbao.schema.runs import finish_run, reports_of_run, start_run
 if TYPE_CHECKING:
     from prefect_dask import DaskTaskRunner
 
+T = TypeVar("T")
 # A run loading more reports than this prints counts only.
 MAX_LISTED_REPORTS = 20
 REPORT_OUTCOMES = (LoadOutcome.LOADED.value, LoadOutcome.RELOADED.value)
@@ -553,19 +554,13 @@ class _IngestRun:
         work = _load_while_parsing(self.target) if load_here else parse_batch
         store = RawStore(self.raw_root)
         slices = plan_slices(len(self.files))
-        with (
-            ParserPool(workers, limits, LOADER_IMPORTS if load_here else ()) as pool,
-            ThreadPoolExecutor(1, thread_name_prefix="plan") as planner,
-        ):
 
-            def plan_next() -> Future[Plan] | None:
-                if (bounds := next(slices, None)) is None:
-                    return None
-                # A copy of the flow run's context, so that `plan` is a task run of this flow.
-                return planner.submit(
-                    copy_context().run, plan, self.files[slice(*bounds)], self.url, self.raw_root
-                )
+        def plan_next() -> Future[Plan] | None:
+            if (bounds := next(slices, None)) is None:
+                return None
+            return _in_background(plan, self.files[slice(*bounds)], self.url, self.raw_root)
 
+        with ParserPool(workers, limits, LOADER_IMPORTS if load_here else ()) as pool:
             upcoming = plan_next()
             while upcoming is not None:
                 planned, upcoming = upcoming.result(), plan_next()
@@ -583,6 +578,11 @@ class _IngestRun:
         holds no bytes as failed; what is to be parsed."""
         todo, unchanged, still_failed, missing = planned
         files = len(todo) + unchanged + len(missing)
+        # This slice was planned while the last one parsed, before its documents were in the
+        # warehouse: a copy of one of them is one document, as within a slice.
+        if repeated := sum(item.sha256 in self.raw_keys for item in todo):
+            todo = [item for item in todo if item.sha256 not in self.raw_keys]
+            unchanged += repeated
         get_run_logger().info("%d files: %d to parse, %d unchanged", files, len(todo), unchanged)
         self.summary.outcomes[LoadOutcome.UNCHANGED.value] += unchanged
         for source, code, message in still_failed:
@@ -636,6 +636,24 @@ class _IngestRun:
         self.done += documents
         if self.on_progress:
             self.on_progress(self.done, len(self.files))
+
+
+def _in_background(call: Callable[..., T], *args: object) -> Future[T]:
+    """`call(*args)` in a daemon thread, in a copy of this context (so that a Prefect task
+    called there is a task run of this flow run). A run that stops does not wait for it: a
+    plan waiting out a database that is away would hold a Ctrl-C or a cancellation for up to
+    retry_seconds, and a ThreadPoolExecutor's threads are joined when the process exits."""
+    future: Future[T] = Future()
+    context = copy_context()
+
+    def run() -> None:
+        try:
+            future.set_result(context.run(call, *args))
+        except BaseException as exc:  # the caller's to handle, when it asks for the result
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name="plan", daemon=True).start()
+    return future
 
 
 def _run_on_dask(

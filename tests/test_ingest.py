@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sqlite3
@@ -252,27 +253,89 @@ def test_a_document_whose_load_failed_is_loaded_by_the_next_run(
     }
 
 
+@pytest.mark.parametrize("copied", [0, 3])
 def test_a_run_planned_in_slices_while_it_parses_counts_every_file_once(
-    db_url: str, prefect_api: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    db_url: str,
+    prefect_api: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    copied: int,
 ) -> None:
     # The next slice of files is planned while the last one parses: slices of 2, 4 and 1 files
-    # here. A copy of the first report, as the last file, is one document: loaded once.
+    # here. A copy of a report, as the last file, is one document, parsed and loaded once: a
+    # copy of the first slice's (loaded before the last slice is planned) and of the second's
+    # (planned while the second parses, before its documents are in the warehouse).
     from nianbao.flows import ingest as ingest_module
 
     monkeypatch.setattr(ingest_module, "FIRST_PLAN_SLICE", 2)
     monkeypatch.setattr(ingest_module, "PLAN_SLICE", 4)
     reports = sorted(p for p in SAMPLES.iterdir() if p.suffix in {".pdf", ".html", ".docx", ".txt"})
-    copy = tmp_path / "copy" / reports[0].name
+    copy = tmp_path / "copy" / reports[copied].name
     copy.parent.mkdir()
-    copy.write_bytes(reports[0].read_bytes())
+    copy.write_bytes(reports[copied].read_bytes())
     files = [*map(str, reports), str(copy)]
     assert len(reports) == SAMPLE_DOCUMENTS
     assert list(ingest_module.plan_slices(len(files))) == [(0, 2), (2, 6), (6, 7)]
 
-    summary = ingest_module.ingest_flow(files, db_url, raw_dir=str(tmp_path / "raw"), workers=2)
+    # The flow run's log lines, which Prefect's loggers do not pass on to the root logger.
+    planned: list[str] = []
+    lines = logging.Handler(logging.INFO)
+    lines.emit = lambda record: planned.append(record.getMessage())  # type: ignore[method-assign]
+    lines.addFilter(lambda record: " files: " in record.getMessage())
+    flow_logger = logging.getLogger("prefect.flow_runs")
+    flow_logger.addHandler(lines)
+    try:
+        summary = ingest_module.ingest_flow(files, db_url, raw_dir=str(tmp_path / "raw"), workers=2)
+    finally:
+        flow_logger.removeHandler(lines)
 
+    assert planned == [
+        "2 files: 2 to parse, 0 unchanged",
+        "4 files: 4 to parse, 0 unchanged",
+        "1 files: 0 to parse, 1 unchanged",
+    ]
     assert summary.seen == SAMPLE_DOCUMENTS + 1
     assert (summary.outcomes["loaded"], summary.outcomes["unchanged"]) == (SAMPLE_DOCUMENTS, 1)
     found = counts(db_url)
     assert found["documents"] == found["reports"] == SAMPLE_DOCUMENTS
     assert found["facts"] == SAMPLE_FACTS
+
+
+def test_ctrl_c_while_a_slice_waits_for_the_warehouse_stops_the_run_at_once(
+    tmp_path: Path, prefect_home: str
+) -> None:
+    # The warehouse is locked while the run plans its first slice: the plan waits it out for
+    # up to NIANBAO_DB_RETRY_SECONDS. A Ctrl-C then stops the run without waiting for it.
+    corpus = tmp_path / "corpus"
+    _pdf_variants(corpus, 250)
+    db = tmp_path / "w.db"
+    args = [str(corpus), "--db", f"sqlite:///{db}", "--raw-dir", str(tmp_path / "raw")]
+    env = {
+        **os.environ,
+        "PREFECT_HOME": prefect_home,
+        "NIANBAO_DB_RETRY_SECONDS": "120",
+        "NIANBAO_DB_LOCK_TIMEOUT": "1",
+    }
+    process = subprocess.Popen(
+        [NIANBAO, "ingest", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
+    deadline = time.monotonic() + 120
+    while not any((tmp_path / "raw").rglob("*.pdf")) and time.monotonic() < deadline:
+        assert process.poll() is None, process.stdout.read()
+        time.sleep(0.002)
+    with sqlite3.connect(db, timeout=30, isolation_level=None) as lock:
+        lock.execute("BEGIN EXCLUSIVE")
+        time.sleep(3)  # the plan's query has met the lock and waits to try again
+        process.send_signal(signal.SIGINT)
+        interrupted = time.monotonic()
+        output, _ = process.communicate(timeout=60)
+        stopped_after = time.monotonic() - interrupted
+        lock.execute("ROLLBACK")
+    assert process.returncode != 0, output
+    assert stopped_after < 20, f"{stopped_after:.0f} s from Ctrl-C to the end:\n{output}"
+    assert _reports(db) == 0
