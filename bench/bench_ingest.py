@@ -138,13 +138,19 @@ def _group_cpu(group: int | None) -> float:
     its CPU is then only in the postmaster's cutime."""
     if group is None:
         return 0.0
+    return proc_cpu(lambda pid, fields: int(fields[2]) == group)  # pgrp
+
+
+def proc_cpu(counted: Callable[[int, list[str]], bool]) -> float:
+    """CPU seconds (utime, stime, cutime, cstime) used so far by the live processes that
+    `counted(pid, fields of /proc/PID/stat after the command name)` picks."""
     ticks = 0
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[2]) == group:  # pgrp; utime, stime, cutime and cstime follow at 11–14
+        if counted(int(stat.parent.name), fields):
             ticks += sum(int(field) for field in fields[11:15])
     return ticks / os.sysconf("SC_CLK_TCK")
 

@@ -56,6 +56,7 @@ from bench_ingest import (
     _stop_group,
     postgres_cluster,
     prefect_server,
+    proc_cpu,
     run_parse_only,
 )
 from corpus import make_corpus
@@ -565,15 +566,7 @@ def _postgres_cpu(postmaster: int | None) -> float:
     worker's parser keeps its pool's between runs) were not counted at all."""
     if postmaster is None:
         return 0.0
-    ticks = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(stat.parent.name) == postmaster or int(fields[1]) == postmaster:
-            ticks += sum(int(field) for field in fields[11:15])  # utime … cstime
-    return ticks / os.sysconf("SC_CLK_TCK")
+    return proc_cpu(lambda pid, fields: postmaster in (pid, int(fields[1])))  # itself, or ppid
 
 
 def _postmaster(work: Path) -> int | None:
