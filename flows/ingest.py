@@ -32,7 +32,7 @@ from contextvars import copy_context
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, NamedTuple
 from uuid import UUID
 
 import httpx
@@ -88,7 +88,6 @@ from nianbao.schema.runs import finish_run, reports_of_run, start_run
 if TYPE_CHECKING:
     from prefect_dask import DaskTaskRunner
 
-T = TypeVar("T")
 # A run loading more reports than this prints counts only.
 MAX_LISTED_REPORTS = 20
 REPORT_OUTCOMES = (LoadOutcome.LOADED.value, LoadOutcome.RELOADED.value)
@@ -310,16 +309,16 @@ def load_batch(
 # is smaller, so that parsing starts soon; they grow to PLAN_SLICE.
 FIRST_PLAN_SLICE = 250
 PLAN_SLICE = 2000
-# The fewest documents a batch is cut to: a part that loads in a transaction of its own
-# (`parse_then`'s smallest part).
-SMALLEST_CHUNK = 8
+# The fewest documents a batch's last load part holds (`parse_then`'s parts): a transaction
+# is a dozen statements whatever its size.
+SMALLEST_PART = 8
 # Most documents a worker loads in one transaction: a dozen statements, whatever its size, and
-# ~10 ms of the worker's CPU each, so not fewer than SMALLEST_CHUNK.
+# ~10 ms of the worker's CPU each.
 LOAD_BATCH = 32
-# A chunk (and a local worker's batch when workers load) is three transactions' worth, of 32,
-# 16 and 8 documents (`parse_then`'s parts): each loads in a thread of the worker while the
-# next parses, and the worker waits for the last, smallest, alone.
-CHUNK_SIZE = LOAD_BATCH + LOAD_BATCH // 2 + SMALLEST_CHUNK
+# A local worker's batch when it loads: three transactions' worth, of 32, 16 and 8 documents
+# (`parse_then`'s parts): each loads in a thread of the worker while the next parses, and the
+# worker waits for the last, smallest, alone.
+LOADING_BATCH = LOAD_BATCH + LOAD_BATCH // 2 + SMALLEST_PART
 # Chunks of documents a Dask task parses (and loads), shrinking as the work runs out (`batches`)
 # from DASK_CHUNK down to DASK_SMALLEST_CHUNK. Each is a Prefect task run, ~150 ms of CPU
 # whatever its size (measured: ~90 ms in the Dask worker, where Prefect's engine builds its
@@ -346,10 +345,10 @@ def _chunk_pool(limits: DocumentLimits, load_here: bool) -> ParserPool:
 
 def _load_while_parsing(target: LoadTarget) -> Callable[..., list]:
     """A worker's work on a batch when it loads: parse it, and load it in parts (up to
-    LOAD_BATCH documents, the last halving down to SMALLEST_CHUNK: `load_parts`) in a thread of
+    LOAD_BATCH documents, the last halving down to SMALLEST_PART: `load_parts`) in a thread of
     the worker as they are parsed, so that the database's work and the waits on it run beside
     the parse of the next part."""
-    return partial(parse_then, then=target, part=LOAD_BATCH, smallest_part=SMALLEST_CHUNK)
+    return partial(parse_then, then=target, part=LOAD_BATCH, smallest_part=SMALLEST_PART)
 
 
 @task(name="parse-and-load", cache_policy=NO_CACHE)
@@ -558,7 +557,7 @@ class _IngestRun:
         def plan_next() -> Future[Plan] | None:
             if (bounds := next(slices, None)) is None:
                 return None
-            return _in_background(plan, self.files[slice(*bounds)], self.url, self.raw_root)
+            return _plan_in_background(self.files[slice(*bounds)], self.url, self.raw_root)
 
         with ParserPool(workers, limits, LOADER_IMPORTS if load_here else ()) as pool:
             upcoming = plan_next()
@@ -568,9 +567,9 @@ class _IngestRun:
                 if todo and cluster:
                     _run_on_dask(todo, limits, self.raw_root, self.target, load_here, self.on_batch)
                 elif todo:
-                    # A worker that loads takes batches as large as a Dask chunk: it loads
-                    # them in parts, each while the next parses.
-                    largest = CHUNK_SIZE if load_here else BATCH_SIZE
+                    # A worker that loads takes larger batches: it loads them in parts,
+                    # each while the next parses.
+                    largest = LOADING_BATCH if load_here else BATCH_SIZE
                     pool.run(todo, store, self.on_batch, work, largest=largest)
 
     def take_plan(self, planned: Plan) -> list[WorkItem]:
@@ -638,17 +637,19 @@ class _IngestRun:
             self.on_progress(self.done, len(self.files))
 
 
-def _in_background(call: Callable[..., T], *args: object) -> Future[T]:
-    """`call(*args)` in a daemon thread, in a copy of this context (so that a Prefect task
-    called there is a task run of this flow run). A run that stops does not wait for it: a
-    plan waiting out a database that is away would hold a Ctrl-C or a cancellation for up to
-    retry_seconds, and a ThreadPoolExecutor's threads are joined when the process exits."""
-    future: Future[T] = Future()
+def _plan_in_background(
+    files: list[str | StoredDocument], db_url: str, raw_root: str
+) -> Future[Plan]:
+    """`plan` of `files` in a daemon thread, in a copy of this context (so that it is a task
+    run of this flow run). A run that stops does not wait for it: a plan waiting out a
+    database that is away would hold a Ctrl-C or a cancellation for up to retry_seconds, and a
+    ThreadPoolExecutor's threads are joined when the process exits."""
+    future: Future[Plan] = Future()
     context = copy_context()
 
     def run() -> None:
         try:
-            future.set_result(context.run(call, *args))
+            future.set_result(context.run(plan, files, db_url, raw_root))
         except BaseException as exc:  # the caller's to handle, when it asks for the result
             future.set_exception(exc)
 

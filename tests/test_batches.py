@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from nianbao.flows.ingest import (
-    CHUNK_SIZE,
     DASK_CHUNK,
     DASK_SMALLEST_CHUNK,
     LOAD_BATCH,
-    SMALLEST_CHUNK,
+    LOADING_BATCH,
+    SMALLEST_PART,
 )
 from nianbao.parsers.pool import WorkItem, batches, load_parts
 
@@ -41,8 +41,8 @@ def test_dask_chunks_stop_shrinking_at_a_transaction_of_documents():
 
 def test_a_batch_loads_in_parts_that_halve_towards_its_end():
     # The worker waits for the last part's load alone: it is the smallest.
-    assert load_parts(CHUNK_SIZE, LOAD_BATCH, SMALLEST_CHUNK) == [32, 16, 8]
-    assert load_parts(100, LOAD_BATCH, SMALLEST_CHUNK) == [26, 25, 25, 16, 8]
-    assert load_parts(11, LOAD_BATCH, SMALLEST_CHUNK) == [3, 8]
-    assert load_parts(5, LOAD_BATCH, SMALLEST_CHUNK) == [5]
-    assert load_parts(0, LOAD_BATCH, SMALLEST_CHUNK) == []
+    assert load_parts(LOADING_BATCH, LOAD_BATCH, SMALLEST_PART) == [32, 16, 8]
+    assert load_parts(100, LOAD_BATCH, SMALLEST_PART) == [26, 25, 25, 16, 8]
+    assert load_parts(11, LOAD_BATCH, SMALLEST_PART) == [3, 8]
+    assert load_parts(5, LOAD_BATCH, SMALLEST_PART) == [5]
+    assert load_parts(0, LOAD_BATCH, SMALLEST_PART) == []

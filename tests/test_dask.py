@@ -265,8 +265,8 @@ def test_a_chunk_dask_gives_up_on_is_split_and_every_document_accounted_for(
 ) -> None:
     address = dask_cluster_giving_up
     env = _env(prefect_api, tmp_path)
-    # One copy of eight documents, one chunk (SMALLEST_CHUNK) on the cluster's one worker; the
-    # slowest (the PDF) last, so that the last document takes a while.
+    # One copy of eight documents, one chunk (fewer than DASK_SMALLEST_CHUNK) on the cluster's
+    # one worker; the slowest (the PDF) last, so that the last document takes a while.
     files = sorted(map(str, sorted(corpus.glob("0-*"))[:8]), key=lambda f: f.endswith(".pdf"))
     last = hashlib.sha256(Path(files[-1]).read_bytes()).hexdigest()
     local_url, dask_url = new_database(pg_url), new_database(pg_url)
