@@ -315,10 +315,14 @@ SMALLEST_PART = 8
 # Most documents a worker loads in one transaction: a dozen statements, whatever its size, and
 # ~10 ms of the worker's CPU each.
 LOAD_BATCH = 32
-# A local worker's batch when it loads: three transactions' worth, of 32, 16 and 8 documents
-# (`parse_then`'s parts): each loads in a thread of the worker while the next parses, and the
-# worker waits for the last, smallest, alone.
-LOADING_BATCH = LOAD_BATCH + LOAD_BATCH // 2 + SMALLEST_PART
+# A local worker's batch when it loads: five transactions' worth, of 32, 32, 32, 16 and 8
+# documents (`parse_then`'s parts): each loads in a thread of the worker while the next parses,
+# and the worker waits for the last, smallest, alone, once a batch. That wait is a
+# transaction's latency, 40–100 ms here whatever the batch's size, so larger batches pay it
+# less often (measured, one worker: 0.8–1.4 ms a document at 56 a batch, 0.5–0.7 at 120).
+# A worker holds the parse results of the part it loads and of the one it parses, never a
+# batch's; a worker's death retries its batch's documents one a call.
+LOADING_BATCH = 3 * LOAD_BATCH + LOAD_BATCH // 2 + SMALLEST_PART
 # Chunks of documents a Dask task parses (and loads), shrinking as the work runs out (`batches`)
 # from DASK_CHUNK down to DASK_SMALLEST_CHUNK. Each is a Prefect task run, ~150 ms of CPU
 # whatever its size (measured: ~90 ms in the Dask worker, where Prefect's engine builds its
@@ -568,9 +572,18 @@ class _IngestRun:
                     _run_on_dask(todo, limits, self.raw_root, self.target, load_here, self.on_batch)
                 elif todo:
                     # A worker that loads takes larger batches: it loads them in parts,
-                    # each while the next parses.
-                    largest = LOADING_BATCH if load_here else BATCH_SIZE
-                    pool.run(todo, store, self.on_batch, work, largest=largest)
+                    # each while the next parses. Nor are they cut below a last part's
+                    # worth as a slice runs out: each batch costs its worker a wait for a
+                    # transaction, ~40–80 ms here, which a few documents' parse does not
+                    # repay (with 2 workers, a third of a slice's end's batches held 1).
+                    pool.run(
+                        todo,
+                        store,
+                        self.on_batch,
+                        work,
+                        largest=LOADING_BATCH if load_here else BATCH_SIZE,
+                        smallest=SMALLEST_PART if load_here else 1,
+                    )
 
     def take_plan(self, planned: Plan) -> list[WorkItem]:
         """Count a slice's plan in the summary and record the documents whose raw-store key

@@ -326,12 +326,13 @@ class ParserPool:
         work: BatchWork = parse_batch,
         batch_size: int | None = None,
         largest: int = BATCH_SIZE,
+        smallest: int = 1,
     ) -> None:
         """Run `work` on every item, calling `on_batch` with its results as batches finish.
 
-        Batches of up to `largest` items shrink as the work runs out (`batches`), or hold
-        `batch_size` items each: a Dask chunk, sized by the flow already, is one batch, so its
-        documents load together.
+        Batches of up to `largest` items shrink as the work runs out, down to `smallest`
+        (`batches`), or hold `batch_size` items each: a Dask chunk, sized by the flow already,
+        is one batch, so its documents load together.
 
         At most two batches a worker are in flight, so a run holds a bounded number of results
         however many documents it has. A document whose worker died is retried alone, and
@@ -340,7 +341,7 @@ class ParserPool:
         propagates, without waiting for those in progress.
         """
         if batch_size is None:
-            queue = batches(todo, self.workers, largest)
+            queue = batches(todo, self.workers, largest, smallest)
         else:
             queue = [todo[start : start + batch_size] for start in range(0, len(todo), batch_size)]
         while queue:

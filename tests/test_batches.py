@@ -39,9 +39,23 @@ def test_dask_chunks_stop_shrinking_at_a_transaction_of_documents():
     assert [len(chunk) for chunk in batches(_items(5), 2, DASK_CHUNK, DASK_SMALLEST_CHUNK)] == [5]
 
 
+def test_loading_batches_stop_shrinking_at_a_last_parts_worth():
+    # Each batch costs its worker a wait for its last part's transaction: a slice's end is not
+    # cut into batches of fewer documents than that part, but the remainder.
+    items = _items(250)
+    two = batches(items, 2, LOADING_BATCH, SMALLEST_PART)
+    sizes = [len(batch) for batch in two]
+    assert sizes[:3] == [62, 47, 35]
+    assert min(sizes[:-1]) == SMALLEST_PART and sizes[-1] <= SMALLEST_PART
+    assert [item for batch in two for item in batch] == items
+    # One worker's batches keep their size.
+    one = batches(items, 1, LOADING_BATCH, SMALLEST_PART)
+    assert [len(batch) for batch in one] == [LOADING_BATCH, LOADING_BATCH, 10]
+
+
 def test_a_batch_loads_in_parts_that_halve_towards_its_end():
     # The worker waits for the last part's load alone: it is the smallest.
-    assert load_parts(LOADING_BATCH, LOAD_BATCH, SMALLEST_PART) == [32, 16, 8]
+    assert load_parts(LOADING_BATCH, LOAD_BATCH, SMALLEST_PART) == [32, 32, 32, 16, 8]
     assert load_parts(100, LOAD_BATCH, SMALLEST_PART) == [26, 25, 25, 16, 8]
     assert load_parts(11, LOAD_BATCH, SMALLEST_PART) == [3, 8]
     assert load_parts(5, LOAD_BATCH, SMALLEST_PART) == [5]
