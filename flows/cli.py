@@ -31,6 +31,8 @@ EXIT_USAGE = 2
 EXIT_DATABASE = 3
 EXIT_STORAGE = 4
 EXIT_PREFECT = 5
+# Off a terminal, an ingest prints its progress every this many documents.
+PROGRESS_EVERY = 50
 
 app = typer.Typer(
     help="nianbao: parse China's government information-disclosure annual reports into a warehouse.",
@@ -421,10 +423,17 @@ def _safe_url(url: str) -> str:
 def _run_with_progress(run):
     """A rich progress bar on a terminal; plain log lines otherwise."""
     if not sys.stderr.isatty():
+        printed = -1  # the count last printed
 
         def log(done: int, total: int) -> None:
-            if total and (done == total or done % 50 == 0):
+            # A line at the start, whenever the count passes a multiple of PROGRESS_EVERY (a
+            # batch seldom ends on one), and at the end; a count already printed, not again.
+            nonlocal printed
+            if not total or done == printed:
+                return
+            if printed < 0 or done == total or done // PROGRESS_EVERY > printed // PROGRESS_EVERY:
                 typer.echo(f"progress: {done}/{total} documents", err=True)
+                printed = done
 
         return run(log)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn

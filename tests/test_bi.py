@@ -29,7 +29,7 @@ from typing import Any
 
 import duckdb
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, event, text
 from sqlalchemy.exc import IntegrityError
 
 from nianbao.parsers.report import parse_file
@@ -266,6 +266,65 @@ def test_year_over_year_compares_with_the_previous_current_report(db_url: str) -
         ]
         html = render_html(gather(engine))
         assert "Largest changes from the previous year" in html and ">carried_over<" in html
+    finally:
+        engine.dispose()
+
+
+def _facts_read_by_other_than_report(plan: dict[str, Any]) -> list[str]:
+    """The reads of `facts` in an EXPLAIN (FORMAT JSON) plan not given a report id."""
+    found = []
+    if plan.get("Relation Name") == "facts" and "report_id =" not in plan.get("Index Cond", ""):
+        found.append(f"{plan['Node Type']} {plan.get('Index Cond', plan.get('Filter', ''))}")
+    for child in plan.get("Plans", []):
+        found += _facts_read_by_other_than_report(child)
+    return found
+
+
+@pytest.mark.postgres
+def test_a_runs_quality_report_reads_its_reports_facts_by_index(pg_url: str) -> None:
+    """Regression: the report of a run read `v_year_over_year` and `v_reports` through a join
+    condition that could not reach inside their grouped subqueries, so every query scanned
+    every fact of the warehouse (5 s for a run of 1,200 documents)."""
+    url = new_database(pg_url)
+    upgrade(url)
+    engine = engine_for(url)
+    statements: list[tuple[str, Any]] = []
+    try:
+        huaian = parsed_samples()[0]
+        before = dict(huaian, sha256="0" * 64, year=2023)
+        before["facts"] = [
+            dict(f, value=30, raw="30")
+            if (f["table"], f["row"], f["col"]) == ("applications", "carried_forward", "total")
+            else f
+            for f in huaian["facts"]
+        ]
+        load_document(engine, before, run_id=start_run(engine, "test"))
+        run_id = start_run(engine, "test")
+        load_document(engine, huaian, run_id=run_id)
+
+        def record(conn, cursor, statement, parameters, context, executemany) -> None:  # noqa: ANN001
+            if statement.lstrip().startswith("SELECT"):
+                statements.append((statement, parameters))
+
+        event.listen(engine, "before_cursor_execute", record)
+        data = gather(engine, run_id)
+        event.remove(engine, "before_cursor_execute", record)
+        # Only the 2024 report is the run's; its carried_over (34) against the 2023 report's
+        # carried_forward (30), loaded by another run, is a change of 4.
+        assert data.totals["current_reports"] == 1 and data.scope == f"run {run_id}"
+        assert {
+            (row["year"], row["figure"], row["previous_figure"], row["value"], row["change"])
+            for row in data.largest_changes
+        } == {(2024, "carried_over", "carried_forward", 34, 4)}
+        assert len(statements) == 9  # the report's queries
+        with engine.connect() as connection:
+            # Seq scans priced out: what the plan still reads without a report id, it must.
+            connection.exec_driver_sql("SET enable_seqscan = off")
+            for statement, parameters in statements:
+                plan = connection.exec_driver_sql(
+                    "EXPLAIN (FORMAT JSON) " + statement, parameters
+                ).scalar_one()[0]["Plan"]
+                assert _facts_read_by_other_than_report(plan) == [], statement
     finally:
         engine.dispose()
 

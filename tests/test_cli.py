@@ -100,3 +100,22 @@ def test_eval_prints_who_published_each_report():
         "who published it over 6 documents: agency 6/6, year 6/6, level 6/6, region_code 6/6"
         in result.stdout
     )
+
+
+def test_ingest_progress_off_a_terminal_passes_every_multiple_of_fifty_once(capsys):
+    # Regression: a line was printed only when the count was a multiple of 50 exactly, which
+    # batches of 56 documents seldom hit: a 1,200-document run printed 4 lines, some twice.
+    from nianbao.flows.cli import _run_with_progress
+
+    def run(progress):
+        # What a run of 300 documents reports: its start, batches (one of 34 passing no
+        # multiple of 50), a slice's plan adding no unchanged documents, the last batches.
+        for done in (0, 56, 90, 112, 112, 168, 224, 250, 250, 300):
+            progress(done, 300)
+        return "summary"
+
+    assert _run_with_progress(run) == "summary"
+    printed = capsys.readouterr().err.splitlines()
+    counts = [int(line.split()[1].split("/")[0]) for line in printed]
+    assert counts == [0, 56, 112, 168, 224, 250, 300]
+    assert all(line.endswith("/300 documents") for line in printed)
