@@ -48,6 +48,7 @@ from nianbao.harvest.crawler import (
 )
 from nianbao.harvest.portals import Portal, load_portals
 from nianbao.harvest.rawstore import RawStore, StoredDocument, resolve_raw_root
+from nianbao.parsers.pool import result_when_done
 from nianbao.parsers.report import PARSER_VERSION
 from nianbao.schema.db import (
     DB_URL_ENV,
@@ -172,6 +173,7 @@ def _harvest(
         for portal, crawl in zip(portals, crawls, strict=True):
             result = PortalResult(portal.name, portal.region)
             try:
+                result_when_done(crawl.wrapped_future)  # a Ctrl-C is acted on meanwhile
                 result, documents = crawl.result()
                 new = _new_documents(engine, documents)
                 result.new = len(new)

@@ -60,6 +60,7 @@ from nianbao.parsers.pool import (
     failed_result,
     parse_batch,
     parse_then,
+    result_when_done,
 )
 from nianbao.parsers.report import PARSER_VERSION
 from nianbao.parsers.result import ParseResult, Problem
@@ -566,7 +567,7 @@ class _IngestRun:
         with ParserPool(workers, limits, LOADER_IMPORTS if load_here else ()) as pool:
             upcoming = plan_next()
             while upcoming is not None:
-                planned, upcoming = upcoming.result(), plan_next()
+                planned, upcoming = result_when_done(upcoming), plan_next()
                 todo = self.take_plan(planned)
                 if todo and cluster:
                     _run_on_dask(todo, limits, self.raw_root, self.target, load_here, self.on_batch)

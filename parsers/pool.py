@@ -30,17 +30,23 @@ from concurrent.futures import (
 )
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from . import ocr
 from .metadata import SourceHints
 from .report import empty_result, parse_bytes
 from .result import ParseResult, Problem
 
+_Result = TypeVar("_Result")
+
 # Most documents one worker call parses; batches shrink as the work runs out (see `batches`).
 BATCH_SIZE = 16
 # How often a worker checks that the process that started it is still alive.
 _WATCH_INTERVAL = 0.5
+# The longest the caller blocks at a time waiting for work. The kernel may hand a Ctrl-C
+# (SIGINT) to any thread of the process; Python acts on it in the main thread, and only once
+# that thread runs again: one blocked in a wait with no timeout never would.
+SIGNAL_CHECK_SECONDS = 0.2
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,6 +247,14 @@ def _then_thread() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(1, thread_name_prefix="then")
 
 
+def result_when_done(future: Future[_Result]) -> _Result:
+    """`future.result()`, waiting in steps of SIGNAL_CHECK_SECONDS, so that a Ctrl-C stops the
+    wait whichever thread the kernel gave the signal to."""
+    while not wait([future], timeout=SIGNAL_CHECK_SECONDS).done:
+        pass
+    return future.result()
+
+
 def _crashed(item: WorkItem, store: RawBytes) -> ParseResult:
     return failed_result(item, store.read(item.raw_key), Problem.of("worker_crashed"))
 
@@ -372,7 +386,7 @@ class ParserPool:
         try:
             submit_more()
             while pending:
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                done, _ = wait(pending, timeout=SIGNAL_CHECK_SECONDS, return_when=FIRST_COMPLETED)
                 for future in done:
                     batch = pending.pop(future)
                     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import signal
@@ -136,6 +137,14 @@ def _pdf_variants(folder: Path, count: int) -> None:
     folder.mkdir()
     for index in range(count):
         (folder / f"report-{index:03d}.pdf").write_bytes(data + f"\n%variant {index}\n".encode())
+
+
+def _signal_a_thread_not_the_main_one(pid: int, signum: int) -> None:
+    """Send `signum` to the newest thread of process `pid` (tgkill: glibc 2.30 and later)."""
+    newest = max(int(task.name) for task in Path(f"/proc/{pid}/task").iterdir())
+    assert newest != pid, "the process has no thread but its main one"
+    libc = ctypes.CDLL(None, use_errno=True)
+    assert libc.tgkill(pid, newest, signum) == 0, os.strerror(ctypes.get_errno())
 
 
 def _reports(db: Path) -> int:
@@ -306,6 +315,9 @@ def test_ctrl_c_while_a_slice_waits_for_the_warehouse_stops_the_run_at_once(
 ) -> None:
     # The warehouse is locked while the run plans its first slice: the plan waits it out for
     # up to NIANBAO_DB_RETRY_SECONDS. A Ctrl-C then stops the run without waiting for it.
+    # Regression: the kernel may give the SIGINT to any thread of the process, and a main
+    # thread blocked on the plan with no timeout never ran Python again to act on it (the run
+    # hung until the plan gave up). The signal goes to the newest thread, not the main one.
     corpus = tmp_path / "corpus"
     _pdf_variants(corpus, 250)
     db = tmp_path / "w.db"
@@ -331,7 +343,7 @@ def test_ctrl_c_while_a_slice_waits_for_the_warehouse_stops_the_run_at_once(
     with sqlite3.connect(db, timeout=30, isolation_level=None) as lock:
         lock.execute("BEGIN EXCLUSIVE")
         time.sleep(3)  # the plan's query has met the lock and waits to try again
-        process.send_signal(signal.SIGINT)
+        _signal_a_thread_not_the_main_one(process.pid, signal.SIGINT)
         interrupted = time.monotonic()
         output, _ = process.communicate(timeout=60)
         stopped_after = time.monotonic() - interrupted
