@@ -76,6 +76,13 @@ def copies(results: list, count: int) -> list:
 LOADER_MODULES = ("schema/agencies.py", "schema/load.py")
 
 
+def source_at(revision: str, path: str) -> str:
+    """The text of the repository's file `path` as it is at `revision`."""
+    return subprocess.run(
+        ["git", "show", f"{revision}:{path}"], cwd=ROOT, check=True, capture_output=True, text=True
+    ).stdout
+
+
 def load_module_at(revision: str) -> ModuleType:
     """`nianbao.schema.load` as it is at `revision` (with the loader's modules it imports from
     there too, the rest from this tree), as modules of their own."""
@@ -83,13 +90,7 @@ def load_module_at(revision: str) -> ModuleType:
     swapped: dict[str, ModuleType] = {}
     try:
         for path in LOADER_MODULES:
-            source = subprocess.run(
-                ["git", "show", f"{revision}:{path}"],
-                cwd=ROOT,
-                check=True,
-                capture_output=True,
-                text=True,
-            ).stdout
+            source = source_at(revision, path)
             name = "nianbao." + path.removesuffix(".py").replace("/", ".")
             copy = folder / f"{name.replace('.', '_')}_baseline.py"
             copy.write_text(source)

@@ -41,7 +41,7 @@ from types import ModuleType
 
 # bench/: run as a script, its own folder is on sys.path.
 from bench_ingest import postgres_cluster, proc_cpu
-from bench_load import copies, parsed_samples
+from bench_load import copies, parsed_samples, source_at
 
 ROOT = Path(__file__).resolve().parents[1]
 LOAD_BATCH = 32  # documents a load_results call, as a worker's part
@@ -49,13 +49,7 @@ LOAD_BATCH = 32  # documents a load_results call, as a worker's part
 
 def quality_at(revision: str) -> ModuleType:
     """`nianbao.schema.quality` as it is at `revision`, as a module of its own."""
-    source = subprocess.run(
-        ["git", "show", f"{revision}:schema/quality.py"],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
+    source = source_at(revision, "schema/quality.py")
     copy = Path(tempfile.mkdtemp()) / "quality_baseline.py"
     copy.write_text(source)
     spec = importlib.util.spec_from_file_location(copy.stem, copy)

@@ -239,18 +239,24 @@ def test_views_per_table(warehouse: Engine) -> None:
     assert rows(warehouse, "SELECT COUNT(*), COUNT(DISTINCT report_id) FROM v_reports") == [(3, 3)]
 
 
+def _year_before(report: dict[str, Any]) -> dict[str, Any]:
+    """The report of the same agency a year earlier: another document, carried_forward/total
+    30."""
+    before = dict(report, sha256="0" * 64, year=report["year"] - 1)
+    before["facts"] = [
+        dict(f, value=30, raw="30")
+        if (f["table"], f["row"], f["col"]) == ("applications", "carried_forward", "total")
+        else f
+        for f in report["facts"]
+    ]
+    return before
+
+
 def test_year_over_year_compares_with_the_previous_current_report(db_url: str) -> None:
     engine = engine_for(db_url)
     try:
         huaian = parsed_samples()[0]
-        # The 2023 report of the same agency: another document, carried_forward/total 30.
-        before = dict(huaian, sha256="0" * 64, year=2023)
-        before["facts"] = [
-            dict(f, value=30, raw="30")
-            if (f["table"], f["row"], f["col"]) == ("applications", "carried_forward", "total")
-            else f
-            for f in huaian["facts"]
-        ]
+        before = _year_before(huaian)
         load_document(engine, before)
         load_document(engine, huaian)
         found = rows(
@@ -291,13 +297,7 @@ def test_a_runs_quality_report_reads_its_reports_facts_by_index(pg_url: str) -> 
     statements: list[tuple[str, Any]] = []
     try:
         huaian = parsed_samples()[0]
-        before = dict(huaian, sha256="0" * 64, year=2023)
-        before["facts"] = [
-            dict(f, value=30, raw="30")
-            if (f["table"], f["row"], f["col"]) == ("applications", "carried_forward", "total")
-            else f
-            for f in huaian["facts"]
-        ]
+        before = _year_before(huaian)
         load_document(engine, before, run_id=start_run(engine, "test"))
         run_id = start_run(engine, "test")
         load_document(engine, huaian, run_id=run_id)
