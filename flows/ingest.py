@@ -9,7 +9,9 @@ batches in flight, so the flow's memory stays flat however many documents a run 
 
 On PostgreSQL each worker loads the batches it parsed (`schema.batchload`), in parts of up
 to LOAD_BATCH documents, one transaction each, in a thread of the worker while the next part
-parses; on SQLite, which has one writer, the flow's process loads them. While the
+parses, but for a batch's last, smallest part, which the flow's process loads, so that the
+worker moves on to its next batch; on SQLite, which has one writer, the flow's process loads
+every batch. While the
 database is away a load is retried with backoff for a bounded time
 (DatabaseSettings.retry_seconds), then the run stops with its summary; documents not loaded are
 parsed again by the next run. Parsing is never retried: a parse is deterministic, and a failed
@@ -310,19 +312,19 @@ def load_batch(
 # is smaller, so that parsing starts soon; they grow to PLAN_SLICE.
 FIRST_PLAN_SLICE = 250
 PLAN_SLICE = 2000
-# The fewest documents a batch's last load part holds (`parse_then`'s parts): a transaction
-# is a dozen statements whatever its size.
+# The fewest documents a batch's last part holds (`parse_then`'s parts), which the flow's
+# process loads: a transaction is a dozen statements whatever its size.
 SMALLEST_PART = 8
 # Most documents a worker loads in one transaction: a dozen statements, whatever its size, and
 # ~10 ms of the worker's CPU each.
 LOAD_BATCH = 32
-# A local worker's batch when it loads: five transactions' worth, of 32, 32, 32, 16 and 8
-# documents (`parse_then`'s parts): each loads in a thread of the worker while the next parses,
-# and the worker waits for the last, smallest, alone, once a batch. That wait is a
-# transaction's latency, 40–100 ms here whatever the batch's size, so larger batches pay it
-# less often (measured, one worker: 0.8–1.4 ms a document at 56 a batch, 0.5–0.7 at 120).
-# A worker holds the parse results of the part it loads and of the one it parses, never a
-# batch's; a worker's death retries its batch's documents one a call.
+# A local worker's batch when it loads: parts of 32, 32, 32, 16 and 8 documents
+# (`parse_then`'s parts): each loads in a thread of the worker while the next parses, but the
+# last, which comes back to the flow's process to load there. A worker that loaded it would
+# wait for it alone, with nothing left to parse, once a batch: a transaction's latency,
+# 40–100 ms here whatever its size (measured, one worker: 0.5–0.7 ms a document at 120 a
+# batch). A worker holds the parse results of the part it loads and of the one it parses,
+# never a batch's; a worker's death retries its batch's documents one a call.
 LOADING_BATCH = 3 * LOAD_BATCH + LOAD_BATCH // 2 + SMALLEST_PART
 # Chunks of documents a Dask task parses (and loads), shrinking as the work runs out (`batches`)
 # from DASK_CHUNK down to DASK_SMALLEST_CHUNK. Each is a Prefect task run, ~150 ms of CPU
@@ -352,7 +354,7 @@ def _load_while_parsing(target: LoadTarget) -> Callable[..., list]:
     """A worker's work on a batch when it loads: parse it, and load it in parts (up to
     LOAD_BATCH documents, the last halving down to SMALLEST_PART: `load_parts`) in a thread of
     the worker as they are parsed, so that the database's work and the waits on it run beside
-    the parse of the next part."""
+    the parse of the next part; the last part comes back unloaded, for the caller to load."""
     return partial(parse_then, then=target, part=LOAD_BATCH, smallest_part=SMALLEST_PART)
 
 
@@ -375,7 +377,8 @@ def parse_chunk(
     _chunk_pool(limits, load_here).run(items, RawStore(raw_root), results.extend, work, len(items))
     if not load_here:
         return results
-    # A document whose parser crashed comes back as its failed result: load it here too.
+    # The chunk's last part comes back unloaded, and so does a document whose parser crashed,
+    # as its failed result: they load here.
     return load_results(results, {item.sha256: item.raw_key for item in items}, target)
 
 
@@ -625,7 +628,8 @@ class _IngestRun:
     def on_batch(
         self, results: list[ParseResult | Loaded], raw_keys: dict[str, str] | None = None
     ) -> None:
-        """Load a parsed batch here unless its worker did, and count what became of it.
+        """Load what of a parsed batch its worker did not (all of it on SQLite, its last part
+        on PostgreSQL), and count what became of it.
         `raw_keys`: the results' raw-store keys, when they are not of the slice being parsed."""
         if all(isinstance(result, Loaded) for result in results):
             loaded = results  # loaded by the workers

@@ -205,12 +205,15 @@ def parse_then(
 
     The batch goes to `then` in parts (`load_parts`), in a thread of this process, as each is
     parsed: the database works on one part (and the worker waits on the network) while the
-    next part parses. The results come back, in order, once every part is done; an exception
-    from `then` stops the parsing of the parts not yet begun.
+    next part parses. All but the last: its parse results come back as they are, for the
+    caller to hand over, so that the worker goes on to its next batch instead of waiting for
+    a transaction with nothing left to parse. The results come back in order, once every
+    handed part is done; an exception from `then` stops the parsing of the parts not yet begun.
     """
     handed: list[Future] = []
     start = 0
-    for size in load_parts(len(items), part, smallest_part):
+    parts = load_parts(len(items), part, smallest_part)
+    for size in parts[:-1]:
         for future in handed:
             if future.done():
                 future.result()  # a part that failed stops the batch here
@@ -218,17 +221,19 @@ def parse_then(
         start += size
         results = parse_batch(batch, limits, store)
         handed.append(_then_thread().submit(then, batch, results))
-    return [result for future in handed for result in future.result()]
+    last = parse_batch(items[start:], limits, store)
+    return [result for future in handed for result in future.result()] + last
 
 
 def load_parts(count: int, part: int, smallest_part: int = 1) -> list[int]:
     """The sizes, in order, of the parts `parse_then` cuts a batch of `count` documents in: up
     to `part` each, the batch's last parts halving down to `smallest_part`.
 
-    The worker waits for the last part's load alone, with nothing left to parse: so it is the
-    smallest. Each earlier part loads while the next one, at least half as large, parses,
-    which takes longer than the load as long as loading a document costs under half of parsing
-    it. The parts before the halving ones are as few as `part` allows, of even sizes.
+    The last part goes back to the caller unloaded, and the worker waits only for the load of
+    the one before it, which runs while the last parses: so the parts shrink towards the end,
+    each at least half of the one before, which parses longer than that one loads as long as
+    loading a document costs under half of parsing it; and the caller loads a small share.
+    The parts before the halving ones are as few as `part` allows, of even sizes.
     """
     halving: list[int] = []
     size = max(1, smallest_part)

@@ -4,12 +4,13 @@ On PostgreSQL each parser worker loads its own batches, so loading grows with th
 capping the run in one process; SQLite has one writer: its workers only parse, and the process that
 runs the flow loads. Either way a batch loads in one transaction (`schema.load.load_documents`,
 which keeps the idempotency and `is_current` rules under concurrency); a worker hands it over in
-parts, each loaded while the next parses (`parsers.pool.parse_then`). When the batch fails, its
-documents load again one transaction each, so one document the warehouse refuses is recorded as
-`load_failed` and the others load.
+parts, each loaded while the next parses, but the last, small one, which the worker returns for
+its caller to load, so as not to wait for it (`parsers.pool.parse_then`). When the batch fails,
+its documents load again one transaction each, so one document the warehouse refuses is
+recorded as `load_failed` and the others load.
 
-What comes back from a worker is a `Loaded` per document: a few fields, so the flow's memory
-stays flat however long the run.
+What comes back from a worker is a `Loaded` per document it loaded: a few fields, so the flow's
+memory stays flat however long the run.
 """
 
 from __future__ import annotations

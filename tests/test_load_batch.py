@@ -295,15 +295,20 @@ def test_a_worker_loads_its_batch_a_part_at_a_time_while_the_next_part_parses(
         handed.append((threading.current_thread().name, [item.source for item in batch]))
         return target(batch, results)
 
-    loaded = parse_then(items, DocumentLimits(), store, load, part=4, smallest_part=2)
+    returned = parse_then(items, DocumentLimits(), store, load, part=4, smallest_part=2)
 
-    # Parts of four then two (the last, which the worker waits for, the smallest), loaded in
-    # order off the parsing thread; the results come back in the batch's order.
-    assert [sources for _, sources in handed] == [
-        [item.source for item in items[:4]],
-        [item.source for item in items[4:]],
-    ]
+    # Parts of four then two: the first loaded off the parsing thread; the last, smallest,
+    # comes back parsed but not loaded, for the caller (the worker does not wait for its
+    # load), in the batch's order.
+    assert [sources for _, sources in handed] == [[item.source for item in items[:4]]]
     assert {thread for thread, _ in handed} != {threading.current_thread().name}
+    assert [(d.source, d.outcome) for d in returned[:4]] == [
+        (i.source, "loaded") for i in items[:4]
+    ]
+    assert [type(r) for r in returned[4:]] == [ParseResult, ParseResult]
+    assert rows(in_parts, "SELECT count(*) FROM documents") == [(4,)]
+    # What the caller loads of it: the rest, the loaded ones passing through.
+    loaded = load_results(returned, {item.sha256: item.raw_key for item in items}, target)
     assert [(d.source, d.outcome) for d in loaded] == [(i.source, "loaded") for i in items]
     # The same rows as the batch parsed, then loaded in one transaction.
     LoadTarget(at_once, None, retry_seconds=5)(items, parse_batch(items, DocumentLimits(), store))
