@@ -392,8 +392,11 @@ class ParserPool:
             submit_more()
             while pending:
                 done, _ = wait(pending, timeout=SIGNAL_CHECK_SECONDS, return_when=FIRST_COMPLETED)
-                for future in done:
-                    batch = pending.pop(future)
+                finished = [(future, pending.pop(future)) for future in done]
+                # The next batches go out before `on_batch` runs (the flow may load there), so
+                # that a worker never waits for the caller with nothing queued.
+                submit_more()
+                for future, batch in finished:
                     try:
                         results = future.result()
                     except BrokenProcessPool:
@@ -404,7 +407,6 @@ class ParserPool:
                             retry.extend([item] for item in batch)
                             continue
                     on_batch(results)
-                submit_more()
         except BaseException:
             self.close(wait=False)
             raise
