@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from nianbao.flows.ingest import (
     DASK_CHUNK,
     DASK_SMALLEST_CHUNK,
@@ -9,7 +11,7 @@ from nianbao.flows.ingest import (
     LOADING_BATCH,
     SMALLEST_PART,
 )
-from nianbao.parsers.pool import WorkItem, batches, load_parts
+from nianbao.parsers.pool import DocumentLimits, ParserPool, WorkItem, batches, load_parts
 
 
 def _items(n: int) -> list[WorkItem]:
@@ -60,3 +62,27 @@ def test_a_batch_loads_in_parts_that_halve_towards_its_end():
     assert load_parts(11, LOAD_BATCH, SMALLEST_PART) == [3, 8]
     assert load_parts(5, LOAD_BATCH, SMALLEST_PART) == [5]
     assert load_parts(0, LOAD_BATCH, SMALLEST_PART) == []
+
+
+def _started_at(items: list[WorkItem], _limits: DocumentLimits, _store: object) -> list[float]:
+    """A worker's batch that tells when the worker began it."""
+    return [time.time() for _ in items]
+
+
+def test_a_worker_gets_its_next_batch_before_the_caller_handles_a_finished_one():
+    # Regression: the next batches went out only after `on_batch` (where the flow loads)
+    # returned, so a worker that had finished the one queued batch sat idle meanwhile.
+    handled: list[tuple[float, float]] = []
+
+    def on_batch(results: list[float]) -> None:
+        begun = time.time()
+        if not handled:
+            time.sleep(2.0)  # the caller loading the first batch
+        handled.append((results[0], begun))
+
+    with ParserPool(1, DocumentLimits()) as pool:
+        pool.run(_items(4), None, on_batch, _started_at, batch_size=1)
+    started = [at for at, _ in handled]
+    assert len(started) == 4 and started == sorted(started)
+    # Batches 2 and 3 ran while the caller still handled batch 1 (no wait for its 2 s).
+    assert started[2] < handled[0][1] + 1.0
