@@ -317,8 +317,9 @@ def test_document_over_the_size_cap_is_not_parsed(tmp_path: Path) -> None:
 # --- done when: the whole folder through `nianbao ingest` -----------------------------------------
 
 
-def _ingest(tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect")}
+def _ingest(tmp_path: Path, prefect_api: str) -> subprocess.CompletedProcess[str]:
+    # On the session's Prefect server: a temporary one, started by each run, costs ~20 s.
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "PREFECT_API_URL": prefect_api}
     return subprocess.run(
         [NIANBAO, "ingest", str(BAD), "--db", f"sqlite:///{tmp_path / 'w.db'}"]
         + ["--raw-dir", str(tmp_path / "raw")],
@@ -339,8 +340,10 @@ def _counts(db: Path) -> dict[str, int]:
 
 
 @pytest.mark.slow
-def test_ingest_of_bad_folder_keeps_every_file_and_reruns_unchanged(tmp_path: Path) -> None:
-    first = _ingest(tmp_path)
+def test_ingest_of_bad_folder_keeps_every_file_and_reruns_unchanged(
+    tmp_path: Path, prefect_api: str
+) -> None:
+    first = _ingest(tmp_path, prefect_api)
     output = first.stdout + first.stderr
     assert first.returncode == 1, output
     assert f"documents seen: {len(EXPECTED)}" in first.stdout, output
@@ -379,7 +382,7 @@ def test_ingest_of_bad_folder_keeps_every_file_and_reruns_unchanged(tmp_path: Pa
             assert re.search(rf"{code}: \S*{re.escape(name)}", first.stdout), name
 
     loaded = _counts(tmp_path / "w.db")
-    second = _ingest(tmp_path)
+    second = _ingest(tmp_path, prefect_api)
     assert second.returncode == 1, second.stdout + second.stderr  # failures are still failures
     assert f"0 loaded, {len(EXPECTED)} unchanged" in second.stdout, second.stdout
     assert _counts(tmp_path / "w.db") == loaded

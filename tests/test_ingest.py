@@ -29,10 +29,18 @@ def prefect_home(tmp_path_factory: pytest.TempPathFactory) -> str:
     return str(tmp_path_factory.mktemp("prefect-home"))
 
 
+@pytest.fixture
+def session_server(prefect_home: str, prefect_api: str) -> dict[str, str]:
+    """The environment of a run on the session's Prefect server. A run with no server starts
+    a temporary one, ~20 s of a 2-core machine: only the test of a user's first runs
+    (test_ingest_samples_then_rerun_changes_nothing) pays for that."""
+    return {"PREFECT_HOME": prefect_home, "PREFECT_API_URL": prefect_api}
+
+
 def ingest(
-    args: list[str], prefect_home: str, timeout: float = 300, **popen
+    args: list[str], prefect_env: dict[str, str], timeout: float = 300, **popen
 ) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PREFECT_HOME": prefect_home}
+    env = {**os.environ, **prefect_env}
     return subprocess.run(
         [NIANBAO, "ingest", *args],
         capture_output=True,
@@ -55,7 +63,8 @@ def counts(url: str) -> dict[str, int]:
 def test_ingest_samples_then_rerun_changes_nothing(tmp_path: Path, prefect_home: str) -> None:
     url = f"sqlite:///{tmp_path / 'w.db'}"
     raw = tmp_path / "raw"
-    first = ingest(["samples/", "--db", url, "--raw-dir", str(raw)], prefect_home)
+    temporary_server = {"PREFECT_HOME": prefect_home}
+    first = ingest(["samples/", "--db", url, "--raw-dir", str(raw)], temporary_server)
     assert first.returncode == 0, first.stderr
     assert f"documents seen: {SAMPLE_DOCUMENTS}" in first.stdout
     assert f"{SAMPLE_DOCUMENTS} loaded, 0 unchanged" in first.stdout
@@ -64,7 +73,7 @@ def test_ingest_samples_then_rerun_changes_nothing(tmp_path: Path, prefect_home:
     assert loaded["documents"] == loaded["reports"] == SAMPLE_DOCUMENTS
     assert loaded["facts"] == SAMPLE_FACTS
 
-    second = ingest(["samples/", "--db", url, "--raw-dir", str(raw)], prefect_home)
+    second = ingest(["samples/", "--db", url, "--raw-dir", str(raw)], temporary_server)
     assert second.returncode == 0, second.stderr
     assert f"0 loaded, {SAMPLE_DOCUMENTS} unchanged" in second.stdout
     assert counts(url) == loaded
@@ -93,11 +102,11 @@ def test_ingest_samples_then_rerun_changes_nothing(tmp_path: Path, prefect_home:
     assert f"of run {runs[1][0]}" in published[-1] and "| 0 | 0 | 0 | 0 | 0 |" in published[-1]
 
 
-def test_raw_bytes_are_kept_by_content(tmp_path: Path, prefect_home: str) -> None:
+def test_raw_bytes_are_kept_by_content(tmp_path: Path, session_server: dict[str, str]) -> None:
     url = f"sqlite:///{tmp_path / 'w.db'}"
     result = ingest(
         ["samples/04_shanghai_szfbgt_2019.html", "--db", url, "--raw-dir", str(tmp_path / "raw")],
-        prefect_home,
+        session_server,
     )
     assert result.returncode == 0, result.stderr
     with sqlite3.connect(tmp_path / "w.db") as conn:
@@ -110,10 +119,12 @@ def test_raw_bytes_are_kept_by_content(tmp_path: Path, prefect_home: str) -> Non
 
 @pytest.mark.postgres
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
-def test_ingest_into_postgresql(db_url: str, tmp_path: Path, prefect_home: str) -> None:
+def test_ingest_into_postgresql(
+    db_url: str, tmp_path: Path, session_server: dict[str, str]
+) -> None:
     result = ingest(
         ["samples/", "--db", db_url, "--raw-dir", str(tmp_path / "raw"), "--workers", "2"],
-        prefect_home,
+        session_server,
     )
     assert result.returncode == 0, result.stderr
     found = counts(db_url)
@@ -156,7 +167,7 @@ def _reports(db: Path) -> int:
 
 
 def test_killed_ingest_resumes_without_duplicate_or_partial_reports(
-    tmp_path: Path, prefect_home: str
+    tmp_path: Path, session_server: dict[str, str]
 ) -> None:
     corpus = tmp_path / "corpus"
     _pdf_variants(corpus, 40)
@@ -167,7 +178,7 @@ def test_killed_ingest_resumes_without_duplicate_or_partial_reports(
         [NIANBAO, "ingest", *args],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        env={**os.environ, "PREFECT_HOME": prefect_home},
+        env={**os.environ, **session_server},
         cwd=ROOT,
         start_new_session=True,
     )
@@ -180,7 +191,7 @@ def test_killed_ingest_resumes_without_duplicate_or_partial_reports(
     interrupted_at = _reports(db)
     assert 3 <= interrupted_at < 40, "the kill must land half way for this test to mean anything"
 
-    rerun = ingest(args, prefect_home)
+    rerun = ingest(args, session_server)
     assert rerun.returncode == 0, rerun.stderr
     assert f"{interrupted_at} unchanged" in rerun.stdout
     with sqlite3.connect(db) as conn:
@@ -220,13 +231,11 @@ def _statuses(url: str) -> dict[str, tuple[str, str | None, int]]:
 @pytest.mark.postgres
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 def test_a_document_whose_load_failed_is_loaded_by_the_next_run(
-    db_url: str, tmp_path: Path, prefect_home: str, prefect_api: str, monkeypatch
+    db_url: str, tmp_path: Path, session_server: dict[str, str]
 ) -> None:
     """A failed load is the warehouse's (a refused row), not the file's: once the warehouse
     takes the rows, the next run over the files loads the document; a file that failed to
     parse is not parsed again."""
-    # The session's Prefect server: a temporary one started by each run costs ~15 s.
-    monkeypatch.setenv("PREFECT_API_URL", prefect_api)
     reports = tmp_path / "reports"
     reports.mkdir()
     for name in ("04_shanghai_szfbgt_2019.html", "huzhu-employment-2023.txt"):
@@ -240,7 +249,7 @@ def test_a_document_whose_load_failed_is_loaded_by_the_next_run(
         # A rule of the warehouse's own that the 2019 report breaks, as a DBA might add one.
         conn.execute(text("ALTER TABLE reports ADD CONSTRAINT no_2019 CHECK (year <> 2019)"))
 
-    first = ingest(args, prefect_home)
+    first = ingest(args, session_server)
     assert first.returncode == 1, first.stderr
     assert "load_failed" in first.stdout
     assert _statuses(db_url) == {
@@ -252,7 +261,7 @@ def test_a_document_whose_load_failed_is_loaded_by_the_next_run(
     with engine.begin() as conn:
         conn.execute(text("ALTER TABLE reports DROP CONSTRAINT no_2019"))
     engine.dispose()
-    second = ingest(args, prefect_home)
+    second = ingest(args, session_server)
     assert second.returncode == 1, second.stderr  # the truncated PDF still failed
     assert "1 loaded, 2 unchanged" in second.stdout, second.stdout
     assert _statuses(db_url) == {
@@ -311,7 +320,7 @@ def test_a_run_planned_in_slices_while_it_parses_counts_every_file_once(
 
 
 def test_ctrl_c_while_a_slice_waits_for_the_warehouse_stops_the_run_at_once(
-    tmp_path: Path, prefect_home: str
+    tmp_path: Path, session_server: dict[str, str]
 ) -> None:
     # The warehouse is locked while the run plans its first slice: the plan waits it out for
     # up to NIANBAO_DB_RETRY_SECONDS. A Ctrl-C then stops the run without waiting for it.
@@ -324,7 +333,7 @@ def test_ctrl_c_while_a_slice_waits_for_the_warehouse_stops_the_run_at_once(
     args = [str(corpus), "--db", f"sqlite:///{db}", "--raw-dir", str(tmp_path / "raw")]
     env = {
         **os.environ,
-        "PREFECT_HOME": prefect_home,
+        **session_server,
         "NIANBAO_DB_RETRY_SECONDS": "120",
         "NIANBAO_DB_LOCK_TIMEOUT": "1",
     }

@@ -2,8 +2,8 @@
 thread handling, and the harvest of fixture portals of each platform served over real HTTP on
 127.0.0.1 (tests/platform_sites.py), crawled at once in one run.
 
-The flow tests share one Prefect test server and, in order, one warehouse: a first run of all
-five portals, then a second run that must download nothing unchanged.
+The flow tests run on the session's Prefect test server and share, in order, one warehouse: a
+first run of all five portals, then a second run that must download nothing unchanged.
 """
 
 from __future__ import annotations
@@ -368,15 +368,6 @@ def test_portals_check_has_an_example_in_its_help():
     result = CliRunner().invoke(app, ["portals", "check", "--help"])
     assert "Example:" in result.output
     assert "nianbao portals check --portals portals.toml" in result.output
-
-
-@pytest.fixture(scope="module")
-def prefect_api() -> Iterator[str]:
-    from prefect.settings import PREFECT_API_URL
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness():
-        yield PREFECT_API_URL.value()
 
 
 @dataclass
