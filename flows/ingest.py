@@ -577,9 +577,10 @@ class _IngestRun:
                 elif todo:
                     # A worker that loads takes larger batches: it loads them in parts,
                     # each while the next parses. Nor are they cut below a last part's
-                    # worth as a slice runs out: each batch costs its worker a wait for a
-                    # transaction, ~40–80 ms here, which a few documents' parse does not
-                    # repay (with 2 workers, a third of a slice's end's batches held 1).
+                    # worth as a slice runs out: each batch costs a transaction and a task
+                    # run more (its last part, which this process loads), which a few
+                    # documents' parse does not repay (with 2 workers, a third of a slice's
+                    # end's batches held 1).
                     pool.run(
                         todo,
                         store,

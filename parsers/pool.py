@@ -270,7 +270,8 @@ def batches(
     """Batches that shrink as the work runs out (guided scheduling): few calls while much
     remains, and small ones at the end (down to `smallest` documents), so no worker idles
     while another finishes a long batch. One worker has none to wait for: its batches keep
-    their size, since each call costs (a loading worker waits for its last part's load)."""
+    their size, since each call costs (a loading batch is transactions, and a last part that
+    its caller loads)."""
     out: list[list[WorkItem]] = []
     start = 0
     while start < len(items):

@@ -42,8 +42,8 @@ def test_dask_chunks_stop_shrinking_at_a_transaction_of_documents():
 
 
 def test_loading_batches_stop_shrinking_at_a_last_parts_worth():
-    # Each batch costs its worker a wait for its last part's transaction: a slice's end is not
-    # cut into batches of fewer documents than that part, but the remainder.
+    # Each batch costs a transaction more, its last part's, which the flow loads: a slice's
+    # end is not cut into batches of fewer documents than that part, but the remainder.
     items = _items(250)
     two = batches(items, 2, LOADING_BATCH, SMALLEST_PART)
     sizes = [len(batch) for batch in two]
@@ -56,7 +56,8 @@ def test_loading_batches_stop_shrinking_at_a_last_parts_worth():
 
 
 def test_a_batch_loads_in_parts_that_halve_towards_its_end():
-    # The worker waits for the last part's load alone: it is the smallest.
+    # The last part goes back to the flow to load; the worker waits for the load of the one
+    # before it while it parses the last: each part is at least half of the one before.
     assert load_parts(LOADING_BATCH, LOAD_BATCH, SMALLEST_PART) == [32, 32, 32, 16, 8]
     assert load_parts(100, LOAD_BATCH, SMALLEST_PART) == [26, 25, 25, 16, 8]
     assert load_parts(11, LOAD_BATCH, SMALLEST_PART) == [3, 8]
