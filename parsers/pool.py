@@ -211,18 +211,18 @@ def parse_then(
     handed part is done; an exception from `then` stops the parsing of the parts not yet begun.
     """
     handed: list[Future] = []
+    results: list[ParseResult] = []
     start = 0
-    parts = load_parts(len(items), part, smallest_part)
-    for size in parts[:-1]:
+    for size in load_parts(len(items), part, smallest_part):
         for future in handed:
             if future.done():
                 future.result()  # a part that failed stops the batch here
         batch = items[start : start + size]
         start += size
         results = parse_batch(batch, limits, store)
-        handed.append(_then_thread().submit(then, batch, results))
-    last = parse_batch(items[start:], limits, store)
-    return [result for future in handed for result in future.result()] + last
+        if start < len(items):  # the last part goes back as it is
+            handed.append(_then_thread().submit(then, batch, results))
+    return [result for future in handed for result in future.result()] + results
 
 
 def load_parts(count: int, part: int, smallest_part: int = 1) -> list[int]:
