@@ -155,6 +155,22 @@ def _set_ocr(no_ocr: bool) -> None:
         os.environ["NIANBAO_OCR"] = "off"
 
 
+NoPinOption = Annotated[
+    bool,
+    typer.Option(
+        "--no-pin-workers",
+        help="let the parser workers run on any core (by default each is pinned to one: "
+        "turn it off when several runs share a machine)",
+    ),
+]
+
+
+def _set_pinning(no_pin: bool) -> None:
+    # As --no-ocr: the setting is read where the flow starts its parser pool.
+    if no_pin:
+        os.environ["NIANBAO_PIN_WORKERS"] = "off"
+
+
 @app.command()
 def parse(
     paths: Annotated[
@@ -368,6 +384,7 @@ def ingest(
         float, typer.Option("--timeout", help="seconds one document may take", callback=_seconds)
     ] = 120.0,
     no_ocr: NoOcrOption = False,
+    no_pin_workers: NoPinOption = False,
 ) -> None:
     """Parse reports and load them into the warehouse, then print a summary.
 
@@ -383,6 +400,7 @@ def ingest(
         if not path.exists():
             raise typer.BadParameter(f"{path} does not exist", param_hint="PATHS")
     _set_ocr(no_ocr)
+    _set_pinning(no_pin_workers)
     _announce()
     url = _database(db)
     with _errors_as_exit_statuses():
@@ -483,6 +501,7 @@ def harvest(
     raw_dir: RawDirOption = None,
     delay: DelayOption = 1.0,
     cluster: ClusterOption = None,
+    no_pin_workers: NoPinOption = False,
 ) -> None:
     """Crawl the portals' annual-report columns, download what is new and ingest it.
 
@@ -495,6 +514,7 @@ def harvest(
         nianbao harvest --portals portals.toml --db postgresql+psycopg://etl@db/warehouse \\
             --raw-dir s3://bucket/raw --cluster tcp://scheduler:8786
     """
+    _set_pinning(no_pin_workers)
     _announce()
     portal_list = _load_portals_or_exit(portals)
     from nianbao.harvest.client import ClientSettings
@@ -548,6 +568,7 @@ def serve(
     raw_dir: RawDirOption = None,
     delay: DelayOption = 1.0,
     cluster: ClusterOption = None,
+    no_pin_workers: NoPinOption = False,
 ) -> None:
     """Harvest on a schedule: register a Prefect deployment and run its runs until stopped.
 
@@ -560,6 +581,7 @@ def serve(
         nianbao serve --portals portals.toml --cron "0 2 * * *"
     """
     _load_portals_or_exit(portals)
+    _set_pinning(no_pin_workers)
     url = _database(db)
     _quiet_prefect()
     from nianbao.flows.orchestrator import configure_prefect

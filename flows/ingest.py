@@ -52,7 +52,7 @@ from sqlalchemy.exc import DBAPIError
 
 from nianbao.flows.orchestrator import configure_prefect, recorded_run
 from nianbao.harvest.rawstore import RawStore, StoredDocument, resolve_raw_root
-from nianbao.parsers import ocr
+from nianbao.parsers import cores, ocr
 from nianbao.parsers.pool import (
     BATCH_SIZE,
     DocumentLimits,
@@ -567,7 +567,8 @@ class _IngestRun:
                 return None
             return _plan_in_background(self.files[slice(*bounds)], self.url, self.raw_root)
 
-        with ParserPool(workers, limits, LOADER_IMPORTS if load_here else ()) as pool:
+        imports = LOADER_IMPORTS if load_here else ()
+        with ParserPool(workers, limits, imports, pin_cores=cores.pinning_on()) as pool:
             upcoming = plan_next()
             while upcoming is not None:
                 planned, upcoming = result_when_done(upcoming), plan_next()

@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from . import cores, switched_on
+
 # Pages are rasterised at this resolution: scans are typically 150–300 dpi, and the recogniser
 # sees each line at 48 px high whatever the page resolution.
 RENDER_DPI = 200
@@ -127,7 +129,7 @@ _line_keys = count()
 
 def enabled() -> bool:
     """OCR is on unless `NIANBAO_OCR=off` (what `--no-ocr` sets for the parser processes)."""
-    return os.environ.get("NIANBAO_OCR", "on").strip().lower() not in ("off", "0", "no", "false")
+    return switched_on("NIANBAO_OCR")
 
 
 THREADS_VARIABLE = "NIANBAO_OCR_THREADS"
@@ -194,6 +196,7 @@ class _Grid:
     rules: list[Box]
 
 
+@cores.every_core()
 def read_page(page: Any, region: tuple[float, float, float, float] | None = None) -> OcrPage:
     """OCR one pypdfium2 page (an image-only page), or the `region` of it (x0, top, x1, bottom
     in points, from the top-left) that an image covers, into characters and ruling lines."""
@@ -779,6 +782,7 @@ def _whole(line: np.ndarray) -> np.ndarray:
     return _pad(line, (0, 0, line.shape[1], line.shape[0]))
 
 
+@cores.every_core()
 def reread(images: list[np.ndarray]) -> list[tuple[str, ...]]:
     """Other readings of cell line images, as digits only: what a value that a failing printed
     sum takes part in may be. Each line is read again as it is, in black and white, twice as

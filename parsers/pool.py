@@ -30,9 +30,10 @@ from concurrent.futures import (
 )
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from multiprocessing.sharedctypes import Synchronized
 from typing import Protocol, TypeVar
 
-from . import ocr
+from . import cores, ocr
 from .metadata import SourceHints
 from .report import empty_result, parse_bytes
 from .result import ParseResult, Problem
@@ -115,8 +116,17 @@ def _watch_owner(owner: int) -> None:
 
 
 def _start_worker(
-    owner: int, memory_bytes: int | None, workers: int, imports: tuple[str, ...] = ()
+    owner: int,
+    memory_bytes: int | None,
+    workers: int,
+    imports: tuple[str, ...] = (),
+    started: Synchronized | None = None,
 ) -> None:
+    if started is not None:  # the workers' count so far: each pins itself to a core of its own
+        with started.get_lock():
+            index = started.value
+            started.value += 1
+        cores.pin_to_core(index)
     # A terminal's Ctrl-C reaches the whole process group: the owner decides, not the worker.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # The cores are shared among the workers: each gives OCR its share (unless set by hand).
@@ -303,13 +313,22 @@ class ParserPool:
     for its chunks); a pool broken by a dying worker is replaced.
 
     `imports` are modules each worker imports as it starts, before its first batch: those of
-    what the batches' work does besides parsing (the loader), paid once a worker.
+    what the batches' work does besides parsing (the loader), paid once a worker. With
+    `pin_cores`, each worker pins itself to a core of its own (`cores.pin_to_core`): the run's
+    pool, not a Dask worker's, whose siblings on the machine would pick the same core.
     """
 
-    def __init__(self, workers: int, limits: DocumentLimits, imports: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        workers: int,
+        limits: DocumentLimits,
+        imports: tuple[str, ...] = (),
+        pin_cores: bool = False,
+    ) -> None:
         self.workers = workers
         self.limits = limits
         self.imports = imports
+        self.pin_cores = pin_cores
         self._executor: ProcessPoolExecutor | None = None
 
     def __enter__(self) -> ParserPool:
@@ -330,11 +349,18 @@ class ParserPool:
                     "parser processes cannot start in a daemonic process: start Dask workers "
                     "with DASK_DISTRIBUTED__WORKER__DAEMON=False"
                 )
+            spawn = multiprocessing.get_context("spawn")
             self._executor = ProcessPoolExecutor(
                 self.workers,
-                mp_context=multiprocessing.get_context("spawn"),
+                mp_context=spawn,
                 initializer=_start_worker,
-                initargs=(os.getpid(), self.limits.memory_bytes, self.workers, self.imports),
+                initargs=(
+                    os.getpid(),
+                    self.limits.memory_bytes,
+                    self.workers,
+                    self.imports,
+                    spawn.Value("i", 0) if self.pin_cores else None,
+                ),
             )
         return self._executor
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
 
 from nianbao.flows.ingest import (
     DASK_CHUNK,
@@ -11,6 +15,7 @@ from nianbao.flows.ingest import (
     LOADING_BATCH,
     SMALLEST_PART,
 )
+from nianbao.parsers import cores
 from nianbao.parsers.pool import DocumentLimits, ParserPool, WorkItem, batches, load_parts
 
 
@@ -89,3 +94,41 @@ def test_a_worker_gets_its_next_batch_before_the_caller_handles_a_finished_one()
     # The second and third batches ran while the caller still handled the first one (no wait
     # for its 2 s).
     assert started[2] < handled[0][1] + 1.0
+
+
+def _cores_seen(items: list[WorkItem], _limits: DocumentLimits, _store: object) -> list[tuple]:
+    """Where a worker's batch ran: the worker, its cores, those of a thread it starts (as the
+    loader's), and its cores while OCR runs."""
+    with ThreadPoolExecutor(1) as thread:
+        threads_cores = thread.submit(os.sched_getaffinity, 0).result()
+    with cores.every_core():
+        ocr_cores = os.sched_getaffinity(0)
+    time.sleep(0.5)  # long enough for both workers to start and take batches
+    return [(os.getpid(), os.sched_getaffinity(0), threads_cores, ocr_cores) for _ in items]
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="pinning needs two cores")
+def test_pinned_workers_each_run_on_a_core_of_their_own_but_ocr_on_every_core():
+    allowed = os.sched_getaffinity(0)
+    seen: list[tuple] = []
+    with ParserPool(2, DocumentLimits(), pin_cores=True) as pool:
+        pool.run(_items(8), None, seen.extend, _cores_seen, batch_size=1)
+    by_worker = {pid: rest for pid, *rest in seen}
+    assert len(by_worker) == 2
+    homes = [home for home, _, _ in by_worker.values()]
+    assert all(len(home) == 1 and home <= allowed for home in homes)
+    assert homes[0] != homes[1]
+    # The loader's thread shares its worker's core; OCR's thread pools get them all.
+    assert all(threads == home for home, threads, _ in by_worker.values())
+    assert all(ocr == allowed for _, _, ocr in by_worker.values())
+
+
+def test_workers_run_on_every_core_unless_pinned(monkeypatch):
+    seen: list[tuple] = []
+    with ParserPool(1, DocumentLimits()) as pool:
+        pool.run(_items(1), None, seen.extend, _cores_seen, batch_size=1)
+    assert seen[0][1] == os.sched_getaffinity(0)
+    # A run pins its workers unless told not to (`--no-pin-workers`).
+    assert cores.pinning_on()
+    monkeypatch.setenv(cores.PIN_VARIABLE, "off")
+    assert not cores.pinning_on()
