@@ -185,6 +185,7 @@ class Progress:
 
     def __init__(self, process: subprocess.Popen, started: float) -> None:
         self.lines: list[str] = []
+        self.opened: float | None = None  # the first line (0/N): the documents phase begins
         self.first_done: float | None = None
         self.all_done: float | None = None
         self._thread = threading.Thread(target=self._read, args=(process, started), daemon=True)
@@ -196,6 +197,8 @@ class Progress:
             if line.startswith("progress: "):
                 done, total = map(int, line.split()[1].split("/"))
                 now = time.perf_counter() - started
+                if self.opened is None:
+                    self.opened = now
                 if done and self.first_done is None:
                     self.first_done = now
                 if done == total and self.all_done is None:
