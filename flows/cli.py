@@ -159,8 +159,8 @@ NoPinOption = Annotated[
     bool,
     typer.Option(
         "--no-pin-workers",
-        help="let the parser workers run on any core (by default each is pinned to one: "
-        "turn it off when several runs share a machine)",
+        help="let the parser workers run on any core (by default each is pinned to a core "
+        "no other run's worker holds)",
     ),
 ]
 

@@ -7,23 +7,32 @@ beside the database and the flow, and each hand-over wakes a thread on another c
 (1 local worker, PostgreSQL, a long-lived Prefect server, 1,200 documents, seven pairs of
 runs in turn): every pinned run took less wall time than the unpinned one beside it (0.8–9.6 s
 less, 4.3 s in the median pair), its parsing thread ran 2.2–5.2 s less CPU in six pairs of
-seven, and it blocked 330–510 times a run against 1,400–2,200.
+seven, and it blocked 330–510 times a run against 1,400–2,200 (`bench/bench_worker.py`).
+
+A worker takes a core no other pinned worker on the machine holds, so that the workers of runs
+side by side do not share one; once every core is held, the next runs unpinned.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
 
 from . import switched_on
 
-# Off (`--no-pin-workers`) where several runs share a machine: each would pin its first
-# worker to the same core.
+# On unless `--no-pin-workers` (`NIANBAO_PIN_WORKERS=off`).
 PIN_VARIABLE = "NIANBAO_PIN_WORKERS"
 
 # Every core the process may use, once its threads are pinned to one; None while they are not.
 _allowed: frozenset[int] | None = None
+# The lock file of the core this process holds, kept open: the lock ends with the process,
+# however it ends.
+_held: IO[str] | None = None
 
 
 def pinning_on() -> bool:
@@ -31,23 +40,39 @@ def pinning_on() -> bool:
     return switched_on(PIN_VARIABLE)
 
 
-def pin_to_core(index: int) -> int | None:
-    """Hold the calling thread, and the threads it starts from now on, on the `index`-th core
-    (counted round) of those the process may use; the core, or None where the system cannot
-    or the process may use only one."""
-    global _allowed
+def locks_folder() -> Path:
+    """Where pinned processes hold a lock a core: this user's, in the temporary folder."""
+    return Path(tempfile.gettempdir()) / f"nianbao-cores-{os.getuid()}"
+
+
+def pin_to_free_core() -> int | None:
+    """Hold the calling thread, and the threads it starts from now on, on the first core the
+    process may use that no other pinned process holds (one lock file a core,
+    `locks_folder()`): the workers of one pool, and of runs side by side on a machine, get
+    cores of their own. The core; None, running where the scheduler puts it, when every core
+    is held, where the system cannot pin, or where the process may use only one core."""
+    global _allowed, _held
     if not hasattr(os, "sched_setaffinity"):  # not Linux
         return None
     allowed = sorted(os.sched_getaffinity(0))
-    if len(allowed) < 2:
+    if len(allowed) < 2 or _held is not None:
         return None
-    core = allowed[index % len(allowed)]
+    folder = locks_folder()
     try:
-        os.sched_setaffinity(0, {core})
-    except OSError:  # a cpuset changed under us: run where the scheduler puts us
+        folder.mkdir(exist_ok=True)
+        for core in allowed:
+            handle = (folder / f"{core}.lock").open("a")
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.close()
+                continue
+            os.sched_setaffinity(0, {core})
+            _allowed, _held = frozenset(allowed), handle
+            return core
+    except OSError:  # no lock folder, or a cpuset changed under us: run unpinned
         return None
-    _allowed = frozenset(allowed)
-    return core
+    return None
 
 
 @contextmanager

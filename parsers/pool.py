@@ -30,7 +30,6 @@ from concurrent.futures import (
 )
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from multiprocessing.sharedctypes import Synchronized
 from typing import Protocol, TypeVar
 
 from . import cores, ocr
@@ -120,13 +119,10 @@ def _start_worker(
     memory_bytes: int | None,
     workers: int,
     imports: tuple[str, ...] = (),
-    started: Synchronized | None = None,
+    pin: bool = False,
 ) -> None:
-    if started is not None:  # the workers' count so far: each pins itself to a core of its own
-        with started.get_lock():
-            index = started.value
-            started.value += 1
-        cores.pin_to_core(index)
+    if pin:
+        cores.pin_to_free_core()
     # A terminal's Ctrl-C reaches the whole process group: the owner decides, not the worker.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # The cores are shared among the workers: each gives OCR its share (unless set by hand).
@@ -314,8 +310,8 @@ class ParserPool:
 
     `imports` are modules each worker imports as it starts, before its first batch: those of
     what the batches' work does besides parsing (the loader), paid once a worker. With
-    `pin_cores`, each worker pins itself to a core of its own (`cores.pin_to_core`): the run's
-    pool, not a Dask worker's, whose siblings on the machine would pick the same core.
+    `pin_cores`, each worker pins itself to a core no other pinned worker on the machine holds,
+    if one is left (`cores.pin_to_free_core`).
     """
 
     def __init__(
@@ -349,17 +345,16 @@ class ParserPool:
                     "parser processes cannot start in a daemonic process: start Dask workers "
                     "with DASK_DISTRIBUTED__WORKER__DAEMON=False"
                 )
-            spawn = multiprocessing.get_context("spawn")
             self._executor = ProcessPoolExecutor(
                 self.workers,
-                mp_context=spawn,
+                mp_context=multiprocessing.get_context("spawn"),
                 initializer=_start_worker,
                 initargs=(
                     os.getpid(),
                     self.limits.memory_bytes,
                     self.workers,
                     self.imports,
-                    spawn.Value("i", 0) if self.pin_cores else None,
+                    self.pin_cores,
                 ),
             )
         return self._executor

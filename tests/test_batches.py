@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -132,3 +133,31 @@ def test_workers_run_on_every_core_unless_pinned(monkeypatch):
     assert cores.pinning_on()
     monkeypatch.setenv(cores.PIN_VARIABLE, "off")
     assert not cores.pinning_on()
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="pinning needs two cores")
+def test_a_worker_takes_a_core_no_other_pinned_process_holds_and_none_when_all_are_held():
+    allowed = sorted(os.sched_getaffinity(0))
+    cores.locks_folder().mkdir(exist_ok=True)
+    held = []
+
+    def hold(taken: list[int]) -> None:
+        # As another run's pinned workers do: a lock on each core's file, for their lifetime.
+        for core in taken:
+            held.append((cores.locks_folder() / f"{core}.lock").open("a"))
+            fcntl.flock(held[-1], fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+    def worker_cores() -> set[int]:
+        seen: list[tuple] = []
+        with ParserPool(1, DocumentLimits(), pin_cores=True) as pool:
+            pool.run(_items(1), None, seen.extend, _cores_seen, batch_size=1)
+        return seen[0][1]
+
+    try:
+        hold(allowed[:1])
+        assert worker_cores() == {allowed[1]}
+        hold(allowed[1:])
+        assert worker_cores() == set(allowed)  # left to the scheduler
+    finally:
+        for handle in held:
+            handle.close()
