@@ -4,10 +4,10 @@ process may use for OCR's thread pools.
 A worker that loads what it parses (PostgreSQL) has two busy Python threads, the parse and the
 loader, which hand the GIL to each other; left to the scheduler, they run on different cores,
 beside the database and the flow, and each hand-over wakes a thread on another core. Measured
-(1 local worker, PostgreSQL, a long-lived Prefect server, 1,200 documents, seven pairs of
-runs in turn): every pinned run took less wall time than the unpinned one beside it (0.8–9.6 s
-less, 4.3 s in the median pair), its parsing thread ran 2.2–5.2 s less CPU in six pairs of
-seven, and it blocked 330–510 times a run against 1,400–2,200 (`bench/bench_worker.py`).
+(`bench/bench_worker.py` and the probes before it: 1 local worker, PostgreSQL, a long-lived
+Prefect server, 1,200 documents, 14 pairs of runs in turn): pinned, the parsing thread ran
+less CPU in 13 pairs (by 0.4–5.2 s), the run took less wall time in 11 (by 3.6 s in the median
+pair, of ~40 s), and the thread blocked 220–510 times a run against 1,400–2,200.
 
 A worker takes a core no other pinned worker on the machine holds, so that the workers of runs
 side by side do not share one; once every core is held, the next runs unpinned.

@@ -130,6 +130,7 @@ def test_workers_run_on_every_core_unless_pinned(monkeypatch):
         pool.run(_items(1), None, seen.extend, _cores_seen, batch_size=1)
     assert seen[0][1] == os.sched_getaffinity(0)
     # A run pins its workers unless told not to (`--no-pin-workers`).
+    monkeypatch.delenv(cores.PIN_VARIABLE, raising=False)
     assert cores.pinning_on()
     monkeypatch.setenv(cores.PIN_VARIABLE, "off")
     assert not cores.pinning_on()
