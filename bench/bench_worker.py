@@ -19,7 +19,6 @@ medians.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import shutil
 import signal
@@ -27,50 +26,19 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from bench_ingest import BIN, _env, postgres_cluster, prefect_server, run_parse_only
-from bench_scale import Progress, _children
+from bench_scale import NO_TIME, ProcessWatch, Progress, ThreadTimes
 from corpus import make_corpus
 
 SIDES = {"pinned": [], "unpinned": ["--no-pin-workers"]}
 
 
 @dataclass
-class ThreadTimes:
-    running: float  # seconds on a core
-    waiting: float  # seconds runnable, waiting for a core
-    switches: int  # voluntary context switches: times it blocked
-
-
-def _worker_of(flow: int) -> int | None:
-    """The flow's parser process: its spawned child that is not multiprocessing's tracker."""
-    for pid in _children().get(flow, []):
-        try:
-            command = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            continue
-        if b"spawn_main" in command and b"resource_tracker" not in command:
-            return pid
-    return None
-
-
-def _threads(pid: int) -> dict[int, ThreadTimes]:
-    times = {}
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        running, waiting, _ = (int(n) for n in (task / "schedstat").read_text().split())
-        status = (task / "status").read_text()
-        switches = int(status.split("voluntary_ctxt_switches:")[1].split()[0])
-        times[int(task.name)] = ThreadTimes(running / 1e9, waiting / 1e9, switches)
-    return times
-
-
-@dataclass
 class WorkerRun:
-    side: str
     wall: float
     documents_phase: float
     parsing: ThreadTimes  # the main thread's, over the documents phase
@@ -87,43 +55,23 @@ def run_ingest(env: dict[str, str], db_url: str, folder: Path, work: Path, side:
         cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env, cwd=work
     )
     progress = Progress(process, started)
-    samples: list[tuple[float, dict[int, ThreadTimes]]] = []
-    done = threading.Event()
-
-    def sample() -> None:
-        worker = None
-        while not done.wait(0.1):
-            worker = worker or _worker_of(process.pid)
-            if worker:
-                with contextlib.suppress(OSError):  # the worker is gone: the run is ending
-                    samples.append((time.perf_counter() - started, _threads(worker)))
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
+    watch = ProcessWatch(process.pid, started, interval=0.1)
     process.wait()
     wall = time.perf_counter() - started
-    done.set()
-    sampler.join()
+    watch.stop()
     err, _, all_done = progress.stop()
-    if process.returncode != 0 or all_done is None or progress.opened is None or not samples:
+    span = None
+    if process.returncode == 0 and all_done is not None and progress.opened is not None:
+        span = watch.between(progress.opened, all_done)
+    if span is None:
         sys.exit(f"ingest ({side}) failed ({process.returncode}):\n{err[-2000:]}")
     shutil.rmtree(raw, ignore_errors=True)
-    opened = progress.opened
-    before = max((s for s in samples if s[0] <= opened), key=lambda s: s[0], default=samples[0])
-    after = max((s for s in samples if s[0] <= all_done), key=lambda s: s[0])
-    main = min(after[1])  # the main thread's id is the process id, the least
-    nothing = ThreadTimes(0.0, 0.0, 0)
-    start, end = before[1].get(main, nothing), after[1][main]
-    parsing = ThreadTimes(
-        end.running - start.running, end.waiting - start.waiting, end.switches - start.switches
-    )
-    others = sum(
-        times.running - before[1].get(tid, nothing).running
-        for tid, times in after[1].items()
-        if tid != main
-    )
-    blocked = after[0] - before[0] - parsing.running - parsing.waiting
-    return WorkerRun(side, wall, all_done - opened, parsing, blocked, others)
+    seconds, workers = span
+    ((worker, threads),) = workers.items()  # one worker
+    parsing = threads.get(worker, NO_TIME)
+    others = sum(times.running for thread, times in threads.items() if thread != worker)
+    blocked = seconds - parsing.running - parsing.waiting
+    return WorkerRun(wall, all_done - progress.opened, parsing, blocked, others)
 
 
 def _line(label: str, run: WorkerRun, parse_only: float) -> str:
@@ -177,7 +125,6 @@ def main() -> None:
             )
             for side, measured in runs.items():
                 median = WorkerRun(
-                    side,
                     statistics.median(r.wall for r in measured),
                     statistics.median(r.documents_phase for r in measured),
                     ThreadTimes(
