@@ -45,33 +45,41 @@ def locks_folder() -> Path:
     return Path(tempfile.gettempdir()) / f"nianbao-cores-{os.getuid()}"
 
 
-def pin_to_free_core() -> int | None:
+def pin_to_free_core() -> None:
     """Hold the calling thread, and the threads it starts from now on, on the first core the
-    process may use that no other pinned process holds (one lock file a core,
-    `locks_folder()`): the workers of one pool, and of runs side by side on a machine, get
-    cores of their own. The core; None, running where the scheduler puts it, when every core
-    is held, where the system cannot pin, or where the process may use only one core."""
+    process may use that no other pinned process holds (`_lock_free_core`): the workers of one
+    pool, and of runs side by side on a machine, get cores of their own. It runs where the
+    scheduler puts it when every core is held, where the system cannot pin, or where the
+    process may use only one core."""
     global _allowed, _held
-    if not hasattr(os, "sched_setaffinity"):  # not Linux
-        return None
+    if not hasattr(os, "sched_setaffinity") or _held is not None:  # not Linux, or pinned
+        return
     allowed = sorted(os.sched_getaffinity(0))
-    if len(allowed) < 2 or _held is not None:
-        return None
-    folder = locks_folder()
+    if len(allowed) < 2:
+        return
     try:
-        folder.mkdir(exist_ok=True)
-        for core in allowed:
-            handle = (folder / f"{core}.lock").open("a")
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                handle.close()
-                continue
-            os.sched_setaffinity(0, {core})
-            _allowed, _held = frozenset(allowed), handle
-            return core
+        if (free := _lock_free_core(allowed)) is None:
+            return
+        core, handle = free
+        os.sched_setaffinity(0, {core})
     except OSError:  # no lock folder, or a cpuset changed under us: run unpinned
-        return None
+        return
+    _allowed, _held = frozenset(allowed), handle
+
+
+def _lock_free_core(cores: list[int]) -> tuple[int, IO[str]] | None:
+    """The first of `cores` whose lock file (`locks_folder()`) no other process holds, with
+    that file, locked and open; None when every one is held."""
+    folder = locks_folder()
+    folder.mkdir(exist_ok=True)
+    for core in cores:
+        handle = (folder / f"{core}.lock").open("a")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            continue
+        return core, handle
     return None
 
 

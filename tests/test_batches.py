@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -18,6 +19,15 @@ from nianbao.flows.ingest import (
 )
 from nianbao.parsers import cores
 from nianbao.parsers.pool import DocumentLimits, ParserPool, WorkItem, batches, load_parts
+
+
+@pytest.fixture
+def own_core_locks(tmp_path, monkeypatch):
+    """Core locks of this test's own: pinned workers of runs beside the suite on the machine
+    (an ingest, another test session) hold cores that the pinning tests expect free. The
+    workers' temporary folder, where they take the locks, is TMPDIR, which they inherit."""
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # read TMPDIR again
 
 
 def _items(n: int) -> list[WorkItem]:
@@ -109,7 +119,7 @@ def _cores_seen(items: list[WorkItem], _limits: DocumentLimits, _store: object) 
 
 
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="pinning needs two cores")
-def test_pinned_workers_each_run_on_a_core_of_their_own_but_ocr_on_every_core():
+def test_pinned_workers_each_run_on_a_core_of_their_own_but_ocr_on_every_core(own_core_locks):
     allowed = os.sched_getaffinity(0)
     seen: list[tuple] = []
     with ParserPool(2, DocumentLimits(), pin_cores=True) as pool:
@@ -137,7 +147,9 @@ def test_workers_run_on_every_core_unless_pinned(monkeypatch):
 
 
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="pinning needs two cores")
-def test_a_worker_takes_a_core_no_other_pinned_process_holds_and_none_when_all_are_held():
+def test_a_worker_takes_a_core_no_other_pinned_process_holds_and_none_when_all_are_held(
+    own_core_locks,
+):
     allowed = sorted(os.sched_getaffinity(0))
     cores.locks_folder().mkdir(exist_ok=True)
     held = []
