@@ -58,11 +58,16 @@ def pin_to_free_core() -> None:
     if len(allowed) < 2:
         return
     try:
-        if (free := _lock_free_core(allowed)) is None:
-            return
-        core, handle = free
+        free = _lock_free_core(allowed)
+    except OSError:  # no lock folder: run unpinned
+        return
+    if free is None:
+        return
+    core, handle = free
+    try:
         os.sched_setaffinity(0, {core})
-    except OSError:  # no lock folder, or a cpuset changed under us: run unpinned
+    except OSError:  # a cpuset changed under us: run unpinned, and leave the core to others
+        handle.close()
         return
     _allowed, _held = frozenset(allowed), handle
 

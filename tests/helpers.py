@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from sqlalchemy import create_engine, text
@@ -58,3 +61,18 @@ def warehouse_content(db_url: str) -> dict[str, list[tuple]]:
         name: sorted(map(tuple, rows(db_url, sql)), key=repr)
         for name, sql in WAREHOUSE_CONTENT.items()
     }
+
+
+def load_bench(name: str) -> ModuleType:
+    """bench/<name>.py as a module, its sibling modules (bench_ingest, corpus) importable as a
+    script run finds them."""
+    folder = str(ROOT / "bench")
+    sys.path.insert(0, folder)
+    try:
+        spec = importlib.util.spec_from_file_location(name, ROOT / "bench" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # its dataclasses look their module up
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(folder)
+    return module

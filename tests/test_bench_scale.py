@@ -1,26 +1,10 @@
 """bench/bench_scale.py reads how long a run's parser workers were parsing from their threads'
 times in /proc: the share of a run outside parsing that issue 14 reads comes from it."""
 
-import importlib.util
 import multiprocessing
-import sys
 import time
 
-from .helpers import ROOT
-
-
-def _bench():
-    sys.path.insert(0, str(ROOT / "bench"))  # its own modules: bench_ingest, corpus
-    try:
-        spec = importlib.util.spec_from_file_location(
-            "bench_scale", ROOT / "bench" / "bench_scale.py"
-        )
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module  # its dataclasses look their module up
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(ROOT / "bench"))
-    return module
+from .helpers import load_bench
 
 
 def _parse_then_idle(cpu_seconds: float, used, busy_done) -> None:
@@ -33,7 +17,7 @@ def _parse_then_idle(cpu_seconds: float, used, busy_done) -> None:
 
 
 def test_the_watch_reads_the_parsing_threads_cpu_of_a_spawned_worker():
-    bench = _bench()
+    bench = load_bench("bench_scale")
     spawn = multiprocessing.get_context("spawn")
     used, busy_done = spawn.Value("d", 0.0), spawn.Event()
     worker = spawn.Process(target=_parse_then_idle, args=(1.0, used, busy_done), daemon=True)
