@@ -580,9 +580,12 @@ def report(
             f" (CPU {_percent(share.cpu)}, w/o db {_percent(share.without_db)};"
             f" from the least of each size {_percent(long_run[what, w].wall)})"
         )
-    for (what, w), share in in_run.items():
-        verdict = "met" if share <= TARGET_OUTSIDE else "NOT met"
-        print(f"  {what} {w}, in the run ({large} docs, median pass): {_percent(share)} {verdict}")
+    for (what, w), (share, counted) in in_run.items():
+        verdict = "met" if counted <= TARGET_OUTSIDE else "NOT met"
+        print(
+            f"  {what} {w}, in the run ({large} docs, median pass): {_percent(counted)} {verdict}"
+            f" ({_percent(share)} with all the parsing threads' CPU counted as parsing)"
+        )
     print("  (wall time counts the waits for a core other users' load decides; CPU does not;")
     print("  in production PostgreSQL has a host of its own: read `w/o db` for the workers' side)")
     for documents in sizes:
@@ -649,9 +652,10 @@ def _report_in_run(
     parse: dict[tuple[int, int], Measured],
     passes: list[dict[tuple[str, int, int], Measured]],
     sizes: tuple[int, int],
-) -> dict[tuple[str, int], float]:
-    """Print the in-run share of the local runs of the larger size pass by pass; their
-    medians."""
+) -> dict[tuple[str, int], tuple[float, float]]:
+    """Print the in-run share of the local runs of the larger size pass by pass; of their
+    median pass, the share and the share with the parsing threads' CPU a document beyond parse
+    only's counted outside parsing (the share itself where it is not beyond)."""
     small, documents = sizes
     print()
     print("in the run: the share of the wall time from the first documents done to the last in")
@@ -663,10 +667,13 @@ def _report_in_run(
     print("  documents is the `end` above. ms/doc: the parsing threads' CPU a document done in")
     print("  the window (median pass), beside parse only's CPU a document from the smaller corpus")
     print("  to the larger (least runs): the two differ by what the parsing thread does besides")
-    print("  parsing in an ingest (reading raw bytes, handing parts to the loader, its GC), and")
-    print("  by noise")
+    print("  parsing in an ingest (reading raw bytes, handing parts to the loader, its GC, a")
+    print("  core shared with the loader), and by noise; counted: the median pass's share with")
+    print("  that difference counted outside parsing, 1 − (1 − share) × parse only / ms/doc,")
+    print("  the one checked against issue 14's aim")
     print(
-        f"{'run':12}{'workers':>8}  {'share by pass':<26}{'median':>8}{'ms/doc':>8}{'parse only':>11}"
+        f"{'run':12}{'workers':>8}  {'share by pass':<26}{'median':>8}{'ms/doc':>8}"
+        f"{'parse only':>11}{'counted':>9}"
     )
     medians = {}
     for workers in (1, 2):
@@ -680,16 +687,20 @@ def _report_in_run(
             continue
         # Of an even number, the upper of the middle two, as for the long run.
         median = measured[len(measured) // 2]
-        medians["local", workers] = in_run_share(median)
+        share = in_run_share(median)
         by_pass = ", ".join(_percent(in_run_share(r)) for r in runs)
         per_document = median.parsing / max(1, median.window_documents) * 1000
         fewer, more = parse.get((workers, small)), parse.get((workers, documents))
-        reference = "—"
+        reference, counted = "—", share
         if fewer and more:
-            reference = f"{(more.cpu - fewer.cpu) / (documents - small) * 1000:.1f}"
+            parse_only = (more.cpu - fewer.cpu) / (documents - small) * 1000
+            reference = f"{parse_only:.1f}"
+            # The window as parse only would have filled it: the rest is outside parsing.
+            counted = max(share, 1 - (1 - share) * parse_only / per_document)
+        medians["local", workers] = share, counted
         print(
-            f"{'local':12}{workers:>8}  {by_pass:<26}{_percent(medians['local', workers]):>8}"
-            f"{per_document:>8.1f}{reference:>11}"
+            f"{'local':12}{workers:>8}  {by_pass:<26}{_percent(share):>8}"
+            f"{per_document:>8.1f}{reference:>11}{_percent(counted):>9}"
         )
     return medians
 
