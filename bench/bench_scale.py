@@ -369,7 +369,7 @@ def _parsing_window(
     if done_between is None:
         return None, 0, None
     seconds, workers = done_between
-    parsing = sum(threads[worker].running for worker, threads in workers.items())
+    parsing = sum(threads.get(worker, NO_TIME).running for worker, threads in workers.items())
     return seconds, documents, parsing
 
 

@@ -151,11 +151,14 @@ def _pdf_variants(folder: Path, count: int) -> None:
 
 
 def _signal_a_thread_not_the_main_one(pid: int, signum: int) -> None:
-    """Send `signum` to the newest thread of process `pid` (tgkill: glibc 2.30 and later)."""
-    newest = max(int(task.name) for task in Path(f"/proc/{pid}/task").iterdir())
-    assert newest != pid, "the process has no thread but its main one"
+    """Send `signum` to the oldest thread of process `pid` but its main one (tgkill: glibc 2.30
+    and later). Not the newest: a signal sent to a thread is lost if that thread exits before
+    it runs (one sent to the process never is), and the newest thread may be a short-lived one."""
+    others = sorted(int(task.name) for task in Path(f"/proc/{pid}/task").iterdir())
+    others.remove(pid)
+    assert others, "the process has no thread but its main one"
     libc = ctypes.CDLL(None, use_errno=True)
-    assert libc.tgkill(pid, newest, signum) == 0, os.strerror(ctypes.get_errno())
+    assert libc.tgkill(pid, others[0], signum) == 0, os.strerror(ctypes.get_errno())
 
 
 def _reports(db: Path) -> int:
@@ -326,7 +329,7 @@ def test_ctrl_c_while_a_slice_waits_for_the_warehouse_stops_the_run_at_once(
     # up to NIANBAO_DB_RETRY_SECONDS. A Ctrl-C then stops the run without waiting for it.
     # Regression: the kernel may give the SIGINT to any thread of the process, and a main
     # thread blocked on the plan with no timeout never ran Python again to act on it (the run
-    # hung until the plan gave up). The signal goes to the newest thread, not the main one.
+    # hung until the plan gave up). The signal goes to a thread other than the main one.
     corpus = tmp_path / "corpus"
     _pdf_variants(corpus, 250)
     db = tmp_path / "w.db"
