@@ -9,6 +9,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -352,14 +353,31 @@ def test_ctrl_c_while_a_slice_waits_for_the_warehouse_stops_the_run_at_once(
     while not any((tmp_path / "raw").rglob("*.pdf")) and time.monotonic() < deadline:
         assert process.poll() is None, process.stdout.read()
         time.sleep(0.002)
+    lines: list[str] = []
+    waiting = threading.Event()
+
+    def read() -> None:
+        for line in process.stdout:
+            lines.append(line)
+            if "retrying in" in line:
+                waiting.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
     with sqlite3.connect(db, timeout=30, isolation_level=None) as lock:
         lock.execute("BEGIN EXCLUSIVE")
-        time.sleep(3)  # the plan's query has met the lock and waits to try again
+        # Not a fixed time: the plan stores every file before its query meets the lock, which
+        # takes longer than a few seconds on a busy machine.
+        assert waiting.wait(120), "".join(lines)
         _signal_a_thread_not_the_main_one(process.pid, signal.SIGINT)
         interrupted = time.monotonic()
-        output, _ = process.communicate(timeout=60)
-        stopped_after = time.monotonic() - interrupted
-        lock.execute("ROLLBACK")
+        try:
+            process.wait(timeout=60)
+        finally:
+            stopped_after = time.monotonic() - interrupted
+            lock.execute("ROLLBACK")
+    reader.join(10)
+    output = "".join(lines)
     assert process.returncode != 0, output
     assert stopped_after < 20, f"{stopped_after:.0f} s from Ctrl-C to the end:\n{output}"
     assert _reports(db) == 0
