@@ -32,6 +32,7 @@ def test_the_watch_reads_the_parsing_threads_cpu_of_a_spawned_worker():
     finally:
         watch.stop()
         worker.kill()
+        worker.join()  # reaped: no zombie left to later tests
     busy = watch.between(0.0, busy_end)
     idle = watch.between(busy_end + 0.1, idle_end)
     assert busy is not None and idle is not None

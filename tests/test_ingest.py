@@ -375,6 +375,9 @@ def test_ctrl_c_while_a_slice_waits_for_the_warehouse_stops_the_run_at_once(
             process.wait(timeout=60)
         finally:
             stopped_after = time.monotonic() - interrupted
+            if process.poll() is None:  # a run that did not stop must not outlive the test
+                process.kill()
+                process.wait()
             lock.execute("ROLLBACK")
     reader.join(10)
     output = "".join(lines)
