@@ -64,12 +64,26 @@ def _start_parser() -> None:
     load_tokenizer()
 
 
-def _parse_path(path: str) -> str:
+def _parse_path(path: str) -> tuple[str, int, float]:
     from nianbao.parsers.report import parse_file
 
     # The status only: an ingest's worker sends no parse result back, and pickling one both
-    # ways cost the baseline CPU that is not parsing.
-    return parse_file(path).status
+    # ways cost the baseline CPU that is not parsing. With the worker and its parsing thread's
+    # CPU once the document is done, for the CPU a document between a worker's documents.
+    status = parse_file(path).status
+    return status, os.getpid(), time.thread_time()
+
+
+def parsing_between_documents(done: list[tuple[int, float]]) -> tuple[float, int]:
+    """The parsing threads' CPU seconds from each worker's first document done to its last, and
+    the documents done in those spans: from (worker, its thread's CPU once a document was
+    done), in any order. Start-up and the first document's parse fall outside, as outside an
+    ingest's window of documents."""
+    by_worker: dict[int, list[float]] = {}
+    for worker, cpu in done:
+        by_worker.setdefault(worker, []).append(cpu)
+    spans = [(max(times) - min(times), len(times) - 1) for times in by_worker.values()]
+    return sum(cpu for cpu, _ in spans), sum(documents for _, documents in spans)
 
 
 def _cpu(who: int) -> float:
@@ -82,10 +96,18 @@ def parse_only(folder: str, workers: int) -> dict:
     cpu = _cpu(resource.RUSAGE_SELF) + _cpu(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     with ProcessPoolExecutor(workers, initializer=_start_parser) as pool:
-        statuses = list(pool.map(_parse_path, files, chunksize=1))
+        done = list(pool.map(_parse_path, files, chunksize=1))
     seconds = time.perf_counter() - start
     cpu = _cpu(resource.RUSAGE_SELF) + _cpu(resource.RUSAGE_CHILDREN) - cpu
-    return {"seconds": seconds, "cpu": cpu, "parsed": statuses.count("parsed")}
+    statuses = [status for status, _, _ in done]
+    parsing, parsing_documents = parsing_between_documents([(w, t) for _, w, t in done])
+    return {
+        "seconds": seconds,
+        "cpu": cpu,
+        "parsed": statuses.count("parsed"),
+        "parsing": parsing,
+        "parsing_documents": parsing_documents,
+    }
 
 
 # --- runs ----------------------------------------------------------------------------------------
@@ -98,6 +120,10 @@ class Run:
     seconds: float  # wall
     cpu: float  # user + system, every process of the run (and the server's, in server mode)
     documents: int
+    # Parse only: its workers' parsing threads' CPU seconds between their documents, and the
+    # documents done in those spans (`parsing_between_documents`).
+    parsing: float | None = None
+    parsing_documents: int = 0
 
 
 def _env(prefect_home: Path, api_url: str | None) -> dict[str, str]:
@@ -119,7 +145,8 @@ def run_parse_only(folder: Path, workers: int) -> Run:
     documents = sum(1 for p in folder.iterdir() if p.is_file())
     if out["parsed"] != documents:
         sys.exit(f"parse only: {out['parsed']} of {documents} documents parsed")
-    return Run("parse only", workers, out["seconds"], out["cpu"], documents)
+    parsing = (out["parsing"], out["parsing_documents"])
+    return Run("parse only", workers, out["seconds"], out["cpu"], documents, *parsing)
 
 
 @dataclass
