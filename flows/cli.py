@@ -9,8 +9,10 @@ be reached or started. Errors are one line; `--debug` shows the traceback.
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -751,4 +753,7 @@ def report_command(
 
 
 def main() -> None:
+    # A run that seems stuck (a nightly job past its hour) says where each of its threads is,
+    # and goes on: `kill -USR1 <pid>` writes their stacks to stderr.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     app()

@@ -354,13 +354,15 @@ def test_ctrl_c_while_a_slice_waits_for_the_warehouse_stops_the_run_at_once(
         assert process.poll() is None, process.stdout.read()
         time.sleep(0.002)
     lines: list[str] = []
-    waiting = threading.Event()
+    waiting, stacks = threading.Event(), threading.Event()
 
     def read() -> None:
         for line in process.stdout:
             lines.append(line)
             if "retrying in" in line:
                 waiting.set()
+            if "most recent call first" in line:
+                stacks.set()
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
@@ -369,6 +371,9 @@ def test_ctrl_c_while_a_slice_waits_for_the_warehouse_stops_the_run_at_once(
         # Not a fixed time: the plan stores every file before its query meets the lock, which
         # takes longer than a few seconds on a busy machine.
         assert waiting.wait(120), "".join(lines)
+        # Where the waiting run is, as an operator would ask a stuck one; it goes on.
+        process.send_signal(signal.SIGUSR1)
+        assert stacks.wait(30), "".join(lines)
         _signal_a_thread_not_the_main_one(process.pid, signal.SIGINT)
         interrupted = time.monotonic()
         try:
@@ -376,6 +381,8 @@ def test_ctrl_c_while_a_slice_waits_for_the_warehouse_stops_the_run_at_once(
         finally:
             stopped_after = time.monotonic() - interrupted
             if process.poll() is None:  # a run that did not stop must not outlive the test
+                process.send_signal(signal.SIGUSR1)  # its stacks, for the failure's message
+                time.sleep(2)
                 process.kill()
                 process.wait()
             lock.execute("ROLLBACK")
@@ -383,4 +390,6 @@ def test_ctrl_c_while_a_slice_waits_for_the_warehouse_stops_the_run_at_once(
     output = "".join(lines)
     assert process.returncode != 0, output
     assert stopped_after < 20, f"{stopped_after:.0f} s from Ctrl-C to the end:\n{output}"
+    # The stacks showed the plan's thread in the ingest, waiting on the warehouse.
+    assert "flows/ingest.py" in output.split("most recent call first", 1)[1]
     assert _reports(db) == 0
