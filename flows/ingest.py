@@ -1,12 +1,12 @@
 """The ingest flow: discover files → keep raw bytes → parse in worker processes → load → R5.
 
 Documents are not Prefect tasks: a ProcessPoolTaskRunner task costs about a second here, so
-documents are parsed by the worker pool of `parsers.pool`, whose workers load jieba once, and the
-flow run plans slices of files (a task run each) and loads the batches the pool hands back
+documents are parsed by the worker pool of `parsers.pool`, whose workers load jieba once, and
+the flow run plans slices of files (a task run each) and loads the batches the pool hands back
 (`load_batch`, calls in the flow run). With `--cluster` the flow maps a parse-and-load task over
-chunks of documents on Dask instead (prefect-dask). Files are planned
-and parsed a slice at a time, the next slice planned while one parses, with a bounded number of
-batches in flight, so the flow's memory stays flat however many documents a run has.
+chunks of documents on Dask instead (prefect-dask). Files are planned and parsed a slice at a
+time, the next slice planned while one parses, with a bounded number of batches in flight, so
+the flow's memory stays flat however many documents a run has.
 
 On PostgreSQL each worker loads the batches it parsed (`schema.batchload`), in parts of up
 to LOAD_BATCH documents, one transaction each, in a thread of the worker while the next part
