@@ -356,8 +356,8 @@ def test_ctrl_c_while_a_slice_waits_for_the_warehouse_stops_the_run_at_once(
         "NIANBAO_DB_RETRY_SECONDS": "120",
         "NIANBAO_DB_LOCK_TIMEOUT": "1",
     }
-    # Not inherited ignored: in four CI runs started in the background the run ignored the
-    # Ctrl-C, and the test failed whatever the run did with it.
+    # Not inherited ignored: in CI runs started in the background the run ignored the Ctrl-C,
+    # and the test failed whatever the run did with it.
     with _sigint_handled():
         process = subprocess.Popen(
             [NIANBAO, "ingest", *args],
