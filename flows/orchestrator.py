@@ -19,6 +19,8 @@ import fcntl
 import json
 import os
 import socket
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -118,6 +120,7 @@ def prefect_api() -> Iterator[str]:
             raise OrchestratorUnavailable(
                 f"a temporary Prefect server did not start: {str(last_error)[:300]}"
             )
+    watcher = _watch_server(server.server_process.pid)
     try:
         with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
             try:
@@ -126,6 +129,21 @@ def prefect_api() -> Iterator[str]:
                 _drain_to_server()
     finally:
         server.stop()
+        watcher.kill()
+        watcher.wait()
+
+
+def _watch_server(server: int) -> subprocess.Popen:
+    """A process that stops the temporary server `server` if this one is killed
+    (`flows/server_watch.py`); in a session of its own, so that a kill of this process's group
+    does not take it first."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "nianbao.flows.server_watch", str(os.getpid()), str(server)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
 
 
 def _drain_to_server() -> None:

@@ -32,7 +32,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
-from . import cores, ocr
+from . import cores, ocr, process_alive
 from .metadata import SourceHints
 from .report import empty_result, parse_bytes
 from .result import ParseResult, Problem
@@ -93,23 +93,8 @@ def _on_alarm(_signum, _frame) -> None:
     raise DocumentTimeout
 
 
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            # The state follows the parenthesised command name; Z is a zombie: dead, not reaped.
-            return stat.read().rsplit(b")", 1)[1].split()[0] != b"Z"
-    except FileNotFoundError:
-        return False
-    except OSError:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        return True
-
-
 def _watch_owner(owner: int) -> None:
-    while _alive(owner):
+    while process_alive(owner):
         time.sleep(_WATCH_INTERVAL)
     os._exit(1)
 

@@ -371,6 +371,36 @@ def test_sigkill_of_the_main_process_alone_leaves_nothing_behind(
     assert sorted(run.state.type.value for run in runs) == ["COMPLETED", "CRASHED"]
 
 
+def test_sigkill_of_a_run_alone_stops_its_temporary_prefect_server(tmp_path: Path):
+    # No PREFECT_API_URL: the run starts a Prefect server of its own, the default on a laptop.
+    # Regression: a SIGKILL of the run alone left that server running, orphaned, for good.
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    corpus = _pdf_variants(tmp_path / "corpus", 30)
+    raw = tmp_path / "raw"
+    args = ["ingest", str(corpus), "--db", f"sqlite:///{tmp_path / 'w.db'}", "--raw-dir", str(raw)]
+    process = subprocess.Popen(
+        [NIANBAO, *args], env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        # The flow plans (and keeps files) only once its server answers.
+        _wait_for(lambda: any(raw.rglob("*.pdf")), 180, "files kept", process)
+        servers = [pid for pid in _descendants(process.pid) if b"uvicorn" in _command(pid)]
+        assert len(servers) == 1, "the run should have started one Prefect server"
+        os.kill(process.pid, signal.SIGKILL)  # the main process only, not its group
+        process.wait(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    _wait_for(lambda: not _alive(servers[0]), 20, "the server gone")
+
+
+def _command(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
 def test_a_lock_held_by_another_session_stops_the_run_with_a_clear_message(
     prefect_api: str, pg_url: str, tmp_path: Path
 ):
