@@ -20,6 +20,8 @@ from urllib.parse import urlsplit
 import psycopg
 import pytest
 
+from nianbao.parsers import process_alive
+
 from .conftest import PG_PASSWORD, new_database, start_cluster
 from .helpers import ROOT, SAMPLES, rows
 from .portal_server import LISTING, PortalSite
@@ -317,14 +319,6 @@ def _descendants(pid: int) -> set[int]:
     return found
 
 
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
 def test_sigkill_of_the_main_process_alone_leaves_nothing_behind(
     prefect_api: str, pg_url: str, tmp_path: Path
 ):
@@ -350,7 +344,7 @@ def test_sigkill_of_the_main_process_alone_leaves_nothing_behind(
     finally:
         if process.poll() is None:
             process.kill()
-    _wait_for(lambda: not any(_alive(pid) for pid in workers), 15, "the workers gone")
+    _wait_for(lambda: not any(process_alive(pid) for pid in workers), 15, "the workers gone")
     loaded = _counts(db_url)[1]
     assert loaded < 30, "the kill must land half way for this test to mean anything"
     # The killed run's session is gone with it: no transaction left open on the server.
@@ -391,7 +385,7 @@ def test_sigkill_of_a_run_alone_stops_its_temporary_prefect_server(tmp_path: Pat
     finally:
         if process.poll() is None:
             process.kill()
-    _wait_for(lambda: not _alive(servers[0]), 20, "the server gone")
+    _wait_for(lambda: not process_alive(servers[0]), 20, "the server gone")
 
 
 def _command(pid: int) -> bytes:
